@@ -1,0 +1,1 @@
+"""bench: the harness around stabgen — study specs → Optuna studies → records → leaderboards."""

@@ -1,0 +1,196 @@
+"""Spec → Optuna study: one trial = sample a config, train it, evaluate it, record it.
+
+The search space is *conditional* in a way TPE handles well: each model family has its own
+regularizer parameter (`regularizer_gan`, `regularizer_vae`) listing only the regularizers that
+apply to it, and each regularizer has its own λ parameter (`lam_<name>`) that exists only when
+that regularizer is chosen — λ for L2 and λ for a gradient penalty live on different scales and
+must not share a density estimate. The storage (SQLite by default) is the record; rerunning
+resumes the same study until it holds the requested number of finished trials.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import torch
+
+from bench import records
+from bench.spec import StudySpec
+from stabgen import data as data_mod
+from stabgen.errors import StabgenError
+from stabgen.metrics import fidelity
+from stabgen.models import MODELS
+from stabgen.train import TrialConfig, sampler, train
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@dataclass
+class RunOptions:
+    trials: int
+    steps: int
+    device: str
+    storage: str
+    runs_dir: Path
+    data_dir: str | None = None
+    inception_weights: str | None = None
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def redact(url: str) -> str:
+    """A storage URL safe to print: the password replaced by ***."""
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a parseable URL: print nothing of it that could be a secret
+        return url.split("@")[-1]
+
+
+def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialConfig:
+    model = trial.suggest_categorical("model", spec.space.models)
+    family = MODELS.get(model).family
+    objective = "ns"
+    if family == "gan":
+        objective = trial.suggest_categorical("objective", spec.space.objectives)
+    reg = trial.suggest_categorical(f"regularizer_{family}", spec.space.regularizers_for(family))
+    lam = 0.0
+    if reg != "none":
+        r = spec.space.lam
+        lam = trial.suggest_float(f"lam_{reg}", r.low, r.high, log=r.log)
+    lr = trial.suggest_float("lr", spec.space.lr.low, spec.space.lr.high, log=spec.space.lr.log)
+    t = spec.train
+    return TrialConfig(dataset=spec.dataset, model=model, objective=objective, regularizer=reg, lam=lam,
+                       lr=lr, beta1=t.beta1, beta2=t.beta2, batch_size=t.batch_size, steps=steps,
+                       z_dim=t.z_dim, seed=spec.seed + trial.number, eval_every=min(t.eval_every, steps))
+
+
+def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.Study:
+    sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=spec.seed + seed_offset, multivariate=True,
+                                                         group=True),
+               "random": lambda: optuna.samplers.RandomSampler(seed=spec.seed + seed_offset)}[spec.sampler]()
+    pruner = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner}[spec.pruner]()
+    try:
+        rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=10, grace_period=30)
+        return optuna.create_study(study_name=spec.name, storage=rdb, direction=spec.direction,
+                                   sampler=sampler, pruner=pruner, load_if_exists=True)
+    except (ImportError, ValueError, RuntimeError) as e:
+        raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # sqlalchemy's OperationalError and friends: unreachable / unwritable
+        if type(e).__module__.startswith("sqlalchemy"):
+            raise StabgenError(f"cannot open storage {redact(storage)}: "
+                               f"{str(getattr(e, 'orig', e)).splitlines()[0]}") from None
+        raise
+
+
+def n_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def make_objective(spec: StudySpec, opts: RunOptions, images: data_mod.ImageData,
+                   on_step: Callable[[int, int], None] | None = None) -> Callable[[optuna.Trial], float]:
+    ref = fidelity.RealRef(spec.dataset, spec.eval.split, spec.eval.samples, data_dir=opts.data_dir)
+    metric_key = spec.metric.removeprefix("domain_")
+
+    def evaluate(sample, final: bool) -> dict:
+        wanted = ("fid", "kid", "prc") if final else (metric_key,)
+        m = fidelity.compute(sample(spec.eval.samples), ref, "classifier", wanted, device=opts.device)
+        return {f"domain_{k}": v for k, v in m.items()}
+
+    def objective(trial: optuna.Trial) -> float:
+        cfg = suggest_config(trial, spec, opts.steps)
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("device", hardware(opts.device))
+
+        def on_eval(step: int, metrics: dict) -> bool:
+            trial.report(metrics[spec.metric], step)
+            return trial.should_prune()
+
+        result = train(cfg, images, opts.device, evaluate=evaluate, on_eval=on_eval,
+                       on_step=(lambda s: on_step(trial.number, s)) if on_step else None)
+        trial_dir = opts.runs_dir / spec.name / "trials" / str(trial.number)
+        grid = None
+        if result.status != "diverged":
+            grid = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device))(64)
+        records.write_trial_dir(trial_dir, result, grid)
+        for k, v in {"status": result.status, "diverged_step": result.diverged_step,
+                     "steps_done": result.steps_done, "seconds": round(result.seconds, 2),
+                     "metrics": result.final, "trial_dir": str(trial_dir)}.items():
+            trial.set_user_attr(k, v)
+        if result.status != "completed":  # diverged or pruned: TPE learns the region is bad
+            raise optuna.TrialPruned(f"{result.status} at step {result.diverged_step or result.steps_done}")
+        return float(result.final[spec.metric])
+
+    return objective
+
+
+def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on_trial_end=None) -> optuna.Study:
+    """Run (or resume) the study until it holds `opts.trials` finished trials."""
+    probe = open_study(spec, opts.storage)
+    done = n_finished(probe)
+    study = open_study(spec, opts.storage, seed_offset=len(probe.trials))  # fresh RNG stream on resume
+    if "spec" not in study.user_attrs:
+        study.set_user_attr("spec", spec.model_dump(mode="json"))
+    optuna.storages.fail_stale_trials(study)
+    remaining = opts.trials - done
+    if remaining <= 0:
+        return study
+    images = data_mod.load(spec.dataset, "train", opts.data_dir).to(opts.device)
+    objective = make_objective(spec, opts, images, on_step)
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial_end:
+            on_trial_end(trial)
+
+    def wrapped(trial: optuna.Trial) -> float:
+        if on_trial_start:
+            on_trial_start(trial.number)
+        return objective(trial)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(wrapped, n_trials=remaining, callbacks=[callback], catch=())
+    return study
+
+
+def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=print) -> None:
+    """Inception FID/KID/PR for the top-k completed trials that lack one (results kept in the study)."""
+    k = spec.eval.inception_top_k
+    if k == 0:
+        return
+    lb = records.leaderboard(study, spec.metric)
+    if lb.empty:
+        return
+    top = lb[lb["status"] == "completed"].head(k)
+    ref = fidelity.RealRef(spec.dataset, spec.eval.split, spec.eval.inception_samples, data_dir=opts.data_dir)
+    for _, row in top.iterrows():
+        key = f"{records.INCEPTION_ATTR}{int(row['trial'])}"
+        if key in study.user_attrs:
+            continue
+        trial = study.trials[int(row["trial"])]
+        cfg = TrialConfig(**trial.user_attrs["config"])
+        gen = MODELS.get(cfg.model).build((1, 28, 28), cfg.z_dim)["generator"]
+        gen.load_state_dict(torch.load(Path(trial.user_attrs["trial_dir"]) / "generator.pt",
+                                       map_location="cpu", weights_only=True))
+        t0 = time.perf_counter()
+        fake = sampler(gen.to(opts.device), cfg.z_dim, cfg.seed, torch.device(opts.device))(spec.eval.inception_samples)
+        m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=opts.device,
+                             inception_weights=opts.inception_weights)
+        m["seconds"] = round(time.perf_counter() - t0, 1)
+        study.set_user_attr(key, m)
+        log(f"trial {int(row['trial'])}: Inception FID {m['fid']:.2f} (N={m['n_fake']} fake vs "
+            f"{m['n_real']} real {spec.dataset}/{spec.eval.split}, {m['seconds']}s)")

@@ -1,0 +1,157 @@
+"""Study specs: TOML files validated by pydantic, so a typo fails before any training starts.
+
+Every error becomes one line naming the file and the field path (e.g. `space.lam.low`), and
+unknown keys are rejected rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stabgen.data import DATASETS
+from stabgen.errors import StabgenError
+from stabgen.models import MODELS
+from stabgen.objectives import OBJECTIVES
+from stabgen.regularizers import REGULARIZERS
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Strict):
+    """A numeric search range; `log = true` samples log-uniformly."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Range":
+        if not self.low < self.high:
+            raise ValueError(f"empty or inverted range: low={self.low} must be < high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log range needs low > 0, got {self.low}")
+        return self
+
+
+class Train(_Strict):
+    steps: int = Field(2000, gt=0, description="optimizer steps per trial")
+    batch_size: int = Field(64, gt=0)
+    eval_every: int = Field(500, gt=0, description="steps between intermediate evaluations")
+    z_dim: int = Field(64, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+
+
+class Eval(_Strict):
+    split: Literal["train", "test"] = "test"
+    samples: int = Field(2000, ge=10, description="N real = N fake for the domain metrics")
+    inception_top_k: int = Field(3, ge=0, description="best trials that get an Inception evaluation")
+    inception_samples: int = Field(500, ge=10)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Eval":
+        limit = 60000 if self.split == "train" else 10000
+        for name in ("samples", "inception_samples"):
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name}={getattr(self, name)} exceeds the {limit} images of the {self.split} split")
+        return self
+
+
+class Space(_Strict):
+    models: list[str] = Field(min_length=1)
+    objectives: list[str] = Field(default_factory=lambda: ["ns"], min_length=1)
+    regularizers: list[str] = Field(min_length=1)
+    lam: Range = Range(low=1e-3, high=1e2, log=True)
+    lr: Range = Range(low=1e-5, high=1e-2, log=True)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        return _known(v, MODELS, "model")
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str]) -> list[str]:
+        return _known(v, OBJECTIVES, "objective")
+
+    @field_validator("regularizers")
+    @classmethod
+    def _regularizers(cls, v: list[str]) -> list[str]:
+        return _known(v, REGULARIZERS, "regularizer")
+
+    @model_validator(mode="after")
+    def _each_model_has_a_regularizer(self) -> "Space":
+        for m in self.models:
+            family = MODELS.get(m).family
+            if not self.regularizers_for(family):
+                raise ValueError(f"none of the regularizers {self.regularizers} applies to model {m!r} ({family})")
+        return self
+
+    def regularizers_for(self, family: str) -> list[str]:
+        return [r for r in self.regularizers if family in REGULARIZERS.get(r).families]
+
+
+def _known(names: list[str], registry, kind: str) -> list[str]:
+    for n in names:
+        if n not in registry:
+            raise ValueError(f"unknown {kind} {n!r}; known: {', '.join(registry.names())}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate {kind} names in {names}")
+    return names
+
+
+class StudySpec(_Strict):
+    name: str = ""
+    description: str = ""
+    dataset: Literal[DATASETS] = "mnist"  # type: ignore[valid-type]
+    metric: Literal["domain_fid", "domain_kid"] = "domain_fid"
+    direction: Literal["minimize"] = "minimize"
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["none", "median"] = "none"
+    n_trials: int = Field(20, gt=0)
+    seed: int = 0
+    train: Train = Train()
+    eval: Eval = Eval()
+    space: Space
+
+
+def resolve_path(study: str) -> Path:
+    """`--study` is a name from studies/ or a path to the user's own TOML file."""
+    p = Path(study)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise StabgenError(f"study file {p} does not exist")
+        return p
+    cand = STUDIES_DIR / f"{study}.toml"
+    if not cand.exists():
+        known = ", ".join(sorted(x.stem for x in STUDIES_DIR.glob("*.toml")))
+        raise StabgenError(f"no study named {study!r} in {STUDIES_DIR} (known: {known}); "
+                           f"or pass a path to a .toml file")
+    return cand
+
+
+def load(study: str) -> StudySpec:
+    path = resolve_path(study)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise StabgenError(f"{path}: invalid TOML: {e}") from None
+    raw.setdefault("name", path.stem)
+    try:
+        return StudySpec.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against README's spec reference)"
+        more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise StabgenError(f"{path}: {loc}: {msg}{more}") from None

@@ -1,0 +1,114 @@
+"""Domain classifiers: small CNNs whose features make FID/KID/PR cheap and meaningful on 28×28 data.
+
+Architecture: conv3×3(32) → ReLU → maxpool → conv3×3(64) → ReLU → maxpool → FC(3136→128) → ReLU →
+FC(128→10). The metric features are the 128-d FC activations *before* the ReLU (closer to Gaussian
+than rectified ones, which FID assumes); the logits give a domain Inception Score and class
+histograms. Weights ship in the package (`stabgen/metrics/weights/<dataset>.pt`) with their test
+accuracy in a JSON file beside them; `bench train-classifier` retrains them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from stabgen import data as data_mod
+from stabgen.errors import StabgenError
+
+FEATURE_DIM = 128
+WEIGHTS_PACKAGE = "stabgen.metrics"
+
+
+class DomainClassifier(nn.Module):
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * 7 * 7, FEATURE_DIM)
+        self.fc2 = nn.Linear(FEATURE_DIM, num_classes)
+
+    @staticmethod
+    def normalize(x_u8: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, C, 28, 28] → float in [-1, 1]; 3 equal channels (grey as RGB) are averaged."""
+        x = x_u8.float()
+        if x.shape[1] == 3:
+            x = x.mean(dim=1, keepdim=True)
+        return x / 127.5 - 1.0
+
+    def features_and_logits(self, x_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.normalize(x_u8)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        feats = self.fc1(x.flatten(1))
+        return feats, self.fc2(F.relu(feats))
+
+    def forward(self, x_u8: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(x_u8)[1]
+
+
+def weights_path(dataset: str) -> Path:
+    return Path(str(resources.files(WEIGHTS_PACKAGE) / "weights" / f"{dataset}.pt"))
+
+
+def load(dataset: str, device: torch.device | str = "cpu") -> DomainClassifier:
+    """The shipped classifier for a dataset, in eval mode."""
+    path = weights_path(dataset)
+    if not path.exists():
+        raise StabgenError(f"no domain classifier shipped for {dataset!r} (looked for {path}); "
+                           f"train one with `bench train-classifier --dataset {dataset}`")
+    model = DomainClassifier()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def accuracy(model: DomainClassifier, split: data_mod.ImageData, batch: int = 1000) -> float:
+    model.eval()
+    dev = next(model.parameters()).device
+    correct = 0
+    for xb, yb in zip(split.images.split(batch), split.labels.split(batch)):
+        correct += (model(xb.to(dev)).argmax(1).cpu() == yb).sum().item()
+    return correct / len(split)
+
+
+def train_classifier(dataset: str, epochs: int = 3, data_dir: str | None = None, seed: int = 0,
+                     device: str = "cpu", out: Path | None = None, log=print) -> dict:
+    """Train the domain classifier with Adam and light translation augmentation; save weights + card."""
+    torch.manual_seed(seed)
+    train_set = data_mod.load(dataset, "train", data_dir)
+    test_set = data_mod.load(dataset, "test", data_dir)
+    model = DomainClassifier().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (len(train_set) // 128))
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    for ep in range(epochs):
+        model.train()
+        perm = torch.randperm(len(train_set), generator=g)
+        for i in range(len(train_set) // 128):
+            idx = perm[i * 128:(i + 1) * 128]
+            xb, yb = train_set.images[idx], train_set.labels[idx]
+            # random shift by up to 2 pixels: cheap augmentation that helps generalization
+            dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()
+            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+            loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        acc = accuracy(model, test_set)
+        log(f"epoch {ep + 1}/{epochs}: test accuracy {acc:.4f} ({time.time() - t0:.0f}s)")
+    out = out or weights_path(dataset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.cpu().state_dict(), out)
+    card = {"dataset": dataset, "test_accuracy": acc, "epochs": epochs, "seed": seed,
+            "train_seconds": round(time.time() - t0, 1), "device": device,
+            "command": f"bench train-classifier --dataset {dataset} --epochs {epochs} --seed {seed}"}
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

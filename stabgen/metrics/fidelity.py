@@ -1,0 +1,175 @@
+"""FID, KID and precision/recall through torch-fidelity's own `calculate_metrics`.
+
+Two feature extractors, by user-facing name:
+  classifier — the shipped domain CNN for the dataset, registered in torch-fidelity's registry as
+               `stabgen-classifier-<dataset>` (128-d features; logits for IS). Fast on CPU: the
+               search objective.
+  inception  — torch-fidelity's `inception-v3-compat` (TF-Inception 2015-12-05, 2048-d pool
+               features), weights from settings.inception_weights() or torch-fidelity's download.
+               Slow on CPU (~6 img/s/core): the final evaluation of the best trials.
+Real-data features and statistics are cached by torch-fidelity under <cache>/fidelity, keyed by
+dataset × split × N (× extractor, which torch-fidelity appends), so they are computed once.
+Precision/recall follow torch-fidelity's convention: input1 = generated, input2 = real.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch_fidelity
+from torch.utils.data import Dataset
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+from stabgen import data as data_mod
+from stabgen import settings
+from stabgen.errors import StabgenError
+from stabgen.metrics import classifier
+
+CLASSIFIER_PREFIX = "stabgen-classifier-"
+INCEPTION = "inception-v3-compat"
+EXTRACTORS = ("classifier", "inception")
+
+
+class DomainExtractor(FeatureExtractorBase):
+    """torch-fidelity adapter for a shipped domain classifier; the dataset comes from the name."""
+
+    def __init__(self, name: str, features_list, **kwargs) -> None:
+        super().__init__(name, features_list)
+        self.model = classifier.load(name.removeprefix(CLASSIFIER_PREFIX))
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return "logits" if metric == "isc" else "features"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 3, 28, 28, dtype=torch.uint8)
+
+    def forward(self, x):
+        feats, logits = self.model.features_and_logits(x)
+        out = {"features": feats, "logits": logits}
+        return tuple(out[name] for name in self.features_list)
+
+
+for _ds in data_mod.DATASETS:
+    if CLASSIFIER_PREFIX + _ds not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(CLASSIFIER_PREFIX + _ds, DomainExtractor)
+
+
+class U8Images(Dataset):
+    """uint8 [N, C, H, W] tensor as a torch-fidelity input: grey images become 3 equal channels
+    (what inception-v3-compat requires; the domain extractor averages them back)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise StabgenError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        self.images = images.cpu()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = self.images[i]
+        return x.expand(3, -1, -1) if x.shape[0] == 1 else x
+
+
+@dataclass(frozen=True)
+class RealRef:
+    """A reproducible real reference set: the first n of a fixed permutation of a split."""
+
+    dataset: str
+    split: str
+    n: int
+    seed: int = 0
+    data_dir: str | None = None
+
+    @property
+    def cache_name(self) -> str:
+        return f"stabgen-{self.dataset}-{self.split}-n{self.n}-s{self.seed}"
+
+    def images(self) -> torch.Tensor:
+        return data_mod.load(self.dataset, self.split, self.data_dir).subset(self.n, self.seed)
+
+
+class _LazyReal(U8Images):
+    """Loads the real images only if torch-fidelity's cache misses."""
+
+    def __init__(self, ref: RealRef) -> None:  # noqa: super().__init__ deferred on purpose
+        self.ref = ref
+
+    @functools.cached_property
+    def images(self) -> torch.Tensor:  # type: ignore[override]
+        return self.ref.images()
+
+
+def _extractor_kwargs(extractor: str, dataset: str, inception_weights: str | None) -> dict:
+    if extractor == "classifier":
+        return {"feature_extractor": CLASSIFIER_PREFIX + dataset}
+    if extractor == "inception":
+        path = settings.inception_weights(inception_weights)
+        if path is not None and not path.exists():
+            raise StabgenError(f"Inception weights file {path} does not exist; fix "
+                               f"${settings.ENV_INCEPTION_WEIGHTS} or --inception-weights")
+        kw = {"feature_extractor": INCEPTION, "feature_layer_fid": "2048",
+              "feature_layer_kid": "2048", "feature_layer_prc": "2048"}
+        if path is not None:
+            kw["feature_extractor_weights_path"] = str(path)
+        return kw
+    raise StabgenError(f"unknown extractor {extractor!r}; known: {', '.join(EXTRACTORS)}")
+
+
+_KEYS = {
+    "frechet_inception_distance": "fid",
+    "kernel_inception_distance_mean": "kid",
+    "kernel_inception_distance_std": "kid_std",
+    "precision": "precision",
+    "recall": "recall",
+}
+
+
+def compute(fake: torch.Tensor, ref: RealRef, extractor: str = "classifier",
+            metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
+            inception_weights: str | None = None, batch_size: int | None = None) -> dict:
+    """Metrics of generated uint8 images against a real reference, with N and extractor recorded."""
+    unknown = set(metrics) - {"fid", "kid", "prc"}
+    if unknown:
+        raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use fid, kid, prc")
+    n_fake = int(fake.shape[0])
+    kwargs = dict(
+        input1=U8Images(fake), input2=_LazyReal(ref), input2_cache_name=ref.cache_name,
+        cache_root=str(settings.cache_dir() / "fidelity"), cuda=torch.device(device).type == "cuda",
+        batch_size=batch_size or (500 if extractor == "classifier" else 64),
+        fid="fid" in metrics, kid="kid" in metrics, prc="prc" in metrics,
+        kid_subset_size=min(1000, n_fake, ref.n), save_cpu_ram=True, verbose=False,
+        **_extractor_kwargs(extractor, ref.dataset, inception_weights),
+    )
+    try:
+        raw = torch_fidelity.calculate_metrics(**kwargs)
+    except (urllib.error.URLError, ConnectionError) as e:
+        raise StabgenError(f"Inception weights are not available offline and the download failed "
+                           f"({e}); set ${settings.ENV_INCEPTION_WEIGHTS} to a local "
+                           f"{settings.INCEPTION_FILENAME}") from None
+    out = {_KEYS[k]: float(v) for k, v in raw.items() if k in _KEYS}
+    for k, v in out.items():
+        if not math.isfinite(v):
+            raise StabgenError(f"{extractor} {k} came out {v}: the feature extractor produced non-finite "
+                               f"features (corrupt weights?); refusing to report it")
+    out.update(n_fake=n_fake, n_real=ref.n, extractor=extractor)
+    return out
+
+
+def cache_path() -> Path:
+    return settings.cache_dir() / "fidelity"

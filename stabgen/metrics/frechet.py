@@ -1,0 +1,36 @@
+"""The Fréchet distance between Gaussians, in torch float64.
+
+FID = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^{½} Σ₂ Σ₁^{½})^{½}. Using the symmetric form makes every
+eigenproblem symmetric PSD (eigh), which is stabler than the eigenvalues of the non-symmetric
+product Σ₁Σ₂ and runs on the GPU for batched evaluation. Tested against torch-fidelity's
+`fid_statistics_to_metric` and against closed forms.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _sqrt_psd(m: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(m)
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and unbiased covariance (N − 1), as torch-fidelity and the TTUR reference use."""
+    f = features.double()
+    return f.mean(0), torch.cov(f.T)
+
+
+def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
+                     sigma2: torch.Tensor) -> float:
+    mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
+    s1 = _sqrt_psd(sigma1)
+    inner = s1 @ sigma2 @ s1
+    tr_covmean = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp_min(0).sqrt().sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
+
+
+def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
+    return frechet_distance(*statistics(f1), *statistics(f2))

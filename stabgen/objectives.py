@@ -1,0 +1,58 @@
+"""GAN objectives: name → (discriminator loss, generator loss) on raw logits D(x).
+
+Formulas follow Lucic et al. 2018, Table 1 (σ = sigmoid, softplus(t) = log(1 + eᵗ)):
+  mm    D: −E log σ(D(x)) − E log(1 − σ(D(G(z))))      G: E log(1 − σ(D(G(z))))
+  ns    D: as mm                                      G: −E log σ(D(G(z)))
+  ls    D: ½E(D(x) − 1)² + ½E D(G(z))²                 G: ½E(D(G(z)) − 1)²
+  hinge D: E max(0, 1 − D(x)) + E max(0, 1 + D(G(z)))  G: −E D(G(z))
+The generator loss always scores the *fake* logits (the seed listing scored D(real): a bug).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from stabgen.registry import Registry
+
+Loss = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Objective:
+    description: str
+    d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (real_logits, fake_logits)
+    g_loss: Callable[[torch.Tensor], torch.Tensor]  # (fake_logits)
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+
+
+def _bce_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    # −log σ(r) = softplus(−r); −log(1 − σ(f)) = softplus(f)
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+OBJECTIVES.register("mm")(Objective(
+    "minimax GAN (Goodfellow 2014): G minimizes log(1 − D(G(z)))",
+    d_loss=_bce_d,
+    g_loss=lambda fake: -F.softplus(fake).mean(),
+))
+OBJECTIVES.register("ns")(Objective(
+    "non-saturating GAN: G maximizes log D(G(z))",
+    d_loss=_bce_d,
+    g_loss=lambda fake: F.softplus(-fake).mean(),
+))
+OBJECTIVES.register("ls")(Objective(
+    "least-squares GAN (Mao 2017, ½ convention)",
+    d_loss=lambda real, fake: 0.5 * (real - 1).pow(2).mean() + 0.5 * fake.pow(2).mean(),
+    g_loss=lambda fake: 0.5 * (fake - 1).pow(2).mean(),
+))
+OBJECTIVES.register("hinge")(Objective(
+    "hinge GAN (Lim & Ye 2017; Miyato 2018)",
+    d_loss=lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
+    g_loss=lambda fake: -fake.mean(),
+))
