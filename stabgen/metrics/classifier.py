@@ -2,7 +2,9 @@
 
 Architecture: conv3×3(32) → ReLU → maxpool → conv3×3(64) → ReLU → maxpool → FC(3136→128) → ReLU →
 FC(128→10). The metric features are the 128-d FC activations *before* the ReLU (closer to Gaussian
-than rectified ones, which FID assumes); the logits give a domain Inception Score and class
+than rectified ones, which FID assumes), standardized per dimension with the training set's mean
+and std (buffers saved with the weights): raw activations are large enough that KID's cubic
+kernel loses all precision in float32. The logits give a domain Inception Score and class
 histograms. Weights ship in the package (`stabgen/metrics/weights/<dataset>.pt`) with their test
 accuracy in a JSON file beside them; `bench train-classifier` retrains them.
 """
@@ -32,6 +34,8 @@ class DomainClassifier(nn.Module):
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
         self.fc1 = nn.Linear(64 * 7 * 7, FEATURE_DIM)
         self.fc2 = nn.Linear(FEATURE_DIM, num_classes)
+        self.register_buffer("feat_mean", torch.zeros(FEATURE_DIM))
+        self.register_buffer("feat_std", torch.ones(FEATURE_DIM))
 
     @staticmethod
     def normalize(x_u8: torch.Tensor) -> torch.Tensor:
@@ -45,8 +49,8 @@ class DomainClassifier(nn.Module):
         x = self.normalize(x_u8)
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        feats = self.fc1(x.flatten(1))
-        return feats, self.fc2(F.relu(feats))
+        pre = self.fc1(x.flatten(1))
+        return (pre - self.feat_mean) / self.feat_std, self.fc2(F.relu(pre))
 
     def forward(self, x_u8: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(x_u8)[1]
@@ -77,6 +81,15 @@ def accuracy(model: DomainClassifier, split: data_mod.ImageData, batch: int = 10
     return correct / len(split)
 
 
+@torch.no_grad()
+def _fit_feature_standardization(model: DomainClassifier, split: data_mod.ImageData) -> None:
+    model.eval()
+    dev = next(model.parameters()).device
+    feats = torch.cat([model.features_and_logits(xb.to(dev))[0].double() for xb in split.images.split(1000)])
+    model.feat_mean.copy_(feats.mean(0).float())
+    model.feat_std.copy_(feats.std(0).clamp_min(1e-6).float())
+
+
 def train_classifier(dataset: str, epochs: int = 3, data_dir: str | None = None, seed: int = 0,
                      device: str = "cpu", out: Path | None = None, log=print) -> dict:
     """Train the domain classifier with Adam and light translation augmentation; save weights + card."""
@@ -104,6 +117,7 @@ def train_classifier(dataset: str, epochs: int = 3, data_dir: str | None = None,
             sched.step()
         acc = accuracy(model, test_set)
         log(f"epoch {ep + 1}/{epochs}: test accuracy {acc:.4f} ({time.time() - t0:.0f}s)")
+    _fit_feature_standardization(model, train_set)
     out = out or weights_path(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.cpu().state_dict(), out)

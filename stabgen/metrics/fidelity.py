@@ -140,21 +140,30 @@ _KEYS = {
 }
 
 
-def compute(fake: torch.Tensor, ref: RealRef, extractor: str = "classifier",
+def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "classifier",
             metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
-            inception_weights: str | None = None, batch_size: int | None = None) -> dict:
-    """Metrics of generated uint8 images against a real reference, with N and extractor recorded."""
+            inception_weights: str | None = None, batch_size: int | None = None,
+            dataset: str = "mnist") -> dict:
+    """Metrics of generated uint8 images against a real reference, with N and extractor recorded.
+
+    `ref` is a RealRef (features cached on disk) or a uint8 tensor of real images (not cached);
+    `dataset` picks the domain classifier when `ref` is a tensor.
+    """
     unknown = set(metrics) - {"fid", "kid", "prc"}
     if unknown:
         raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use fid, kid, prc")
     n_fake = int(fake.shape[0])
+    if isinstance(ref, RealRef):
+        real, cache_name, n_real, dataset = _LazyReal(ref), ref.cache_name, ref.n, ref.dataset
+    else:
+        real, cache_name, n_real = U8Images(ref), None, int(ref.shape[0])
     kwargs = dict(
-        input1=U8Images(fake), input2=_LazyReal(ref), input2_cache_name=ref.cache_name,
+        input1=U8Images(fake), input2=real, input2_cache_name=cache_name,
         cache_root=str(settings.cache_dir() / "fidelity"), cuda=torch.device(device).type == "cuda",
         batch_size=batch_size or (500 if extractor == "classifier" else 64),
         fid="fid" in metrics, kid="kid" in metrics, prc="prc" in metrics,
-        kid_subset_size=min(1000, n_fake, ref.n), save_cpu_ram=True, verbose=False,
-        **_extractor_kwargs(extractor, ref.dataset, inception_weights),
+        kid_subset_size=min(1000, n_fake, n_real), save_cpu_ram=True, verbose=False,
+        **_extractor_kwargs(extractor, dataset, inception_weights),
     )
     try:
         raw = torch_fidelity.calculate_metrics(**kwargs)
@@ -167,7 +176,7 @@ def compute(fake: torch.Tensor, ref: RealRef, extractor: str = "classifier",
         if not math.isfinite(v):
             raise StabgenError(f"{extractor} {k} came out {v}: the feature extractor produced non-finite "
                                f"features (corrupt weights?); refusing to report it")
-    out.update(n_fake=n_fake, n_real=ref.n, extractor=extractor)
+    out.update(n_fake=n_fake, n_real=n_real, extractor=extractor)
     return out
 
 

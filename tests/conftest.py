@@ -1,0 +1,63 @@
+"""Shared fixtures. Real MNIST and the Inception weights are found through the same settings a
+user sets ($STABGEN_DATA_DIR, $STABGEN_INCEPTION_WEIGHTS); tests needing them skip without them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# An isolated metric cache for the whole test session (subprocesses inherit it).
+os.environ.setdefault("STABGEN_CACHE_DIR", tempfile.mkdtemp(prefix="stabgen-test-cache-"))
+
+
+def _data_dir() -> Path | None:
+    env = os.environ.get("STABGEN_DATA_DIR")
+    if env and (Path(env) / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        return Path(env)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    d = _data_dir()
+    if d is None:
+        pytest.skip("real MNIST not found: set STABGEN_DATA_DIR to a folder holding mnist/*.gz")
+    return d
+
+
+@pytest.fixture(scope="session")
+def mnist_train(mnist_dir):
+    from stabgen import data
+    return data.load("mnist", "train", mnist_dir, download=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_dir):
+    from stabgen import data
+    return data.load("mnist", "test", mnist_dir, download=False)
+
+
+@pytest.fixture(scope="session")
+def inception_weights() -> Path:
+    env = os.environ.get("STABGEN_INCEPTION_WEIGHTS")
+    if not env or not Path(env).exists():
+        pytest.skip("TF-Inception weights not found: set STABGEN_INCEPTION_WEIGHTS")
+    return Path(env)
+
+
+@pytest.fixture
+def tiny_images():
+    """A made-up 28×28 'dataset' (blobs at random places) for runs that need no real data."""
+    import torch
+    from stabgen.data import ImageData
+
+    g = torch.Generator().manual_seed(0)
+    n = 256
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cx, cy = torch.randint(6, 22, (2, n), generator=g).float()
+    img = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 18.0)
+    images = (img * 255).round().to(torch.uint8).unsqueeze(1)
+    return ImageData("tiny", "train", images, torch.zeros(n, dtype=torch.long))

@@ -1,0 +1,132 @@
+"""The `bench` command as a user runs it: real subprocesses, real storage, real MNIST when present."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+BENCH = [sys.executable, "-m", "bench.cli"]
+
+
+def bench(*args, cwd: Path, timeout=300):
+    return subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+VALID = """
+dataset = "mnist"
+n_trials = 2
+[train]
+steps = 20
+eval_every = 10
+[eval]
+samples = 200
+inception_top_k = 0
+[space]
+models = ["gan"]
+regularizers = ["none", "gp"]
+"""
+
+MALFORMED = {
+    "toml syntax": ("dataset = 'mnist\n", "invalid TOML"),
+    "unknown top key": (VALID + "\nfoo = 1\n", "foo: unknown key"),
+    "unknown model": (VALID.replace('["gan"]', '["gam"]'), "space.models: unknown model 'gam'"),
+    "unknown regularizer": (VALID.replace('"gp"]', '"gpp"]'), "space.regularizers: unknown regularizer 'gpp'"),
+    "inverted range": (VALID + 'lam = { low = 10.0, high = 1.0, log = true }\n', "space.lam: empty or inverted"),
+    "log range at zero": (VALID + 'lr = { low = 0.0, high = 1.0, log = true }\n', "space.lr: log range needs low > 0"),
+    "negative steps": (VALID.replace("steps = 20", "steps = -5"), "train.steps"),
+    "unknown dataset": (VALID.replace('"mnist"', '"cifar"'), "dataset"),
+    "missing space": ("dataset = 'mnist'\n", "space: Field required"),
+    "vae with only D-side regs": (VALID.replace('["gan"]', '["vae"]').replace('"none", "gp"', '"gp", "r1"'),
+                                  "none of the regularizers"),
+    "eval beyond split": (VALID.replace("samples = 200", "samples = 20000"), "exceeds the 10000 images"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_spec_is_one_line_exit_2(case, tmp_path):
+    text, expect = MALFORMED[case]
+    (tmp_path / "bad.toml").write_text(text)
+    r = bench("run", "--study", "bad.toml", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert expect in lines[0], lines[0]
+
+
+def test_unknown_study_name(tmp_path):
+    r = bench("run", "--study", "no_such_study", cwd=tmp_path)
+    assert r.returncode == 2 and "no study named 'no_such_study'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_storage(tmp_path):
+    (tmp_path / "ok.toml").write_text(VALID)
+    r = bench("run", "--study", "ok.toml", "--storage", "postgresql://bob:s3cret@127.0.0.1:1/x", cwd=tmp_path)
+    assert r.returncode == 2 and "cannot open storage" in r.stderr
+    assert "s3cret" not in r.stderr + r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_data_is_one_line(tmp_path):
+    (tmp_path / "ok.toml").write_text(VALID)
+    env_data = tmp_path / "nodata"
+    r = subprocess.run([*BENCH, "run", "--study", "ok.toml", "--data-dir", str(env_data)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "STABGEN_DATA_DIR": str(env_data), "STABGEN_CACHE_DIR": str(tmp_path / "c"),
+                            "no_proxy": "*", "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: mnist file") and "STABGEN_DATA_DIR" in err and "Traceback" not in r.stderr
+
+
+def test_list_regularizers(tmp_path):
+    r = bench("list", "regularizers", cwd=tmp_path)
+    assert r.returncode == 0
+    for name in ("none", "l1", "l2", "feature_norm", "gp", "r1"):
+        assert name in r.stdout
+
+
+def test_help_reads_like_documentation(tmp_path):
+    r = bench("run", "--help", cwd=tmp_path)
+    assert r.returncode == 0 and "Rerunning resumes" in r.stdout and "STABGEN_DATA_DIR" in r.stdout
+
+
+@pytest.mark.slow
+def test_diverging_trial_is_recorded_and_study_completes(tmp_path, mnist_dir):
+    (tmp_path / "div.toml").write_text(VALID + "lr = { low = 1e29, high = 1e30, log = true }\n")
+    r = bench("run", "--study", "div.toml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    study = optuna.load_study(study_name="div", storage=f"sqlite:///{tmp_path}/runs/div/study.db")
+    assert len(study.trials) == 2
+    for t in study.trials:
+        assert t.state == optuna.trial.TrialState.PRUNED
+        assert t.user_attrs["status"] == "diverged" and t.user_attrs["diverged_step"] >= 1
+    lb = pd.read_csv(tmp_path / "runs/div/leaderboard.csv")
+    assert (lb["diverged"] == "yes").all()
+
+
+@pytest.mark.slow
+def test_smoke_study_end_to_end(tmp_path, mnist_dir):
+    r = bench("run", "--study", "smoke", cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "wall time" in r.stderr
+    lb = pd.read_csv(tmp_path / "runs/smoke/leaderboard.csv")
+    assert len(lb) == 2 and list(lb["rank"]) == [1, 2]
+    done = lb[lb["status"] == "completed"]
+    assert len(done) >= 1 and all(math.isfinite(v) for v in done["domain_fid"])
+    for t in lb["trial"]:
+        d = tmp_path / "runs/smoke/trials" / str(t)
+        assert (d / "history.csv").exists() and json.loads((d / "metrics.json").read_text())["status"]
+    # resuming with the same command adds no trials and keeps the record
+    r2 = bench("run", "--study", "smoke", cwd=tmp_path)
+    assert r2.returncode == 0
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{tmp_path}/runs/smoke/study.db")
+    assert len(study.trials) == 2

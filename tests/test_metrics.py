@@ -1,0 +1,101 @@
+"""Metrics against closed forms and against torch-fidelity's own implementation."""
+
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+from stabgen.metrics import classifier, fidelity
+from stabgen.metrics.frechet import fid_from_features, frechet_distance
+
+
+def test_frechet_closed_form_diagonal_gaussians():
+    mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
+    a, b = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 1.0])
+    # ‖μ₁−μ₂‖² + Σ(√a − √b)² = 5 + (1 + 1 + 4)
+    assert frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b)) == pytest.approx(11.0, rel=1e-9)
+
+
+def test_frechet_closed_form_rotated_covariances():
+    # Σ₁ = I, Σ₂ = R diag(4, 9) Rᵀ: tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) = 2 + 13 − 2(2 + 3) = 5
+    th = 0.3
+    r = torch.tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]], dtype=torch.float64)
+    s2 = r @ torch.diag(torch.tensor([4.0, 9.0], dtype=torch.float64)) @ r.T
+    assert frechet_distance(torch.zeros(2), torch.eye(2), torch.zeros(2), s2) == pytest.approx(5.0, rel=1e-9)
+
+
+def test_frechet_equals_torch_fidelity_on_same_features():
+    g = torch.Generator().manual_seed(0)
+    f1 = torch.randn(500, 16, generator=g, dtype=torch.float64)
+    f2 = torch.randn(400, 16, generator=g, dtype=torch.float64) * 1.3 + 0.2
+    ref = fid_statistics_to_metric(fid_features_to_statistics(f1), fid_features_to_statistics(f2), False)
+    assert fid_from_features(f1, f2) == pytest.approx(ref["frechet_inception_distance"], rel=1e-6)
+
+
+def _blobs(n, seed, shift=0):
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cx, cy = (torch.randint(6, 22, (2, n), generator=g) + shift).float()
+    img = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 10.0)
+    return (img * 255).round().to(torch.uint8).unsqueeze(1)
+
+
+def test_pipeline_fid_equals_torch_fidelity_reference():
+    """Our torch-fidelity pipeline (registered extractor, uint8 → 3-channel input) equals FID computed
+    by torch-fidelity's reference formula on features taken straight from the classifier."""
+    fake, real = _blobs(300, 1), _blobs(300, 2, shift=2)
+    ours = fidelity.compute(fake, real, "classifier", ("fid",), dataset="mnist")
+    model = classifier.load("mnist")
+    with torch.no_grad():
+        f_fake, f_real = (model.features_and_logits(x)[0] for x in (fake, real))
+    ref = fid_statistics_to_metric(fid_features_to_statistics(f_fake), fid_features_to_statistics(f_real), False)
+    assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-6)
+    assert ours["n_fake"] == 300 and ours["n_real"] == 300 and ours["extractor"] == "classifier"
+
+
+def test_kid_and_prc_are_sane_on_domain_features():
+    a, b = _blobs(400, 1), _blobs(400, 2)
+    same = fidelity.compute(a, b, "classifier", ("kid", "prc"))
+    assert abs(same["kid"]) < 0.05 and same["precision"] > 0.8 and same["recall"] > 0.8
+    noise = torch.randint(0, 256, (400, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    far = fidelity.compute(noise, b, "classifier", ("kid", "prc"))
+    assert far["kid"] > 10 * max(same["kid"], 1e-3) and far["precision"] < 0.1
+
+
+def test_real_statistics_are_cached(mnist_dir, monkeypatch):
+    ref = fidelity.RealRef("mnist", "test", 200, data_dir=str(mnist_dir))
+    fake = _blobs(200, 5)
+    first = fidelity.compute(fake, ref, "classifier", ("fid",))
+
+    def no_load(*a, **k):
+        raise AssertionError("real data reloaded although its statistics are cached")
+    monkeypatch.setattr(fidelity.data_mod, "load", no_load)
+    assert fidelity.compute(fake, ref, "classifier", ("fid",))["fid"] == first["fid"]
+    assert any(p.name.startswith(ref.cache_name) for p in fidelity.cache_path().iterdir())
+
+
+def test_mnist_classifier_accuracy(mnist_test):
+    acc = classifier.accuracy(classifier.load("mnist"), mnist_test)
+    assert acc >= 0.990, acc
+
+
+def test_domain_fid_test_vs_train_far_below_noise(mnist_dir, mnist_test):
+    ref = fidelity.RealRef("mnist", "train", 2000, data_dir=str(mnist_dir))
+    test_fid = fidelity.compute(mnist_test.subset(2000, seed=1), ref, "classifier", ("fid",))["fid"]
+    noise = torch.randint(0, 256, (2000, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    noise_fid = fidelity.compute(noise, ref, "classifier", ("fid",))["fid"]
+    print(f"domain FID (N=2000): MNIST test vs train {test_fid:.3f}; uniform noise vs train {noise_fid:.1f}")
+    assert noise_fid > 100 * test_fid
+
+
+def test_inception_fid_runs_on_cpu(mnist_dir, inception_weights, mnist_test):
+    ref = fidelity.RealRef("mnist", "train", 50, data_dir=str(mnist_dir))
+    m = fidelity.compute(mnist_test.subset(50, seed=1), ref, "inception", ("fid", "kid", "prc"),
+                         inception_weights=str(inception_weights))
+    assert np.isfinite(m["fid"]) and m["n_fake"] == 50 and m["extractor"] == "inception"
+
+
+def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
+    from stabgen.errors import StabgenError
+    with pytest.raises(StabgenError, match="does not exist"):
+        fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("fid",), inception_weights=str(tmp_path / "x.pth"))

@@ -1,0 +1,50 @@
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from stabgen.objectives import OBJECTIVES
+from stabgen.regularizers import REGULARIZERS
+from stabgen.train import TrialConfig, build, gan_step
+
+R = torch.tensor([2.0, -1.0, 0.5])
+Fk = torch.tensor([-3.0, 0.0, 1.5])
+sig = torch.sigmoid
+
+
+def test_mm_and_ns_discriminator_is_binary_cross_entropy():
+    want = -(torch.log(sig(R)).mean() + torch.log(1 - sig(Fk)).mean())
+    for name in ("mm", "ns"):
+        torch.testing.assert_close(OBJECTIVES.get(name).d_loss(R, Fk), want)
+
+
+def test_generator_losses_match_formulas():
+    torch.testing.assert_close(OBJECTIVES.get("mm").g_loss(Fk), torch.log(1 - sig(Fk)).mean())
+    torch.testing.assert_close(OBJECTIVES.get("ns").g_loss(Fk), -torch.log(sig(Fk)).mean())
+    torch.testing.assert_close(OBJECTIVES.get("ls").g_loss(Fk), 0.5 * ((Fk - 1) ** 2).mean())
+    torch.testing.assert_close(OBJECTIVES.get("hinge").g_loss(Fk), -Fk.mean())
+
+
+def test_ls_and_hinge_discriminator():
+    torch.testing.assert_close(OBJECTIVES.get("ls").d_loss(R, Fk), 0.5 * ((R - 1) ** 2).mean() + 0.5 * (Fk ** 2).mean())
+    torch.testing.assert_close(OBJECTIVES.get("hinge").d_loss(R, Fk),
+                               torch.clamp(1 - R, min=0).mean() + torch.clamp(1 + Fk, min=0).mean())
+
+
+def test_ns_generator_step_scores_fake_not_real():
+    """The seed listing scored D(real) in the generator loss; ours must score D(G(z))."""
+    cfg = TrialConfig(model="gan", objective="ns", lr=1e-3, batch_size=8)
+    modules = build(cfg, (1, 28, 28), torch.device("cpu"))
+    rng = torch.Generator().manual_seed(3)
+    replay = torch.Generator().set_state(rng.get_state())
+    gen_before = copy.deepcopy(modules["generator"])
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    step = gan_step(modules, cfg, REGULARIZERS.get("none")(), rng)
+    out = step(real)
+    torch.randn(8, cfg.z_dim, generator=replay)  # the D step's draw
+    z = torch.randn(8, cfg.z_dim, generator=replay)
+    with torch.no_grad():
+        d_fake = modules["discriminator"](gen_before(z))  # D after its update, G before its own
+        d_real = modules["discriminator"](real)
+    torch.testing.assert_close(out["loss_g"].detach(), F.softplus(-d_fake).mean())
+    assert not torch.allclose(out["loss_g"].detach(), F.softplus(-d_real).mean())

@@ -1,0 +1,108 @@
+"""Each regularizer against a value computed by hand on a tiny model."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from stabgen.errors import StabgenError
+from stabgen.models.gan import MLPGenerator
+from stabgen.regularizers import REGULARIZERS, RegContext, applicable
+from stabgen.train import TrialConfig
+
+
+def ctx(modules, real=None, fake=None, features=None, seed=0):
+    real = real if real is not None else torch.zeros(4, 3)
+    return RegContext(nn.ModuleDict(modules), real, fake if fake is not None else real, features,
+                      torch.Generator().manual_seed(seed))
+
+
+def small_generator():
+    g = MLPGenerator(z_dim=2, image_shape=(1, 1, 3), hidden=2)
+    with torch.no_grad():
+        g.hidden.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+        g.hidden.bias.copy_(torch.tensor([10.0, -10.0]))  # biases are not penalized
+        g.out.weight.copy_(torch.tensor([[3.0, 0.0], [-1.0, 1.0], [0.0, -0.5]]))
+        g.out.bias.fill_(7.0)
+    return g
+
+
+def test_none_is_zero():
+    assert REGULARIZERS.get("none")().penalty(ctx({"generator": small_generator()})).item() == 0.0
+
+
+def test_l1_sums_absolute_generator_weights():
+    # |1|+|−2|+|.5|+0 + 3+0+1+1+0+.5 = 9.0
+    assert REGULARIZERS.get("l1")().penalty(ctx({"generator": small_generator()})).item() == pytest.approx(9.0)
+
+
+def test_l2_sums_squared_generator_weights():
+    # 1+4+.25 + 9+1+1+.25 = 16.5
+    assert REGULARIZERS.get("l2")().penalty(ctx({"generator": small_generator()})).item() == pytest.approx(16.5)
+
+
+def test_feature_norm_is_mean_l2_norm_of_features():
+    h = torch.tensor([[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]])  # norms 5, 1, 10
+    val = REGULARIZERS.get("feature_norm")().penalty(ctx({"generator": small_generator()}, features=h))
+    assert val.item() == pytest.approx(16.0 / 3)
+
+
+def test_feature_norm_uses_the_generators_hidden_features():
+    g = small_generator()
+    z = torch.tensor([[1.0, 1.0]])
+    h = g.features(z)  # leaky_relu([1−2+10, .5−10]) = [9, −0.095]
+    torch.testing.assert_close(h, torch.tensor([[9.0, -9.5 * 0.2]]))
+
+
+class Linear(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w
+
+
+class Quadratic(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        self.a = nn.Parameter(a)
+
+    def forward(self, x):
+        return 0.5 * ((x @ self.a) * x).sum(1)
+
+
+def test_gp_of_linear_discriminator_is_norm_minus_one_squared():
+    w = torch.tensor([3.0, 0.0, 4.0])  # ‖w‖ = 5 → (5 − 1)² = 16 at every interpolate
+    real, fake = torch.randn(6, 3), torch.randn(6, 3)
+    val = REGULARIZERS.get("gp")().penalty(ctx({"discriminator": Linear(w)}, real, fake))
+    assert val.item() == pytest.approx(16.0)
+
+
+def test_gp_is_differentiable_in_discriminator_parameters():
+    d = Linear(torch.tensor([3.0, 0.0, 4.0]))
+    REGULARIZERS.get("gp")().penalty(ctx({"discriminator": d}, torch.randn(4, 3), torch.randn(4, 3))).backward()
+    # d/dw (‖w‖ − 1)² = 2(‖w‖ − 1) w/‖w‖ = 8/5 · w
+    torch.testing.assert_close(d.w.grad, 1.6 * torch.tensor([3.0, 0.0, 4.0]))
+
+
+def test_r1_of_quadratic_discriminator():
+    a = torch.tensor([[2.0, 1.0], [1.0, 3.0]])  # symmetric: ∇D(x) = A x
+    real = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    want = 0.5 * ((real @ a) ** 2).sum(1).mean()  # ½ E‖Ax‖² = ½·(5 + 10 + 25)/3
+    val = REGULARIZERS.get("r1")().penalty(ctx({"discriminator": Quadratic(a)}, real))
+    assert val.item() == pytest.approx(want.item()) == pytest.approx(20.0 / 3)
+
+
+def test_families():
+    assert set(applicable("gan")) == {"none", "l1", "l2", "feature_norm", "gp", "r1"}
+    assert set(applicable("vae")) == {"none", "l1", "l2", "feature_norm"}
+
+
+def test_discriminator_regularizer_on_vae_is_rejected():
+    with pytest.raises(StabgenError, match="does not apply to vae"):
+        TrialConfig(model="vae", regularizer="r1", lam=1.0).validate()
+
+
+def test_unknown_regularizer_names_the_known_ones():
+    with pytest.raises(StabgenError, match="unknown regularizer 'l3'.*feature_norm"):
+        REGULARIZERS.get("l3")
