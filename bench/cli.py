@@ -61,13 +61,14 @@ def run(
     )
     if opts.storage.startswith("sqlite:///"):
         Path(opts.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    study_ref = [search.open_study(spec, opts.storage)]  # fails fast, in one line, on a bad storage
     hw = search.hardware(opts.device)
-    console.print(f"[bold]{spec.name}[/]: {spec.description}\nstorage {search.redact(opts.storage)} · "
-                  f"{opts.trials} trials × {opts.steps} steps · {hw}")
+    console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
+                  f"storage {search.redact(opts.storage)} · {opts.trials} trials × {opts.steps} steps · {hw}")
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        trials_bar = progress.add_task("trials", total=opts.trials)
+                  console=console, transient=True) as progress:
+        trials_bar = progress.add_task("trials", total=opts.trials, completed=search.n_finished(study_ref[0]))
         steps_bar = progress.add_task("steps", total=opts.steps)
 
         def on_trial_start(number: int) -> None:
@@ -79,14 +80,15 @@ def run(
 
         def on_trial_end(trial) -> None:
             progress.update(trials_bar, completed=search.n_finished(study_ref[0]))
+            cfg = trial.user_attrs.get("config", {})
             status = trial.user_attrs.get("status", trial.state.name.lower())
             val = trial.user_attrs.get("metrics", {}).get(spec.metric)
-            progress.console.print(f"trial {trial.number}: {trial.user_attrs['config']['model']} "
-                                   f"{trial.user_attrs['config']['regularizer']} → {status}"
-                                   + (f", {spec.metric} {val:.2f}" if val is not None else ""))
+            lam = f" λ={cfg.get('lam'):.3g}" if cfg.get("regularizer") not in (None, "none") else ""
+            step = f" at step {trial.user_attrs.get('diverged_step')}" if status == "diverged" else ""
+            progress.console.print(f"trial {trial.number}: {cfg.get('model')} {cfg.get('regularizer')}{lam} "
+                                   f"lr={cfg.get('lr', 0):.2e} → {status}{step}"
+                                   + (f", {spec.metric} {val:.2f}" if val is not None and not step else ""))
 
-        study_ref = [search.open_study(spec, opts.storage)]
-        progress.update(trials_bar, completed=search.n_finished(study_ref[0]))
         study = search.run(spec, opts, on_trial_start, on_step, on_trial_end)
     try:
         search.inception_eval(study, spec, opts, log=console.print)

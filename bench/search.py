@@ -81,6 +81,7 @@ def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialCon
 
 
 def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=spec.seed + seed_offset, multivariate=True,
                                                          group=True),
                "random": lambda: optuna.samplers.RandomSampler(seed=spec.seed + seed_offset)}[spec.sampler]()
@@ -90,7 +91,8 @@ def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.St
         return optuna.create_study(study_name=spec.name, storage=rdb, direction=spec.direction,
                                    sampler=sampler, pruner=pruner, load_if_exists=True)
     except (ImportError, ValueError, RuntimeError) as e:
-        raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}") from None
+        hint = " (for PostgreSQL: pip install psycopg2-binary)" if "import" in str(e).lower() else ""
+        raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}{hint}") from None
     except Exception as e:  # sqlalchemy's OperationalError and friends: unreachable / unwritable
         if type(e).__module__.startswith("sqlalchemy"):
             raise StabgenError(f"cannot open storage {redact(storage)}: "
@@ -162,7 +164,6 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
             on_trial_start(trial.number)
         return objective(trial)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(wrapped, n_trials=remaining, callbacks=[callback], catch=())
     return study
 
@@ -183,7 +184,7 @@ def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=p
             continue
         trial = study.trials[int(row["trial"])]
         cfg = TrialConfig(**trial.user_attrs["config"])
-        gen = MODELS.get(cfg.model).build((1, 28, 28), cfg.z_dim)["generator"]
+        gen = MODELS.get(cfg.model).build(data_mod.IMAGE_SHAPES[cfg.dataset], cfg.z_dim)["generator"]
         gen.load_state_dict(torch.load(Path(trial.user_attrs["trial_dir"]) / "generator.pt",
                                        map_location="cpu", weights_only=True))
         t0 = time.perf_counter()

@@ -59,6 +59,7 @@ SOURCES: dict[str, IdxSource] = {
     ),
 }
 DATASETS = tuple(SOURCES)
+IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 

@@ -16,6 +16,20 @@ import pytest
 BENCH = [sys.executable, "-m", "bench.cli"]
 
 
+def run_main(args, cwd: Path, capsys, monkeypatch) -> tuple[int, str, str]:
+    """The installed entry point `bench.cli:main`, in-process (no interpreter start-up per case)."""
+    from bench.cli import main
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def bench(*args, cwd: Path, timeout=300):
     return subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "COLUMNS": "200"})
@@ -52,19 +66,27 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_spec_is_one_line_exit_2(case, tmp_path):
+def test_malformed_spec_is_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
     text, expect = MALFORMED[case]
     (tmp_path / "bad.toml").write_text(text)
-    r = bench("run", "--study", "bad.toml", cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    code, out, err = run_main(["run", "--study", "bad.toml"], tmp_path, capsys, monkeypatch)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
     assert expect in lines[0], lines[0]
 
 
-def test_unknown_study_name(tmp_path):
-    r = bench("run", "--study", "no_such_study", cwd=tmp_path)
-    assert r.returncode == 2 and "no study named 'no_such_study'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+def test_malformed_spec_from_a_real_process(tmp_path):
+    (tmp_path / "bad.toml").write_text(MALFORMED["unknown regularizer"][0])
+    r = bench("run", "--study", "bad.toml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"error: bad.toml: space.regularizers: unknown regularizer 'gpp'; known: none, l1, l2, feature_norm, gp, r1"]
+
+
+def test_unknown_study_name(tmp_path, capsys, monkeypatch):
+    code, _, err = run_main(["run", "--study", "no_such_study"], tmp_path, capsys, monkeypatch)
+    assert code == 2 and "no study named 'no_such_study'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_unreachable_storage(tmp_path):

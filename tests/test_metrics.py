@@ -99,3 +99,15 @@ def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
     from stabgen.errors import StabgenError
     with pytest.raises(StabgenError, match="does not exist"):
         fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("fid",), inception_weights=str(tmp_path / "x.pth"))
+
+
+def test_density_coverage_and_domain_is_through_compute():
+    a, b = _blobs(300, 1), _blobs(300, 2)
+    m = fidelity.compute(a, b, "classifier", ("isc", "dc"))
+    assert 0.5 < m["density"] < 1.5 and m["coverage"] > 0.8 and m["is"] >= 1.0
+
+
+def test_inception_score_refused_for_nan_logit_weights(inception_weights):
+    from stabgen.errors import StabgenError
+    with pytest.raises(StabgenError, match="Inception Score unavailable"):
+        fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("isc",), inception_weights=str(inception_weights))

@@ -28,7 +28,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from stabgen import data as data_mod
 from stabgen import settings
 from stabgen.errors import StabgenError
-from stabgen.metrics import classifier
+from stabgen.metrics import classifier, coverage
 
 CLASSIFIER_PREFIX = "stabgen-classifier-"
 INCEPTION = "inception-v3-compat"
@@ -137,47 +137,100 @@ _KEYS = {
     "kernel_inception_distance_std": "kid_std",
     "precision": "precision",
     "recall": "recall",
+    "inception_score_mean": "is",
+    "inception_score_std": "is_std",
 }
+METRICS = ("fid", "kid", "prc", "isc", "dc")
+
+
+def check_inception_logits(path: Path | None) -> None:
+    """Refuse Inception Score from weights whose 1008-logit layer is not finite (the offline copy)."""
+    if path is None:
+        return  # torch-fidelity's own download: the original weights, logits intact
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    fc = [v for k, v in state.items() if k.startswith("fc.")]
+    if not fc or not all(bool(torch.isfinite(v).all()) for v in fc):
+        raise StabgenError(f"Inception Score unavailable: the logit layer of {path} is not finite, so IS "
+                           f"would be NaN; use --extractor classifier for a domain Inception Score")
 
 
 def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "classifier",
             metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
             inception_weights: str | None = None, batch_size: int | None = None,
-            dataset: str = "mnist") -> dict:
+            dataset: str = "mnist", k: int = 5) -> dict:
     """Metrics of generated uint8 images against a real reference, with N and extractor recorded.
 
     `ref` is a RealRef (features cached on disk) or a uint8 tensor of real images (not cached);
-    `dataset` picks the domain classifier when `ref` is a tensor.
+    `dataset` picks the domain classifier when `ref` is a tensor. Metrics: fid, kid, prc
+    (precision/recall, torch-fidelity's k=3), isc (Inception Score of the fakes), dc
+    (density/coverage with k neighbours). Features are extracted once, by torch-fidelity; each
+    metric is torch-fidelity's own function, except density/coverage (stabgen.metrics.coverage).
     """
-    unknown = set(metrics) - {"fid", "kid", "prc"}
+    from torch_fidelity import metric_fid, metric_isc, metric_kid, metric_prc
+    from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
+                                      resolve_feature_layer_for_metric)
+
+    unknown = set(metrics) - set(METRICS)
     if unknown:
-        raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use fid, kid, prc")
+        raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use {', '.join(METRICS)}")
     n_fake = int(fake.shape[0])
     if isinstance(ref, RealRef):
         real, cache_name, n_real, dataset = _LazyReal(ref), ref.cache_name, ref.n, ref.dataset
     else:
         real, cache_name, n_real = U8Images(ref), None, int(ref.shape[0])
+    fe_kwargs = _extractor_kwargs(extractor, dataset, inception_weights)
+    if "isc" in metrics and extractor == "inception":
+        check_inception_logits(settings.inception_weights(inception_weights))
     kwargs = dict(
         input1=U8Images(fake), input2=real, input2_cache_name=cache_name,
         cache_root=str(settings.cache_dir() / "fidelity"), cuda=torch.device(device).type == "cuda",
         batch_size=batch_size or (500 if extractor == "classifier" else 64),
-        fid="fid" in metrics, kid="kid" in metrics, prc="prc" in metrics,
-        kid_subset_size=min(1000, n_fake, n_real), save_cpu_ram=True, verbose=False,
-        **_extractor_kwargs(extractor, dataset, inception_weights),
+        kid_subset_size=min(1000, n_fake, n_real), save_cpu_ram=True, verbose=False, **fe_kwargs,
     )
+    layers = {m: resolve_feature_layer_for_metric("prc" if m == "dc" else m, **kwargs) for m in metrics}
     try:
-        raw = torch_fidelity.calculate_metrics(**kwargs)
+        fe = create_feature_extractor(fe_kwargs["feature_extractor"], sorted(set(layers.values())), **kwargs)
     except (urllib.error.URLError, ConnectionError) as e:
         raise StabgenError(f"Inception weights are not available offline and the download failed "
                            f"({e}); set ${settings.ENV_INCEPTION_WEIGHTS} to a local "
                            f"{settings.INCEPTION_FILENAME}") from None
-    out = {_KEYS[k]: float(v) for k, v in raw.items() if k in _KEYS}
-    for k, v in out.items():
+    f_fake = extract_featuresdict_from_input_id_cached(1, fe, **kwargs)
+    raw: dict = {}
+    if "isc" in metrics:
+        raw.update(metric_isc.isc_featuresdict_to_metric(f_fake, layers["isc"], **kwargs))
+    if set(metrics) & {"fid", "kid", "prc", "dc"}:
+        f_real = extract_featuresdict_from_input_id_cached(2, fe, **kwargs)
+    if "fid" in metrics:
+        st_fake = metric_fid.fid_featuresdict_to_statistics_cached(f_fake, None, fe, layers["fid"], **kwargs)
+        st_real = metric_fid.fid_featuresdict_to_statistics_cached(f_real, cache_name, fe, layers["fid"], **kwargs)
+        raw.update(metric_fid.fid_statistics_to_metric(st_fake, st_real, False))
+    if "kid" in metrics:
+        raw.update(metric_kid.kid_featuresdict_to_metric(f_fake, f_real, layers["kid"], **kwargs))
+    if "prc" in metrics:  # convention: input1 = generated, input2 = real
+        raw.update(metric_prc.prc_featuresdict_to_metric(f_fake, f_real, layers["prc"], **kwargs))
+    out = {_KEYS[key]: float(v) for key, v in raw.items() if key in _KEYS}
+    if "dc" in metrics:
+        dc = coverage.prdc(f_real[layers["dc"]].to(device), f_fake[layers["dc"]].to(device), k=k)
+        out.update(density=dc["density"], coverage=dc["coverage"])
+    for key, v in out.items():
         if not math.isfinite(v):
-            raise StabgenError(f"{extractor} {k} came out {v}: the feature extractor produced non-finite "
+            raise StabgenError(f"{extractor} {key} came out {v}: the feature extractor produced non-finite "
                                f"features (corrupt weights?); refusing to report it")
     out.update(n_fake=n_fake, n_real=n_real, extractor=extractor)
     return out
+
+
+def features(images: torch.Tensor, extractor: str = "classifier", dataset: str = "mnist",
+             device: torch.device | str = "cpu", inception_weights: str | None = None) -> torch.Tensor:
+    """The metric features (classifier: 128-d; inception: 2048-d pool) of uint8 images."""
+    from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+    kw = _extractor_kwargs(extractor, dataset, inception_weights)
+    layer = "features" if extractor == "classifier" else "2048"
+    cuda = torch.device(device).type == "cuda"
+    fe = create_feature_extractor(kw["feature_extractor"], [layer], cuda=cuda, verbose=False, **kw)
+    return get_featuresdict_from_dataset(U8Images(images), fe, 500 if extractor == "classifier" else 64,
+                                         cuda, True, False)[layer]
 
 
 def cache_path() -> Path:

@@ -34,3 +34,22 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
 
 def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
     return frechet_distance(*statistics(f1), *statistics(f2))
+
+
+def fid_infinity(fake: torch.Tensor, real: torch.Tensor, points: int = 15, min_n: int | None = None,
+                 seed: int = 0) -> dict:
+    """FID∞ (Chong & Forsyth 2020): FID_N for N from min_n to all fake features, a least-squares line
+    in 1/N, and its intercept — the FID an infinite sample would give. Also returns the fit."""
+    m = fake.shape[0]
+    min_n = min_n or max(m // 5, fake.shape[1] + 1)
+    ns = torch.linspace(min_n, m, points).round().long().unique()
+    mu_r, s_r = statistics(real)
+    g = torch.Generator().manual_seed(seed)
+    fids = []
+    for n in ns.tolist():
+        idx = torch.randperm(m, generator=g)[:n]
+        fids.append(frechet_distance(*statistics(fake[idx]), mu_r, s_r))
+    x = 1.0 / ns.double()
+    y = torch.tensor(fids, dtype=torch.float64)
+    slope, intercept = torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], 1), y[:, None]).solution[:, 0]
+    return {"fid_inf": float(intercept), "slope": float(slope), "n": ns.tolist(), "fid_n": fids}

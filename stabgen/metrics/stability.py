@@ -1,0 +1,48 @@
+"""Stability metrics: how a trial behaved, not just where it ended.
+
+Per trial (from its logged history and evaluations): diverged and at which step; the objective's
+trajectory (best, final, std over the last evaluations); loss oscillation over the last window of
+logged steps (std and mean |Δ| of each loss); gradient-norm statistics. Per config over seeds:
+mean/std of the objective and the divergence rate (diverged runs count, they are not dropped).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+LOSS_COLUMNS = ("loss_d", "loss_g", "loss")
+GRAD_COLUMNS = ("grad_norm_d", "grad_norm_g", "grad_norm")
+
+
+def trial_stability(history: list[dict], evals: list[dict], status: str, diverged_step: int | None,
+                    metric: str = "domain_fid", window: int = 20, last_evals: int = 3) -> dict:
+    h = pd.DataFrame(history)
+    out: dict = {"diverged": status == "diverged", "diverged_step": diverged_step}
+    traj = [e[metric] for e in evals if metric in e and e[metric] is not None and math.isfinite(e[metric])]
+    if traj:
+        tail = traj[-last_evals:]
+        out.update({f"{metric}_best": float(min(traj)), f"{metric}_final": float(traj[-1]),
+                    f"{metric}_std_last": float(np.std(tail)), f"{metric}_evals": len(traj)})
+    if not h.empty:
+        finite = h.replace([np.inf, -np.inf], np.nan).dropna()
+        w = finite.tail(window)
+        for col in LOSS_COLUMNS:
+            if col in w and len(w) > 1:
+                out[f"{col}_std"] = float(w[col].std())
+                out[f"{col}_osc"] = float(w[col].diff().abs().mean())  # mean |Δ| between logged steps
+        for col in GRAD_COLUMNS:
+            if col in finite and len(finite):
+                out[f"{col}_mean"] = float(finite[col].mean())
+                out[f"{col}_max"] = float(finite[col].max())
+    return out
+
+
+def over_seeds(values: list[float], diverged: list[bool]) -> dict:
+    """Aggregate one config's runs: diverged runs enter the rate, finite values the mean/std."""
+    v = np.array([x for x, d in zip(values, diverged) if not d and x is not None and math.isfinite(x)])
+    return {"n_seeds": len(diverged), "divergence_rate": float(np.mean(diverged)) if diverged else math.nan,
+            "mean": float(v.mean()) if len(v) else math.nan,
+            "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan}
