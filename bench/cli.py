@@ -96,7 +96,8 @@ def run(
         console.print(f"[yellow]Inception evaluation skipped:[/] {e}")
     lb = records.leaderboard(study, spec.metric)
     wall = time.perf_counter() - t0
-    header = (f"# Leaderboard: {spec.name}\n\n`bench run --study {study}` · {search.n_finished(study)} trials × "
+    command = " ".join(["bench", *sys.argv[1:]])
+    header = (f"# Leaderboard: {spec.name}\n\n`{command}` · {search.n_finished(study)} trials × "
               f"{opts.steps} steps · {hw} · domain metrics on N={spec.eval.samples} ({spec.dataset}/"
               f"{spec.eval.split}) · Inception on N={spec.eval.inception_samples} for the top "
               f"{spec.eval.inception_top_k} · wall {wall:.0f}s")

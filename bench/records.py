@@ -62,6 +62,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "diverged_step": t.user_attrs.get("diverged_step"),
             "domain_fid": _num(m.get("domain_fid")), "domain_kid": _num(m.get("domain_kid")),
             "precision": _num(m.get("domain_precision")), "recall": _num(m.get("domain_recall")),
+            "density": _num(m.get("domain_density")), "coverage": _num(m.get("domain_coverage")),
+            "classes": m.get("classes_covered"), "class_kl": _num(m.get("class_kl")),
             "n": m.get("domain_n_fake"),
             "inception_fid": _num(inc.get("fid")), "inception_kid": _num(inc.get("kid")),
             "inception_n": inc.get("n_fake"),
@@ -83,7 +85,7 @@ def leaderboard(study: optuna.Study, metric: str = "domain_fid") -> pd.DataFrame
 
 
 DISPLAY = ["rank", "trial", "model", "regularizer", "lam", "lr", "domain_fid", "inception_fid",
-           "domain_kid", "precision", "recall", "diverged", "status"]
+           "domain_kid", "precision", "recall", "coverage", "classes", "diverged", "status"]
 
 
 def display_frame(lb: pd.DataFrame) -> pd.DataFrame:
@@ -91,8 +93,11 @@ def display_frame(lb: pd.DataFrame) -> pd.DataFrame:
     out = lb[DISPLAY].copy()
     out["lam"] = [("—" if r == "none" else f"{v:.2e}") for r, v in zip(lb["regularizer"], lb["lam"])]
     out["lr"] = lb["lr"].map(lambda v: f"{v:.2e}")
+    out["classes"] = lb["classes"].map(lambda v: "—" if v is None or v != v else f"{int(v)}/10")
+    out["status"] = [f"diverged@{int(s)}" if st == "diverged" else st
+                     for st, s in zip(lb["status"], lb["diverged_step"])]
     for col, fmt in (("domain_fid", "{:.2f}"), ("inception_fid", "{:.1f}"), ("domain_kid", "{:.4f}"),
-                     ("precision", "{:.3f}"), ("recall", "{:.3f}")):
+                     ("precision", "{:.3f}"), ("recall", "{:.3f}"), ("coverage", "{:.3f}")):
         out[col] = lb[col].map(lambda v, f=fmt: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f.format(v))
     return out
 
@@ -101,5 +106,5 @@ def write_leaderboard(lb: pd.DataFrame, out_dir: Path, header: str) -> list[Path
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, md = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
     lb.to_csv(csv, index=False)
-    md.write_text(header + "\n\n" + display_frame(lb).to_markdown(index=False) + "\n")
+    md.write_text(header + "\n\n" + display_frame(lb).to_markdown(index=False, disable_numparse=True) + "\n")
     return [csv, md]

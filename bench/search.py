@@ -25,6 +25,8 @@ from bench.spec import StudySpec
 from stabgen import data as data_mod
 from stabgen.errors import StabgenError
 from stabgen.metrics import fidelity
+from stabgen.metrics.evaluate import domain_evaluator
+from stabgen.metrics.stability import trial_stability
 from stabgen.models import MODELS
 from stabgen.train import TrialConfig, sampler, train
 
@@ -106,13 +108,8 @@ def n_finished(study: optuna.Study) -> int:
 
 def make_objective(spec: StudySpec, opts: RunOptions, images: data_mod.ImageData,
                    on_step: Callable[[int, int], None] | None = None) -> Callable[[optuna.Trial], float]:
-    ref = fidelity.RealRef(spec.dataset, spec.eval.split, spec.eval.samples, data_dir=opts.data_dir)
-    metric_key = spec.metric.removeprefix("domain_")
-
-    def evaluate(sample, final: bool) -> dict:
-        wanted = ("fid", "kid", "prc") if final else (metric_key,)
-        m = fidelity.compute(sample(spec.eval.samples), ref, "classifier", wanted, device=opts.device)
-        return {f"domain_{k}": v for k, v in m.items()}
+    evaluate = domain_evaluator(spec.dataset, spec.eval.split, spec.eval.samples, opts.device, opts.data_dir,
+                                spec.metric)
 
     def objective(trial: optuna.Trial) -> float:
         cfg = suggest_config(trial, spec, opts.steps)
@@ -130,9 +127,12 @@ def make_objective(spec: StudySpec, opts: RunOptions, images: data_mod.ImageData
         if result.status != "diverged":
             grid = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device))(64)
         records.write_trial_dir(trial_dir, result, grid)
+        stab = trial_stability(result.history, result.evals, result.status, result.diverged_step, spec.metric)
+        # a diverged trial has no final model: its last pre-divergence evaluation stays in evals.csv only
+        final = result.final if result.status != "diverged" else {}
         for k, v in {"status": result.status, "diverged_step": result.diverged_step,
                      "steps_done": result.steps_done, "seconds": round(result.seconds, 2),
-                     "metrics": result.final, "trial_dir": str(trial_dir)}.items():
+                     "metrics": final, "stability": stab, "trial_dir": str(trial_dir)}.items():
             trial.set_user_attr(k, v)
         if result.status != "completed":  # diverged or pruned: TPE learns the region is bad
             raise optuna.TrialPruned(f"{result.status} at step {result.diverged_step or result.steps_done}")
