@@ -50,6 +50,7 @@ def run(
     RUNS_DIR/STUDY/leaderboard.{csv,md}. Interrupt and rerun the same command to resume.
     """
     from bench import records, search, spec as spec_mod
+    from stabgen.models import MODELS
 
     spec = spec_mod.load(study)
     opts = search.RunOptions(
@@ -85,7 +86,8 @@ def run(
             val = trial.user_attrs.get("metrics", {}).get(spec.metric)
             lam = f" λ={cfg.get('lam'):.3g}" if cfg.get("regularizer") not in (None, "none") else ""
             step = f" at step {trial.user_attrs.get('diverged_step')}" if status == "diverged" else ""
-            progress.console.print(f"trial {trial.number}: {cfg.get('model')} {cfg.get('regularizer')}{lam} "
+            obj = f" {cfg.get('objective')}" if cfg.get("model") and MODELS.get(cfg["model"]).family == "gan" else ""
+            progress.console.print(f"trial {trial.number}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
                                    f"lr={cfg.get('lr', 0):.2e} → {status}{step}"
                                    + (f", {spec.metric} {val:.2f}" if val is not None and not step else ""))
 
@@ -94,7 +96,7 @@ def run(
         search.inception_eval(study, spec, opts, log=console.print)
     except StabgenError as e:  # the search results stand; say why the Inception column is empty
         console.print(f"[yellow]Inception evaluation skipped:[/] {e}")
-    lb = records.leaderboard(study, spec.metric)
+    lb = records.leaderboard(study, spec.metric, spec.direction)
     wall = time.perf_counter() - t0
     command = " ".join(["bench", *sys.argv[1:]])
     header = (f"# Leaderboard: {spec.name}\n\n`{command}` · {search.n_finished(study)} trials × "
@@ -115,22 +117,86 @@ def _print_table(df, title: str) -> None:
     out.print(table)
 
 
+@app.command()
+def metrics(
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist: the real data (and domain classifier).")] = "mnist",
+    samples: Annotated[Optional[Path], typer.Option(help="Your samples: .pt/.npz/.npy tensor file or a folder of "
+                                                    "images (uint8, or float in [0,1] or [-1,1]).")] = None,
+    real_vs: Annotated[Optional[str], typer.Option(help="Instead of samples, score a real split (train/test) "
+                                                   "against the reference: the floor a perfect model reaches.")] = None,
+    split: Annotated[str, typer.Option(help="Reference split.")] = "train",
+    extractor: Annotated[str, typer.Option(help="classifier (domain CNN) or inception (TF-Inception).")] = "classifier",
+    n: Annotated[int, typer.Option(help="Real reference images (and at most this many samples).")] = 10000,
+    fid_inf: Annotated[bool, typer.Option("--fid-inf", help="Also estimate FID∞ (Chong & Forsyth 2020).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the idx files.")] = None,
+    inception_weights: Annotated[Optional[Path], typer.Option(help="TF-Inception weights file.")] = None,
+) -> None:
+    """Score samples (or a real split) against a dataset: FID, KID, precision/recall, density/coverage,
+    IS and class coverage, each with its N and feature extractor named.
+
+    Example: bench metrics --dataset mnist --real-vs test --extractor classifier --n 10000
+    """
+    import json
+
+    from bench.search import default_device
+    from stabgen.data import DATASETS
+    from stabgen.metrics.evaluate import evaluate_samples
+    from stabgen.metrics.fidelity import RealRef
+    from stabgen.samples import load_samples
+
+    if dataset not in DATASETS:
+        raise StabgenError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if (samples is None) == (real_vs is None):
+        raise StabgenError("give exactly one of --samples PATH or --real-vs SPLIT")
+    dd = str(data_dir) if data_dir else None
+    if samples is not None:
+        fake = load_samples(samples)[:n]
+        source = str(samples)
+    else:
+        size = 60000 if real_vs == "train" else 10000
+        # a different fixed subset than the reference's, so train-vs-train is not the same images
+        fake = RealRef(dataset, real_vs, min(n, size), seed=1, data_dir=dd).images()
+        source = f"{dataset}/{real_vs} (real)"
+    t0 = time.perf_counter()
+    res = evaluate_samples(fake, dataset, split, n, extractor, device or default_device(), dd,
+                           str(inception_weights) if inception_weights else None, fid_inf)
+    res.update(samples=source, seconds=round(time.perf_counter() - t0, 2))
+    if json_out:
+        out.print_json(json.dumps(res))
+        return
+    out.print(f"{source} vs {dataset}/{split} · extractor {extractor} · N = {res['n_fake']} fake, {res['n_real']} real")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("fid", "fid_inf", "kid", "kid_std", "precision", "recall", "density", "coverage", "is", "is_std",
+                "classes_covered", "class_kl", "seconds"):
+        if key in res:
+            table.add_row(key, f"{res[key]:.4g}" if isinstance(res[key], float) else str(res[key]))
+    out.print(table)
+    if "is_unavailable" in res:
+        console.print(f"IS not reported: {res['is_unavailable']}")
+
+
 @app.command("list")
 def list_(
     what: Annotated[str, typer.Argument(help="models, objectives, regularizers or datasets")] = "regularizers",
 ) -> None:
     """List a registry: each entry with a one-line description and where it applies."""
-    from stabgen.data import DATASETS
     from stabgen.models import MODELS
     from stabgen.objectives import OBJECTIVES
     from stabgen.regularizers import REGULARIZERS
+    from stabgen.sources import DESCRIPTIONS, KINDS
 
     rows = {
-        "models": lambda: [(n, s.family, s.description) for n, s in MODELS.items()],
-        "objectives": lambda: [(n, "gan", o.description) for n, o in OBJECTIVES.items()],
+        "models": lambda: [(n, f"{s.family} · {s.data_kind} data", s.description) for n, s in MODELS.items()],
+        "objectives": lambda: [(n, "gan" + (f" · built-in {o.penalty} (obj_lam)" if o.penalty else "")
+                                + (" · weight clipping" if o.clip else ""), o.description)
+                               for n, o in OBJECTIVES.items()],
         "regularizers": lambda: [(n, ", ".join(sorted(r.families)) + f" · {r.acts_on}", r.description)
                                  for n, r in REGULARIZERS.items()],
-        "datasets": lambda: [(n, "28×28 grey", "idx files, sha256-verified") for n in DATASETS],
+        "datasets": lambda: [(n, f"{KINDS[n]} models", d) for n, d in DESCRIPTIONS.items()],
     }
     if what not in rows:
         raise StabgenError(f"cannot list {what!r}; choose one of {', '.join(rows)}")

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torchvision.utils import save_image
 
+from stabgen.models import MODELS
 from stabgen.train import TrialResult
 
 INCEPTION_ATTR = "inception/"
@@ -33,10 +34,25 @@ def write_trial_dir(path: Path, result: TrialResult, sample_grid: torch.Tensor |
                "diverged_step": result.diverged_step, "seconds": round(result.seconds, 2),
                "final": result.final}
     (path / "metrics.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    if sample_grid is not None:
+    if sample_grid is not None and sample_grid.dtype == torch.uint8:
         save_image(sample_grid.float() / 255.0, path / "samples.png", nrow=8)
+    elif sample_grid is not None:
+        _scatter(sample_grid, path / "samples.png")
     if result.status != "diverged" and result.modules is not None:
         torch.save(result.modules["generator"].state_dict(), path / "generator.pt")
+
+
+def _scatter(points: torch.Tensor, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4, 4))
+    p = points.cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, color="black")
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 def _num(x) -> float:
@@ -53,9 +69,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             continue
         cfg, m = t.user_attrs.get("config", {}), t.user_attrs.get("metrics", {})
         inc = incep.get(t.number, {})
+        gan = cfg.get("model") and MODELS.get(cfg["model"]).family == "gan"
         rows.append({
             "trial": t.number,
-            "model": cfg.get("model"), "objective": cfg.get("objective") if cfg.get("model") != "vae" else "",
+            "model": cfg.get("model"), "objective": cfg.get("objective") if gan else "",
             "regularizer": cfg.get("regularizer"), "lam": cfg.get("lam"), "lr": cfg.get("lr"),
             "seed": cfg.get("seed"), "steps": t.user_attrs.get("steps_done"),
             "status": t.user_attrs.get("status", t.state.name.lower()),
@@ -68,37 +85,59 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "inception_fid": _num(inc.get("fid")), "inception_kid": _num(inc.get("kid")),
             "inception_n": inc.get("n_fake"),
             "seconds": t.user_attrs.get("seconds"), "device": t.user_attrs.get("device"),
+            **{k: v for k, v in m.items() if k in MODE_COLUMNS},
         })
     return pd.DataFrame(rows)
 
 
-def leaderboard(study: optuna.Study, metric: str = "domain_fid") -> pd.DataFrame:
-    """Trials ranked by the study metric (lower is better); diverged and pruned trials last."""
+MODE_COLUMNS = ("modes_captured", "high_quality", "reverse_kl", "stacked_modes", "stacked_kl")
+
+
+def leaderboard(study: optuna.Study, metric: str = "domain_fid", direction: str = "minimize") -> pd.DataFrame:
+    """Trials ranked by the study metric in its direction; diverged and pruned trials last."""
     df = trials_frame(study)
     if df.empty:
         return df
+    if metric not in df:
+        df[metric] = math.nan
     df["_bad"] = df["status"] != "completed"
-    df = df.sort_values(["_bad", metric, "trial"], na_position="last").drop(columns="_bad")
+    df["_key"] = df[metric] if direction == "minimize" else -df[metric]
+    df = df.sort_values(["_bad", "_key", "trial"], na_position="last").drop(columns=["_bad", "_key"])
     df.insert(0, "rank", range(1, len(df) + 1))
     df["diverged"] = df["status"].eq("diverged").map({True: "yes", False: "no"})
     return df.reset_index(drop=True)
 
 
-DISPLAY = ["rank", "trial", "model", "regularizer", "lam", "lr", "domain_fid", "inception_fid",
-           "domain_kid", "precision", "recall", "coverage", "classes", "diverged", "status"]
+DISPLAY = {
+    "image": ["rank", "trial", "model", "objective", "regularizer", "lam", "lr", "domain_fid", "inception_fid",
+              "domain_kid", "precision", "recall", "coverage", "classes", "status"],
+    "points": ["rank", "trial", "model", "objective", "regularizer", "lam", "lr", "modes_captured", "high_quality",
+               "reverse_kl", "status"],
+    "stacked": ["rank", "trial", "model", "objective", "regularizer", "lam", "lr", "stacked_modes", "stacked_kl",
+                "status"],
+}
 
 
 def display_frame(lb: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard as strings: λ/lr in scientific notation, missing values as '—'."""
-    out = lb[DISPLAY].copy()
+    kind = "points" if "modes_captured" in lb else "stacked" if "stacked_modes" in lb else "image"
+    for col in DISPLAY[kind]:
+        if col not in lb:
+            lb = lb.assign(**{col: math.nan})
+    out = lb[DISPLAY[kind]].copy()
     out["lam"] = [("—" if r == "none" else f"{v:.2e}") for r, v in zip(lb["regularizer"], lb["lam"])]
     out["lr"] = lb["lr"].map(lambda v: f"{v:.2e}")
-    out["classes"] = lb["classes"].map(lambda v: "—" if v is None or v != v else f"{int(v)}/10")
+    if "classes" in out:
+        out["classes"] = lb["classes"].map(lambda v: "—" if v is None or v != v else f"{int(v)}/10")
     out["status"] = [f"diverged@{int(s)}" if st == "diverged" else st
                      for st, s in zip(lb["status"], lb["diverged_step"])]
-    for col, fmt in (("domain_fid", "{:.2f}"), ("inception_fid", "{:.1f}"), ("domain_kid", "{:.4f}"),
-                     ("precision", "{:.3f}"), ("recall", "{:.3f}"), ("coverage", "{:.3f}")):
-        out[col] = lb[col].map(lambda v, f=fmt: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f.format(v))
+    formats = {"domain_fid": "{:.2f}", "inception_fid": "{:.1f}", "domain_kid": "{:.4f}", "precision": "{:.3f}",
+               "recall": "{:.3f}", "coverage": "{:.3f}", "modes_captured": "{:.0f}", "high_quality": "{:.1%}",
+               "reverse_kl": "{:.3f}", "stacked_modes": "{:.0f}", "stacked_kl": "{:.3f}"}
+    for col, fmt in formats.items():
+        if col in out:
+            out[col] = lb[col].map(lambda v, f=fmt: "—" if v is None or (isinstance(v, float) and math.isnan(v))
+                                   else f.format(v))
     return out
 
 

@@ -4,7 +4,8 @@ The search space is *conditional* in a way TPE handles well: each model family h
 regularizer parameter (`regularizer_gan`, `regularizer_vae`) listing only the regularizers that
 apply to it, and each regularizer has its own λ parameter (`lam_<name>`) that exists only when
 that regularizer is chosen — λ for L2 and λ for a gradient penalty live on different scales and
-must not share a density estimate. The storage (SQLite by default) is the record; rerunning
+must not share a density estimate. Likewise an objective's own λ (`obj_lam_wgan_gp`), the clip
+value (wgan only), n_critic (GANs only) and β (VAEs only) exist only where they apply. The storage (SQLite by default) is the record; rerunning
 resumes the same study until it holds the requested number of finished trials.
 """
 
@@ -25,10 +26,13 @@ from bench.spec import StudySpec
 from stabgen import data as data_mod
 from stabgen.errors import StabgenError
 from stabgen.metrics import fidelity
-from stabgen.metrics.evaluate import domain_evaluator
+from stabgen.metrics.evaluate import evaluator_for
 from stabgen.metrics.stability import trial_stability
 from stabgen.models import MODELS
-from stabgen.train import TrialConfig, sampler, train
+from stabgen.objectives import OBJECTIVES
+from stabgen.regularizers import REGULARIZERS
+from stabgen import sources
+from stabgen.train import TrialConfig, sample_output, sampler, train
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -64,22 +68,32 @@ def redact(url: str) -> str:
         return url.split("@")[-1]
 
 
+def _float(trial: optuna.Trial, name: str, r) -> float:
+    return trial.suggest_float(name, r.low, r.high, log=r.log)
+
+
 def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialConfig:
-    model = trial.suggest_categorical("model", spec.space.models)
+    """Sample one config; every parameter exists only where it means something (see module doc)."""
+    sp, t = spec.space, spec.train
+    model = trial.suggest_categorical("model", sp.models)
     family = MODELS.get(model).family
-    objective = "ns"
+    extra: dict = {}
     if family == "gan":
-        objective = trial.suggest_categorical("objective", spec.space.objectives)
-    reg = trial.suggest_categorical(f"regularizer_{family}", spec.space.regularizers_for(family))
-    lam = 0.0
-    if reg != "none":
-        r = spec.space.lam
-        lam = trial.suggest_float(f"lam_{reg}", r.low, r.high, log=r.log)
-    lr = trial.suggest_float("lr", spec.space.lr.low, spec.space.lr.high, log=spec.space.lr.log)
-    t = spec.train
-    return TrialConfig(dataset=spec.dataset, model=model, objective=objective, regularizer=reg, lam=lam,
-                       lr=lr, beta1=t.beta1, beta2=t.beta2, batch_size=t.batch_size, steps=steps,
-                       z_dim=t.z_dim, seed=spec.seed + trial.number, eval_every=min(t.eval_every, steps))
+        objective = extra["objective"] = trial.suggest_categorical("objective", sp.objectives)
+        obj = OBJECTIVES.get(objective)
+        if obj.penalty:
+            extra["obj_lam"] = _float(trial, f"obj_lam_{objective}", sp.obj_lam)
+        if obj.clip:
+            extra["clip_value"] = _float(trial, "clip", sp.clip)
+        extra["n_critic"] = trial.suggest_categorical("n_critic", sp.n_critic) if len(sp.n_critic) > 1 else sp.n_critic[0]
+    elif sp.beta is not None:
+        extra["beta"] = _float(trial, "beta", sp.beta)
+    reg = trial.suggest_categorical(f"regularizer_{family}", sp.regularizers_for(family))
+    lam = _float(trial, f"lam_{reg}", sp.lam) if reg != "none" and REGULARIZERS.get(reg).uses_lambda else 0.0
+    lr = _float(trial, "lr", sp.lr)
+    return TrialConfig(dataset=spec.dataset, model=model, regularizer=reg, lam=lam, lr=lr, beta1=t.beta1,
+                       beta2=t.beta2, batch_size=t.batch_size, steps=steps, z_dim=t.z_dim,
+                       seed=spec.seed + trial.number, eval_every=min(t.eval_every, steps), **extra)
 
 
 def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.Study:
@@ -106,10 +120,10 @@ def n_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def make_objective(spec: StudySpec, opts: RunOptions, images: data_mod.ImageData,
+def make_objective(spec: StudySpec, opts: RunOptions, source,
                    on_step: Callable[[int, int], None] | None = None) -> Callable[[optuna.Trial], float]:
-    evaluate = domain_evaluator(spec.dataset, spec.eval.split, spec.eval.samples, opts.device, opts.data_dir,
-                                spec.metric)
+    evaluate = evaluator_for(spec.dataset, spec.eval.split, spec.eval.samples, opts.device, opts.data_dir,
+                             spec.metric)
 
     def objective(trial: optuna.Trial) -> float:
         cfg = suggest_config(trial, spec, opts.steps)
@@ -120,12 +134,14 @@ def make_objective(spec: StudySpec, opts: RunOptions, images: data_mod.ImageData
             trial.report(metrics[spec.metric], step)
             return trial.should_prune()
 
-        result = train(cfg, images, opts.device, evaluate=evaluate, on_eval=on_eval,
+        result = train(cfg, source, opts.device, evaluate=evaluate, on_eval=on_eval,
                        on_step=(lambda s: on_step(trial.number, s)) if on_step else None)
         trial_dir = opts.runs_dir / spec.name / "trials" / str(trial.number)
         grid = None
         if result.status != "diverged":
-            grid = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device))(64)
+            n_show = 64 if source.kind == "image" else 2500
+            grid = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device),
+                           output=sample_output(source.kind))(n_show)
         records.write_trial_dir(trial_dir, result, grid)
         stab = trial_stability(result.history, result.evals, result.status, result.diverged_step, spec.metric)
         # a diverged trial has no final model: its last pre-divergence evaluation stays in evals.csv only
@@ -152,8 +168,8 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
     remaining = opts.trials - done
     if remaining <= 0:
         return study
-    images = data_mod.load(spec.dataset, "train", opts.data_dir).to(opts.device)
-    objective = make_objective(spec, opts, images, on_step)
+    source = sources.load_source(spec.dataset, opts.data_dir).to(opts.device)
+    objective = make_objective(spec, opts, source, on_step)
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial_end:
@@ -171,9 +187,9 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
 def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=print) -> None:
     """Inception FID/KID/PR for the top-k completed trials that lack one (results kept in the study)."""
     k = spec.eval.inception_top_k
-    if k == 0:
+    if k == 0 or spec.dataset not in data_mod.DATASETS:  # Inception: the grey image datasets only
         return
-    lb = records.leaderboard(study, spec.metric)
+    lb = records.leaderboard(study, spec.metric, spec.direction)
     if lb.empty:
         return
     top = lb[lb["status"] == "completed"].head(k)

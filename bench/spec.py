@@ -12,11 +12,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stabgen.data import DATASETS
 from stabgen.errors import StabgenError
+from stabgen.metrics.evaluate import METRICS
 from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
+from stabgen.sources import KINDS
+
+DATASETS = tuple(KINDS)
+SPLIT_SIZES = {"mnist": {"train": 60000, "test": 10000}, "fashion-mnist": {"train": 60000, "test": 10000}}
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 
@@ -56,13 +60,6 @@ class Eval(_Strict):
     inception_top_k: int = Field(3, ge=0, description="best trials that get an Inception evaluation")
     inception_samples: int = Field(500, ge=10)
 
-    @model_validator(mode="after")
-    def _fits(self) -> "Eval":
-        limit = 60000 if self.split == "train" else 10000
-        for name in ("samples", "inception_samples"):
-            if getattr(self, name) > limit:
-                raise ValueError(f"{name}={getattr(self, name)} exceeds the {limit} images of the {self.split} split")
-        return self
 
 
 class Space(_Strict):
@@ -71,6 +68,17 @@ class Space(_Strict):
     regularizers: list[str] = Field(min_length=1)
     lam: Range = Range(low=1e-3, high=1e2, log=True)
     lr: Range = Range(low=1e-5, high=1e-2, log=True)
+    obj_lam: Range = Field(Range(low=0.1, high=100.0, log=True), description="λ of wgan_gp / dragan (Lucic)")
+    clip: Range = Field(Range(low=1e-3, high=1.0, log=True), description="wgan clip value (Lucic)")
+    n_critic: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    beta: Range | None = Field(None, description="VAE KL weight β; absent: β = 1")
+
+    @field_validator("n_critic")
+    @classmethod
+    def _n_critic(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError(f"n_critic values must be ≥ 1, got {v}")
+        return v
 
     @field_validator("models")
     @classmethod
@@ -88,11 +96,18 @@ class Space(_Strict):
         return _known(v, REGULARIZERS, "regularizer")
 
     @model_validator(mode="after")
-    def _each_model_has_a_regularizer(self) -> "Space":
+    def _combinations(self) -> "Space":
+        families = {MODELS.get(m).family for m in self.models}
         for m in self.models:
             family = MODELS.get(m).family
             if not self.regularizers_for(family):
                 raise ValueError(f"none of the regularizers {self.regularizers} applies to model {m!r} ({family})")
+        for r in self.regularizers:
+            if not families & REGULARIZERS.get(r).families:
+                raise ValueError(f"regularizer {r!r} applies to {'/'.join(sorted(REGULARIZERS.get(r).families))} "
+                                 f"models, none of which is in models = {self.models}")
+        if self.objectives != ["ns"] and "gan" not in families:
+            raise ValueError(f"objectives {self.objectives} need a GAN model in models = {self.models}")
         return self
 
     def regularizers_for(self, family: str) -> list[str]:
@@ -112,8 +127,8 @@ class StudySpec(_Strict):
     name: str = ""
     description: str = ""
     dataset: Literal[DATASETS] = "mnist"  # type: ignore[valid-type]
-    metric: Literal["domain_fid", "domain_kid"] = "domain_fid"
-    direction: Literal["minimize"] = "minimize"
+    metric: Literal[tuple(METRICS)] = "domain_fid"  # type: ignore[valid-type]
+    direction: Literal["minimize", "maximize", ""] = ""  # derived from the metric when omitted
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["none", "median"] = "none"
     n_trials: int = Field(20, gt=0)
@@ -121,6 +136,26 @@ class StudySpec(_Strict):
     train: Train = Train()
     eval: Eval = Eval()
     space: Space
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StudySpec":
+        direction, datasets = METRICS[self.metric]
+        if self.dataset not in datasets:
+            raise ValueError(f"metric {self.metric!r} is for {'/'.join(datasets)}, not {self.dataset!r}")
+        if self.direction and self.direction != direction:
+            raise ValueError(f"metric {self.metric!r} must be {direction}d, not {self.direction}d")
+        object.__setattr__(self, "direction", direction)
+        kind = KINDS[self.dataset]
+        for m in self.space.models:
+            if MODELS.get(m).data_kind != kind:
+                raise ValueError(f"model {m!r} is for {MODELS.get(m).data_kind} data; {self.dataset!r} is {kind} data")
+        sizes = SPLIT_SIZES.get(self.dataset)
+        if sizes:
+            for name in ("samples", "inception_samples"):
+                if getattr(self.eval, name) > sizes[self.eval.split]:
+                    raise ValueError(f"eval.{name}={getattr(self.eval, name)} exceeds the {sizes[self.eval.split]} "
+                                     f"images of the {self.eval.split} split")
+        return self
 
 
 def resolve_path(study: str) -> Path:

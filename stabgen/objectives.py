@@ -5,7 +5,12 @@ Formulas follow Lucic et al. 2018, Table 1 (σ = sigmoid, softplus(t) = log(1 + 
   ns    D: as mm                                      G: −E log σ(D(G(z)))
   ls    D: ½E(D(x) − 1)² + ½E D(G(z))²                 G: ½E(D(G(z)) − 1)²
   hinge D: E max(0, 1 − D(x)) + E max(0, 1 + D(G(z)))  G: −E D(G(z))
+  wgan  D: E D(G(z)) − E D(x), weights clipped to [−c, c] after each D step   G: −E D(G(z))
+  wgan_gp  as wgan without clipping, plus λ·E(‖∇D(x̂)‖ − 1)² at real/fake interpolates
+  dragan   as ns, plus λ·E(‖∇D(x̂)‖ − 1)² at perturbed real points (Kodali 2017)
 The generator loss always scores the *fake* logits (the seed listing scored D(real): a bug).
+An objective's built-in penalty is one of the registered regularizers, weighted by the trial's
+`obj_lam` (Lucic's λ), separately from the regularizer under study.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ class Objective:
     description: str
     d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (real_logits, fake_logits)
     g_loss: Callable[[torch.Tensor], torch.Tensor]  # (fake_logits)
+    penalty: str | None = None  # a registered regularizer built into the objective (weight: obj_lam)
+    clip: bool = False  # clip D's weights to [−clip_value, clip_value] after each D step
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
@@ -55,4 +62,22 @@ OBJECTIVES.register("hinge")(Objective(
     "hinge GAN (Lim & Ye 2017; Miyato 2018)",
     d_loss=lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
     g_loss=lambda fake: -fake.mean(),
+))
+
+
+def _wgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return fake.mean() - real.mean()
+
+
+OBJECTIVES.register("wgan")(Objective(
+    "Wasserstein GAN (Arjovsky 2017) with weight clipping (clip_value searchable)",
+    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(), clip=True,
+))
+OBJECTIVES.register("wgan_gp")(Objective(
+    "WGAN with gradient penalty (Gulrajani 2017), λ = obj_lam",
+    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(), penalty="gp",
+))
+OBJECTIVES.register("dragan")(Objective(
+    "DRAGAN (Kodali 2017): non-saturating GAN + gradient penalty around the data, λ = obj_lam",
+    d_loss=_bce_d, g_loss=lambda fake: F.softplus(-fake).mean(), penalty="dragan",
 ))

@@ -17,7 +17,8 @@ from typing import Callable, Protocol
 import torch
 import torch.nn as nn
 
-from stabgen.data import ImageData, to_uint8, to_unit
+from stabgen import sources
+from stabgen.data import ImageData, to_uint8
 from stabgen.errors import StabgenError
 from stabgen.models import MODELS
 from stabgen.models.vae import vae_terms
@@ -34,7 +35,7 @@ class TrialConfig:
     model: str = "gan"
     objective: str = "ns"  # GAN family only
     regularizer: str = "none"
-    lam: float = 0.0  # λ: weight of the regularizer's penalty
+    lam: float = 0.0  # λ: weight of the regularizer's penalty (instance_noise: σ₀)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -44,6 +45,12 @@ class TrialConfig:
     seed: int = 0
     eval_every: int = 500
     log_every: int = 10
+    n_critic: int = 1  # D steps per G step
+    obj_lam: float = 10.0  # weight of the objective's own penalty (wgan_gp, dragan)
+    clip_value: float = 0.01  # wgan weight clipping
+    d_bn: bool = False  # batch norm in conv discriminators
+    beta: float = 1.0  # VAE: KL weight (β-VAE)
+    kl_warmup: int = 0  # VAE: steps over which the KL weight ramps linearly from 0 to β
 
     @property
     def family(self) -> str:
@@ -56,9 +63,15 @@ class TrialConfig:
         if family not in reg.families:
             raise StabgenError(f"regularizer {self.regularizer!r} does not apply to {family} models "
                                f"(it applies to: {', '.join(sorted(reg.families))})")
+        kind = sources.KINDS.get(self.dataset)
+        if kind is None:
+            sources.SOURCES.get(self.dataset)  # raises: unknown dataset, naming the known ones
+        if MODELS.get(self.model).data_kind != kind:
+            raise StabgenError(f"model {self.model!r} is for {MODELS.get(self.model).data_kind} data; "
+                               f"dataset {self.dataset!r} is {kind} data")
         if family == "gan":
             OBJECTIVES.get(self.objective)
-        for name in ("lr", "batch_size", "steps", "eval_every"):
+        for name in ("lr", "batch_size", "steps", "eval_every", "n_critic", "clip_value", "beta"):
             if not getattr(self, name) > 0:
                 raise StabgenError(f"{name} must be positive, got {getattr(self, name)}")
         if self.lam < 0 or not math.isfinite(self.lam):
@@ -85,7 +98,7 @@ class TrialResult:
 
 
 class Step(Protocol):
-    def __call__(self, real: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def __call__(self, next_real: Callable[[], torch.Tensor], it: int) -> dict[str, torch.Tensor]: ...
 
 
 StepFactory = Callable[[nn.ModuleDict, TrialConfig, Regularizer, torch.Generator], Step]
@@ -104,34 +117,45 @@ def _grad_norm(module: nn.Module) -> torch.Tensor:
 @FAMILY_STEPS.register("gan")
 def gan_step(modules: nn.ModuleDict, cfg: TrialConfig, reg: Regularizer,
              rng: torch.Generator) -> Step:
-    """One D update then one G update; λ·penalty joins the loss the regularizer declares."""
+    """n_critic D updates then one G update. λ·penalty joins the loss the regularizer declares; the
+    objective's own penalty (wgan_gp, dragan) is weighted by obj_lam; wgan clips D after each step."""
     gen, disc = modules["generator"], modules["discriminator"]
     obj = OBJECTIVES.get(cfg.objective)
+    built_in = REGULARIZERS.get(obj.penalty)() if obj.penalty else None
     opt_g, opt_d = _adam(gen.parameters(), cfg), _adam(disc.parameters(), cfg)
 
-    def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
-        b = real.shape[0]
-        z = torch.randn(b, cfg.z_dim, generator=rng, device=real.device)
-        fake = gen(z).detach()
-        loss_d = obj.d_loss(disc(real), disc(fake))
-        pen_d = reg.penalty(RegContext(modules, real, fake, rng=rng)) \
-            if reg.loss == "discriminator" else loss_d.new_zeros(())
-        opt_d.zero_grad(set_to_none=True)
-        (loss_d + cfg.lam * pen_d).backward()
-        gnorm_d = _grad_norm(disc)
-        opt_d.step()
+    def step(next_real: Callable[[], torch.Tensor], it: int) -> dict[str, torch.Tensor]:
+        progress = (it - 1) / cfg.steps
+        see = lambda x: reg.d_inputs(x, progress, cfg.lam, rng)  # noqa: E731  (instance noise hook)
+        for _ in range(cfg.n_critic):
+            real = next_real()
+            z = torch.randn(real.shape[0], cfg.z_dim, generator=rng, device=real.device)
+            fake = gen(z).detach()
+            d_real, d_fake = disc(see(real)), disc(see(fake))
+            loss_d = obj.d_loss(d_real, d_fake)
+            ctx = RegContext(modules, real, fake, rng=rng, d_real=d_real, d_fake=d_fake)
+            pen_d = reg.penalty(ctx) if reg.loss == "discriminator" else loss_d.new_zeros(())
+            pen_obj = built_in.penalty(ctx) if built_in else loss_d.new_zeros(())
+            opt_d.zero_grad(set_to_none=True)
+            (loss_d + cfg.lam * pen_d + cfg.obj_lam * pen_obj).backward()
+            gnorm_d = _grad_norm(disc)
+            opt_d.step()
+            if obj.clip:
+                with torch.no_grad():
+                    for p in disc.parameters():
+                        p.clamp_(-cfg.clip_value, cfg.clip_value)
 
-        z = torch.randn(b, cfg.z_dim, generator=rng, device=real.device)
+        z = torch.randn(real.shape[0], cfg.z_dim, generator=rng, device=real.device)
         h = gen.features(z)
         fake = gen.decode(h)
-        loss_g = obj.g_loss(disc(fake))
+        loss_g = obj.g_loss(disc(see(fake)))
         pen_g = reg.penalty(RegContext(modules, real, fake, features=h, rng=rng)) \
             if reg.loss == "generator" else loss_g.new_zeros(())
         opt_g.zero_grad(set_to_none=True)
         (loss_g + cfg.lam * pen_g).backward()
         gnorm_g = _grad_norm(gen)
         opt_g.step()
-        return {"loss_d": loss_d, "loss_g": loss_g, "penalty": pen_d + pen_g,
+        return {"loss_d": loss_d, "loss_g": loss_g, "penalty": pen_d + pen_g + pen_obj,
                 "grad_norm_d": gnorm_d, "grad_norm_g": gnorm_g}
 
     return step
@@ -140,14 +164,17 @@ def gan_step(modules: nn.ModuleDict, cfg: TrialConfig, reg: Regularizer,
 @FAMILY_STEPS.register("vae")
 def vae_step(modules: nn.ModuleDict, cfg: TrialConfig, reg: Regularizer,
              rng: torch.Generator) -> Step:
-    """One ELBO update of encoder and decoder; the regularizer acts on the decoder (the generator)."""
+    """One ELBO update (KL weighted by β, ramped over kl_warmup steps); the regularizer acts on the
+    decoder (the generator)."""
     enc, dec = modules["encoder"], modules["generator"]
     opt = _adam(modules.parameters(), cfg)
 
-    def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(next_real: Callable[[], torch.Tensor], it: int) -> dict[str, torch.Tensor]:
+        real = next_real()
         noise = torch.randn(real.shape[0], cfg.z_dim, generator=rng, device=real.device)
         t = vae_terms(enc, dec, real, noise)
-        loss = t["recon"] + t["kl"]
+        kl_weight = cfg.beta * min(1.0, it / cfg.kl_warmup) if cfg.kl_warmup else cfg.beta
+        loss = t["recon"] + kl_weight * t["kl"]
         pen = reg.penalty(RegContext(modules, real, real, features=t["features"], rng=rng))
         opt.zero_grad(set_to_none=True)
         (loss + cfg.lam * pen).backward()
@@ -158,15 +185,18 @@ def vae_step(modules: nn.ModuleDict, cfg: TrialConfig, reg: Regularizer,
     return step
 
 
-def build(cfg: TrialConfig, image_shape: tuple[int, int, int], device: torch.device) -> nn.ModuleDict:
+def build(cfg: TrialConfig, shape: tuple[int, ...], device: torch.device) -> nn.ModuleDict:
     torch.manual_seed(cfg.seed)  # parameter init is the only use of the global RNG
-    return MODELS.get(cfg.model).build(image_shape, cfg.z_dim).to(device)
+    modules = MODELS.get(cfg.model).build(shape, cfg.z_dim, d_bn=cfg.d_bn)
+    REGULARIZERS.get(cfg.regularizer)().transform(modules)
+    return modules.to(device)
 
 
 def sampler(generator: nn.Module, z_dim: int, seed: int, device: torch.device,
-            chunk: int = 1000) -> Callable[[int], torch.Tensor]:
+            chunk: int = 1000, output: Callable[[torch.Tensor], torch.Tensor] = to_uint8) -> Callable[[int], torch.Tensor]:
     """Fixed-noise sampling: sample(n) always uses the same n latent codes for a given seed,
-    so evaluations at different steps of a trial compare like with like."""
+    so evaluations at different steps of a trial compare like with like. Images come back as
+    uint8 (what the metrics take); pass output=lambda x: x for point data."""
 
     @torch.no_grad()
     def sample(n: int) -> torch.Tensor:
@@ -174,7 +204,7 @@ def sampler(generator: nn.Module, z_dim: int, seed: int, device: torch.device,
         z = torch.randn(n, z_dim, generator=g)
         was_training = generator.training
         generator.eval()
-        out = torch.cat([to_uint8(generator(zc.to(device))).cpu() for zc in z.split(chunk)])
+        out = torch.cat([output(generator(zc.to(device))).cpu() for zc in z.split(chunk)])
         generator.train(was_training)
         return out
 
@@ -189,23 +219,30 @@ def _params_finite(modules: nn.ModuleDict) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in modules.parameters())
 
 
-def train(cfg: TrialConfig, data: ImageData, device: torch.device | str = "cpu", *,
+def sample_output(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return to_uint8 if kind == "image" else (lambda x: x)
+
+
+def train(cfg: TrialConfig, data, device: torch.device | str = "cpu", *,
           evaluate: Evaluate | None = None, on_eval: OnEval | None = None,
           on_step: Callable[[int], None] | None = None) -> TrialResult:
-    """Train one trial. `data.images` should already be on `device` (moved once by the caller)."""
+    """Train one trial on a source (stabgen.sources) or an ImageData split. Data already on
+    `device` stays there; anything else is moved once, here."""
+    if isinstance(data, ImageData):
+        data = sources.ImageSource(data)
     cfg.validate()
     device = torch.device(device)
-    images = data.images.to(device)
-    modules = build(cfg, tuple(images.shape[1:]), device)
+    source = data.to(device)
+    modules = build(cfg, source.shape, device)
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
     step_fn = FAMILY_STEPS.get(cfg.family)(modules, cfg, REGULARIZERS.get(cfg.regularizer)(), rng)
-    sample = sampler(modules["generator"], cfg.z_dim, cfg.seed, device)
+    sample = sampler(modules["generator"], cfg.z_dim, cfg.seed, device, output=sample_output(source.kind))
     result = TrialResult(cfg, "completed", 0, None, modules=modules)
     t0 = time.perf_counter()
 
+    next_real = lambda: source.batch(cfg.batch_size, rng)  # noqa: E731
     for it in range(1, cfg.steps + 1):
-        idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=rng, device=device)
-        losses = step_fn(to_unit(images[idx]))
+        losses = step_fn(next_real, it)
         result.steps_done = it
         finite = all(bool(torch.isfinite(v)) for v in losses.values())
         if not finite or (it % 50 == 0 and not _params_finite(modules)):

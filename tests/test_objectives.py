@@ -40,7 +40,7 @@ def test_ns_generator_step_scores_fake_not_real():
     gen_before = copy.deepcopy(modules["generator"])
     real = torch.rand(8, 1, 28, 28) * 2 - 1
     step = gan_step(modules, cfg, REGULARIZERS.get("none")(), rng)
-    out = step(real)
+    out = step(lambda: real, 1)
     torch.randn(8, cfg.z_dim, generator=replay)  # the D step's draw
     z = torch.randn(8, cfg.z_dim, generator=replay)
     with torch.no_grad():
@@ -48,3 +48,25 @@ def test_ns_generator_step_scores_fake_not_real():
         d_real = modules["discriminator"](real)
     torch.testing.assert_close(out["loss_g"].detach(), F.softplus(-d_fake).mean())
     assert not torch.allclose(out["loss_g"].detach(), F.softplus(-d_real).mean())
+
+
+def test_wgan_family_losses():
+    for name in ("wgan", "wgan_gp"):
+        torch.testing.assert_close(OBJECTIVES.get(name).d_loss(R, Fk), Fk.mean() - R.mean())
+        torch.testing.assert_close(OBJECTIVES.get(name).g_loss(Fk), -Fk.mean())
+    assert OBJECTIVES.get("wgan").clip and OBJECTIVES.get("wgan_gp").penalty == "gp"
+    assert OBJECTIVES.get("dragan").penalty == "dragan"
+    torch.testing.assert_close(OBJECTIVES.get("dragan").g_loss(Fk), -torch.log(sig(Fk)).mean())
+
+
+def test_wgan_step_clips_the_critic_and_runs_n_critic_updates():
+    cfg = TrialConfig(model="gan", objective="wgan", clip_value=0.005, n_critic=3, lr=1e-2, batch_size=4)
+    modules = build(cfg, (1, 28, 28), torch.device("cpu"))
+    calls = []
+
+    def next_real():
+        calls.append(1)
+        return torch.rand(4, 1, 28, 28) * 2 - 1
+    gan_step(modules, cfg, REGULARIZERS.get("none")(), torch.Generator().manual_seed(0))(next_real, 1)
+    assert len(calls) == 3
+    assert all(p.abs().max() <= 0.005 + 1e-9 for p in modules["discriminator"].parameters())

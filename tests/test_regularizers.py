@@ -94,8 +94,101 @@ def test_r1_of_quadratic_discriminator():
 
 
 def test_families():
-    assert set(applicable("gan")) == {"none", "l1", "l2", "feature_norm", "gp", "r1"}
-    assert set(applicable("vae")) == {"none", "l1", "l2", "feature_norm"}
+    assert set(applicable("gan")) == {"none", "l1", "l2", "feature_norm", "gp", "r1", "r2", "dragan", "spectral_norm",
+                                      "consistency", "instance_noise", "orthogonal", "lecam"}
+    assert set(applicable("vae")) == {"none", "l1", "l2", "feature_norm", "orthogonal"}
+
+
+def test_r2_of_quadratic_discriminator_uses_fake():
+    a = torch.tensor([[2.0, 1.0], [1.0, 3.0]])
+    fake = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    val = REGULARIZERS.get("r2")().penalty(ctx({"discriminator": Quadratic(a)}, torch.zeros(3, 2), fake))
+    assert val.item() == pytest.approx(20.0 / 3)
+
+
+def test_dragan_of_linear_discriminator():
+    val = REGULARIZERS.get("dragan")().penalty(ctx({"discriminator": Linear(torch.tensor([3.0, 0.0, 4.0]))},
+                                                   torch.randn(6, 3)))
+    assert val.item() == pytest.approx(16.0)
+
+
+def test_spectral_norm_makes_each_weight_unit_spectral_norm():
+    from stabgen.models.conv import build_infogan
+    modules = build_infogan((1, 28, 28), 64)
+    REGULARIZERS.get("spectral_norm")().transform(modules)
+    disc = modules["discriminator"]
+    with torch.no_grad():
+        for _ in range(30):  # power iteration advances once per training-mode forward pass
+            disc(torch.randn(4, 1, 28, 28))
+    disc.eval()
+    layers = [m for m in disc.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(layers) == 4
+    for m in layers:
+        sigma = torch.linalg.svdvals(m.weight.detach().flatten(1))[0].item()
+        assert abs(sigma - 1) < 1e-2, sigma
+
+
+class PixelSum(nn.Module):
+    def forward(self, x):
+        return x.flatten(1).sum(1)
+
+
+def test_consistency_is_zero_for_an_invariant_discriminator():
+    real = torch.rand(5, 1, 28, 28)
+    val = REGULARIZERS.get("consistency")().penalty(ctx({"discriminator": PixelSum()}, real, seed=3))
+    assert val.item() == pytest.approx(0.0, abs=1e-6)  # a circular shift keeps the pixel sum
+
+
+def test_consistency_penalizes_a_position_sensitive_discriminator():
+    class TopLeft(nn.Module):
+        def forward(self, x):
+            return x[:, 0, 0, 0]
+    real = torch.rand(5, 1, 28, 28)
+    reg = REGULARIZERS.get("consistency")()
+    vals = [reg.penalty(ctx({"discriminator": TopLeft()}, real, seed=s)).item() for s in range(5)]
+    assert max(vals) > 0.01
+
+
+def test_instance_noise_anneals_to_zero():
+    reg = REGULARIZERS.get("instance_noise")()
+    x = torch.zeros(20000, 2)
+    g = torch.Generator().manual_seed(0)
+    assert reg.d_inputs(x, 0.0, 0.5, g).std().item() == pytest.approx(0.5, rel=0.02)
+    assert reg.d_inputs(x, 0.5, 0.5, g).std().item() == pytest.approx(0.25, rel=0.02)
+    assert torch.equal(reg.d_inputs(x, 1.0, 0.5, g), x)
+
+
+def test_orthogonal_is_zero_for_orthogonal_weights():
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0)))
+    g = MLPGenerator(z_dim=6, image_shape=(1, 1, 6), hidden=6)
+    with torch.no_grad():
+        g.hidden.weight.copy_(q)
+        g.out.weight.copy_(q.T)
+    reg = REGULARIZERS.get("orthogonal")()
+    assert reg.penalty(ctx({"generator": g})).item() == pytest.approx(0.0, abs=1e-9)
+    with torch.no_grad():
+        g.hidden.weight.mul_(2.0)  # ‖4I − I‖²_F = 9·6
+    assert reg.penalty(ctx({"generator": g})).item() == pytest.approx(54.0, rel=1e-5)
+
+
+def test_orthogonal_semi_orthogonal_rectangular_weight():
+    q, _ = torch.linalg.qr(torch.randn(8, 3))  # 8×3 with orthonormal columns
+    g = MLPGenerator(z_dim=3, image_shape=(1, 1, 3), hidden=8)
+    with torch.no_grad():
+        g.hidden.weight.copy_(q)       # [8, 3]: columns orthonormal
+        g.out.weight.copy_(q.T)        # [3, 8]: rows orthonormal
+    assert REGULARIZERS.get("orthogonal")().penalty(ctx({"generator": g})).item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_lecam_with_its_moving_averages():
+    reg = REGULARIZERS.get("lecam")()
+    d_real, d_fake = torch.tensor([1.0, 3.0]), torch.tensor([-2.0, 0.0])
+    c = RegContext(nn.ModuleDict(), torch.zeros(2, 1), torch.zeros(2, 1), d_real=d_real, d_fake=d_fake)
+    val = reg.penalty(c)
+    ema_r, ema_f = 0.01 * 2.0, 0.01 * -1.0  # first update from 0 with decay 0.99
+    want = ((d_real - ema_f) ** 2).mean() + ((d_fake - ema_r) ** 2).mean()
+    assert val.item() == pytest.approx(want.item())
+    assert reg.ema_real == pytest.approx(ema_r) and reg.ema_fake == pytest.approx(ema_f)
 
 
 def test_discriminator_regularizer_on_vae_is_rejected():

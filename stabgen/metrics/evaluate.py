@@ -32,3 +32,99 @@ def domain_evaluator(dataset: str, split: str, n: int, device: str = "cpu", data
         return out
 
     return evaluate
+
+
+def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extractor: str = "classifier",
+                     device: str = "cpu", data_dir: str | None = None, inception_weights: str | None = None,
+                     fid_inf: bool = False) -> dict:
+    """Every metric for a set of samples against n real images of a split (what `bench metrics` prints).
+
+    Inception Score is reported only where the network's logits are valid; otherwise the reason is
+    returned under `is_unavailable` instead of a number.
+    """
+    from stabgen.errors import StabgenError
+    from stabgen.metrics.frechet import fid_infinity
+
+    shape = data_mod.IMAGE_SHAPES[dataset]
+    if tuple(fake.shape[2:]) != shape[1:]:
+        raise StabgenError(f"samples are {tuple(fake.shape[2:])} images; {dataset} needs {shape[1:]}")
+    ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
+    out = fidelity.compute(fake, ref, extractor, ("fid", "kid", "prc", "dc"), device=device,
+                           inception_weights=inception_weights)
+    try:
+        out.update({k: v for k, v in fidelity.compute(fake, ref, extractor, ("isc",), device=device,
+                                                       inception_weights=inception_weights).items()
+                    if k in ("is", "is_std")})
+    except StabgenError as e:
+        out["is_unavailable"] = str(e)
+    clf = classifier.load(dataset, device)
+    with torch.no_grad():
+        pred = torch.cat([clf(x.to(device)).argmax(1).cpu() for x in fake.split(1000)])
+    counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
+    cls = modes.class_histogram_metrics(pred, counts)
+    out.update(classes_covered=cls["classes_covered"], class_kl=cls["class_kl"])
+    if fid_inf:
+        kw = dict(extractor=extractor, dataset=dataset, device=device, inception_weights=inception_weights)
+        res = fid_infinity(fidelity.features(fake, **kw), fidelity.features(ref.images(), **kw))
+        out.update(fid_inf=res["fid_inf"], fid_inf_points=len(res["n"]))
+    out.update(dataset=dataset, split=split)
+    return out
+
+
+def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu") -> dict:
+    """Modes of 1,000 for 3-channel Stacked-MNIST samples: each channel classified by the MNIST
+    classifier (PacGAN / VEEGAN protocol, usually on 26,000 samples)."""
+    from stabgen.errors import StabgenError
+
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise StabgenError(f"Stacked MNIST samples must be [N, 3, 28, 28], got {tuple(images.shape)}")
+    clf = classifier.load("mnist", device)
+    with torch.no_grad():
+        preds = torch.stack([torch.cat([clf(x[:, c:c + 1].to(device)).argmax(1).cpu() for x in images.split(2000)])
+                             for c in range(3)], dim=1)
+    return modes.stacked_modes(preds)
+
+
+def mixture_evaluator(dataset: str, n: int = 2500) -> Callable[[Callable[[int], torch.Tensor], bool], dict]:
+    """PacGAN counting on n samples (2,500 in the paper) for the ring / grid mixtures."""
+    from stabgen.sources import load_source
+
+    src = load_source(dataset)
+
+    def evaluate(sample: Callable[[int], torch.Tensor], final: bool) -> dict:
+        m = modes.mixture_modes(sample(n).double(), src.centers.double(), src.sigma)
+        return {"modes_captured": m["modes_captured"], "high_quality": m["high_quality"],
+                "reverse_kl": m["reverse_kl"], "n_samples": n}
+
+    return evaluate
+
+
+def stacked_evaluator(n: int, device: str = "cpu") -> Callable[[Callable[[int], torch.Tensor], bool], dict]:
+    """Modes of 1,000 and KL to uniform on n Stacked-MNIST samples (26,000 in the papers)."""
+
+    def evaluate(sample: Callable[[int], torch.Tensor], final: bool) -> dict:
+        m = stacked_mnist_modes(sample(n), device)
+        return {"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": n}
+
+    return evaluate
+
+
+# metric name → (direction, the dataset kinds it exists for)
+METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "domain_fid": ("minimize", ("mnist", "fashion-mnist")),
+    "domain_kid": ("minimize", ("mnist", "fashion-mnist")),
+    "reverse_kl": ("minimize", ("ring", "grid")),
+    "modes_captured": ("maximize", ("ring", "grid")),
+    "stacked_kl": ("minimize", ("stacked-mnist",)),
+    "stacked_modes": ("maximize", ("stacked-mnist",)),
+}
+
+
+def evaluator_for(dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
+                  metric: str = "domain_fid") -> Callable[[Callable[[int], torch.Tensor], bool], dict]:
+    """The evaluation a study on `dataset` runs each eval_every steps."""
+    if dataset in ("ring", "grid"):
+        return mixture_evaluator(dataset, n)
+    if dataset == "stacked-mnist":
+        return stacked_evaluator(n, device)
+    return domain_evaluator(dataset, split, n, device, data_dir, metric)

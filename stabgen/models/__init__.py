@@ -19,11 +19,12 @@ from stabgen.registry import Registry
 class ModelSpec:
     family: str
     description: str
-    build: Callable[[tuple[int, int, int], int], nn.ModuleDict]
+    build: Callable[..., nn.ModuleDict]  # (sample shape, z_dim, d_bn=False) → ModuleDict
+    data_kind: str = "image"  # "image" (28×28, 1 or 3 channels) or "points" (2D)
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
-from stabgen.models import gan, vae  # noqa: E402,F401  (register the built-in models)
+from stabgen.models import conv, gan, toy, vae  # noqa: E402,F401  (register the built-in models)
 
 __all__ = ["MODELS", "ModelSpec"]

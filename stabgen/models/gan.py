@@ -52,7 +52,7 @@ class MLPDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def build_mlp_gan(image_shape: tuple[int, int, int], z_dim: int) -> nn.ModuleDict:
+def build_mlp_gan(image_shape: tuple[int, int, int], z_dim: int, d_bn: bool = False) -> nn.ModuleDict:
     return nn.ModuleDict({
         "generator": MLPGenerator(z_dim, image_shape),
         "discriminator": MLPDiscriminator(image_shape),

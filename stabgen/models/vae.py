@@ -49,7 +49,7 @@ def vae_terms(encoder: MLPEncoder, decoder: MLPGenerator, x: torch.Tensor,
     return {"recon": recon, "kl": kl, "z": z, "features": h}
 
 
-def build_mlp_vae(image_shape: tuple[int, int, int], z_dim: int) -> nn.ModuleDict:
+def build_mlp_vae(image_shape: tuple[int, int, int], z_dim: int, d_bn: bool = False) -> nn.ModuleDict:
     return nn.ModuleDict({
         "generator": MLPGenerator(z_dim, image_shape),
         "encoder": MLPEncoder(image_shape, z_dim),

@@ -1,0 +1,47 @@
+"""MLP GAN for 2D point data (ring, grid), sized like PacGAN 2018's synthetic experiments:
+G: z(2) → 3 × [400, ReLU] → 2;  D: 2 → 3 × [200, LeakyReLU(0.2)] → 1."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from stabgen.models import MODELS, ModelSpec
+
+
+class PointGenerator(nn.Module):
+    def __init__(self, z_dim: int, dim: int = 2, hidden: int = 400) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, hidden), nn.ReLU())
+        self.out = nn.Linear(hidden, dim)
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        return self.stem(z)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(h)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(h)  # points live in R², no squashing
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.features(z))
+
+
+class PointDiscriminator(nn.Module):
+    def __init__(self, dim: int = 2, hidden: int = 200) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def build_point_gan(shape, z_dim: int, d_bn: bool = False) -> nn.ModuleDict:
+    return nn.ModuleDict({"generator": PointGenerator(z_dim, shape[0]), "discriminator": PointDiscriminator(shape[0])})
+
+
+MODELS.register("mlp2d")(ModelSpec("gan", "MLP GAN for 2D points (PacGAN-sized: G 3×400 ReLU, D 3×200)",
+                                   build_point_gan, data_kind="points"))
