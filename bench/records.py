@@ -125,7 +125,7 @@ def display_frame(lb: pd.DataFrame) -> pd.DataFrame:
         if col not in lb:
             lb = lb.assign(**{col: math.nan})
     out = lb[DISPLAY[kind]].copy()
-    out["lam"] = [("—" if r == "none" else f"{v:.2e}") for r, v in zip(lb["regularizer"], lb["lam"])]
+    out["lam"] = [("—" if r == "none" or not v else f"{v:.2e}") for r, v in zip(lb["regularizer"], lb["lam"])]
     out["lr"] = lb["lr"].map(lambda v: f"{v:.2e}")
     if "classes" in out:
         out["classes"] = lb["classes"].map(lambda v: "—" if v is None or v != v else f"{int(v)}/10")

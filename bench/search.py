@@ -11,6 +11,7 @@ resumes the same study until it holds the requested number of finished trials.
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 import warnings
@@ -152,7 +153,11 @@ def make_objective(spec: StudySpec, opts: RunOptions, source,
             trial.set_user_attr(k, v)
         if result.status != "completed":  # diverged or pruned: TPE learns the region is bad
             raise optuna.TrialPruned(f"{result.status} at step {result.diverged_step or result.steps_done}")
-        return float(result.final[spec.metric])
+        value = result.final.get(spec.metric)
+        if value is None or not math.isfinite(value):  # e.g. reverse KL with no high-quality sample
+            trial.set_user_attr("status", "metric_undefined")
+            raise optuna.TrialPruned(f"{spec.metric} is undefined for this trial's samples")
+        return float(value)
 
     return objective
 
