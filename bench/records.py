@@ -110,11 +110,11 @@ def leaderboard(study: optuna.Study, metric: str = "domain_fid", direction: str 
 
 DISPLAY = {
     "image": ["rank", "trial", "model", "objective", "regularizer", "lam", "lr", "domain_fid", "inception_fid",
-              "domain_kid", "precision", "recall", "coverage", "classes", "status"],
+              "domain_kid", "precision", "recall", "coverage", "classes", "diverged", "status"],
     "points": ["rank", "trial", "model", "objective", "regularizer", "lam", "lr", "modes_captured", "high_quality",
-               "reverse_kl", "status"],
+               "reverse_kl", "diverged", "status"],
     "stacked": ["rank", "trial", "model", "objective", "regularizer", "lam", "lr", "stacked_modes", "stacked_kl",
-                "status"],
+                "diverged", "status"],
 }
 
 

@@ -94,7 +94,8 @@ def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialCon
     lr = _float(trial, "lr", sp.lr)
     return TrialConfig(dataset=spec.dataset, model=model, regularizer=reg, lam=lam, lr=lr, beta1=t.beta1,
                        beta2=t.beta2, batch_size=t.batch_size, steps=steps, z_dim=t.z_dim,
-                       seed=spec.seed + trial.number, eval_every=min(t.eval_every, steps), **extra)
+                       seed=spec.seed + trial.number, eval_every=min(t.eval_every, steps),
+                       kl_warmup=t.kl_warmup, d_bn=t.d_bn, **extra)
 
 
 def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.Study:

@@ -52,6 +52,8 @@ class Train(_Strict):
     z_dim: int = Field(64, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+    kl_warmup: int = Field(0, ge=0, description="VAE: steps over which the KL weight ramps from 0 to β")
+    d_bn: bool = Field(False, description="batch norm in conv discriminators")
 
 
 class Eval(_Strict):

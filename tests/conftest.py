@@ -29,6 +29,15 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fashion_test():
+    env = os.environ.get("STABGEN_DATA_DIR")
+    if not env or not (Path(env) / "fashion-mnist" / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("real Fashion-MNIST not found: set STABGEN_DATA_DIR to a folder holding fashion-mnist/*.gz")
+    from stabgen import data
+    return data.load("fashion-mnist", "test", env, download=False)
+
+
+@pytest.fixture(scope="session")
 def mnist_train(mnist_dir):
     from stabgen import data
     return data.load("mnist", "train", mnist_dir, download=False)

@@ -193,3 +193,37 @@ def test_bench_metrics_on_user_samples(tmp_path, mnist_dir, capsys, monkeypatch)
 def test_bench_metrics_needs_one_source(tmp_path, capsys, monkeypatch):
     code, _, err = run_main(["metrics", "--dataset", "mnist"], tmp_path, capsys, monkeypatch)
     assert code == 2 and "exactly one of --samples" in err
+
+
+def test_ring_study_reports_modes(tmp_path):
+    r = bench("run", "--study", "ring_reg", "--trials", "2", "--steps", "300", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lb = pd.read_csv(tmp_path / "runs/ring_reg/leaderboard.csv")
+    assert len(lb) == 2 and {"modes_captured", "high_quality", "reverse_kl"} <= set(lb.columns)
+    assert lb["modes_captured"].between(0, 8).all()
+    assert "modes_captured" in (tmp_path / "runs/ring_reg/leaderboard.md").read_text()
+    assert (tmp_path / "runs/ring_reg/trials/0/samples.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_stacked_mnist_study(tmp_path, mnist_dir):
+    (tmp_path / "stacked.toml").write_text("""
+dataset = "stacked-mnist"
+metric = "stacked_modes"
+n_trials = 1
+[train]
+steps = 30
+eval_every = 30
+batch_size = 16
+[eval]
+samples = 500
+inception_top_k = 0
+[space]
+models = ["infogan"]
+objectives = ["hinge"]
+regularizers = ["r1"]
+""")
+    r = bench("run", "--study", "stacked.toml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lb = pd.read_csv(tmp_path / "runs/stacked/leaderboard.csv")
+    assert lb.loc[0, "stacked_modes"] >= 1 and math.isfinite(lb.loc[0, "stacked_kl"])

@@ -79,6 +79,17 @@ def test_mnist_classifier_accuracy(mnist_test):
     assert acc >= 0.990, acc
 
 
+def test_fashion_classifier_accuracy(fashion_test):
+    acc = classifier.accuracy(classifier.load("fashion-mnist"), fashion_test)
+    assert acc >= 0.910, acc
+
+
+def test_shipped_cards_match_measured_accuracy(mnist_test):
+    import json
+    card = json.loads(classifier.weights_path("mnist").with_suffix(".json").read_text())
+    assert card["test_accuracy"] == pytest.approx(classifier.accuracy(classifier.load("mnist"), mnist_test), abs=1e-4)
+
+
 def test_domain_fid_test_vs_train_far_below_noise(mnist_dir, mnist_test):
     ref = fidelity.RealRef("mnist", "train", 2000, data_dir=str(mnist_dir))
     test_fid = fidelity.compute(mnist_test.subset(2000, seed=1), ref, "classifier", ("fid",))["fid"]
