@@ -176,7 +176,7 @@ def test_bench_metrics_real_vs_test_classifier(tmp_path, mnist_dir):
     res = json.loads(r.stdout)
     assert res["n_fake"] == 10000 and res["n_real"] == 10000 and res["extractor"] == "classifier"
     assert res["fid"] < 1.0 and res["classes_covered"] == 10 and res["is"] > 9.0
-    assert 0.9 < res["precision"] <= 1 and 0.9 < res["coverage"] <= 1
+    assert 0.8 < res["precision"] <= 1 and 0.9 < res["coverage"] <= 1 and abs(res["density"] - 1) < 0.1
     print(f"bench metrics --real-vs test --n 10000 (classifier): {res['seconds']}s, FID {res['fid']:.3f}")
 
 

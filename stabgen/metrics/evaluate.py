@@ -48,15 +48,19 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
     shape = data_mod.IMAGE_SHAPES[dataset]
     if tuple(fake.shape[2:]) != shape[1:]:
         raise StabgenError(f"samples are {tuple(fake.shape[2:])} images; {dataset} needs {shape[1:]}")
+    from stabgen import settings
+
     ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
-    out = fidelity.compute(fake, ref, extractor, ("fid", "kid", "prc", "dc"), device=device,
-                           inception_weights=inception_weights)
-    try:
-        out.update({k: v for k, v in fidelity.compute(fake, ref, extractor, ("isc",), device=device,
-                                                       inception_weights=inception_weights).items()
-                    if k in ("is", "is_std")})
-    except StabgenError as e:
-        out["is_unavailable"] = str(e)
+    wanted, unavailable = ["fid", "kid", "prc", "dc", "isc"], None
+    if extractor == "inception":
+        try:
+            fidelity.check_inception_logits(settings.inception_weights(inception_weights))
+        except StabgenError as e:
+            wanted.remove("isc")
+            unavailable = str(e)
+    out = fidelity.compute(fake, ref, extractor, tuple(wanted), device=device, inception_weights=inception_weights)
+    if unavailable:
+        out["is_unavailable"] = unavailable
     clf = classifier.load(dataset, device)
     with torch.no_grad():
         pred = torch.cat([clf(x.to(device)).argmax(1).cpu() for x in fake.split(1000)])
