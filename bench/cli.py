@@ -55,7 +55,7 @@ def run(
     spec = spec_mod.load(study)
     opts = search.RunOptions(
         trials=trials or spec.n_trials, steps=steps or spec.train.steps,
-        device=device or search.default_device(),
+        device=search.check_device(device or search.default_device()),
         storage=storage or f"sqlite:///{runs_dir / spec.name / 'study.db'}", runs_dir=runs_dir,
         data_dir=str(data_dir) if data_dir else None,
         inception_weights=str(inception_weights) if inception_weights else None,
@@ -103,7 +103,7 @@ def run(
               f"{opts.steps} steps · {hw} · domain metrics on N={spec.eval.samples} ({spec.dataset}/"
               f"{spec.eval.split}) · Inception on N={spec.eval.inception_samples} for the top "
               f"{spec.eval.inception_top_k} · wall {wall:.0f}s")
-    paths = records.write_leaderboard(lb, opts.runs_dir / spec.name, header)
+    paths = records.write_leaderboard(lb, opts.runs_dir / spec.name, header, spec.metric)
     _print_table(records.display_frame(lb) if not lb.empty else lb, f"{spec.name} leaderboard")
     console.print(f"wrote {', '.join(str(p) for p in paths)} · wall time {wall:.1f}s")
 
@@ -140,7 +140,7 @@ def metrics(
     """
     import json
 
-    from bench.search import default_device
+    from bench.search import check_device, default_device
     from stabgen.data import DATASETS
     from stabgen.metrics.evaluate import evaluate_samples
     from stabgen.metrics.fidelity import RealRef
@@ -160,7 +160,7 @@ def metrics(
         fake = RealRef(dataset, real_vs, min(n, size), seed=1, data_dir=dd).images()
         source = f"{dataset}/{real_vs} (real)"
     t0 = time.perf_counter()
-    res = evaluate_samples(fake, dataset, split, n, extractor, device or default_device(), dd,
+    res = evaluate_samples(fake, dataset, split, n, extractor, check_device(device or default_device()), dd,
                            str(inception_weights) if inception_weights else None, fid_inf)
     res.update(samples=source, seconds=round(time.perf_counter() - t0, 2))
     if json_out:
@@ -232,6 +232,10 @@ def main() -> None:
     except StabgenError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are saved in the storage; rerun the same command to resume",
+              file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

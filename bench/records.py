@@ -141,9 +141,28 @@ def display_frame(lb: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_leaderboard(lb: pd.DataFrame, out_dir: Path, header: str) -> list[Path]:
+CONFIG_KEYS = ["model", "objective", "regularizer", "lam", "lr"]
+
+
+def config_summary(lb: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per config (everything but the seed): the metric's mean/std over seeds and the divergence
+    rate, diverged seeds counted in the rate, not in the mean (stabgen.metrics.stability.over_seeds)."""
+    from stabgen.metrics.stability import over_seeds
+
+    if lb.empty or metric not in lb:
+        return pd.DataFrame()
+    rows = []
+    for key, g in lb.groupby(CONFIG_KEYS, dropna=False, sort=False):
+        agg = over_seeds(g[metric].tolist(), (g["status"] == "diverged").tolist())
+        rows.append({**dict(zip(CONFIG_KEYS, key)), "seeds": agg["n_seeds"], f"{metric}_mean": agg["mean"],
+                     f"{metric}_std": agg["std"], "divergence_rate": agg["divergence_rate"]})
+    return pd.DataFrame(rows)
+
+
+def write_leaderboard(lb: pd.DataFrame, out_dir: Path, header: str, metric: str = "domain_fid") -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv, md = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
+    csv, md, cfg = out_dir / "leaderboard.csv", out_dir / "leaderboard.md", out_dir / "configs.csv"
     lb.to_csv(csv, index=False)
     md.write_text(header + "\n\n" + display_frame(lb).to_markdown(index=False, disable_numparse=True) + "\n")
-    return [csv, md]
+    config_summary(lb, metric).to_csv(cfg, index=False)
+    return [csv, md, cfg]

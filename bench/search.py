@@ -54,6 +54,22 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_device(device: str) -> str:
+    """A device torch can use here, or a one-line error saying what is available."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise StabgenError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise StabgenError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise StabgenError(f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    elif dev.type != "cpu":
+        raise StabgenError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+    return device
+
+
 def hardware(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))

@@ -227,3 +227,13 @@ regularizers = ["r1"]
     assert r.returncode == 0, r.stderr
     lb = pd.read_csv(tmp_path / "runs/stacked/leaderboard.csv")
     assert lb.loc[0, "stacked_modes"] >= 1 and math.isfinite(lb.loc[0, "stacked_kl"])
+
+
+def test_unavailable_device_is_one_line(tmp_path, capsys, monkeypatch):
+    import torch
+    (tmp_path / "ok.toml").write_text(VALID)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run_main(["run", "--study", "ok.toml", "--device", "cuda"], tmp_path, capsys, monkeypatch)
+    assert code == 2 and "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_main(["run", "--study", "ok.toml", "--device", "tpu"], tmp_path, capsys, monkeypatch)
+    assert code == 2 and "tpu" in err

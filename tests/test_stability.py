@@ -36,3 +36,18 @@ def test_fid_infinity_removes_the_small_sample_bias():
     assert res["fid_n"][0] > res["fid_n"][-1]  # FID_N shrinks with N
     assert abs(res["fid_inf"] - true) < abs(res["fid_n"][0] - true)
     assert res["fid_inf"] == pytest.approx(true, abs=0.05)
+
+
+def test_config_summary_groups_seeds():
+    import pandas as pd
+    from bench.records import config_summary
+    base = {"model": "gan", "objective": "ns", "regularizer": "gp", "lam": 1.0, "lr": 1e-3}
+    lb = pd.DataFrame([{**base, "seed": 0, "domain_fid": 10.0, "status": "completed"},
+                       {**base, "seed": 1, "domain_fid": 14.0, "status": "completed"},
+                       {**base, "seed": 2, "domain_fid": float("nan"), "status": "diverged"},
+                       {**base, "lam": 2.0, "seed": 0, "domain_fid": 30.0, "status": "completed"}])
+    s = config_summary(lb, "domain_fid")
+    first = s[s["lam"] == 1.0].iloc[0]
+    assert first["seeds"] == 3 and first["domain_fid_mean"] == 12.0 and first["divergence_rate"] == pytest.approx(1 / 3)
+    assert first["domain_fid_std"] == pytest.approx(2 ** 0.5 * 2)
+    assert s[s["lam"] == 2.0].iloc[0]["seeds"] == 1
