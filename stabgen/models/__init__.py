@@ -25,6 +25,6 @@ class ModelSpec:
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
-from stabgen.models import conv, gan, toy, vae  # noqa: E402,F401  (register the built-in models)
+from stabgen.models import gan, vae, conv, toy  # noqa: E402,F401,I001  (registration order = listing order)
 
 __all__ = ["MODELS", "ModelSpec"]
