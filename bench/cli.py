@@ -103,8 +103,11 @@ def run(
               f"{opts.steps} steps · {hw} · domain metrics on N={spec.eval.samples} ({spec.dataset}/"
               f"{spec.eval.split}) · Inception on N={spec.eval.inception_samples} for the top "
               f"{spec.eval.inception_top_k} · wall {wall:.0f}s")
-    paths = records.write_leaderboard(lb, opts.runs_dir / spec.name, header, spec.metric)
+    paths = records.write_leaderboard(lb, opts.runs_dir / spec.name, header, spec.metric, spec.direction)
     _print_table(records.display_frame(lb) if not lb.empty else lb, f"{spec.name} leaderboard")
+    summary = records.config_summary(lb, spec.metric, spec.direction)
+    if not summary.empty and (summary["seeds"] > 1).any():
+        _print_table(summary[summary["seeds"] > 1].round(4).astype(str), "configs over seeds (mean ± std)")
     console.print(f"wrote {', '.join(str(p) for p in paths)} · wall time {wall:.1f}s")
 
 

@@ -75,6 +75,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "model": cfg.get("model"), "objective": cfg.get("objective") if gan else "",
             "regularizer": cfg.get("regularizer"), "lam": cfg.get("lam"), "lr": cfg.get("lr"),
             "seed": cfg.get("seed"), "steps": t.user_attrs.get("steps_done"),
+            "seed_rerun_of": t.user_attrs.get("reeval_of"),
             "status": t.user_attrs.get("status", t.state.name.lower()),
             "diverged_step": t.user_attrs.get("diverged_step"),
             "domain_fid": _num(m.get("domain_fid")), "domain_kid": _num(m.get("domain_kid")),
@@ -144,9 +145,10 @@ def display_frame(lb: pd.DataFrame) -> pd.DataFrame:
 CONFIG_KEYS = ["model", "objective", "regularizer", "lam", "lr"]
 
 
-def config_summary(lb: pd.DataFrame, metric: str) -> pd.DataFrame:
+def config_summary(lb: pd.DataFrame, metric: str, direction: str = "minimize") -> pd.DataFrame:
     """Per config (everything but the seed): the metric's mean/std over seeds and the divergence
-    rate, diverged seeds counted in the rate, not in the mean (stabgen.metrics.stability.over_seeds)."""
+    rate, diverged seeds counted in the rate, not in the mean (stabgen.metrics.stability.over_seeds).
+    Ranked by the mean in the metric's direction."""
     from stabgen.metrics.stability import over_seeds
 
     if lb.empty or metric not in lb:
@@ -156,13 +158,21 @@ def config_summary(lb: pd.DataFrame, metric: str) -> pd.DataFrame:
         agg = over_seeds(g[metric].tolist(), (g["status"] == "diverged").tolist())
         rows.append({**dict(zip(CONFIG_KEYS, key)), "seeds": agg["n_seeds"], f"{metric}_mean": agg["mean"],
                      f"{metric}_std": agg["std"], "divergence_rate": agg["divergence_rate"]})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out = out.sort_values(f"{metric}_mean", ascending=direction == "minimize", na_position="last")
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out.reset_index(drop=True)
 
 
-def write_leaderboard(lb: pd.DataFrame, out_dir: Path, header: str, metric: str = "domain_fid") -> list[Path]:
+def write_leaderboard(lb: pd.DataFrame, out_dir: Path, header: str, metric: str = "domain_fid",
+                      direction: str = "minimize") -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, md, cfg = out_dir / "leaderboard.csv", out_dir / "leaderboard.md", out_dir / "configs.csv"
     lb.to_csv(csv, index=False)
-    md.write_text(header + "\n\n" + display_frame(lb).to_markdown(index=False, disable_numparse=True) + "\n")
-    config_summary(lb, metric).to_csv(cfg, index=False)
+    text = header + "\n\n" + display_frame(lb).to_markdown(index=False, disable_numparse=True) + "\n"
+    summary = config_summary(lb, metric, direction)
+    summary.to_csv(cfg, index=False)
+    if not summary.empty and (summary["seeds"] > 1).any():
+        text += "\n## Configs over seeds (ranked by the mean)\n\n" + summary.to_markdown(index=False) + "\n"
+    md.write_text(text)
     return [csv, md, cfg]

@@ -92,6 +92,9 @@ def _float(trial: optuna.Trial, name: str, r) -> float:
 def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialConfig:
     """Sample one config; every parameter exists only where it means something (see module doc)."""
     sp, t = spec.space, spec.train
+    seed = spec.seed + trial.number
+    if REEVAL in trial.user_attrs:  # a seed re-run: same params, a seed no search trial uses
+        seed = spec.seed + 100_000 * trial.user_attrs["seed_index"] + trial.user_attrs[REEVAL]
     model = trial.suggest_categorical("model", sp.models)
     family = MODELS.get(model).family
     extra: dict = {}
@@ -110,7 +113,7 @@ def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialCon
     lr = _float(trial, "lr", sp.lr)
     return TrialConfig(dataset=spec.dataset, model=model, regularizer=reg, lam=lam, lr=lr, beta1=t.beta1,
                        beta2=t.beta2, batch_size=t.batch_size, steps=steps, z_dim=t.z_dim,
-                       seed=spec.seed + trial.number, eval_every=min(t.eval_every, steps),
+                       seed=seed, eval_every=min(t.eval_every, steps),
                        kl_warmup=t.kl_warmup, d_bn=t.d_bn, **extra)
 
 
@@ -134,8 +137,12 @@ def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.St
         raise
 
 
+REEVAL = "reeval_of"  # user attr of a seed re-run: the number of the trial whose config it repeats
+
+
 def n_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Finished search trials (seed re-runs do not count against the trial budget)."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if REEVAL not in t.user_attrs)
 
 
 def make_objective(spec: StudySpec, opts: RunOptions, source,
@@ -188,7 +195,7 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
         study.set_user_attr("spec", spec.model_dump(mode="json"))
     optuna.storages.fail_stale_trials(study)
     remaining = opts.trials - done
-    if remaining <= 0:
+    if remaining <= 0 and not pending_reruns(study, spec):
         return study
     source = sources.load_source(spec.dataset, opts.data_dir).to(opts.device)
     objective = make_objective(spec, opts, source, on_step)
@@ -202,8 +209,29 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
             on_trial_start(trial.number)
         return objective(trial)
 
-    study.optimize(wrapped, n_trials=remaining, callbacks=[callback], catch=())
+    if remaining > 0:
+        study.optimize(wrapped, n_trials=remaining, callbacks=[callback], catch=())
+    reruns = pending_reruns(study, spec)
+    for params, attrs in reruns:
+        study.enqueue_trial(params, user_attrs=attrs)
+    if reruns:
+        study.optimize(wrapped, n_trials=len(reruns), callbacks=[callback], catch=())
     return study
+
+
+def pending_reruns(study: optuna.Study, spec: StudySpec) -> list[tuple[dict, dict]]:
+    """Seed re-runs still owed: `extra` per top-`top_k` completed search trial, minus those that
+    finished or are queued (so a resumed study neither repeats nor forgets any)."""
+    k, extra = spec.seeds.top_k, spec.seeds.extra
+    if not k or not extra:
+        return []
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    search = [t for t in done if REEVAL not in t.user_attrs]
+    search.sort(key=lambda t: t.value if spec.direction == "minimize" else -t.value)
+    have = {(t.user_attrs[REEVAL], t.user_attrs.get("seed_index")) for t in study.get_trials(deepcopy=False)
+            if REEVAL in t.user_attrs and t.state != optuna.trial.TrialState.FAIL}
+    return [(t.params, {REEVAL: t.number, "seed_index": i}) for t in search[:k] for i in range(1, extra + 1)
+            if (t.number, i) not in have]
 
 
 def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=print) -> None:

@@ -64,6 +64,13 @@ class Eval(_Strict):
 
 
 
+class Seeds(_Strict):
+    """After the search: re-run the top_k configs with `extra` more seeds each (Optuna enqueue_trial)."""
+
+    top_k: int = Field(0, ge=0)
+    extra: int = Field(0, ge=0)
+
+
 class Space(_Strict):
     models: list[str] = Field(min_length=1)
     objectives: list[str] = Field(default_factory=lambda: ["ns"], min_length=1)
@@ -137,6 +144,7 @@ class StudySpec(_Strict):
     seed: int = 0
     train: Train = Train()
     eval: Eval = Eval()
+    seeds: Seeds = Seeds()
     space: Space
 
     @model_validator(mode="after")

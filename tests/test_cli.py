@@ -237,3 +237,40 @@ def test_unavailable_device_is_one_line(tmp_path, capsys, monkeypatch):
     assert code == 2 and "CUDA is not available" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_main(["run", "--study", "ok.toml", "--device", "tpu"], tmp_path, capsys, monkeypatch)
     assert code == 2 and "tpu" in err
+
+
+def test_top_k_configs_are_rerun_over_extra_seeds(tmp_path):
+    (tmp_path / "seeds.toml").write_text("""
+dataset = "ring"
+metric = "modes_captured"
+n_trials = 2
+[train]
+steps = 60
+eval_every = 60
+batch_size = 50
+z_dim = 2
+[eval]
+samples = 500
+inception_top_k = 0
+[seeds]
+top_k = 1
+extra = 2
+[space]
+models = ["mlp2d_small"]
+regularizers = ["none", "r1"]
+lr = { low = 1e-3, high = 3e-3, log = true }
+""")
+    r = bench("run", "--study", "seeds.toml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    storage = f"sqlite:///{tmp_path}/runs/seeds/study.db"
+    study = optuna.load_study(study_name="seeds", storage=storage)
+    reruns = [t for t in study.trials if "reeval_of" in t.user_attrs]
+    assert len(study.trials) == 4 and len(reruns) == 2
+    src = study.trials[reruns[0].user_attrs["reeval_of"]]
+    seeds = {t.user_attrs["config"]["seed"] for t in [src, *reruns]}
+    assert len(seeds) == 3 and all(t.params == src.params for t in reruns)
+    cfg = pd.read_csv(tmp_path / "runs/seeds/configs.csv")
+    assert cfg["seeds"].max() == 3 and list(cfg["rank"]) == sorted(cfg["rank"])
+    assert "Configs over seeds" in (tmp_path / "runs/seeds/leaderboard.md").read_text()
+    r2 = bench("run", "--study", "seeds.toml", cwd=tmp_path)  # resuming owes nothing: no new trials
+    assert r2.returncode == 0 and len(optuna.load_study(study_name="seeds", storage=storage).trials) == 4
