@@ -251,8 +251,8 @@ def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=p
         trial = study.trials[int(row["trial"])]
         cfg = TrialConfig(**trial.user_attrs["config"])
         gen = MODELS.get(cfg.model).build(data_mod.IMAGE_SHAPES[cfg.dataset], cfg.z_dim)["generator"]
-        gen.load_state_dict(torch.load(Path(trial.user_attrs["trial_dir"]) / "generator.pt",
-                                       map_location="cpu", weights_only=True))
+        weights = Path(trial.user_attrs["trial_dir"]) / "generator.pt"
+        gen.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         t0 = time.perf_counter()
         fake = sampler(gen.to(opts.device), cfg.z_dim, cfg.seed, torch.device(opts.device))(spec.eval.inception_samples)
         m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=opts.device,
