@@ -74,6 +74,19 @@ def test_real_statistics_are_cached(mnist_dir, monkeypatch):
     assert any(p.name.startswith(ref.cache_name) for p in fidelity.cache_path().iterdir())
 
 
+def test_cache_key_changes_with_the_extractor_weights(tmp_path, monkeypatch):
+    """Retrained classifier weights must not reuse real statistics cached for the old ones."""
+    import shutil
+    w = tmp_path / "mnist.pt"
+    shutil.copy(classifier.weights_path("mnist"), w)
+    monkeypatch.setattr(classifier, "weights_path", lambda dataset: w)
+    before = fidelity.weights_tag("classifier", "mnist")
+    state = torch.load(w, weights_only=True)
+    state["fc2.bias"] += 1.0
+    torch.save(state, w)
+    assert fidelity.weights_tag("classifier", "mnist") != before
+
+
 def test_mnist_classifier_accuracy(mnist_test):
     acc = classifier.accuracy(classifier.load("mnist"), mnist_test)
     assert acc >= 0.990, acc

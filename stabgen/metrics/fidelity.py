@@ -8,7 +8,8 @@ Two feature extractors, by user-facing name:
                features), weights from settings.inception_weights() or torch-fidelity's download.
                Slow on CPU (~6 img/s/core): the final evaluation of the best trials.
 Real-data features and statistics are cached by torch-fidelity under <cache>/fidelity, keyed by
-dataset × split × N (× extractor, which torch-fidelity appends), so they are computed once.
+dataset × split × N × a fingerprint of the extractor's weights (× extractor name, which
+torch-fidelity appends), so they are computed once and never reused across different weights.
 Precision/recall follow torch-fidelity's convention: input1 = generated, input2 = real.
 """
 
@@ -115,6 +116,31 @@ class _LazyReal(U8Images):
         return self.ref.images()
 
 
+@functools.lru_cache(maxsize=8)
+def _file_tag(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:10]
+
+
+def weights_tag(extractor: str, dataset: str, inception_weights: str | None = None) -> str:
+    """A fingerprint of the extractor's weights, part of every cache key: retraining the domain
+    classifier or pointing at other Inception weights must never reuse stale real statistics."""
+    if extractor == "classifier":
+        path = classifier.weights_path(dataset)
+    else:
+        path = settings.inception_weights(inception_weights)
+        if path is None:
+            return "download"  # torch-fidelity's own file, pinned by the hash in its name
+    if not path.exists():
+        return "missing"  # loading the extractor reports the real problem
+    st = path.stat()
+    return _file_tag(str(path), st.st_size, st.st_mtime_ns)
+
+
 def _extractor_kwargs(extractor: str, dataset: str, inception_weights: str | None) -> dict:
     if extractor == "classifier":
         return {"feature_extractor": CLASSIFIER_PREFIX + dataset}
@@ -175,7 +201,8 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
         raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use {', '.join(METRICS)}")
     n_fake = int(fake.shape[0])
     if isinstance(ref, RealRef):
-        real, cache_name, n_real, dataset = _LazyReal(ref), ref.cache_name, ref.n, ref.dataset
+        real, n_real, dataset = _LazyReal(ref), ref.n, ref.dataset
+        cache_name = f"{ref.cache_name}-w{weights_tag(extractor, dataset, inception_weights)}"
     else:
         real, cache_name, n_real = U8Images(ref), None, int(ref.shape[0])
     fe_kwargs = _extractor_kwargs(extractor, dataset, inception_weights)
