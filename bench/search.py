@@ -145,6 +145,11 @@ def n_finished(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if REEVAL not in t.user_attrs)
 
 
+def finite_or_null(d: dict) -> dict:
+    """The record's view of a metrics dict: NaN/Inf (undefined) become None, never numbers."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
 def make_objective(spec: StudySpec, opts: RunOptions, source,
                    on_step: Callable[[int, int], None] | None = None) -> Callable[[optuna.Trial], float]:
     evaluate = evaluator_for(spec.dataset, spec.eval.split, spec.eval.samples, opts.device, opts.data_dir,
@@ -156,7 +161,10 @@ def make_objective(spec: StudySpec, opts: RunOptions, source,
         trial.set_user_attr("device", hardware(opts.device))
 
         def on_eval(step: int, metrics: dict) -> bool:
-            trial.report(metrics[spec.metric], step)
+            value = metrics.get(spec.metric)
+            if value is None or not math.isfinite(value):
+                return False  # undefined here (no high-quality sample yet): nothing to report or prune on
+            trial.report(value, step)
             return trial.should_prune()
 
         result = train(cfg, source, opts.device, evaluate=evaluate, on_eval=on_eval,
@@ -169,16 +177,18 @@ def make_objective(spec: StudySpec, opts: RunOptions, source,
                            output=sample_output(source.kind))(n_show)
         records.write_trial_dir(trial_dir, result, grid)
         stab = trial_stability(result.history, result.evals, result.status, result.diverged_step, spec.metric)
-        # a diverged trial has no final model: its last pre-divergence evaluation stays in evals.csv only
-        final = result.final if result.status != "diverged" else {}
+        # a diverged trial has no final model: its last pre-divergence evaluation stays in evals.csv only;
+        # an undefined value (NaN) is recorded as null, never as a number
+        final = finite_or_null(result.final) if result.status != "diverged" else {}
+        stab = finite_or_null(stab)
         for k, v in {"status": result.status, "diverged_step": result.diverged_step,
                      "steps_done": result.steps_done, "seconds": round(result.seconds, 2),
                      "metrics": final, "stability": stab, "trial_dir": str(trial_dir)}.items():
             trial.set_user_attr(k, v)
         if result.status != "completed":  # diverged or pruned: TPE learns the region is bad
             raise optuna.TrialPruned(f"{result.status} at step {result.diverged_step or result.steps_done}")
-        value = result.final.get(spec.metric)
-        if value is None or not math.isfinite(value):  # e.g. reverse KL with no high-quality sample
+        value = final.get(spec.metric)
+        if value is None:  # e.g. reverse KL with no high-quality sample
             trial.set_user_attr("status", "metric_undefined")
             raise optuna.TrialPruned(f"{spec.metric} is undefined for this trial's samples")
         return float(value)

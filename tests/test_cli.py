@@ -274,3 +274,32 @@ lr = { low = 1e-3, high = 3e-3, log = true }
     assert "Configs over seeds" in (tmp_path / "runs/seeds/leaderboard.md").read_text()
     r2 = bench("run", "--study", "seeds.toml", cwd=tmp_path)  # resuming owes nothing: no new trials
     assert r2.returncode == 0 and len(optuna.load_study(study_name="seeds", storage=storage).trials) == 4
+
+
+def test_undefined_metric_is_stored_as_null_not_nan(tmp_path):
+    """A ring trial whose samples are all far from the modes: reverse KL is undefined."""
+    (tmp_path / "far.toml").write_text("""
+dataset = "ring"
+metric = "reverse_kl"
+n_trials = 1
+[train]
+steps = 2
+eval_every = 1
+batch_size = 10
+z_dim = 2
+[eval]
+samples = 200
+inception_top_k = 0
+[space]
+models = ["mlp2d_small"]
+regularizers = ["none"]
+lr = { low = 1e-5, high = 2e-5, log = true }
+""")
+    r = bench("run", "--study", "far.toml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    t = optuna.load_study(study_name="far", storage=f"sqlite:///{tmp_path}/runs/far/study.db").trials[0]
+    m = t.user_attrs["metrics"]
+    assert m["high_quality"] == 0.0  # a 2-step generator misses every 3σ = 0.03 ball (seeded)
+    assert m["reverse_kl"] is None and t.user_attrs["status"] == "metric_undefined"
+    assert t.intermediate_values == {}  # nothing undefined was reported to the pruner
+    assert "nan" not in json.dumps(t.user_attrs).lower()
