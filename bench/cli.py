@@ -6,6 +6,7 @@ line on stderr and exit with code 2; completed trials are already in the storage
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -49,8 +50,7 @@ def run(
     Each trial's samples, history and metrics land in RUNS_DIR/STUDY/trials/N/; the leaderboard in
     RUNS_DIR/STUDY/leaderboard.{csv,md}. Interrupt and rerun the same command to resume.
     """
-    from bench import records, search, spec as spec_mod
-    from stabgen.models import MODELS
+    from bench import search, spec as spec_mod
 
     spec = spec_mod.load(study)
     opts = search.RunOptions(
@@ -63,6 +63,25 @@ def run(
     if opts.storage.startswith("sqlite:///"):
         Path(opts.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     study_ref = [search.open_study(spec, opts.storage)]  # fails fast, in one line, on a bad storage
+    with _resumable_on_interrupt():
+        _run_and_report(spec, opts, study_ref, study)
+
+
+@contextlib.contextmanager
+def _resumable_on_interrupt():
+    """Ctrl-C: Optuna has already marked the running trial FAIL; finished trials stay in the storage."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are saved in the storage; rerun the same command to resume",
+              file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
+def _run_and_report(spec, opts, study_ref: list, study_arg: str) -> None:
+    from bench import records, search
+    from stabgen.models import MODELS
+
     hw = search.hardware(opts.device)
     console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
                   f"storage {search.redact(opts.storage)} · {opts.trials} trials × {opts.steps} steps · {hw}")
@@ -98,11 +117,14 @@ def run(
         console.print(f"[yellow]Inception evaluation skipped:[/] {e}")
     lb = records.leaderboard(study, spec.metric, spec.direction)
     wall = time.perf_counter() - t0
-    command = " ".join(["bench", *sys.argv[1:]])
+    command = " ".join(["bench", *sys.argv[1:]]) if sys.argv[1:] else f"bench run --study {study_arg}"
+    images = spec.dataset in ("mnist", "fashion-mnist")
+    evals = (f"domain metrics on N={spec.eval.samples} ({spec.dataset}/{spec.eval.split})" if images
+             else f"{spec.metric} on N={spec.eval.samples} samples ({spec.dataset})")
+    if images and spec.eval.inception_top_k:
+        evals += f" · Inception on N={spec.eval.inception_samples} for the top {spec.eval.inception_top_k}"
     header = (f"# Leaderboard: {spec.name}\n\n`{command}` · {search.n_finished(study)} trials × "
-              f"{opts.steps} steps · {hw} · domain metrics on N={spec.eval.samples} ({spec.dataset}/"
-              f"{spec.eval.split}) · Inception on N={spec.eval.inception_samples} for the top "
-              f"{spec.eval.inception_top_k} · wall {wall:.0f}s")
+              f"{opts.steps} steps · seeds {spec.seed}+trial · {hw} · {evals} · wall {wall:.0f}s")
     paths = records.write_leaderboard(lb, opts.runs_dir / spec.name, header, spec.metric, spec.direction)
     _print_table(records.display_frame(lb) if not lb.empty else lb, f"{spec.name} leaderboard")
     summary = records.config_summary(lb, spec.metric, spec.direction)
@@ -235,10 +257,6 @@ def main() -> None:
     except StabgenError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: finished trials are saved in the storage; rerun the same command to resume",
-              file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

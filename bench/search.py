@@ -118,7 +118,7 @@ def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialCon
 
 
 def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.Study:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI reports trial outcomes itself
     sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=spec.seed + seed_offset, multivariate=True,
                                                          group=True),
                "random": lambda: optuna.samplers.RandomSampler(seed=spec.seed + seed_offset)}[spec.sampler]()

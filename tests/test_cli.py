@@ -303,3 +303,35 @@ lr = { low = 1e-5, high = 2e-5, log = true }
     assert m["reverse_kl"] is None and t.user_attrs["status"] == "metric_undefined"
     assert t.intermediate_values == {}  # nothing undefined was reported to the pruner
     assert "nan" not in json.dumps(t.user_attrs).lower()
+
+
+def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
+    import signal
+    import time
+    args = [*BENCH, "run", "--study", "ring_reg", "--trials", "2", "--steps", "1500"]
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = f"sqlite:///{tmp_path}/runs/ring_reg/study.db"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait for trial 0 to finish and trial 1 to start
+        time.sleep(1)
+        try:
+            trials = optuna.load_study(study_name="ring_reg", storage=storage).trials
+        except Exception:
+            continue
+        if len(trials) == 2 and trials[0].state == optuna.trial.TrialState.COMPLETE:
+            break
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: finished trials are saved" in err and "Traceback" not in err
+    trials = optuna.load_study(study_name="ring_reg", storage=storage).trials
+    first = trials[0]
+    assert first.state == optuna.trial.TrialState.COMPLETE
+    assert trials[1].state == optuna.trial.TrialState.FAIL
+    r = subprocess.run([*args[:-1], "300"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    after = optuna.load_study(study_name="ring_reg", storage=storage).trials
+    done = [t for t in after if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2 and done[0].number == 0 and done[0].value == first.value
