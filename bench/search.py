@@ -12,7 +12,6 @@ resumes the same study until it holds the requested number of finished trials.
 from __future__ import annotations
 
 import math
-import platform
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from bench import records
 from bench.spec import StudySpec
 from stabgen import data as data_mod
 from stabgen.errors import StabgenError
+from stabgen.hardware import describe
 from stabgen.metrics import fidelity
 from stabgen.metrics.evaluate import evaluator_for
 from stabgen.metrics.stability import trial_stability
@@ -70,10 +70,7 @@ def check_device(device: str) -> str:
     return device
 
 
-def hardware(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+hardware = describe  # what records and leaderboards name as the hardware
 
 
 def redact(url: str) -> str:
