@@ -9,7 +9,21 @@ from typing import Callable
 import torch
 
 from stabgen import data as data_mod
+from stabgen import settings
+from stabgen.errors import StabgenError
 from stabgen.metrics import classifier, fidelity, modes
+from stabgen.metrics.frechet import fid_infinity
+
+
+@torch.no_grad()
+def predict(clf: torch.nn.Module, images: torch.Tensor, device: str = "cpu", chunk: int = 1000) -> torch.Tensor:
+    """The domain classifier's class for each uint8 image."""
+    return torch.cat([clf(x.to(device)).argmax(1).cpu() for x in images.split(chunk)])
+
+
+def class_coverage(clf: torch.nn.Module, fake: torch.Tensor, class_counts: torch.Tensor, device: str) -> dict:
+    cls = modes.class_histogram_metrics(predict(clf, fake, device), class_counts)
+    return {"classes_covered": cls["classes_covered"], "class_kl": cls["class_kl"]}
 
 
 def domain_evaluator(dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
@@ -25,10 +39,7 @@ def domain_evaluator(dataset: str, split: str, n: int, device: str = "cpu", data
                              device=device)
         out = {f"domain_{k}": v for k, v in m.items()}
         if final:
-            with torch.no_grad():
-                pred = torch.cat([clf(x.to(device)).argmax(1).cpu() for x in fake.split(1000)])
-            cls = modes.class_histogram_metrics(pred, class_counts)
-            out.update(classes_covered=cls["classes_covered"], class_kl=cls["class_kl"])
+            out.update(class_coverage(clf, fake, class_counts, device))
         return out
 
     return evaluate
@@ -42,14 +53,9 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
     Inception Score is reported only where the network's logits are valid; otherwise the reason is
     returned under `is_unavailable` instead of a number.
     """
-    from stabgen.errors import StabgenError
-    from stabgen.metrics.frechet import fid_infinity
-
     shape = data_mod.IMAGE_SHAPES[dataset]
     if tuple(fake.shape[2:]) != shape[1:]:
         raise StabgenError(f"samples are {tuple(fake.shape[2:])} images; {dataset} needs {shape[1:]}")
-    from stabgen import settings
-
     ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
     wanted, unavailable = ["fid", "kid", "prc", "dc", "isc"], None
     if extractor == "inception":
@@ -61,12 +67,8 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
     out = fidelity.compute(fake, ref, extractor, tuple(wanted), device=device, inception_weights=inception_weights)
     if unavailable:
         out["is_unavailable"] = unavailable
-    clf = classifier.load(dataset, device)
-    with torch.no_grad():
-        pred = torch.cat([clf(x.to(device)).argmax(1).cpu() for x in fake.split(1000)])
     counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
-    cls = modes.class_histogram_metrics(pred, counts)
-    out.update(classes_covered=cls["classes_covered"], class_kl=cls["class_kl"])
+    out.update(class_coverage(classifier.load(dataset, device), fake, counts, device))
     if fid_inf:
         kw = dict(extractor=extractor, dataset=dataset, device=device, inception_weights=inception_weights)
         res = fid_infinity(fidelity.features(fake, **kw), fidelity.features(ref.images(), **kw))
@@ -78,14 +80,10 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
 def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu") -> dict:
     """Modes of 1,000 for 3-channel Stacked-MNIST samples: each channel classified by the MNIST
     classifier (PacGAN / VEEGAN protocol, usually on 26,000 samples)."""
-    from stabgen.errors import StabgenError
-
     if images.dim() != 4 or images.shape[1] != 3:
         raise StabgenError(f"Stacked MNIST samples must be [N, 3, 28, 28], got {tuple(images.shape)}")
     clf = classifier.load("mnist", device)
-    with torch.no_grad():
-        preds = torch.stack([torch.cat([clf(x[:, c:c + 1].to(device)).argmax(1).cpu() for x in images.split(2000)])
-                             for c in range(3)], dim=1)
+    preds = torch.stack([predict(clf, images[:, c:c + 1], device) for c in range(3)], dim=1)
     return modes.stacked_modes(preds)
 
 
