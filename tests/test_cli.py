@@ -310,7 +310,10 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     import time
     args = [*BENCH, "run", "--study", "ring_reg", "--trials", "2", "--steps", "1500"]
     env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A terminal user's process has SIGINT at its default; a CI runner may start us with SIGINT
+    # ignored (background jobs of non-interactive shells), which exec would pass on to the child.
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     storage = f"sqlite:///{tmp_path}/runs/ring_reg/study.db"
     deadline = time.time() + 240
     while time.time() < deadline:  # wait for trial 0 to finish and trial 1 to start
