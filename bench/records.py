@@ -87,10 +87,15 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "inception_n": inc.get("n_fake"),
             "seconds": t.user_attrs.get("seconds"), "device": t.user_attrs.get("device"),
             **{k: v for k, v in m.items() if k in MODE_COLUMNS},
+            **{k: cfg.get(k) for k in SEARCHED if k in cfg},
+            "config_id": json.dumps(t.params, sort_keys=True),  # seed re-runs share their source's params
+            "completed_at": t.datetime_complete, "trial_dir": t.user_attrs.get("trial_dir"),
         })
     return pd.DataFrame(rows)
 
 
+# config fields a search may vary besides model/objective/regularizer/λ/lr (shown where they vary)
+SEARCHED = ("obj_lam", "clip_value", "n_critic", "beta", "beta1", "beta2", "batch_size")
 MODE_COLUMNS = ("modes_captured", "high_quality", "reverse_kl", "stacked_modes", "stacked_kl")
 
 
@@ -154,9 +159,9 @@ def config_summary(lb: pd.DataFrame, metric: str, direction: str = "minimize") -
     if lb.empty or metric not in lb:
         return pd.DataFrame()
     rows = []
-    for key, g in lb.groupby(CONFIG_KEYS, dropna=False, sort=False):
+    for _, g in lb.groupby("config_id", sort=False):  # same sampled params = same config
         agg = over_seeds(g[metric].tolist(), (g["status"] == "diverged").tolist())
-        rows.append({**dict(zip(CONFIG_KEYS, key)), "seeds": agg["n_seeds"], f"{metric}_mean": agg["mean"],
+        rows.append({**g.iloc[0][CONFIG_KEYS].to_dict(), "seeds": agg["n_seeds"], f"{metric}_mean": agg["mean"],
                      f"{metric}_std": agg["std"], "divergence_rate": agg["divergence_rate"]})
     out = pd.DataFrame(rows)
     out = out.sort_values(f"{metric}_mean", ascending=direction == "minimize", na_position="last")
@@ -176,3 +181,19 @@ def write_leaderboard(lb: pd.DataFrame, out_dir: Path, header: str, metric: str 
         text += "\n## Configs over seeds (ranked by the mean)\n\n" + summary.to_markdown(index=False) + "\n"
     md.write_text(text)
     return [csv, md, cfg]
+
+
+def pareto_frame(study: optuna.Study, metrics: list[str]) -> pd.DataFrame:
+    """The Pareto-optimal completed trials of a multi-objective study (Optuna's best_trials)."""
+    rows = []
+    for t in sorted(study.best_trials, key=lambda t: t.values[0]):
+        cfg = t.user_attrs.get("config", {})
+        rows.append({"trial": t.number, "model": cfg.get("model"), "regularizer": cfg.get("regularizer"),
+                     "lam": cfg.get("lam"), "lr": cfg.get("lr"), **dict(zip(metrics, t.values))})
+    return pd.DataFrame(rows)
+
+
+def write_pareto(study: optuna.Study, spec, out_dir: Path) -> Path:
+    path = out_dir / "pareto.csv"
+    pareto_frame(study, spec.metrics).to_csv(path, index=False)
+    return path

@@ -1,17 +1,20 @@
-"""Spec → Optuna study: one trial = sample a config, train it, evaluate it, record it.
+"""Spec → Optuna study: one trial = sample a config (bench.space), train it, evaluate it, record it.
 
-The search space is *conditional* in a way TPE handles well: each model family has its own
-regularizer parameter (`regularizer_gan`, `regularizer_vae`) listing only the regularizers that
-apply to it, and each regularizer has its own λ parameter (`lam_<name>`) that exists only when
-that regularizer is chosen — λ for L2 and λ for a gradient penalty live on different scales and
-must not share a density estimate. Likewise an objective's own λ (`obj_lam_wgan_gp`), the clip
-value (wgan only), n_critic (GANs only) and β (VAEs only) exist only where they apply. The storage (SQLite by default) is the record; rerunning
-resumes the same study until it holds the requested number of finished trials.
+The storage (SQLite by default, PostgreSQL for many machines) is the record and the only
+coordination between workers: every worker loops "ask, train, tell" until the study holds its
+trial budget. Optuna numbers trials under a lock on the study row, so a worker can tell from the
+trials numbered before its own whether the budget was already met by the time it asked (then its
+trial is marked FAIL as surplus and never trained). Heartbeats let any worker fail a killed
+worker's RUNNING trial, and Optuna's RetryHeartbeatStaleTrialCallback queues it again with the same
+parameters: a trial is neither lost nor counted twice.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import random
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,32 +25,34 @@ import optuna
 import torch
 
 from bench import records
+from bench.space import REEVAL, grid, suggest_config, trial_seed
 from bench.spec import StudySpec
 from stabgen import data as data_mod
 from stabgen.errors import StabgenError
 from stabgen.hardware import describe
 from stabgen.metrics import fidelity
 from stabgen.metrics.evaluate import evaluator_for
-from stabgen.metrics.stability import trial_stability
+from stabgen.metrics.stability import stability_objective, trial_stability
 from stabgen.models import MODELS
-from stabgen.objectives import OBJECTIVES
-from stabgen.regularizers import REGULARIZERS
 from stabgen import sources
 from stabgen.train import TrialConfig, sample_output, sampler, train
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+State = optuna.trial.TrialState
+FINISHED = (State.COMPLETE, State.PRUNED)
+ACTIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)  # hold a place in the budget
 
 
 @dataclass
 class RunOptions:
     trials: int
-    steps: int
+    steps: int | None  # None: the spec's budget (train.steps, or train.epochs at the trial's batch size)
     device: str
     storage: str
     runs_dir: Path
     data_dir: str | None = None
     inception_weights: str | None = None
+    heartbeat: float = 10.0  # seconds; a RUNNING trial silent for 3 heartbeats is failed and retried
 
 
 def default_device() -> str:
@@ -82,59 +87,44 @@ def redact(url: str) -> str:
         return url.split("@")[-1]
 
 
-def _float(trial: optuna.Trial, name: str, r) -> float:
-    return trial.suggest_float(name, r.low, r.high, log=r.log)
+SAMPLERS: dict[str, Callable[[StudySpec, int], optuna.samplers.BaseSampler]] = {
+    # constant_liar: running trials count as if they had scored badly, so parallel workers spread out
+    "tpe": lambda spec, seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                                          constant_liar=True),
+    "random": lambda spec, seed: optuna.samplers.RandomSampler(seed=seed),
+    "grid": lambda spec, seed: optuna.samplers.RandomSampler(seed=seed),  # never used: the grid is queued
+    # CMA-ES models the continuous parameters; the categorical ones are drawn independently
+    "cmaes": lambda spec, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "nsga2": lambda spec, seed: optuna.samplers.NSGAIISampler(seed=seed,
+                                                              population_size=max(4, min(50, spec.n_trials // 4))),
+}
+
+PRUNERS: dict[str, Callable[[StudySpec], optuna.pruners.BasePruner]] = {
+    "none": lambda spec: optuna.pruners.NopPruner(),
+    "median": lambda spec: optuna.pruners.MedianPruner(n_startup_trials=3),
+    # resources are training steps: rungs from the first evaluation up to the full budget
+    "hyperband": lambda spec: optuna.pruners.HyperbandPruner(min_resource=spec.train.eval_every,
+                                                             max_resource="auto", reduction_factor=3),
+}
 
 
-def suggest_config(trial: optuna.Trial, spec: StudySpec, steps: int) -> TrialConfig:
-    """Sample one config; every parameter exists only where it means something (see module doc)."""
-    sp, t = spec.space, spec.train
-    seed = spec.seed + trial.number
-    if REEVAL in trial.user_attrs:  # a seed re-run: same params, a seed no search trial uses
-        seed = spec.seed + 100_000 * trial.user_attrs["seed_index"] + trial.user_attrs[REEVAL]
-    model = trial.suggest_categorical("model", sp.models)
-    family = MODELS.get(model).family
-    extra: dict = {}
-    if family == "gan":
-        objective = extra["objective"] = trial.suggest_categorical("objective", sp.objectives)
-        obj = OBJECTIVES.get(objective)
-        if obj.penalty:
-            extra["obj_lam"] = _float(trial, f"obj_lam_{objective}", sp.obj_lam)
-        if obj.clip:
-            extra["clip_value"] = _float(trial, "clip", sp.clip)
-        extra["n_critic"] = trial.suggest_categorical("n_critic", sp.n_critic) if len(sp.n_critic) > 1 else sp.n_critic[0]
-    elif sp.beta is not None:
-        extra["beta"] = _float(trial, "beta", sp.beta)
-    reg = trial.suggest_categorical(f"regularizer_{family}", sp.regularizers_for(family))
-    lam = _float(trial, f"lam_{reg}", sp.lam) if reg != "none" and REGULARIZERS.get(reg).uses_lambda else 0.0
-    lr = _float(trial, "lr", sp.lr)
-    return TrialConfig(dataset=spec.dataset, model=model, regularizer=reg, lam=lam, lr=lr, beta1=t.beta1,
-                       beta2=t.beta2, batch_size=t.batch_size, steps=steps, z_dim=t.z_dim,
-                       seed=seed, eval_every=min(t.eval_every, steps),
-                       kl_warmup=t.kl_warmup, d_bn=t.d_bn, **extra)
-
-
-def open_study(spec: StudySpec, storage: str, seed_offset: int = 0) -> optuna.Study:
+def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: float = 10.0) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI reports trial outcomes itself
-    sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=spec.seed + seed_offset, multivariate=True,
-                                                         group=True),
-               "random": lambda: optuna.samplers.RandomSampler(seed=spec.seed + seed_offset)}[spec.sampler]()
-    pruner = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner}[spec.pruner]()
     try:
-        rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=10, grace_period=30)
-        return optuna.create_study(study_name=spec.name, storage=rdb, direction=spec.direction,
-                                   sampler=sampler, pruner=pruner, load_if_exists=True)
+        rdb = optuna.storages.RDBStorage(
+            storage, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
+                                   sampler=SAMPLERS[spec.sampler](spec, spec.seed + seed_offset),
+                                   pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
     except (ImportError, ValueError, RuntimeError) as e:
         hint = " (for PostgreSQL: pip install psycopg2-binary)" if "import" in str(e).lower() else ""
         raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}{hint}") from None
     except Exception as e:  # sqlalchemy's OperationalError and friends: unreachable / unwritable
-        if type(e).__module__.startswith("sqlalchemy"):
+        if type(e).__module__.startswith(("sqlalchemy", "optuna")):
             raise StabgenError(f"cannot open storage {redact(storage)}: "
                                f"{str(getattr(e, 'orig', e)).splitlines()[0]}") from None
         raise
-
-
-REEVAL = "reeval_of"  # user attr of a seed re-run: the number of the trial whose config it repeats
 
 
 def n_finished(study: optuna.Study) -> int:
@@ -147,32 +137,56 @@ def finite_or_null(d: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
-def make_objective(spec: StudySpec, opts: RunOptions, source,
+class Surplus(Exception):
+    """A trial asked after the budget was met (or a second copy of a queued seed re-run): not trained."""
+
+
+def holds_slot(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | None:
+    """None if this freshly asked trial may run, else why not. Trial numbers are assigned under a lock
+    on the study, so every trial numbered before this one is already visible in the storage."""
+    before = [t for t in study.get_trials(deepcopy=False, states=ACTIVE) if t.number < trial.number]
+    key = trial.user_attrs.get(REEVAL), trial.user_attrs.get("seed_index")
+    if key[0] is not None:
+        if any((t.user_attrs.get(REEVAL), t.user_attrs.get("seed_index")) == key for t in before):
+            return f"seed re-run {key} already taken by another worker"
+        return None
+    n_before = sum(1 for t in before if REEVAL not in t.user_attrs)
+    return f"trial budget {budget} already met by other workers" if n_before >= budget else None
+
+
+def make_objective(spec: StudySpec, opts: RunOptions, source, budget: int,
                    on_step: Callable[[int, int], None] | None = None) -> Callable[[optuna.Trial], float]:
     evaluate = evaluator_for(spec.dataset, spec.eval.split, spec.eval.samples, opts.device, opts.data_dir,
                              spec.metric)
 
-    def objective(trial: optuna.Trial) -> float:
-        cfg = suggest_config(trial, spec, opts.steps)
+    def objective(trial: optuna.Trial) -> float | list[float]:
+        why_not = holds_slot(trial.study, trial, budget)
+        if why_not:
+            trial.set_user_attr("surplus", why_not)
+            raise Surplus(why_not)
+        retried = trial.user_attrs.get("config")  # a killed worker's trial, queued again: same seed too
+        seed = retried["seed"] if retried else trial_seed(spec, trial.number, trial.user_attrs)
+        cfg = suggest_config(trial, spec, opts.steps, seed)
         trial.set_user_attr("config", cfg.to_dict())
         trial.set_user_attr("device", hardware(opts.device))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
         def on_eval(step: int, metrics: dict) -> bool:
             value = metrics.get(spec.metric)
-            if value is None or not math.isfinite(value):
-                return False  # undefined here (no high-quality sample yet): nothing to report or prune on
+            if spec.multi_objective or value is None or not math.isfinite(value):
+                return False  # multi-objective, or undefined here (no high-quality sample yet): no pruning
             trial.report(value, step)
             return trial.should_prune()
 
         result = train(cfg, source, opts.device, evaluate=evaluate, on_eval=on_eval,
                        on_step=(lambda s: on_step(trial.number, s)) if on_step else None)
         trial_dir = opts.runs_dir / spec.name / "trials" / str(trial.number)
-        grid = None
+        grid_ = None
         if result.status != "diverged":
             n_show = 64 if source.kind == "image" else 2500
-            grid = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device),
-                           output=sample_output(source.kind))(n_show)
-        records.write_trial_dir(trial_dir, result, grid)
+            grid_ = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device),
+                            output=sample_output(source.kind))(n_show)
+        records.write_trial_dir(trial_dir, result, grid_)
         stab = trial_stability(result.history, result.evals, result.status, result.diverged_step, spec.metric)
         # a diverged trial has no final model: its last pre-divergence evaluation stays in evals.csv only;
         # an undefined value (NaN) is recorded as null, never as a number
@@ -184,61 +198,103 @@ def make_objective(spec: StudySpec, opts: RunOptions, source,
             trial.set_user_attr(k, v)
         if result.status != "completed":  # diverged or pruned: TPE learns the region is bad
             raise optuna.TrialPruned(f"{result.status} at step {result.diverged_step or result.steps_done}")
-        value = final.get(spec.metric)
-        if value is None:  # e.g. reverse KL with no high-quality sample
+        values = [final.get(m) if m in final else stability_objective(m, stab, spec.metric) for m in spec.metrics]
+        if any(v is None for v in values):  # e.g. reverse KL with no high-quality sample
             trial.set_user_attr("status", "metric_undefined")
-            raise optuna.TrialPruned(f"{spec.metric} is undefined for this trial's samples")
-        return float(value)
+            undefined = [m for m, v in zip(spec.metrics, values) if v is None]
+            raise optuna.TrialPruned(f"{', '.join(undefined)} undefined for this trial's samples")
+        return [float(v) for v in values] if spec.multi_objective else float(values[0])
 
     return objective
 
 
-def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on_trial_end=None) -> optuna.Study:
-    """Run (or resume) the study until it holds `opts.trials` finished trials."""
-    probe = open_study(spec, opts.storage)
-    done = n_finished(probe)
-    study = open_study(spec, opts.storage, seed_offset=len(probe.trials))  # fresh RNG stream on resume
+def queue_grid(study: optuna.Study, spec: StudySpec, budget: int) -> None:
+    """sampler = grid: queue the first `budget` grid points that no active trial holds yet."""
+    held = [t.system_attrs.get("fixed_params", t.params) for t in study.get_trials(deepcopy=False, states=ACTIVE)
+            if REEVAL not in t.user_attrs]
+    points = grid(spec)[:budget]
+    for params in points:
+        if params not in held:
+            study.enqueue_trial(params)
+            held.append(params)
+
+
+def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on_trial_end=None,
+        poll: float = 1.0, log: Callable[[str], None] = lambda m: None, worker: bool = False) -> optuna.Study:
+    """Work on the study until it holds `opts.trials` finished search trials (and their seed re-runs).
+
+    Any number of processes may run this at once on one storage (`bench worker`): each asks for a
+    trial, trains it and tells the result; when the budget is full but other workers' trials are
+    still running, it waits for them (a killed worker's trial goes stale, is failed and queued again).
+    """
+    probe = open_study(spec, opts.storage, heartbeat=opts.heartbeat)
+    # a fresh RNG stream on resume; and one per worker, or simultaneous workers would propose alike
+    offset = len(probe.trials) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)
+    study = open_study(spec, opts.storage, seed_offset=offset, heartbeat=opts.heartbeat)
     if "spec" not in study.user_attrs:
         study.set_user_attr("spec", spec.model_dump(mode="json"))
-    optuna.storages.fail_stale_trials(study)
-    remaining = opts.trials - done
-    if remaining <= 0 and not pending_reruns(study, spec):
-        return study
-    source = sources.load_source(spec.dataset, opts.data_dir).to(opts.device)
-    objective = make_objective(spec, opts, source, on_step)
+    if spec.sampler == "grid":
+        queue_grid(study, spec, opts.trials)
+    source = objective = None
+    waiting_said = False
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        n_search = sum(1 for t in trials if t.state in ACTIVE and REEVAL not in t.user_attrs)
+        if n_search < opts.trials or any(t.state == State.WAITING for t in trials):
+            if objective is None:  # load data only when there is work: a finished study reports at once
+                source = sources.load_source(spec.dataset, opts.data_dir).to(opts.device)
+                objective = make_objective(spec, opts, source, opts.trials, on_step)
+            _one_trial(study, objective, on_trial_start, on_trial_end)
+            waiting_said = False
+            continue
+        running = [t.number for t in trials if t.state == State.RUNNING]
+        if running:  # other workers' trials, or a killed one's until its heartbeat goes stale
+            if not waiting_said:
+                log(f"waiting for running trial(s) {running} (other workers, or stale after "
+                    f"{max(2, round(3 * opts.heartbeat))}s without a heartbeat)")
+                waiting_said = True
+            time.sleep(poll)
+            continue
+        reruns = pending_reruns(study, spec)
+        if not reruns:
+            return study
+        for params, attrs in reruns:
+            study.enqueue_trial(params, user_attrs=attrs)
 
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if on_trial_end:
-            on_trial_end(trial)
 
-    def wrapped(trial: optuna.Trial) -> float:
+def _one_trial(study: optuna.Study, objective, on_trial_start, on_trial_end) -> None:
+    """One ask-train-tell through study.optimize, which also keeps the trial's heartbeat."""
+    def wrapped(trial: optuna.Trial):
         if on_trial_start:
             on_trial_start(trial.number)
         return objective(trial)
 
-    if remaining > 0:
-        study.optimize(wrapped, n_trials=remaining, callbacks=[callback], catch=())
-    reruns = pending_reruns(study, spec)
-    for params, attrs in reruns:
-        study.enqueue_trial(params, user_attrs=attrs)
-    if reruns:
-        study.optimize(wrapped, n_trials=len(reruns), callbacks=[callback], catch=())
-    return study
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial_end and "surplus" not in trial.user_attrs:
+            on_trial_end(trial)
+
+    study.optimize(wrapped, n_trials=1, callbacks=[callback], catch=(Surplus,))
+
+
+def primary(t: optuna.trial.FrozenTrial) -> float:
+    return t.values[0]
 
 
 def pending_reruns(study: optuna.Study, spec: StudySpec) -> list[tuple[dict, dict]]:
-    """Seed re-runs still owed: `extra` per top-`top_k` completed search trial, minus those that
-    finished or are queued (so a resumed study neither repeats nor forgets any)."""
-    k, extra = spec.seeds.top_k, spec.seeds.extra
-    if not k or not extra:
-        return []
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    """Seed re-runs still owed — every completed search config up to `per_config` seeds, then the
+    top_k up to `per_config + extra` — minus those finished, running or queued (so a resumed or
+    distributed study neither repeats nor forgets any)."""
+    per, k, extra = spec.seeds.per_config, spec.seeds.top_k, spec.seeds.extra
+    done = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
     search = [t for t in done if REEVAL not in t.user_attrs]
-    search.sort(key=lambda t: t.value if spec.direction == "minimize" else -t.value)
+    sign = 1 if spec.direction == "minimize" else -1
+    search.sort(key=lambda t: sign * primary(t))
     have = {(t.user_attrs[REEVAL], t.user_attrs.get("seed_index")) for t in study.get_trials(deepcopy=False)
-            if REEVAL in t.user_attrs and t.state != optuna.trial.TrialState.FAIL}
-    return [(t.params, {REEVAL: t.number, "seed_index": i}) for t in search[:k] for i in range(1, extra + 1)
-            if (t.number, i) not in have]
+            if REEVAL in t.user_attrs and t.state != State.FAIL}
+    owed = [(t, i) for rank, t in enumerate(search)
+            for i in range(1, per + (extra if rank < k else 0))]
+    return [(t.params, {REEVAL: t.number, "seed_index": i}) for t, i in owed if (t.number, i) not in have]
 
 
 def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=print) -> None:

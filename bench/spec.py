@@ -6,6 +6,7 @@ unknown keys are rejected rather than silently ignored.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from stabgen.errors import StabgenError
 from stabgen.metrics.evaluate import METRICS
+from stabgen.metrics.stability import STABILITY_OBJECTIVES
 from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
@@ -47,6 +49,8 @@ class Range(_Strict):
 
 class Train(_Strict):
     steps: int = Field(2000, gt=0, description="optimizer steps per trial")
+    epochs: float | None = Field(None, gt=0, description="budget in epochs of the train split instead "
+                                 "of steps (image datasets; steps = ⌈epochs·60000/batch_size⌉)")
     batch_size: int = Field(64, gt=0)
     eval_every: int = Field(500, gt=0, description="steps between intermediate evaluations")
     z_dim: int = Field(64, gt=0)
@@ -65,8 +69,10 @@ class Eval(_Strict):
 
 
 class Seeds(_Strict):
-    """After the search: re-run the top_k configs with `extra` more seeds each (Optuna enqueue_trial)."""
+    """Seeds per config: every finished search config is re-run until it has `per_config` seeds, then
+    the top_k configs get `extra` more each (queued with Optuna's enqueue_trial)."""
 
+    per_config: int = Field(1, ge=1)
     top_k: int = Field(0, ge=0)
     extra: int = Field(0, ge=0)
 
@@ -81,6 +87,24 @@ class Space(_Strict):
     clip: Range = Field(Range(low=1e-3, high=1.0, log=True), description="wgan clip value (Lucic)")
     n_critic: list[int] = Field(default_factory=lambda: [1], min_length=1)
     beta: Range | None = Field(None, description="VAE KL weight β; absent: β = 1")
+    beta1: Range | None = Field(None, description="Adam β1; absent: train.beta1")
+    beta2: Range | None = Field(None, description="Adam β2; absent: train.beta2")
+    batch_size: list[int] | None = Field(None, min_length=1, description="absent: train.batch_size")
+    grid_points: int = Field(3, ge=1, description="values per continuous range when sampler = grid")
+
+    @field_validator("beta1", "beta2")
+    @classmethod
+    def _adam_beta(cls, v: Range | None) -> Range | None:
+        if v is not None and not (0 <= v.low and v.high < 1):
+            raise ValueError(f"Adam betas must lie in [0, 1), got [{v.low}, {v.high}]")
+        return v
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_size(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(b < 1 for b in v):
+            raise ValueError(f"batch sizes must be ≥ 1, got {v}")
+        return v
 
     @field_validator("n_critic")
     @classmethod
@@ -138,14 +162,48 @@ class StudySpec(_Strict):
     dataset: Literal[DATASETS] = "mnist"  # type: ignore[valid-type]
     metric: Literal[tuple(METRICS)] = "domain_fid"  # type: ignore[valid-type]
     direction: Literal["minimize", "maximize", ""] = ""  # derived from the metric when omitted
-    sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["none", "median"] = "none"
+    pareto_with: list[str] = Field(default_factory=list, description="more objectives next to `metric`: a "
+                                   "multi-objective search with a Pareto front (metric or stability names)")
+    sampler: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = "tpe"
+    pruner: Literal["none", "median", "hyperband"] = "none"
     n_trials: int = Field(20, gt=0)
     seed: int = 0
+    storage: str | None = Field(None, description="Optuna storage URL (default: SQLite under runs/)")
     train: Train = Train()
     eval: Eval = Eval()
     seeds: Seeds = Seeds()
     space: Space
+
+    @field_validator("pareto_with")
+    @classmethod
+    def _pareto_with(cls, v: list[str]) -> list[str]:
+        known = [*METRICS, *STABILITY_OBJECTIVES]
+        for name in v:
+            if name not in known:
+                raise ValueError(f"unknown objective {name!r}; known: {', '.join(known)}")
+        return v
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every objective, the study metric first."""
+        return [self.metric, *self.pareto_with]
+
+    @property
+    def directions(self) -> list[str]:
+        return [self.direction, *(METRICS.get(n, STABILITY_OBJECTIVES.get(n))[0] for n in self.pareto_with)]
+
+    @property
+    def multi_objective(self) -> bool:
+        return bool(self.pareto_with)
+
+    def budget_label(self) -> str:
+        return f"{self.train.epochs:g} epochs" if self.train.epochs is not None else f"{self.train.steps} steps"
+
+    def steps_for(self, batch_size: int) -> int:
+        """The per-trial step budget: `train.steps`, or `train.epochs` over the train split."""
+        if self.train.epochs is None:
+            return self.train.steps
+        return math.ceil(self.train.epochs * SPLIT_SIZES[self.dataset]["train"] / batch_size)
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudySpec":
@@ -165,6 +223,24 @@ class StudySpec(_Strict):
                 if getattr(self.eval, name) > sizes[self.eval.split]:
                     raise ValueError(f"eval.{name}={getattr(self.eval, name)} exceeds the {sizes[self.eval.split]} "
                                      f"images of the {self.eval.split} split")
+        elif self.train.epochs is not None:
+            raise ValueError(f"train.epochs needs a finite dataset; {self.dataset!r} is sampled fresh: use train.steps")
+        for name in self.pareto_with:
+            if name in METRICS and self.dataset not in METRICS[name][1]:
+                raise ValueError(f"objective {name!r} is for {'/'.join(METRICS[name][1])}, not {self.dataset!r}")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"pareto_with {self.pareto_with} repeats the study metric {self.metric!r}")
+        if self.multi_objective and self.pruner != "none":
+            raise ValueError(f"pruner {self.pruner!r} needs a single objective (Optuna prunes on one "
+                             f"intermediate value); use pruner = \"none\" with pareto_with")
+        if self.multi_objective and self.sampler == "cmaes":
+            raise ValueError("sampler 'cmaes' is single-objective; use tpe or nsga2 with pareto_with")
+        if self.sampler == "grid":
+            from bench.space import grid
+            size = len(grid(self))
+            if self.n_trials > size:
+                raise ValueError(f"n_trials={self.n_trials} exceeds the {size} points of the grid "
+                                 f"(space.grid_points={self.space.grid_points} per range); lower n_trials")
         return self
 
 

@@ -75,6 +75,19 @@ MALFORMED = {
     "objectives without a GAN": (VALID.replace('["gan"]', '["vae"]').replace('"none", "gp"', '"none"')
                                  + 'objectives = ["wgan"]\n', "need a GAN model"),
     "unknown key in a table": (VALID.replace("steps = 20", "step = 20"), "train.step: unknown key"),
+    "unknown sampler": (VALID.replace('n_trials = 2', 'n_trials = 2\nsampler = "bayes"'), "sampler: Input should be"),
+    "unknown pruner": (VALID.replace('n_trials = 2', 'n_trials = 2\npruner = "asha"'), "pruner: Input should be"),
+    "pruning a multi-objective study": (VALID.replace('n_trials = 2', 'n_trials = 2\npruner = "median"\n'
+                                                      'pareto_with = ["late_std"]'), "needs a single objective"),
+    "unknown pareto objective": (VALID.replace('n_trials = 2', 'n_trials = 2\npareto_with = ["speed"]'),
+                                 "pareto_with: unknown objective 'speed'"),
+    "grid smaller than n_trials": (VALID.replace('n_trials = 2', 'n_trials = 50\nsampler = "grid"'),
+                                   "n_trials=50 exceeds the 12 points of the grid"),
+    "epochs on a sampled dataset": (VALID.replace('dataset = "mnist"', 'dataset = "ring"\nmetric = "reverse_kl"')
+                                    .replace('["gan"]', '["mlp2d"]').replace("steps = 20", "epochs = 2"),
+                                    "train.epochs needs a finite dataset"),
+    "adam beta1 out of range": (VALID + "beta1 = { low = 0.5, high = 1.5 }\n", "space.beta1: Adam betas"),
+    "zero batch size": (VALID + "batch_size = [0, 64]\n", "space.batch_size: batch sizes must be ≥ 1"),
 }
 
 

@@ -9,6 +9,7 @@ mean/std of the objective and the divergence rate (diverged runs count, they are
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -46,3 +47,20 @@ def over_seeds(values: list[float], diverged: list[bool]) -> dict:
     return {"n_seeds": len(diverged), "divergence_rate": float(np.mean(diverged)) if diverged else math.nan,
             "mean": float(v.mean()) if len(v) else math.nan,
             "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan}
+
+
+# Per-trial stability quantities a multi-objective study can minimize next to its metric: a proxy, on
+# one seed, for "how reproducible is this config" (the seed-std of a config needs several trials).
+# name → (direction, description, how to read it from trial_stability's output for a study metric)
+STABILITY_OBJECTIVES: dict[str, tuple[str, str, Callable[[dict, str], float | None]]] = {
+    "late_std": ("minimize", "std of the study metric over the trial's last 3 evaluations",
+                 lambda stab, metric: stab.get(f"{metric}_std_last")),
+    "loss_osc": ("minimize", "mean |Δ| of the critic (GAN) or total (VAE) loss over the last 20 logged steps",
+                 lambda stab, metric: stab.get("loss_d_osc", stab.get("loss_osc"))),
+}
+
+
+def stability_objective(name: str, stab: dict, metric: str) -> float | None:
+    """The value of a STABILITY_OBJECTIVES entry for one trial (None where undefined)."""
+    value = STABILITY_OBJECTIVES[name][2](stab, metric)
+    return None if value is None or not math.isfinite(value) else float(value)

@@ -1,0 +1,193 @@
+"""The search engine: samplers, pruners, multi-objective, the conditional grid, crash safety and
+distributed workers — real `bench` processes on real Optuna storages (SQLite; PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from bench import spec as spec_mod
+from bench.space import grid, grid_values
+
+BENCH = [sys.executable, "-m", "bench.cli"]
+State = optuna.trial.TrialState
+ENV = {**os.environ, "COLUMNS": "200"}
+
+RING = """
+name = "{name}"
+dataset = "ring"
+metric = "modes_captured"
+n_trials = {n}
+{top}
+[train]
+steps = {steps}
+eval_every = {every}
+batch_size = 50
+z_dim = 2
+[eval]
+samples = 500
+[space]
+models = ["mlp2d_small"]
+regularizers = ["none", "r1", "l2"]
+lr = {{ low = 5e-4, high = 2e-3, log = true }}
+"""
+
+
+def ring(tmp_path: Path, name: str, n: int = 2, steps: int = 60, every: int = 30, top: str = "", extra: str = "") -> Path:
+    p = tmp_path / f"{name}.toml"
+    p.write_text(RING.format(name=name, n=n, steps=steps, every=every, top=top) + extra)
+    return p
+
+
+def bench(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def load(name: str, storage: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+# --- the conditional grid -------------------------------------------------------------------------
+
+def test_grid_holds_each_reachable_config_once(tmp_path):
+    p = ring(tmp_path, "g", top='sampler = "grid"', extra='objectives = ["ns", "wgan_gp"]\ngrid_points = 2\n')
+    spec = spec_mod.load(str(p))
+    points = grid(spec)
+    # ns: none + r1×2λ + l2×2λ = 5 branches; wgan_gp: the same × 2 obj_lam; each × 2 lr
+    assert len(points) == (5 + 5 * 2) * 2
+    assert len({tuple(sorted(x.items())) for x in points}) == len(points)
+    assert all(("lam_r1" in x) == (x["regularizer_gan"] == "r1") for x in points)  # λ only where it applies
+    assert all(("obj_lam_wgan_gp" in x) == (x["objective"] == "wgan_gp") for x in points)
+    assert grid_values(1e-4, 1e-2, True, 3) == [1e-4, 1e-3, 1e-2]
+    assert grid_values(0.0, 1.0, False, 3) == [0.0, 0.5, 1.0]
+
+
+def test_grid_study_runs_the_first_grid_points(tmp_path):
+    p = ring(tmp_path, "grid", n=3, steps=30, top='sampler = "grid"', extra="grid_points = 2\n")
+    r = bench("run", "--study", str(p), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    trials = load("grid", f"sqlite:///{tmp_path}/runs/grid/study.db").trials
+    assert [t.params for t in trials] == grid(spec_mod.load(str(p)))[:3]
+
+
+# --- samplers, pruners, multi-objective ------------------------------------------------------------
+
+@pytest.mark.parametrize("sampler,pruner", [("cmaes", "hyperband"), ("nsga2", "median"), ("random", "none")])
+def test_each_sampler_and_pruner_runs_a_study(tmp_path, sampler, pruner):
+    p = ring(tmp_path, "s", n=3, steps=60, every=20, top=f'sampler = "{sampler}"\npruner = "{pruner}"')
+    r = bench("run", "--study", str(p), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    study = load("s", f"sqlite:///{tmp_path}/runs/s/study.db")
+    assert len(study.trials) == 3 and all(t.state in (State.COMPLETE, State.PRUNED) for t in study.trials)
+    assert (study.user_attrs["spec"]["sampler"], study.user_attrs["spec"]["pruner"]) == (sampler, pruner)
+    attrs = " ".join(k for t in study.trials for k in t.system_attrs)  # each strategy leaves its own marks
+    assert {"cmaes": "cma:generation", "nsga2": "NSGAIISampler:generation", "random": ""}[sampler] in attrs
+    assert pruner != "hyperband" or "completed_rung_0" in attrs
+    assert all(set(t.intermediate_values) <= {20, 40, 60} for t in study.trials)  # reported at each eval
+    assert any(t.intermediate_values for t in study.trials)
+
+
+def test_multi_objective_study_records_a_pareto_front(tmp_path):
+    p = ring(tmp_path, "mo", n=4, steps=90, every=30, top='sampler = "nsga2"\npareto_with = ["late_std"]')
+    r = bench("run", "--study", str(p), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    study = load("mo", f"sqlite:///{tmp_path}/runs/mo/study.db")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    done = [t for t in study.trials if t.state == State.COMPLETE]
+    assert done and all(len(t.values) == 2 for t in done)
+    for t in done:  # the second objective is the std of the metric over the last 3 evaluations
+        assert t.values[1] == pytest.approx(t.user_attrs["stability"]["modes_captured_std_last"])
+    front = pd.read_csv(tmp_path / "runs/mo/pareto.csv")
+    assert sorted(front["trial"]) == sorted(t.number for t in study.best_trials)
+    assert list(front.columns[-2:]) == ["modes_captured", "late_std"]
+
+
+def test_study_opens_with_load_study_and_optuna_visualization(tmp_path):
+    p = ring(tmp_path, "viz", n=4, steps=40, every=20)
+    assert bench("run", "--study", str(p), cwd=tmp_path).returncode == 0
+    study = optuna.load_study(study_name="viz", storage=f"sqlite:///{tmp_path}/runs/viz/study.db")
+    from optuna import visualization as vis
+    for plot in (vis.plot_optimization_history, vis.plot_intermediate_values, vis.plot_parallel_coordinate,
+                 vis.plot_slice):
+        fig = plot(study)
+        assert fig.data, plot.__name__  # a plotly figure with traces
+    assert study.user_attrs["spec"]["name"] == "viz"  # the spec travels with the storage
+
+
+# --- crash safety ----------------------------------------------------------------------------------
+
+def _wait_for(storage: str, name: str, ok, timeout: float = 240) -> list:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            trials = load(name, storage).trials
+        except Exception:  # not created yet
+            continue
+        if ok(trials):
+            return trials
+    raise AssertionError(f"timed out waiting on study {name}")
+
+
+def test_sigkill_mid_trial_then_rerun_keeps_every_completed_trial(tmp_path):
+    p = ring(tmp_path, "kill", n=3, steps=600, every=300)
+    storage = f"sqlite:///{tmp_path}/runs/kill/study.db"
+    proc = subprocess.Popen([*BENCH, "run", "--study", str(p), "--heartbeat", "1"], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        before = _wait_for(storage, "kill", lambda ts: len(ts) == 2 and ts[0].state == State.COMPLETE)
+    finally:
+        time.sleep(1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    killed = load("kill", storage).trials
+    assert killed[1].state == State.RUNNING  # SIGKILL: nobody told the storage
+    r = bench("run", "--study", str(p), "--heartbeat", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    after = load("kill", storage).trials
+    complete = [t for t in after if t.state == State.COMPLETE]
+    assert len(complete) == 3
+    assert after[0].values == before[0].values and after[0].datetime_complete == before[0].datetime_complete
+    assert after[1].state == State.FAIL  # the stale trial, failed by its missing heartbeat ...
+    retry = [t for t in after if t.system_attrs.get("failed_trial") == 1]
+    assert len(retry) == 1 and retry[0].params == after[1].params  # ... and run again with its config
+    assert retry[0].user_attrs["config"]["seed"] == after[1].user_attrs["config"]["seed"]
+    assert len({t.number for t in after}) == len(after)
+
+
+# --- distributed workers ----------------------------------------------------------------------------
+
+POSTGRES = os.environ.get("STABGEN_TEST_POSTGRES")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL "
+                                         "(.ci/run starts one with scripts/pg-scratch)")
+def test_three_workers_share_one_postgres_study(tmp_path):
+    name = f"workers-{uuid.uuid4().hex[:8]}"
+    p = ring(tmp_path, name, n=9, steps=200, every=100)
+    procs = [subprocess.Popen([*BENCH, "worker", "--study", str(p), "--storage", POSTGRES, "--heartbeat", "2"],
+                              cwd=tmp_path, env={**ENV, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [proc.communicate(timeout=600) for proc in procs]
+    for proc, (out, err) in zip(procs, outs):
+        assert proc.returncode == 0, err
+        password = POSTGRES.split("://")[1].split("@")[0].partition(":")[2]
+        assert not password or password not in out + err  # credentials are never printed
+    trials = load(name, POSTGRES).trials
+    complete = [t for t in trials if t.state == State.COMPLETE]
+    assert len(complete) == 9
+    assert len({t.number for t in trials}) == len(trials)
+    assert all(t.state in (State.COMPLETE, State.FAIL) for t in trials)
+    assert all("surplus" in t.user_attrs for t in trials if t.state == State.FAIL)  # asked too late, never trained
+    assert len({t.user_attrs["worker"] for t in complete}) >= 2  # the work was shared
+    r = bench("worker", "--study", str(p), "--storage", POSTGRES, cwd=tmp_path)  # budget met: nothing to do
+    assert r.returncode == 0 and len(load(name, POSTGRES).trials) == len(trials)
