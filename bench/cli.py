@@ -28,43 +28,133 @@ console = Console(stderr=True)
 out = Console()
 
 
+StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Study name from studies/ (e.g. mnist_reg, smoke) "
+                                      "or a path to your own TOML spec.")]
+TrialsOpt = Annotated[Optional[int], typer.Option(help="Total finished trials wanted in the study (default: the "
+                                                  "spec's n_trials), shared by all workers. Rerunning resumes.")]
+StepsOpt = Annotated[Optional[int], typer.Option(help="Training steps per trial (default: the spec's).")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")]
+StorageOpt = Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
+                                                   "(default: the spec's storage, else "
+                                                   "sqlite:///RUNS_DIR/STUDY/study.db).")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(help="Folder holding mnist/ and fashion-mnist/ idx files "
+                                                    "(else $STABGEN_DATA_DIR, ~/.cache/stabgen, download).")]
+InceptionOpt = Annotated[Optional[Path], typer.Option(help="TF-Inception weights file for the final Inception FID "
+                                                      "(else $STABGEN_INCEPTION_WEIGHTS or torch-fidelity's "
+                                                      "download).")]
+RunsDirOpt = Annotated[Path, typer.Option(help="Where trial folders and leaderboards go.")]
+HeartbeatOpt = Annotated[float, typer.Option(help="Seconds between a running trial's heartbeats; a trial silent "
+                                             "for 3 heartbeats (a killed worker's) is failed and queued again.")]
+
+
+def _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat):
+    from bench import search
+
+    opts = search.RunOptions(
+        trials=trials or spec.n_trials, steps=steps, device=search.check_device(device or search.default_device()),
+        storage=storage or spec.storage or f"sqlite:///{runs_dir / spec.name / 'study.db'}", runs_dir=runs_dir,
+        data_dir=str(data_dir) if data_dir else None,
+        inception_weights=str(inception_weights) if inception_weights else None, heartbeat=heartbeat,
+    )
+    if opts.storage.startswith("sqlite:///"):
+        Path(opts.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    search.open_study(spec, opts.storage, heartbeat=heartbeat)  # fails fast, in one line, on a bad storage
+    return opts
+
+
 @app.command()
-def run(
-    study: Annotated[str, typer.Option("--study", "-s", help="Study name from studies/ (e.g. mnist_reg, smoke) "
-                                       "or a path to your own TOML spec.")],
-    trials: Annotated[Optional[int], typer.Option(help="Total finished trials wanted in the study "
-                                                  "(default: the spec's n_trials). Rerunning resumes.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps per trial (default: the spec's).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: "
-                                                   "sqlite:///RUNS_DIR/STUDY/study.db).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding mnist/ and fashion-mnist/ idx files "
-                                                     "(else $STABGEN_DATA_DIR, ~/.cache/stabgen, download).")] = None,
-    inception_weights: Annotated[Optional[Path], typer.Option(help="TF-Inception weights file for the final "
-                                                              "Inception FID (else $STABGEN_INCEPTION_WEIGHTS "
-                                                              "or torch-fidelity's download).")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where trial folders and leaderboards go.")] = Path("runs"),
-) -> None:
+def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, device: DeviceOpt = None,
+        storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
+        runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0) -> None:
     """Run (or resume) a study: sample configs with Optuna, train, evaluate, print the leaderboard.
 
     Each trial's samples, history and metrics land in RUNS_DIR/STUDY/trials/N/; the leaderboard in
-    RUNS_DIR/STUDY/leaderboard.{csv,md}. Interrupt and rerun the same command to resume.
+    RUNS_DIR/STUDY/leaderboard.{csv,md}. Interrupt and rerun the same command to resume; start
+    `bench worker` processes on the same storage to share the work.
+    """
+    from bench import spec as spec_mod
+
+    spec = spec_mod.load(study)
+    opts = _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat)
+    with _resumable_on_interrupt():
+        _run_and_report(spec, opts, study)
+
+
+@app.command()
+def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None, steps: StepsOpt = None,
+           device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
+           heartbeat: HeartbeatOpt = 10.0) -> None:
+    """Work on a shared study until its global trial budget is met, then exit (no report).
+
+    Start as many as you like, on as many machines as reach the storage (PostgreSQL for several
+    machines; SQLite only on one). `bench report` or `bench run` afterwards writes the leaderboard.
     """
     from bench import search, spec as spec_mod
 
     spec = spec_mod.load(study)
-    opts = search.RunOptions(
-        trials=trials or spec.n_trials, steps=steps or spec.train.steps,
-        device=search.check_device(device or search.default_device()),
-        storage=storage or f"sqlite:///{runs_dir / spec.name / 'study.db'}", runs_dir=runs_dir,
-        data_dir=str(data_dir) if data_dir else None,
-        inception_weights=str(inception_weights) if inception_weights else None,
-    )
-    if opts.storage.startswith("sqlite:///"):
-        Path(opts.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    study_ref = [search.open_study(spec, opts.storage)]  # fails fast, in one line, on a bad storage
+    opts = _options(spec, trials, steps, device, storage, data_dir, None, runs_dir, heartbeat)
+    console.print(f"worker on {spec.name} · storage {search.redact(opts.storage)} · budget {opts.trials} trials "
+                  f"· {search.hardware(opts.device)}")
     with _resumable_on_interrupt():
-        _run_and_report(spec, opts, study_ref, study)
+        study_ = search.run(spec, opts, on_trial_end=lambda t: console.print(_trial_line(spec, t)),
+                            log=console.print, worker=True)
+    console.print(f"done: {search.n_finished(study_)} finished trials in the study")
+
+
+@app.command()
+def report(
+    study: Annotated[str, typer.Option("--study", "-s", help="Study name (as in its storage).")],
+    storage: StorageOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: reports/STUDY).")] = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Build a study's report from its storage: leaderboard.{md,csv,tex,html} with bootstrap CIs over
+    seeds, per-regularizer tests against `none`, seaborn figures (PNG + SVG) and index.html.
+
+    Rebuildable at any time; needs no TensorBoard and no server (open index.html in a browser).
+    """
+    from bench import report as report_mod
+
+    rec = report_mod.open_record(_study_name(study), storage, runs_dir)
+    r = report_mod.build(rec, out or Path("reports") / rec.spec.name, report_mod.command_line())
+    shown = report_mod.display_configs(r.configs, rec)
+    _print_table(shown.head(15) if not shown.empty else shown, f"{rec.spec.name}: configs (mean [95% CI])")
+    if not r.regularizers.empty:
+        _print_table(report_mod.display_regularizers(r.regularizers), "regularizers against none")
+    for note in r.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"wrote {len(r.files)} files; open {r.out_dir / 'index.html'}")
+
+
+@app.command()
+def leaderboard(
+    studies: Annotated[list[str], typer.Argument(help="Study names (e.g. a GAN and a VAE study of one dataset).")],
+    storage: StorageOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+    out: Annotated[Optional[Path], typer.Option(help="Also write OUT.csv and OUT.md.")] = None,
+) -> None:
+    """One table across several studies on the metrics they share, one row per config."""
+    from bench import report as report_mod
+
+    recs = [report_mod.open_record(_study_name(s), storage, runs_dir) for s in studies]
+    table, shared = report_mod.cross_study(recs)
+    shown = table[["rank", "study", *[c for c in table.columns if c in ("model", "objective", "regularizer")],
+                   "seeds", *shared]].copy()
+    for m in shared:
+        shown[m] = [report_mod.display_ci(v, lo, hi) for v, lo, hi in
+                    zip(table[m], table[f"{m}_ci_low"], table[f"{m}_ci_high"])]
+    _print_table(shown.astype(str), f"{' + '.join(studies)} on {', '.join(shared)}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out.with_suffix(".csv"), index=False)
+        out.with_suffix(".md").write_text(f"# {' + '.join(studies)}\n\n`{report_mod.command_line()}`\n\n"
+                                          + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+        console.print(f"wrote {out.with_suffix('.csv')}, {out.with_suffix('.md')}")
+
+
+def _study_name(study: str) -> str:
+    """A study is named like its spec file: accept `mnist_reg` or `studies/mnist_reg.toml`."""
+    return Path(study).stem if study.endswith(".toml") else study
 
 
 @contextlib.contextmanager
@@ -78,39 +168,50 @@ def _resumable_on_interrupt():
         raise typer.Exit(130) from None
 
 
-def _run_and_report(spec, opts, study_ref: list, study_arg: str) -> None:
-    from bench import records, search
+def _trial_line(spec, trial) -> str:
+    """One line per finished trial: its config and outcome."""
     from stabgen.models import MODELS
 
+    cfg = trial.user_attrs.get("config", {})
+    status = trial.user_attrs.get("status", trial.state.name.lower())
+    metrics = trial.user_attrs.get("metrics", {})
+    lam = f" λ={cfg.get('lam'):.3g}" if cfg.get("regularizer") not in (None, "none") else ""
+    step = f" at step {trial.user_attrs.get('diverged_step')}" if status == "diverged" else ""
+    obj = f" {cfg.get('objective')}" if cfg.get("model") and MODELS.get(cfg["model"]).family == "gan" else ""
+    vals = ""
+    if not step and trial.state.name == "COMPLETE":
+        vals = ", " + ", ".join(f"{m} {v:.3g}" for m, v in zip(spec.metrics, trial.values))
+    elif not step and metrics.get(spec.metric) is not None:
+        vals = f", {spec.metric} {metrics[spec.metric]:.2f}"
+    return (f"trial {trial.number}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
+            f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
+
+
+def _run_and_report(spec, opts, study_arg: str) -> None:
+    from bench import records, search
+
     hw = search.hardware(opts.device)
+    budget = f"{opts.steps} steps" if opts.steps else spec.budget_label()
     console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
-                  f"storage {search.redact(opts.storage)} · {opts.trials} trials × {opts.steps} steps · {hw}")
+                  f"storage {search.redact(opts.storage)} · {opts.trials} trials × {budget} · {hw}")
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        trials_bar = progress.add_task("trials", total=opts.trials, completed=search.n_finished(study_ref[0]))
-        steps_bar = progress.add_task("steps", total=opts.steps)
+        trials_bar = progress.add_task("trials", total=opts.trials, completed=0)
+        steps_bar = progress.add_task("steps", total=opts.steps or spec.train.steps)
 
         def on_trial_start(number: int) -> None:
-            progress.reset(steps_bar, total=opts.steps, description=f"trial {number}")
+            progress.reset(steps_bar, description=f"trial {number}")
 
         def on_step(number: int, step: int) -> None:
             if step % 20 == 0:
                 progress.update(steps_bar, completed=step)
 
         def on_trial_end(trial) -> None:
-            progress.update(trials_bar, completed=search.n_finished(study_ref[0]))
-            cfg = trial.user_attrs.get("config", {})
-            status = trial.user_attrs.get("status", trial.state.name.lower())
-            val = trial.user_attrs.get("metrics", {}).get(spec.metric)
-            lam = f" λ={cfg.get('lam'):.3g}" if cfg.get("regularizer") not in (None, "none") else ""
-            step = f" at step {trial.user_attrs.get('diverged_step')}" if status == "diverged" else ""
-            obj = f" {cfg.get('objective')}" if cfg.get("model") and MODELS.get(cfg["model"]).family == "gan" else ""
-            progress.console.print(f"trial {trial.number}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
-                                   f"lr={cfg.get('lr', 0):.2e} → {status}{step}"
-                                   + (f", {spec.metric} {val:.2f}" if val is not None and not step else ""))
+            progress.update(trials_bar, advance=1)
+            progress.console.print(_trial_line(spec, trial))
 
-        study = search.run(spec, opts, on_trial_start, on_step, on_trial_end)
+        study = search.run(spec, opts, on_trial_start, on_step, on_trial_end, log=progress.console.print)
     try:
         search.inception_eval(study, spec, opts, log=console.print)
     except StabgenError as e:  # the search results stand; say why the Inception column is empty
@@ -124,8 +225,11 @@ def _run_and_report(spec, opts, study_ref: list, study_arg: str) -> None:
     if images and spec.eval.inception_top_k:
         evals += f" · Inception on N={spec.eval.inception_samples} for the top {spec.eval.inception_top_k}"
     header = (f"# Leaderboard: {spec.name}\n\n`{command}` · {search.n_finished(study)} trials × "
-              f"{opts.steps} steps · seeds {spec.seed}+trial · {hw} · {evals} · wall {wall:.0f}s")
+              f"{budget} · seeds {spec.seed}+trial · {hw} · {evals} · wall {wall:.0f}s")
+    study.set_user_attr("commands", list(dict.fromkeys([*study.user_attrs.get("commands", []), command])))
     paths = records.write_leaderboard(lb, opts.runs_dir / spec.name, header, spec.metric, spec.direction)
+    if spec.multi_objective:
+        paths.append(records.write_pareto(study, spec, opts.runs_dir / spec.name))
     _print_table(records.display_frame(lb) if not lb.empty else lb, f"{spec.name} leaderboard")
     summary = records.config_summary(lb, spec.metric, spec.direction)
     if not summary.empty and (summary["seeds"] > 1).any():
