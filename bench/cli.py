@@ -43,18 +43,25 @@ InceptionOpt = Annotated[Optional[Path], typer.Option(help="TF-Inception weights
                                                       "(else $STABGEN_INCEPTION_WEIGHTS or torch-fidelity's "
                                                       "download).")]
 RunsDirOpt = Annotated[Path, typer.Option(help="Where trial folders and leaderboards go.")]
+TensorboardOpt = Annotated[bool, typer.Option("--tensorboard", help="Also write each trial's losses, gradient "
+                                              "norms and metrics as TensorBoard events (TRIAL_DIR/tensorboard).")]
 HeartbeatOpt = Annotated[float, typer.Option(help="Seconds between a running trial's heartbeats; a trial silent "
                                              "for 3 heartbeats (a killed worker's) is failed and queued again.")]
 
 
-def _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat):
-    from bench import search
+def _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat,
+             tensorboard=False):
+    from bench import records, search
+
+    if tensorboard:
+        records.tensorboard_writer_class()  # fails now, in one line, not after the first trial
 
     opts = search.RunOptions(
         trials=trials or spec.n_trials, steps=steps, device=search.check_device(device or search.default_device()),
         storage=storage or spec.storage or f"sqlite:///{runs_dir / spec.name / 'study.db'}", runs_dir=runs_dir,
         data_dir=str(data_dir) if data_dir else None,
         inception_weights=str(inception_weights) if inception_weights else None, heartbeat=heartbeat,
+        tensorboard=tensorboard,
     )
     if opts.storage.startswith("sqlite:///"):
         Path(opts.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +72,8 @@ def _options(spec, trials, steps, device, storage, data_dir, inception_weights, 
 @app.command()
 def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, device: DeviceOpt = None,
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
-        runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0) -> None:
+        runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
+        tensorboard: TensorboardOpt = False) -> None:
     """Run (or resume) a study: sample configs with Optuna, train, evaluate, print the leaderboard.
 
     Each trial's samples, history and metrics land in RUNS_DIR/STUDY/trials/N/; the leaderboard in
@@ -75,7 +83,8 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
     from bench import spec as spec_mod
 
     spec = spec_mod.load(study)
-    opts = _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat)
+    opts = _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat,
+                    tensorboard)
     with _resumable_on_interrupt():
         _run_and_report(spec, opts, study)
 
@@ -83,7 +92,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
 @app.command()
 def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None, steps: StepsOpt = None,
            device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
-           heartbeat: HeartbeatOpt = 10.0) -> None:
+           heartbeat: HeartbeatOpt = 10.0, tensorboard: TensorboardOpt = False) -> None:
     """Work on a shared study until its global trial budget is met, then exit (no report).
 
     Start as many as you like, on as many machines as reach the storage (PostgreSQL for several
@@ -92,7 +101,7 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
     from bench import search, spec as spec_mod
 
     spec = spec_mod.load(study)
-    opts = _options(spec, trials, steps, device, storage, data_dir, None, runs_dir, heartbeat)
+    opts = _options(spec, trials, steps, device, storage, data_dir, None, runs_dir, heartbeat, tensorboard)
     console.print(f"worker on {spec.name} · storage {search.redact(opts.storage)} · budget {opts.trials} trials "
                   f"· {search.hardware(opts.device)}")
     with _resumable_on_interrupt():

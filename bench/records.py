@@ -42,6 +42,33 @@ def write_trial_dir(path: Path, result: TrialResult, sample_grid: torch.Tensor |
         torch.save(result.modules["generator"].state_dict(), path / "generator.pt")
 
 
+def tensorboard_writer_class():
+    """TensorBoard's SummaryWriter, or a one-line error saying how to get it (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from stabgen.errors import StabgenError
+        raise StabgenError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter
+
+
+def write_tensorboard(path: Path, result: TrialResult) -> Path:
+    """The trial's curves as TensorBoard events in TRIAL_DIR/tensorboard: losses, penalty and gradient
+    norms per logged step (train/...), every intermediate and final metric (eval/...)."""
+    out = path / "tensorboard"
+    with tensorboard_writer_class()(log_dir=str(out)) as w:
+        for row in result.history:
+            for k, v in row.items():
+                if k != "step" and v is not None and math.isfinite(v):
+                    w.add_scalar(f"train/{k}", v, row["step"])
+        for row in result.evals:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
+                    w.add_scalar(f"eval/{k}", v, row["step"])
+        w.add_text("config", "    " + json.dumps(result.config.to_dict(), indent=2).replace("\n", "\n    "))
+    return out
+
+
 def _scatter(points: torch.Tensor, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")

@@ -53,6 +53,7 @@ class RunOptions:
     data_dir: str | None = None
     inception_weights: str | None = None
     heartbeat: float = 10.0  # seconds; a RUNNING trial silent for 3 heartbeats is failed and retried
+    tensorboard: bool = False  # also write each trial's curves as TensorBoard events
 
 
 def default_device() -> str:
@@ -187,6 +188,8 @@ def make_objective(spec: StudySpec, opts: RunOptions, source, budget: int,
             grid_ = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device),
                             output=sample_output(source.kind))(n_show)
         records.write_trial_dir(trial_dir, result, grid_)
+        if opts.tensorboard:
+            records.write_tensorboard(trial_dir, result)
         stab = trial_stability(result.history, result.evals, result.status, result.diverged_step, spec.metric)
         # a diverged trial has no final model: its last pre-divergence evaluation stays in evals.csv only;
         # an undefined value (NaN) is recorded as null, never as a number

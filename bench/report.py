@@ -1,0 +1,387 @@
+"""`bench report`: a study's storage (+ its trial folders) → tables, statistics, figures, one page.
+
+A pure function of what the study recorded, so it can be rebuilt at any time and from any machine
+that reaches the storage. Per config (trials sharing every sampled parameter; seed re-runs are the
+same config): each metric's mean with a 95 % percentile-bootstrap CI over seeds. Per regularizer:
+best/median, divergence rate, seed spread, and a Mann-Whitney U test against `none` with Holm's
+correction, diverged trials entering the test as the worst value.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from pydantic import ValidationError
+
+from bench import figures, records, stats
+from bench.spec import StudySpec
+from stabgen.errors import StabgenError
+
+METRIC_COLUMNS = {  # what a config row reports, per kind of study, with each metric's direction
+    "image": {"domain_fid": "minimize", "inception_fid": "minimize", "domain_kid": "minimize",
+              "precision": "maximize", "recall": "maximize", "density": "maximize", "coverage": "maximize",
+              "classes": "maximize", "class_kl": "minimize"},
+    "points": {"modes_captured": "maximize", "high_quality": "maximize", "reverse_kl": "minimize"},
+    "stacked": {"stacked_modes": "maximize", "stacked_kl": "minimize"},
+}
+KIND = {"mnist": "image", "fashion-mnist": "image", "ring": "points", "grid": "points", "stacked-mnist": "stacked"}
+TOP_SAMPLES = 6
+
+
+@dataclass
+class StudyRecord:
+    """A study as the report sees it: the Optuna study, its spec, and one row per finished trial."""
+
+    study: optuna.Study
+    spec: StudySpec
+    storage: str
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def metrics(self) -> dict[str, str]:
+        cols = METRIC_COLUMNS[KIND[self.spec.dataset]]
+        return {m: d for m, d in cols.items() if m in self.trials and self.trials[m].notna().any()}
+
+
+def open_record(study_name: str, storage: str | None, runs_dir: Path = Path("runs")) -> StudyRecord:
+    """Load a study by name from its storage (default: the SQLite file `bench run` writes)."""
+    from bench.search import redact
+
+    storage = storage or f"sqlite:///{runs_dir / study_name / 'study.db'}"
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+        raise StabgenError(f"no study storage at {storage.removeprefix('sqlite:///')}; run `bench run --study "
+                           f"{study_name}` first, or pass --storage URL / --runs-dir")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise StabgenError(f"storage {redact(storage)} holds no study named {study_name!r}") from None
+    except Exception as e:
+        raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}") from None
+    if "spec" not in study.user_attrs:
+        raise StabgenError(f"study {study_name!r} records no spec (not made by `bench run`)")
+    try:
+        spec = StudySpec.model_validate(study.user_attrs["spec"])
+    except ValidationError as e:
+        raise StabgenError(f"study {study_name!r} was made by an older spec format this version cannot read "
+                           f"({e.errors()[0]['loc']}: {e.errors()[0]['msg']})") from None
+    return StudyRecord(study, spec, storage, records.trials_frame(study))
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+def _varying(df: pd.DataFrame) -> list[str]:
+    """The config columns worth showing: always the main five, the others where they vary."""
+    return records.CONFIG_KEYS + [c for c in records.SEARCHED if c in df and df[c].nunique(dropna=True) > 1]
+
+
+def config_table(rec: StudyRecord) -> pd.DataFrame:
+    """One row per config: each metric's mean and 95 % bootstrap CI over seeds, seeds, divergence
+    rate and compute seconds; ranked by the study metric (configs with no finite value last)."""
+    df, spec = rec.trials, rec.spec
+    if df.empty:
+        return pd.DataFrame()
+    keys = _varying(df)
+    rows = []
+    for _, g in df.groupby("config_id", sort=False):
+        ok = g[g["status"] == "completed"]
+        row = {**g.iloc[0][keys].to_dict(), "trials": ",".join(str(t) for t in g["trial"]), "seeds": len(g),
+               "divergence_rate": float((g["status"] == "diverged").mean()),
+               "seconds": float(g["seconds"].mean()), "device": g["device"].iloc[0]}
+        for m in rec.metrics:
+            vals = ok[m].dropna().astype(float).tolist()
+            lo, hi = stats.bootstrap_ci(vals)
+            row.update({m: sum(vals) / len(vals) if vals else math.nan, f"{m}_ci_low": lo, f"{m}_ci_high": hi})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if spec.metric in out:
+        out = out.sort_values(spec.metric, ascending=spec.direction == "minimize", na_position="last")
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out.reset_index(drop=True)
+
+
+def _worst(direction: str) -> float:
+    return math.inf if direction == "minimize" else -math.inf
+
+
+def regularizer_table(rec: StudyRecord) -> pd.DataFrame:
+    """Per regularizer: trials, best and median of the study metric over completed trials, the
+    divergence rate, the mean seed std of its multi-seed configs, and the test against `none`."""
+    df, metric, direction = rec.trials, rec.spec.metric, rec.spec.direction
+    if df.empty or metric not in df:
+        return pd.DataFrame()
+    # diverged trials count as the worst value; pruned ones (a budget decision) and undefined values are left out
+    scored = df[df["status"].isin(["completed", "diverged"])]
+    values = {r: [(v if s == "completed" else _worst(direction)) for v, s in zip(g[metric], g["status"])
+                  if s == "diverged" or (v is not None and math.isfinite(v))]
+              for r, g in scored.groupby("regularizer")}
+    rows = []
+    for reg, g in df.groupby("regularizer"):
+        done = g.loc[g["status"] == "completed", metric].dropna()
+        multi = g.groupby("config_id")[metric].agg(["count", "std"])
+        seed_std = multi.loc[multi["count"] > 1, "std"]
+        row = {"regularizer": reg, "trials": len(g), "completed": len(done),
+               "best": (done.min() if direction == "minimize" else done.max()) if len(done) else math.nan,
+               "median": done.median() if len(done) else math.nan,
+               "divergence_rate": float((g["status"] == "diverged").mean()),
+               "seed_std": float(seed_std.mean()) if len(seed_std) else math.nan}
+        if reg != "none" and "none" in values and values.get(reg) and values["none"]:
+            c = stats.compare(values[reg], values["none"], direction)
+            row.update({"U": c.u, "p": c.p, "P(better than none)": c.better})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if "p" in out:
+        tested = out["p"].notna()
+        out.loc[tested, "p_holm"] = stats.holm(out.loc[tested, "p"].tolist())
+    return out.sort_values("median", ascending=direction == "minimize", na_position="last").reset_index(drop=True)
+
+
+def _fmt(v, spec: str = "{:.4g}") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return spec.format(v) if isinstance(v, (int, float)) else str(v)
+
+
+def display_ci(mean: float, low: float, high: float) -> str:
+    """`mean [low, high]`, or just the mean where there is no interval (one seed)."""
+    return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]" if not math.isnan(low) else _fmt(mean)
+
+
+def display_configs(configs: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
+    """The config table for reading: `mean [low, high]` per metric, λ/lr in scientific notation."""
+    if configs.empty:
+        return configs
+    keys = [k for k in _varying(rec.trials) if k in configs]
+    out = configs[["rank", *keys]].copy()
+    out["lam"] = [("—" if r == "none" or not v else f"{v:.2e}") for r, v in zip(configs["regularizer"], configs["lam"])]
+    out["lr"] = configs["lr"].map(lambda v: f"{v:.2e}")
+    for m in rec.metrics:
+        out[m] = [display_ci(v, lo, hi) for v, lo, hi in zip(configs[m], configs[f"{m}_ci_low"],
+                                                              configs[f"{m}_ci_high"])]
+    out["seeds"] = configs["seeds"]
+    out["diverged"] = configs["divergence_rate"].map(lambda v: f"{v:.0%}")
+    out["s/trial"] = configs["seconds"].map(lambda v: _fmt(v, "{:.0f}"))
+    return out
+
+
+def display_regularizers(regs: pd.DataFrame) -> pd.DataFrame:
+    if regs.empty:
+        return regs
+    out = regs.copy()
+    for col in out.columns:
+        if col == "divergence_rate":
+            out[col] = out[col].map(lambda v: f"{v:.0%}")
+        elif col in ("p", "p_holm"):
+            out[col] = out[col].map(lambda v: _fmt(v, "{:.3g}"))
+        elif out[col].dtype.kind == "f":
+            out[col] = out[col].map(_fmt)
+    return out.astype(str).replace({"nan": "—"})
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+@dataclass
+class Report:
+    out_dir: Path
+    header: dict[str, str]
+    configs: pd.DataFrame
+    regularizers: pd.DataFrame
+    figures: dict[str, str]  # name → png path relative to out_dir
+    samples: list[tuple[str, str]]  # (caption, png path relative to out_dir)
+    notes: list[str]
+    files: list[Path]
+
+
+def build(rec: StudyRecord, out_dir: Path, command: str) -> Report:
+    spec, study = rec.spec, rec.study
+    out_dir.mkdir(parents=True, exist_ok=True)
+    configs = config_table(rec)
+    regs = regularizer_table(rec)
+    notes: list[str] = []
+    header = _header(rec, command)
+    files = _write_tables(rec, configs, regs, out_dir, header)
+
+    figs: dict[str, str] = {}
+    fig_dir = out_dir / "figures"
+    for name, draw in figures.FIGURES.items():
+        fig = draw(rec.trials, spec.metric, spec.direction) if not rec.trials.empty else None
+        if fig is None:
+            notes.append(f"{name}: nothing to draw for this study")
+            continue
+        files += figures.save(fig, fig_dir, name)
+        figs[name] = f"figures/{name}.png"
+    try:
+        sign = 1 if spec.direction == "minimize" else -1  # PED-ANOVA ranks parameters for *low* targets
+        imp = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=lambda t: sign * t.values[0])
+    except (ValueError, RuntimeError, ZeroDivisionError) as e:
+        imp = {}
+        notes.append(f"param_importances: Optuna could not compute them ({str(e).splitlines()[0]})")
+    fig = figures.param_importances(imp)
+    if fig is not None:
+        files += figures.save(fig, fig_dir, "param_importances")
+        figs["param_importances"] = "figures/param_importances.png"
+
+    samples = []
+    done = rec.trials[rec.trials["status"] == "completed"] if not rec.trials.empty else rec.trials
+    if spec.metric in done:
+        top = done.sort_values(spec.metric, ascending=spec.direction == "minimize").head(TOP_SAMPLES)
+        for _, row in top.iterrows():
+            src = Path(str(row["trial_dir"])) / "samples.png"
+            if src.exists():
+                dst = out_dir / "samples" / f"trial-{row['trial']}.png"
+                dst.parent.mkdir(exist_ok=True)
+                shutil.copyfile(src, dst)
+                files.append(dst)
+                samples.append((f"trial {row['trial']}: {row['model']} {row['regularizer']} · "
+                                f"{spec.metric} {_fmt(row[spec.metric])}", f"samples/{dst.name}"))
+            else:
+                notes.append(f"samples of trial {row['trial']}: {src} is not on this machine")
+    report = Report(out_dir, header, configs, regs, figs, samples, notes, files)
+    page = out_dir / "index.html"
+    page.write_text(render_html(report, rec))
+    report.files.append(page)
+    return report
+
+
+def _header(rec: StudyRecord, command: str) -> dict[str, str]:
+    from bench.search import redact
+
+    df, spec = rec.trials, rec.spec
+    search = df[df["seed_rerun_of"].isna()] if not df.empty else df
+    devices = sorted(set(df["device"].dropna())) if not df.empty else []
+    steps = sorted(set(df["steps"].dropna().astype(int))) if not df.empty else []
+    return {
+        "study": spec.name + (f" — {spec.description}" if spec.description else ""),
+        "report command": command,
+        "study made by": "; ".join(rec.study.user_attrs.get("commands", [])) or f"bench run --study {spec.name}",
+        "storage": redact(rec.storage),
+        "hardware": ", ".join(devices) or "—",
+        "budget": (f"{len(search)} search trials + {len(df) - len(search)} seed re-runs; "
+                   f"{spec.budget_label()} per trial (steps run: {min(steps) if steps else 0}–"
+                   f"{max(steps) if steps else 0}); sampler {spec.sampler}, pruner {spec.pruner}; "
+                   f"{df['seconds'].sum() if not df.empty else 0:.0f} compute seconds in all"),
+        "seeds": f"search trial k uses seed {spec.seed}+k; re-runs: per_config={spec.seeds.per_config}, "
+                 f"top_k={spec.seeds.top_k}, extra={spec.seeds.extra}",
+        "metric": f"{spec.metric} ({spec.direction}) on N={spec.eval.samples} samples vs "
+                  f"{spec.dataset}/{spec.eval.split}; CIs: 95 % percentile bootstrap over seeds "
+                  f"({stats.N_RESAMPLES} resamples), — where a config has one seed",
+    }
+
+
+def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, out_dir: Path,
+                  header: dict[str, str]) -> list[Path]:
+    shown, shown_regs = display_configs(configs, rec), display_regularizers(regs)
+    top = "\n".join(f"- **{k}**: {v}" for k, v in header.items())
+    paths = {ext: out_dir / f"leaderboard.{ext}" for ext in ("csv", "md", "tex", "html")}
+    configs.to_csv(paths["csv"], index=False)
+    regs.to_csv(out_dir / "regularizers.csv", index=False)
+    md = f"# Leaderboard: {rec.spec.name}\n\n{top}\n\n" + shown.to_markdown(index=False, disable_numparse=True)
+    if not shown_regs.empty:
+        md += ("\n\n## Regularizers against `none`\n\nTwo-sided Mann-Whitney U on the study metric over trials "
+               "(diverged trials as the worst value), Holm-corrected over regularizers; "
+               "P(better than none) is the common-language effect size.\n\n"
+               + shown_regs.to_markdown(index=False, disable_numparse=True))
+    paths["md"].write_text(md + "\n")
+    caption = f"{rec.spec.name}: {header['metric']}"
+    paths["tex"].write_text(shown.to_latex(index=False, escape=True, caption=caption, label=f"tab:{rec.spec.name}"))
+    paths["html"].write_text(_html_page(f"Leaderboard: {rec.spec.name}", _header_html(header)
+                                        + shown.to_html(index=False, border=0, classes="table")))
+    return [*paths.values(), out_dir / "regularizers.csv"]
+
+
+# --- HTML ---------------------------------------------------------------------------------------------
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{padding:3px 8px;border-bottom:1px solid #ddd;
+text-align:right}th{background:#f3f3f3}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
+dt{font-weight:600}img{max-width:100%;border:1px solid #eee}.samples{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0}figcaption{font-size:12px;color:#555}.note{color:#777;font-size:13px}"""
+
+# Counts the images that actually decoded, so a headless browser can tell (data-images-loaded="n/m").
+IMAGE_CHECK = """<script>window.addEventListener('load',function(){var i=document.images,n=0;
+for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0)n++;}
+document.body.setAttribute('data-images-loaded',n+'/'+i.length);});</script>"""
+
+
+def _html_page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}{IMAGE_CHECK}</body></html>\n")
+
+
+def _header_html(header: dict[str, str]) -> str:
+    return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd><code>{html.escape(v)}</code></dd>" if "command" in k
+                            else f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                            for k, v in header.items()) + "</dl>"
+
+
+CAPTIONS = {
+    "objective_vs_lambda": "Objective vs λ per regularizer (log λ); dashed: median of unregularized trials",
+    "objective_by_regularizer": "Objective per regularizer: box over completed trials, one dot per trial",
+    "budget_curves": "Best-so-far against trials and against compute seconds",
+    "training_curves": "Intermediate metric and critic loss of the top trials",
+    "fidelity_diversity": "Precision vs recall, density vs coverage",
+    "param_importances": "Optuna parameter importances (PED-ANOVA) for the study metric",
+}
+
+
+def render_html(r: Report, rec: StudyRecord) -> str:
+    body = [_header_html(r.header), "<h2>Leaderboard (configs, mean [95 % CI] over seeds)</h2>",
+            display_configs(r.configs, rec).to_html(index=False, border=0)]
+    if not r.regularizers.empty:
+        body += ["<h2>Regularizers against <code>none</code></h2><p class='note'>Two-sided Mann-Whitney U on "
+                 "the study metric over trials (diverged trials as the worst value), Holm-corrected; "
+                 "P(better than none) is the common-language effect size.</p>",
+                 display_regularizers(r.regularizers).to_html(index=False, border=0)]
+    body.append("<h2>Figures</h2>")
+    for name, png in r.figures.items():
+        body.append(f"<figure><img src='{html.escape(png)}' alt='{name}'><figcaption>"
+                    f"{html.escape(CAPTIONS.get(name, name))} (<a href='figures/{name}.svg'>SVG</a>)"
+                    f"</figcaption></figure>")
+    if r.samples:
+        body.append("<h2>Samples of the top trials</h2><div class='samples'>")
+        body += [f"<figure><img src='{html.escape(p)}' alt='{html.escape(c)}' width='260'><figcaption>"
+                 f"{html.escape(c)}</figcaption></figure>" for c, p in r.samples]
+        body.append("</div>")
+    if r.notes:
+        body.append("<h2>Notes</h2><ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>" for n in r.notes)
+                    + "</ul>")
+    body.append("<p class='note'>Files: <a href='leaderboard.csv'>leaderboard.csv</a> · "
+                "<a href='leaderboard.md'>.md</a> · <a href='leaderboard.tex'>.tex</a> · "
+                "<a href='regularizers.csv'>regularizers.csv</a></p>")
+    return _html_page(f"stabgen report: {rec.spec.name}", "\n".join(body))
+
+
+# --- several studies --------------------------------------------------------------------------------
+
+def cross_study(recs: list[StudyRecord]) -> tuple[pd.DataFrame, list[str]]:
+    """One table over several studies on the metrics they share (e.g. a GAN and a VAE study on MNIST),
+    one row per config, ranked by the first shared metric."""
+    shared = [m for m in recs[0].metrics if all(m in r.metrics for r in recs[1:])]
+    if not shared:
+        names = ", ".join(r.spec.name for r in recs)
+        raise StabgenError(f"studies {names} share no metric (different datasets?); compare studies of one dataset")
+    frames = []
+    for r in recs:
+        c = config_table(r)
+        if c.empty:
+            continue
+        c = c.assign(study=r.spec.name, dataset=r.spec.dataset)
+        frames.append(c[["study", "dataset", *records.CONFIG_KEYS, "seeds", "divergence_rate",
+                         *[x for m in shared for x in (m, f"{m}_ci_low", f"{m}_ci_high")]]])
+    table = pd.concat(frames, ignore_index=True)
+    direction = recs[0].metrics[shared[0]]
+    table = table.sort_values(shared[0], ascending=direction == "minimize", na_position="last")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True), shared
+
+
+def command_line() -> str:
+    return " ".join(["bench", *sys.argv[1:]])
