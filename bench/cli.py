@@ -161,6 +161,35 @@ def leaderboard(
         console.print(f"wrote {out.with_suffix('.csv')}, {out.with_suffix('.md')}")
 
 
+@app.command()
+def reproduce(
+    name: Annotated[str, typer.Argument(help="mescheder2018, pacgan2018, lucic2018 or seed-feature-reg")],
+    budget: Annotated[str, typer.Option(help="tiny (a pipeline check in seconds; numbers mean nothing), small "
+                                        "(minutes on a 2-core CPU) or paper (the paper's own budget).")] = "small",
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/papers/NAME).")] = None,
+    device: DeviceOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
+) -> None:
+    """Reproduce a paper's table: ours next to the paper's numbers, a verdict per claim, figures, and
+    the command, hardware, budget and seeds at the top of reports/papers/NAME/README.md."""
+    from bench import papers
+    from bench.search import check_device, default_device, hardware
+
+    if budget not in papers.BUDGETS:
+        raise StabgenError(f"unknown budget {budget!r}; choose one of {', '.join(papers.BUDGETS)}")
+    dev = check_device(device or default_device())
+    ctx = papers.Context(out_dir or Path("reports") / "papers" / name, dev, str(data_dir) if data_dir else None,
+                         str(inception_weights) if inception_weights else None, log=console.print)
+    with _resumable_on_interrupt():
+        rep, path = papers.run(name, budget, ctx, " ".join(["bench", *sys.argv[1:]]), hardware(dev))
+    table = Table(title=f"{rep.title} · budget {budget}")
+    for col in ("claim", "verdict"):
+        table.add_column(col)
+    for c in rep.claims:
+        table.add_row(c.text, c.verdict)
+    out.print(table)
+    console.print(f"wrote {path}")
+
+
 def _study_name(study: str) -> str:
     """A study is named like its spec file: accept `mnist_reg` or `studies/mnist_reg.toml`."""
     return Path(study).stem if study.endswith(".toml") else study
@@ -184,7 +213,7 @@ def _trial_line(spec, trial) -> str:
     cfg = trial.user_attrs.get("config", {})
     status = trial.user_attrs.get("status", trial.state.name.lower())
     metrics = trial.user_attrs.get("metrics", {})
-    lam = f" λ={cfg.get('lam'):.3g}" if cfg.get("regularizer") not in (None, "none") else ""
+    lam = f" λ={cfg.get('lam'):.3g}" if cfg.get("regularizer") not in (None, "none") and cfg.get("lam") else ""
     step = f" at step {trial.user_attrs.get('diverged_step')}" if status == "diverged" else ""
     obj = f" {cfg.get('objective')}" if cfg.get("model") and MODELS.get(cfg["model"]).family == "gan" else ""
     vals = ""

@@ -51,6 +51,7 @@ class TrialConfig:
     d_bn: bool = False  # batch norm in conv discriminators
     beta: float = 1.0  # VAE: KL weight (β-VAE)
     kl_warmup: int = 0  # VAE: steps over which the KL weight ramps linearly from 0 to β
+    pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated along the feature/channel axis
 
     @property
     def family(self) -> str:
@@ -71,7 +72,11 @@ class TrialConfig:
                                f"dataset {self.dataset!r} is {kind} data")
         if family == "gan":
             OBJECTIVES.get(self.objective)
-        for name in ("lr", "batch_size", "steps", "eval_every", "n_critic", "clip_value", "beta"):
+        if self.pack > 1 and family != "gan":
+            raise StabgenError(f"pack={self.pack} (PacGAN) needs a GAN model, not {self.model!r}")
+        if self.pack > 1 and self.batch_size < self.pack:
+            raise StabgenError(f"batch_size={self.batch_size} is smaller than pack={self.pack}")
+        for name in ("lr", "batch_size", "steps", "eval_every", "n_critic", "clip_value", "beta", "pack"):
             if not getattr(self, name) > 0:
                 raise StabgenError(f"{name} must be positive, got {getattr(self, name)}")
         if self.lam < 0 or not math.isfinite(self.lam):
@@ -185,9 +190,26 @@ def vae_step(modules: nn.ModuleDict, cfg: TrialConfig, reg: Regularizer,
     return step
 
 
+class Packed(nn.Module):
+    """PacGAN's packing (Lin et al. 2018): D sees m consecutive samples concatenated along axis 1
+    ((N, C, …) → (N/m, m·C, …)) and gives one logit per pack; a batch's remainder is dropped."""
+
+    def __init__(self, disc: nn.Module, m: int) -> None:
+        super().__init__()
+        self.inner, self.m = disc, m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0] // self.m * self.m
+        return self.inner(x[:n].reshape(n // self.m, self.m * x.shape[1], *x.shape[2:]))
+
+
 def build(cfg: TrialConfig, shape: tuple[int, ...], device: torch.device) -> nn.ModuleDict:
     torch.manual_seed(cfg.seed)  # parameter init is the only use of the global RNG
     modules = MODELS.get(cfg.model).build(shape, cfg.z_dim, d_bn=cfg.d_bn)
+    if cfg.pack > 1:  # a discriminator built for m·C input channels/features, fed packs
+        packed = (shape[0] * cfg.pack, *shape[1:])
+        modules["discriminator"] = Packed(MODELS.get(cfg.model).build(packed, cfg.z_dim, d_bn=cfg.d_bn)
+                                          ["discriminator"], cfg.pack)
     REGULARIZERS.get(cfg.regularizer)().transform(modules)
     return modules.to(device)
 
