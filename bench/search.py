@@ -119,7 +119,8 @@ def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: f
                                    sampler=SAMPLERS[spec.sampler](spec, spec.seed + seed_offset),
                                    pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
     except (ImportError, ValueError, RuntimeError) as e:
-        hint = " (for PostgreSQL: pip install psycopg2-binary)" if "import" in str(e).lower() else ""
+        hint = (" (install its driver: pip install psycopg2-binary for PostgreSQL, pymysql for MySQL)"
+                if "import" in str(e).lower() else "")
         raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}{hint}") from None
     except Exception as e:  # sqlalchemy's OperationalError and friends: unreachable / unwritable
         if type(e).__module__.startswith(("sqlalchemy", "optuna")):

@@ -54,6 +54,25 @@ class Reproduction:
 PAPERS: Registry[Callable[[str, Context], Reproduction]] = Registry("reproduction")
 
 
+def one_sided_claim(text: str, a, b, alternative: str, names: tuple[str, str]) -> Claim:
+    """A claim "a is less/greater than b" judged by a one-sided Mann-Whitney U over trials:
+    reproduced at p < 0.05, inconclusive when the means point the claimed way without significance,
+    not reproduced when they point the other way."""
+    from scipy import stats as sps
+
+    a, b = pd.Series(a).dropna(), pd.Series(b).dropna()
+    if len(a) < 2 or len(b) < 2:
+        return Claim(text, "inconclusive", f"too few finished trials for a test ({names[0]} {len(a)}, "
+                                           f"{names[1]} {len(b)})")
+    p = sps.mannwhitneyu(a, b, alternative=alternative).pvalue
+    ev = (f"{names[0]} {a.mean():.4g} (n={len(a)}) vs {names[1]} {b.mean():.4g} (n={len(b)}); "
+          f"one-sided Mann-Whitney U p = {p:.3g}")
+    if p < 0.05:
+        return Claim(text, "reproduced", ev)
+    claimed_way = a.mean() < b.mean() if alternative == "less" else a.mean() > b.mean()
+    return Claim(text, "inconclusive" if claimed_way else "not reproduced", ev + " (not significant at 0.05)")
+
+
 def _train_one(args: tuple) -> dict:
     """One fixed config trained to its final evaluation (a process-pool task: 1 torch thread)."""
     import torch

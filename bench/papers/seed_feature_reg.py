@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 from scipy import stats as sps
 
-from bench.papers import PAPERS, Claim, Context, Reproduction, train_many
+from bench.papers import PAPERS, Context, Reproduction, one_sided_claim, train_many
 from stabgen.train import TrialConfig
 
 BUDGETS = {"tiny": {"seeds": 2, "steps": 20, "n_eval": 500},
@@ -42,10 +42,11 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
         domain_fid_std=("domain_fid", "std"), coverage_mean=("coverage", "mean")).reset_index().round(4)
 
     reg, base = (df[df.arm == a] for a in ARMS)
-    claims = [_test("Feature regularization (λ = 10) makes the class histogram more even: lower class KL",
-                    reg["class_kl"].dropna(), base["class_kl"].dropna(), "less"),
-              _test("Feature regularization (λ = 10) covers more digit classes",
-                    reg["classes_covered"].dropna(), base["classes_covered"].dropna(), "greater")]
+    names = ("with feature_norm", "without")
+    claims = [one_sided_claim("Feature regularization (λ = 10) makes the class histogram more even: lower class KL",
+                              reg["class_kl"], base["class_kl"], "less", names),
+              one_sided_claim("Feature regularization (λ = 10) covers more digit classes",
+                              reg["classes_covered"], base["classes_covered"], "greater", names)]
     fid = sps.mannwhitneyu(reg["domain_fid"].dropna(), base["domain_fid"].dropna(), alternative="two-sided")
     return Reproduction(
         title="The seed article: feature regularization and class coverage on MNIST",
@@ -57,14 +58,3 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
         claims=claims,
         notes=[f"Domain FID, two-sided Mann-Whitney U between arms: p = {fid.pvalue:.3g} (reported, not a claim).",
                "Diverged seeds have no samples and are left out of the tests; their count is in the table."])
-
-
-def _test(text: str, a: pd.Series, b: pd.Series, alternative: str) -> Claim:
-    if len(a) < 2 or len(b) < 2:
-        return Claim(text, "inconclusive", f"too few finished seeds ({len(a)} vs {len(b)})")
-    p = sps.mannwhitneyu(a, b, alternative=alternative).pvalue
-    ev = f"means {a.mean():.4g} (with) vs {b.mean():.4g} (without), n = {len(a)} vs {len(b)}; one-sided p = {p:.3g}"
-    if p < 0.05:
-        return Claim(text, "reproduced", ev)
-    better = a.mean() < b.mean() if alternative == "less" else a.mean() > b.mean()
-    return Claim(text, "inconclusive" if better else "not reproduced", ev + " (not significant at 0.05)")
