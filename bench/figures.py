@@ -122,7 +122,8 @@ def param_importances(importances: dict[str, float]) -> plt.Figure | None:
     s = pd.Series(importances).sort_values()
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(s)))
     sns.barplot(x=s.to_numpy(), y=s.index, orient="h", color="steelblue", ax=ax)
-    ax.set_xlabel("importance (Optuna PED-ANOVA, parameters every trial has)")
+    ax.set_xlabel("importance (Optuna PED-ANOVA)")
+    ax.set_ylabel("")
     return fig
 
 

@@ -272,7 +272,8 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
                  f"top_k={spec.seeds.top_k}, extra={spec.seeds.extra}",
         "metric": f"{spec.metric} ({spec.direction}) on N={spec.eval.samples} samples vs "
                   f"{spec.dataset}/{spec.eval.split}; CIs: 95 % percentile bootstrap over seeds "
-                  f"({stats.N_RESAMPLES} resamples), — where a config has one seed",
+                  f"({stats.N_RESAMPLES} resamples; with 2–3 seeds it is close to the range of the values), "
+                  f"— where a config has one seed",
     }
 
 

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +77,12 @@ def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
     assert verdicts, "every reproduction states claims with a verdict"
     for png in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme):
         assert (tmp_path / "out" / png).stat().st_size > 1000
+    if name == "seed-feature-reg":  # the claim's evidence quotes each arm's own runs, not the other's
+        import pandas as pd
+        runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+        with_reg = runs.loc[runs["arm"].str.startswith("feature_norm"), "class_kl"].mean()
+        without = runs.loc[runs["arm"] == "none", "class_kl"].mean()
+        assert f"with feature_norm {with_reg:.4g}" in readme and f"without {without:.4g}" in readme
 
 
 def test_unknown_reproduction_is_one_line(tmp_path):

@@ -197,6 +197,9 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
         notes=["Choices the claims leave open: WGAN-GP uses λ = 1 with the standard target ‖∇D‖ = 1 (λ = 10 "
                "makes h = 0.2 itself unstable), instance noise σ = 1, consensus optimization γ = 1.",
                "R1 and R2 give the same vector field here: D(x) = ψx has input gradient ψ at every point.",
+               "WGAN-GP's iterates come to rest at (θ, ψ) = (−2λ, 0⁺): as ψ → 0⁺ the penalty λ(|ψ| − 1)² pulls ψ "
+               "up with force 2λ, which balances θ = −2λ — a stationary point made by the kink of |ψ| at 0, "
+               "with the generator 2 away from the data. Not converging to the equilibrium, as the paper says.",
                "The non-saturating and consensus rows are reported without a claim (the issue lists none). "
                "Consensus optimization is defined for simultaneous updates; applied alternately with 5 D steps "
                "its extra term is no longer a gradient of one function and the iterates run away."])

@@ -19,7 +19,8 @@ from stabgen.train import TrialConfig
 BUDGETS = {"tiny": {"seeds": 2, "steps": 20, "n_eval": 500},
            "small": {"seeds": 10, "steps": 3000, "n_eval": 2000},
            "paper": {"seeds": 20, "steps": 20000, "n_eval": 10000}}
-ARMS = {"none": {}, "feature_norm λ=10": {"regularizer": "feature_norm", "lam": 10.0}}
+BASE, REG = "none", "feature_norm λ=10"
+ARMS = {BASE: {}, REG: {"regularizer": "feature_norm", "lam": 10.0}}
 
 
 @PAPERS.register("seed-feature-reg")
@@ -41,7 +42,7 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
         classes_covered_mean=("classes_covered", "mean"), domain_fid_mean=("domain_fid", "mean"),
         domain_fid_std=("domain_fid", "std"), coverage_mean=("coverage", "mean")).reset_index().round(4)
 
-    reg, base = (df[df.arm == a] for a in ARMS)
+    reg, base = df[df.arm == REG], df[df.arm == BASE]
     names = ("with feature_norm", "without")
     claims = [one_sided_claim("Feature regularization (λ = 10) makes the class histogram more even: lower class KL",
                               reg["class_kl"], base["class_kl"], "less", names),
