@@ -47,7 +47,8 @@ class StudyRecord:
     @property
     def metrics(self) -> dict[str, str]:
         cols = METRIC_COLUMNS[KIND[self.spec.dataset]]
-        return {m: d for m, d in cols.items() if m in self.trials and self.trials[m].notna().any()}
+        return {m: d for m, d in cols.items()  # the study metric always; others where some trial has one
+                if m == self.spec.metric or (m in self.trials and self.trials[m].notna().any())}
 
 
 def open_record(study_name: str, storage: str | None, runs_dir: Path = Path("runs")) -> StudyRecord:
@@ -72,7 +73,11 @@ def open_record(study_name: str, storage: str | None, runs_dir: Path = Path("run
     except ValidationError as e:
         raise StabgenError(f"study {study_name!r} was made by an older spec format this version cannot read "
                            f"({e.errors()[0]['loc']}: {e.errors()[0]['msg']})") from None
-    return StudyRecord(study, spec, storage, records.trials_frame(study))
+    trials = records.trials_frame(study)
+    for m in [spec.metric, *METRIC_COLUMNS[KIND[spec.dataset]]]:  # a study where every trial diverged has none
+        if not trials.empty and m not in trials:
+            trials[m] = math.nan
+    return StudyRecord(study, spec, storage, trials)
 
 
 # --- tables ----------------------------------------------------------------------------------------

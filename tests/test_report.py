@@ -174,6 +174,19 @@ def test_tensorboard_events_hold_the_training_curves(ring_report):
     assert [e.value for e in acc.Scalars("train/loss_d")] == pytest.approx(history["loss_d"].tolist(), rel=1e-6)
 
 
+def test_report_of_a_study_where_every_trial_diverged(tmp_path):
+    (tmp_path / "dv.toml").write_text(RING.replace('name = "rep"', 'name = "dv"').replace("n_trials = 6", "n_trials = 2")
+                                      .replace("steps = 240", "steps = 20").replace("eval_every = 80", "eval_every = 10")
+                                      .replace("low = 5e-4, high = 3e-3", "low = 100.0, high = 500.0")
+                                      + 'objectives = ["ls"]\n')
+    assert bench("run", "--study", "dv.toml", cwd=tmp_path).returncode == 0
+    r = bench("report", "--study", "dv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lb = pd.read_csv(tmp_path / "reports" / "dv" / "leaderboard.csv")
+    assert (lb["divergence_rate"] == 1.0).all() and lb["modes_captured"].isna().all()
+    assert "nothing to draw" in (tmp_path / "reports" / "dv" / "index.html").read_text()
+
+
 def test_report_of_a_missing_study_is_one_line(tmp_path):
     r = bench("report", "--study", "nope", cwd=tmp_path)
     assert r.returncode == 2 and "no study storage" in r.stderr and len(r.stderr.strip().splitlines()) == 1
