@@ -186,7 +186,8 @@ def config_summary(lb: pd.DataFrame, metric: str, direction: str = "minimize") -
     if lb.empty or metric not in lb:
         return pd.DataFrame()
     rows = []
-    for _, g in lb.groupby("config_id", sort=False):  # same sampled params = same config
+    keys = "config_id" if "config_id" in lb else CONFIG_KEYS  # same sampled params = same config
+    for _, g in lb.groupby(keys, sort=False, dropna=False):
         agg = over_seeds(g[metric].tolist(), (g["status"] == "diverged").tolist())
         rows.append({**g.iloc[0][CONFIG_KEYS].to_dict(), "seeds": agg["n_seeds"], f"{metric}_mean": agg["mean"],
                      f"{metric}_std": agg["std"], "divergence_rate": agg["divergence_rate"]})

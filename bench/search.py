@@ -111,22 +111,43 @@ PRUNERS: dict[str, Callable[[StudySpec], optuna.pruners.BasePruner]] = {
 
 def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: float = 10.0) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI reports trial outcomes itself
-    try:
-        rdb = optuna.storages.RDBStorage(
-            storage, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
-        return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
-                                   sampler=SAMPLERS[spec.sampler](spec, spec.seed + seed_offset),
-                                   pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
-    except (ImportError, ValueError, RuntimeError) as e:
+    for attempt in range(6):
+        try:
+            return _open_study(spec, storage, seed_offset, heartbeat)
+        except Exception as e:
+            if attempt < 5 and _creation_race(e):  # workers starting at once on an empty database
+                time.sleep(0.2 + random.random())
+                continue
+            raise _storage_error(e, storage) from None
+    raise AssertionError("unreachable")
+
+
+def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: float) -> optuna.Study:
+    rdb = optuna.storages.RDBStorage(
+        storage, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+    return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
+                               sampler=SAMPLERS[spec.sampler](spec, spec.seed + seed_offset),
+                               pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
+
+
+def _creation_race(e: Exception) -> bool:
+    """Two processes creating Optuna's tables (or the same study) at the same moment: the loser sees a
+    unique-constraint violation; opening again finds what the winner created."""
+    text = str(getattr(e, "orig", e)).lower()
+    return type(e).__name__ in ("IntegrityError", "DuplicatedStudyError") or "duplicate key" in text \
+        or "already exists" in text
+
+
+def _storage_error(e: Exception, storage: str) -> Exception:
+    """A one-line StabgenError for what the user can fix (driver, URL, server); anything else as is."""
+    if isinstance(e, (ImportError, ValueError, RuntimeError)):
         hint = (" (install its driver: pip install psycopg2-binary for PostgreSQL, pymysql for MySQL)"
                 if "import" in str(e).lower() else "")
-        raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}{hint}") from None
-    except Exception as e:  # sqlalchemy's OperationalError and friends: unreachable / unwritable
-        if type(e).__module__.startswith(("sqlalchemy", "optuna")):
-            raise StabgenError(f"cannot open storage {redact(storage)}: "
-                               f"{str(getattr(e, 'orig', e)).splitlines()[0]}") from None
-        raise
+        return StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}{hint}")
+    if type(e).__module__.startswith(("sqlalchemy", "optuna")):  # OperationalError and friends
+        return StabgenError(f"cannot open storage {redact(storage)}: {str(getattr(e, 'orig', e)).splitlines()[0]}")
+    return e
 
 
 def n_finished(study: optuna.Study) -> int:

@@ -191,3 +191,30 @@ def test_three_workers_share_one_postgres_study(tmp_path):
     assert len({t.user_attrs["worker"] for t in complete}) >= 2  # the work was shared
     r = bench("worker", "--study", str(p), "--storage", POSTGRES, cwd=tmp_path)  # budget met: nothing to do
     assert r.returncode == 0 and len(load(name, POSTGRES).trials) == len(trials)
+
+
+def _open(args):
+    from bench import search
+    from bench import spec as spec_mod
+    try:
+        search.open_study(spec_mod.load(args[0]), args[1])
+        return "ok"
+    except Exception as e:  # what a worker would print
+        return f"{type(e).__name__}: {e}"
+
+
+@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL")
+def test_workers_starting_at_once_on_an_empty_database(tmp_path):
+    """Six processes create Optuna's tables at the same moment; the losers of that race retry."""
+    import multiprocessing as mp
+
+    import sqlalchemy
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    engine = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    p = ring(tmp_path, "race", n=1)
+    with mp.get_context("fork").Pool(6) as pool:
+        assert pool.map(_open, [(str(p), url)] * 6) == ["ok"] * 6
+    assert len(optuna.get_all_study_names(url)) == 1
