@@ -97,6 +97,7 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
         claims.append(one_sided_claim(f"Packing (PacGAN2/3/4) captures more modes than the GAN ({dataset})",
                                       pac["modes_captured"], gan["modes_captured"], "greater", ("PacGAN", "GAN")))
     checks = [f"{d} {m}: ours {o:.3g} vs paper {p:.3g} (3 s.e. = {t:.2g}) {'✓' if ok else '✗'}"
+              if not math.isnan(o) else f"{d} {m}: undefined for all our trials (no high-quality sample) ✗"
               for d, m, o, p, t, ok in within]
     claims.append(Claim("Our GAN rows land within 3 s.e. of the paper's",
                         "reproduced" if within and all(w[-1] for w in within) else "not reproduced",

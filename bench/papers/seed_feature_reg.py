@@ -41,6 +41,7 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
         class_kl_mean=("class_kl", "mean"), class_kl_std=("class_kl", "std"),
         classes_covered_mean=("classes_covered", "mean"), domain_fid_mean=("domain_fid", "mean"),
         domain_fid_std=("domain_fid", "std"), coverage_mean=("coverage", "mean")).reset_index().round(4)
+    summary = summary.astype(object).where(summary.notna(), "—")  # undefined (all seeds diverged), never "nan"
 
     reg, base = df[df.arm == REG], df[df.arm == BASE]
     names = ("with feature_norm", "without")
