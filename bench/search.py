@@ -11,6 +11,7 @@ parameters: a trial is neither lost nor counted twice.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -23,9 +24,10 @@ from typing import Callable
 
 import optuna
 import torch
+from optuna.storages._heartbeat import get_heartbeat_thread  # the per-trial thread study.optimize uses
 
 from bench import records
-from bench.space import REEVAL, grid, suggest_config, trial_seed
+from bench.space import REEVAL, grid, probe_configs, suggest_config, trial_seed
 from bench.spec import StudySpec
 from stabgen import data as data_mod
 from stabgen.errors import StabgenError
@@ -35,7 +37,8 @@ from stabgen.metrics.evaluate import evaluator_for
 from stabgen.metrics.stability import stability_objective, trial_stability
 from stabgen.models import MODELS
 from stabgen import sources
-from stabgen.train import TrialConfig, sample_output, sampler, train
+from stabgen.population import group_key, train_population
+from stabgen.train import TrialConfig, TrialResult, sample_output, sampler, train
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 State = optuna.trial.TrialState
@@ -177,38 +180,50 @@ def holds_slot(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | N
     return f"trial budget {budget} already met by other workers" if n_before >= budget else None
 
 
-def make_objective(spec: StudySpec, opts: RunOptions, source, budget: int,
-                   on_step: Callable[[int, int], None] | None = None) -> Callable[[optuna.Trial], float]:
-    evaluate = evaluator_for(spec.dataset, spec.eval.split, spec.eval.samples, opts.device, opts.data_dir,
-                             spec.metric)
+@dataclass
+class TrialRunner:
+    """The two halves of a trial around training: `start` (budget slot, config, attributes) and
+    `finish` (files, attributes, the value(s) to tell). One trial or a population uses the same."""
 
-    def objective(trial: optuna.Trial) -> float | list[float]:
-        why_not = holds_slot(trial.study, trial, budget)
+    spec: StudySpec
+    opts: RunOptions
+    source: object
+    budget: int
+
+    def __post_init__(self) -> None:
+        self.evaluate = evaluator_for(self.spec.dataset, self.spec.eval.split, self.spec.eval.samples,
+                                      self.opts.device, self.opts.data_dir, self.spec.metric)
+
+    def start(self, trial: optuna.Trial) -> TrialConfig:
+        why_not = holds_slot(trial.study, trial, self.budget)
         if why_not:
             trial.set_user_attr("surplus", why_not)
             raise Surplus(why_not)
         retried = trial.user_attrs.get("config")  # a killed worker's trial, queued again: same seed too
-        seed = retried["seed"] if retried else trial_seed(spec, trial.number, trial.user_attrs)
-        cfg = suggest_config(trial, spec, opts.steps, seed)
+        seed = retried["seed"] if retried else trial_seed(self.spec, trial.number, trial.user_attrs)
+        cfg = suggest_config(trial, self.spec, self.opts.steps, seed)
         trial.set_user_attr("config", cfg.to_dict())
-        trial.set_user_attr("device", hardware(opts.device))
+        trial.set_user_attr("device", hardware(self.opts.device))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        return cfg
 
+    def pruner(self, trial: optuna.Trial) -> Callable[[int, dict], bool]:
         def on_eval(step: int, metrics: dict) -> bool:
-            value = metrics.get(spec.metric)
-            if spec.multi_objective or value is None or not math.isfinite(value):
+            value = metrics.get(self.spec.metric)
+            if self.spec.multi_objective or value is None or not math.isfinite(value):
                 return False  # multi-objective, or undefined here (no high-quality sample yet): no pruning
             trial.report(value, step)
             return trial.should_prune()
+        return on_eval
 
-        result = train(cfg, source, opts.device, evaluate=evaluate, on_eval=on_eval,
-                       on_step=(lambda s: on_step(trial.number, s)) if on_step else None)
+    def finish(self, trial: optuna.Trial, result: TrialResult, population: int = 1) -> float | list[float]:
+        spec, opts, cfg = self.spec, self.opts, result.config
         trial_dir = opts.runs_dir / spec.name / "trials" / str(trial.number)
         grid_ = None
         if result.status != "diverged":
-            n_show = 64 if source.kind == "image" else 2500
+            n_show = 64 if self.source.kind == "image" else 2500
             grid_ = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device),
-                            output=sample_output(source.kind))(n_show)
+                            output=sample_output(self.source.kind))(n_show)
         records.write_trial_dir(trial_dir, result, grid_)
         if opts.tensorboard:
             records.write_tensorboard(trial_dir, result)
@@ -218,7 +233,7 @@ def make_objective(spec: StudySpec, opts: RunOptions, source, budget: int,
         final = finite_or_null(result.final) if result.status != "diverged" else {}
         stab = finite_or_null(stab)
         for k, v in {"status": result.status, "diverged_step": result.diverged_step,
-                     "steps_done": result.steps_done, "seconds": round(result.seconds, 2),
+                     "steps_done": result.steps_done, "seconds": round(result.seconds, 2), "population": population,
                      "metrics": final, "stability": stab, "trial_dir": str(trial_dir)}.items():
             trial.set_user_attr(k, v)
         if result.status != "completed":  # diverged or pruned: TPE learns the region is bad
@@ -230,7 +245,78 @@ def make_objective(spec: StudySpec, opts: RunOptions, source, budget: int,
             raise optuna.TrialPruned(f"{', '.join(undefined)} undefined for this trial's samples")
         return [float(v) for v in values] if spec.multi_objective else float(values[0])
 
+
+def make_objective(runner: TrialRunner, on_step: Callable[[int, int], None] | None = None
+                   ) -> Callable[[optuna.Trial], float | list[float]]:
+    """One trial: start, train alone, finish (what study.optimize calls)."""
+    def objective(trial: optuna.Trial) -> float | list[float]:
+        cfg = runner.start(trial)
+        result = train(cfg, runner.source, runner.opts.device, evaluate=runner.evaluate, on_eval=runner.pruner(trial),
+                       on_step=(lambda s: on_step(trial.number, s)) if on_step else None)
+        return runner.finish(trial, result)
+
     return objective
+
+
+def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_trial_start=None, on_step=None,
+                     on_trial_end=None) -> int:
+    """Ask up to `size` trials, train each group of compatible configs as one population (pruning
+    per member), tell every result; returns how many trials were asked. Heartbeats run for every
+    member, so a killed worker's trials go stale and are retried like single ones."""
+    asked: list[tuple[optuna.Trial, TrialConfig]] = []
+    for _ in range(size):
+        trial = study.ask()
+        try:
+            asked.append((trial, runner.start(trial)))
+        except Surplus:
+            study.tell(trial, state=State.FAIL)
+            break
+        if on_trial_start:
+            on_trial_start(trial.number)
+    groups: dict[tuple, list[tuple[optuna.Trial, TrialConfig]]] = {}
+    for trial, cfg in asked:
+        groups.setdefault(group_key(cfg), []).append((trial, cfg))
+    for group in groups.values():
+        trials = [t for t, _ in group]
+        with contextlib.ExitStack() as beats:
+            for t in trials:
+                beats.enter_context(get_heartbeat_thread(t._trial_id, study._storage))
+            try:
+                results = train_population(
+                    [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
+                    on_eval=lambda m, step, metrics: runner.pruner(trials[m])(step, metrics),
+                    on_step=(lambda s: on_step(trials[0].number, s)) if on_step else None)
+            except BaseException:
+                for t in trials:
+                    study.tell(t, state=State.FAIL)
+                raise
+        for trial, result in zip(trials, results):
+            try:
+                frozen = study.tell(trial, runner.finish(trial, result, population=len(group)))
+            except optuna.TrialPruned:
+                frozen = study.tell(trial, state=State.PRUNED)
+            if on_trial_end:
+                on_trial_end(frozen)
+    return len(asked)
+
+
+def population_size(spec: StudySpec, device: str, source) -> int:
+    """K from the spec, or for 'auto' from free accelerator memory: a probe population of 2 measures
+    one member's peak memory, and K fills 70 % of what is free (at most 256). On CPU, 'auto' is 1:
+    see benchmarks/results for what populations gain there."""
+    k = spec.train.population
+    if k != "auto":
+        return int(k)
+    if not device.startswith("cuda"):
+        return 1
+    per_member = 1
+    for cfg in probe_configs(spec):  # the hungriest model of the space decides
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        train_population([cfg, cfg], source, device)
+        per_member = max(per_member, (torch.cuda.max_memory_allocated(device) - base) // 2)
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return max(1, min(256, int(0.7 * free // per_member)))
 
 
 def queue_grid(study: optuna.Study, spec: StudySpec, budget: int) -> None:
@@ -260,17 +346,23 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
         study.set_user_attr("spec", spec.model_dump(mode="json"))
     if spec.sampler == "grid":
         queue_grid(study, spec, opts.trials)
-    source = objective = None
+    source = runner = None
+    size = 1
     waiting_said = False
     while True:
         optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         n_search = sum(1 for t in trials if t.state in ACTIVE and REEVAL not in t.user_attrs)
         if n_search < opts.trials or any(t.state == State.WAITING for t in trials):
-            if objective is None:  # load data only when there is work: a finished study reports at once
+            if runner is None:  # load data only when there is work: a finished study reports at once
                 source = sources.load_source(spec.dataset, opts.data_dir).to(opts.device)
-                objective = make_objective(spec, opts, source, opts.trials, on_step)
-            _one_trial(study, objective, on_trial_start, on_trial_end)
+                runner = TrialRunner(spec, opts, source, opts.trials)
+                size = population_size(spec, opts.device, source)
+            if size == 1:
+                _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
+            else:
+                room = opts.trials - n_search + sum(1 for t in trials if t.state == State.WAITING)
+                population_round(study, runner, max(1, min(size, room)), on_trial_start, on_step, on_trial_end)
             waiting_said = False
             continue
         running = [t.number for t in trials if t.state == State.RUNNING]

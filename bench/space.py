@@ -118,5 +118,15 @@ def grid(spec: "StudySpec") -> list[dict[str, Any]]:
     return [params for _, params in sorted(out, key=lambda x: x[0])]
 
 
+def probe_configs(spec: "StudySpec", steps: int = 2) -> list[TrialConfig]:
+    """One config per model of the space (its first grid point), short: what sizing a population
+    from free memory measures."""
+    out = []
+    for i in range(len(spec.space.models)):
+        walker = _GridWalker([i], 2)
+        out.append(suggest_config(walker, spec, steps=steps))
+    return out
+
+
 def grid_size(spec: "StudySpec") -> int:
     return len(grid(spec)) if spec.sampler == "grid" else math.inf

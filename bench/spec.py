@@ -58,6 +58,16 @@ class Train(_Strict):
     beta2: float = Field(0.999, ge=0, lt=1)
     kl_warmup: int = Field(0, ge=0, description="VAE: steps over which the KL weight ramps from 0 to β")
     d_bn: bool = Field(False, description="batch norm in conv discriminators")
+    population: int | Literal["auto"] = Field(1, description="trials trained together in one vectorized "
+                                              "pass (stabgen.population); 'auto' sizes it from free GPU "
+                                              "memory (1 on CPU)")
+
+    @field_validator("population")
+    @classmethod
+    def _population_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 4096:
+            raise ValueError(f"population must be 'auto' or an integer in 1..4096, got {v}")
+        return v
 
 
 class Eval(_Strict):

@@ -8,7 +8,8 @@ Formulas follow Lucic et al. 2018, Table 1 (σ = sigmoid, softplus(t) = log(1 + 
   wgan  D: E D(G(z)) − E D(x), weights clipped to [−c, c] after each D step   G: −E D(G(z))
   wgan_gp  as wgan without clipping, plus λ·E(‖∇D(x̂)‖ − 1)² at real/fake interpolates
   dragan   as ns, plus λ·E(‖∇D(x̂)‖ − 1)² at perturbed real points (Kodali 2017)
-The generator loss always scores the *fake* logits (the seed listing scored D(real): a bug).
+Logits arrive as (K, B) for a population of K members (or (B,) for one); every loss averages over
+the last axis only, so each member gets its own loss. The generator loss always scores the *fake* logits (the seed listing scored D(real): a bug).
 An objective's built-in penalty is one of the registered regularizers, weighted by the trial's
 `obj_lam` (Lucic's λ), separately from the regularizer under study.
 """
@@ -40,44 +41,44 @@ OBJECTIVES: Registry[Objective] = Registry("objective")
 
 def _bce_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     # −log σ(r) = softplus(−r); −log(1 − σ(f)) = softplus(f)
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+    return F.softplus(-real).mean(-1) + F.softplus(fake).mean(-1)
 
 
 OBJECTIVES.register("mm")(Objective(
     "minimax GAN (Goodfellow 2014): G minimizes log(1 − D(G(z)))",
     d_loss=_bce_d,
-    g_loss=lambda fake: -F.softplus(fake).mean(),
+    g_loss=lambda fake: -F.softplus(fake).mean(-1),
 ))
 OBJECTIVES.register("ns")(Objective(
     "non-saturating GAN: G maximizes log D(G(z))",
     d_loss=_bce_d,
-    g_loss=lambda fake: F.softplus(-fake).mean(),
+    g_loss=lambda fake: F.softplus(-fake).mean(-1),
 ))
 OBJECTIVES.register("ls")(Objective(
     "least-squares GAN (Mao 2017, ½ convention)",
-    d_loss=lambda real, fake: 0.5 * (real - 1).pow(2).mean() + 0.5 * fake.pow(2).mean(),
-    g_loss=lambda fake: 0.5 * (fake - 1).pow(2).mean(),
+    d_loss=lambda real, fake: 0.5 * (real - 1).pow(2).mean(-1) + 0.5 * fake.pow(2).mean(-1),
+    g_loss=lambda fake: 0.5 * (fake - 1).pow(2).mean(-1),
 ))
 OBJECTIVES.register("hinge")(Objective(
     "hinge GAN (Lim & Ye 2017; Miyato 2018)",
-    d_loss=lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
-    g_loss=lambda fake: -fake.mean(),
+    d_loss=lambda real, fake: F.relu(1 - real).mean(-1) + F.relu(1 + fake).mean(-1),
+    g_loss=lambda fake: -fake.mean(-1),
 ))
 
 
 def _wgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    return fake.mean() - real.mean()
+    return fake.mean(-1) - real.mean(-1)
 
 
 OBJECTIVES.register("wgan")(Objective(
     "Wasserstein GAN (Arjovsky 2017) with weight clipping (clip_value searchable)",
-    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(), clip=True,
+    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(-1), clip=True,
 ))
 OBJECTIVES.register("wgan_gp")(Objective(
     "WGAN with gradient penalty (Gulrajani 2017), λ = obj_lam",
-    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(), penalty="gp",
+    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(-1), penalty="gp",
 ))
 OBJECTIVES.register("dragan")(Objective(
     "DRAGAN (Kodali 2017): non-saturating GAN + gradient penalty around the data, λ = obj_lam",
-    d_loss=_bce_d, g_loss=lambda fake: F.softplus(-fake).mean(), penalty="dragan",
+    d_loss=_bce_d, g_loss=lambda fake: F.softplus(-fake).mean(-1), penalty="dragan",
 ))

@@ -9,6 +9,9 @@ Where a regularizer acts decides what it needs from the step (see `RegContext`):
   discriminator_outputs — D's logits on the batch (LeCam)
   module_transform      — rewrites D's layers once, before training (spectral norm)
   discriminator_inputs_noise — perturbs what D sees, in D and G steps (instance noise)
+Training is always a population (K members; a solo trial is K = 1): tensors carry the member on
+axis 0 and the batch on axis 1, and a penalty returns one value per member, reducing over every
+other axis. Random draws come from `ctx.noise` (per-member streams), never from a global RNG.
 Adding one: subclass `Regularizer`, fill the four class attributes, implement `penalty` (and, if
 needed, the `transform` / `d_inputs` hooks), register it with `@REGULARIZERS.register("name")`,
 and add a closed-form test in tests/.
@@ -17,25 +20,42 @@ and add a closed-form test in tests/.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar, Protocol
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from stabgen.registry import Registry
+from stabgen.streams import Streams
+
+
+class Networks(Protocol):
+    """What a penalty may call on the population's networks (stabgen.stacked.Stacked)."""
+
+    def fn(self, net: str, method: str = "forward") -> Callable[..., torch.Tensor]: ...
+
+    def weights(self, net: str) -> list[torch.Tensor]: ...
 
 
 @dataclass
 class RegContext:
-    """What a penalty may look at during one step."""
+    """What a penalty may look at during one step. Tensors are stacked over the population: axis 0
+    is the member, axis 1 the batch."""
 
-    modules: nn.ModuleDict
-    real: torch.Tensor  # real batch in [-1, 1]
-    fake: torch.Tensor  # generated batch (detached on the discriminator side)
-    features: torch.Tensor | None = None  # generator hidden features h(z) (generator side)
-    rng: torch.Generator | None = None  # for random interpolation / perturbation
-    d_real: torch.Tensor | None = None  # D's logits on the real batch (discriminator side)
-    d_fake: torch.Tensor | None = None  # D's logits on the fake batch (discriminator side)
+    nets: Networks
+    real: torch.Tensor  # (K, B, …) real batch in [-1, 1]
+    fake: torch.Tensor  # (K, B, …) generated batch (detached on the discriminator side)
+    noise: Streams  # per-member random streams (interpolation, perturbation, augmentation)
+    features: torch.Tensor | None = None  # (K, B, …) generator hidden features h(z) (generator side)
+    d_real: torch.Tensor | None = None  # (K, B) D's logits on the real batch (discriminator side)
+    d_fake: torch.Tensor | None = None  # (K, B) D's logits on the fake batch (discriminator side)
+
+    def disc(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets.fn("discriminator")(x)
+
+    def zeros(self) -> torch.Tensor:
+        return self.real.new_zeros(self.real.shape[0])
 
 
 class Regularizer:
@@ -46,30 +66,37 @@ class Regularizer:
     uses_lambda: ClassVar[bool] = True  # False: the search samples no λ for it (spectral_norm)
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
+        """(K,) unscaled penalties, one per member."""
         raise NotImplementedError
 
     def transform(self, modules: nn.ModuleDict) -> None:
         """Rewrite modules once before training (default: nothing)."""
 
-    def d_inputs(self, x: torch.Tensor, progress: float, lam: float, rng: torch.Generator) -> torch.Tensor:
-        """What D sees instead of x, at training progress ∈ [0, 1] (default: x itself)."""
+    def d_inputs(self, x: torch.Tensor, progress: float, lam: torch.Tensor, noise: Streams) -> torch.Tensor:
+        """What D sees instead of x (K, B, …) at training progress ∈ [0, 1], with each member's λ
+        (K,) (default: x itself)."""
         return x
 
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 
 
-def generator_weights(gen: nn.Module) -> list[torch.Tensor]:
-    """The generator's weight tensors: parameters with ≥ 2 dims (biases and norm scales excluded)."""
-    return [p for p in gen.parameters() if p.dim() >= 2]
+def per_member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (K,) vector shaped to broadcast against a (K, …) tensor."""
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def input_gradients(disc: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """∇ₓ D(x) per sample, flattened [B, C·H·W], with a graph so the penalty can be trained."""
+def input_gradients(ctx: RegContext, x: torch.Tensor) -> torch.Tensor:
+    """∇ₓ D(x) per member and sample, (K, B, C·H·W), with a graph so the penalty can be trained.
+    Members and samples are independent, so the gradient of the summed logits is each one's own."""
     x = x.detach().requires_grad_(True)
-    out = disc(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.flatten(1)
+    (grad,) = torch.autograd.grad(ctx.disc(x).sum(), x, create_graph=True)
+    return grad.flatten(2)
+
+
+def batch_uniform(ctx: RegContext, x: torch.Tensor) -> torch.Tensor:
+    """One U(0, 1) per member and sample, shaped (K, B, 1, …) to broadcast against x."""
+    return ctx.noise.uniform(x.shape[1:2], x.dtype).reshape(*x.shape[:2], *([1] * (x.dim() - 2)))
 
 
 @REGULARIZERS.register("none")
@@ -80,7 +107,7 @@ class NoRegularizer(Regularizer):
     loss = "generator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        return ctx.real.new_zeros(())
+        return ctx.zeros()
 
 
 @REGULARIZERS.register("l1")
@@ -91,7 +118,7 @@ class L1(Regularizer):
     loss = "generator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        return sum(w.abs().sum() for w in generator_weights(ctx.modules["generator"]))
+        return sum(w.abs().flatten(1).sum(1) for w in ctx.nets.weights("generator"))
 
 
 @REGULARIZERS.register("l2")
@@ -102,7 +129,7 @@ class L2(Regularizer):
     loss = "generator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        return sum(w.pow(2).sum() for w in generator_weights(ctx.modules["generator"]))
+        return sum(w.pow(2).flatten(1).sum(1) for w in ctx.nets.weights("generator"))
 
 
 @REGULARIZERS.register("feature_norm")
@@ -121,7 +148,7 @@ class FeatureNorm(Regularizer):
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
         assert ctx.features is not None, "feature_norm needs the generator's features"
-        return ctx.features.flatten(1).norm(dim=1).mean()
+        return ctx.features.flatten(2).norm(dim=2).mean(1)
 
 
 @REGULARIZERS.register("gp")
@@ -134,11 +161,9 @@ class GradientPenalty(Regularizer):
     loss = "discriminator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        shape = (ctx.real.shape[0],) + (1,) * (ctx.real.dim() - 1)
-        eps = torch.rand(shape, generator=ctx.rng, device=ctx.real.device, dtype=ctx.real.dtype)
+        eps = batch_uniform(ctx, ctx.real)
         x_hat = eps * ctx.real + (1 - eps) * ctx.fake.detach()
-        grad = input_gradients(ctx.modules["discriminator"], x_hat)
-        return (grad.norm(dim=1) - 1).pow(2).mean()
+        return (input_gradients(ctx, x_hat).norm(dim=2) - 1).pow(2).mean(1)
 
 
 @REGULARIZERS.register("r1")
@@ -151,8 +176,7 @@ class R1(Regularizer):
     loss = "discriminator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        grad = input_gradients(ctx.modules["discriminator"], ctx.real)
-        return 0.5 * grad.pow(2).sum(dim=1).mean()
+        return 0.5 * input_gradients(ctx, ctx.real).pow(2).sum(2).mean(1)
 
 
 @REGULARIZERS.register("r2")
@@ -165,8 +189,7 @@ class R2(Regularizer):
     loss = "discriminator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        grad = input_gradients(ctx.modules["discriminator"], ctx.fake)
-        return 0.5 * grad.pow(2).sum(dim=1).mean()
+        return 0.5 * input_gradients(ctx, ctx.fake.detach()).pow(2).sum(2).mean(1)
 
 
 @REGULARIZERS.register("dragan")
@@ -181,17 +204,55 @@ class Dragan(Regularizer):
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
         x = ctx.real
-        u = torch.rand(x.shape, generator=ctx.rng, device=x.device, dtype=x.dtype)
-        alpha = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=ctx.rng, device=x.device, dtype=x.dtype)
-        x_hat = alpha * x + (1 - alpha) * (x + 0.5 * x.std() * u)
-        grad = input_gradients(ctx.modules["discriminator"], x_hat)
-        return (grad.norm(dim=1) - 1).pow(2).mean()
+        u = ctx.noise.uniform(x.shape[1:], x.dtype)
+        alpha = batch_uniform(ctx, x)
+        std = per_member(x.flatten(1).std(1), x)  # each member's own batch
+        x_hat = alpha * x + (1 - alpha) * (x + 0.5 * std * u)
+        return (input_gradients(ctx, x_hat).norm(dim=2) - 1).pow(2).mean(1)
+
+
+class SpectralNormed(nn.Module):
+    """A Linear or Conv2d layer whose weight is divided by its largest singular value σ(W).
+
+    σ is estimated as torch's spectral_norm parametrization does (Miyato 2018): vectors u, v kept as
+    buffers, 15 power iterations at creation, one more per training-mode forward, σ = uᵀWv. Written
+    out here because the update is a plain in-place copy into the buffers, which works when the
+    buffers are stacked over a population under vmap (torch's parametrization writes with out=)."""
+
+    def __init__(self, layer: nn.Linear | nn.Conv2d, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.layer, self.eps = layer, eps
+        w = layer.weight.detach().flatten(1)
+        self.register_buffer("u", F.normalize(w.new_empty(w.shape[0]).normal_(0, 1), dim=0, eps=eps))
+        self.register_buffer("v", F.normalize(w.new_empty(w.shape[1]).normal_(0, 1), dim=0, eps=eps))
+        self._power(w, 15)
+
+    @torch.no_grad()
+    def _power(self, w: torch.Tensor, n: int) -> None:
+        u, v = self.u, self.v
+        for _ in range(n):
+            u = F.normalize(w @ v, dim=0, eps=self.eps)
+            v = F.normalize(w.T @ u, dim=0, eps=self.eps)
+        self.u.copy_(u)
+        self.v.copy_(v)
+
+    def weight(self) -> torch.Tensor:
+        w = self.layer.weight
+        if self.training:
+            self._power(w.detach().flatten(1), 1)
+        sigma = torch.dot(self.u.clone(), w.flatten(1) @ self.v.clone())  # clones: later forwards update u, v in place
+        return w / sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.layer, nn.Conv2d):
+            return self.layer._conv_forward(x, self.weight(), self.layer.bias)
+        return F.linear(x, self.weight(), self.layer.bias)
 
 
 @REGULARIZERS.register("spectral_norm")
 class SpectralNorm(Regularizer):
-    """Spectral normalization (Miyato 2018): every Linear/Conv weight of D divided by its largest
-    singular value, estimated by one power iteration per forward pass (torch's parametrization)."""
+    """Spectral normalization (Miyato 2018): every Linear/Conv2d weight of D divided by its largest
+    singular value, estimated by one power iteration per training forward pass (`SpectralNormed`)."""
 
     description = "spectral normalization of every D layer (module transform; no λ)"
     families = frozenset({"gan"})
@@ -200,21 +261,31 @@ class SpectralNorm(Regularizer):
     uses_lambda = False
 
     def transform(self, modules: nn.ModuleDict) -> None:
-        from torch.nn.utils.parametrizations import spectral_norm
-        for m in list(modules["discriminator"].modules()):
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                spectral_norm(m)
+        _wrap_layers(modules["discriminator"])
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        return ctx.real.new_zeros(())
+        return ctx.zeros()
 
 
-def translate(x: torch.Tensor, rng: torch.Generator | None, max_shift: int = 2) -> torch.Tensor:
-    """Random circular translation of images by up to max_shift pixels (one shift per batch)."""
-    if x.dim() < 4:  # 2D points: a tiny isotropic jitter instead
-        return x + 0.01 * torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
-    dx, dy = torch.randint(-max_shift, max_shift + 1, (2,), generator=rng, device=x.device).tolist()
-    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+def _wrap_layers(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Linear, nn.Conv2d)):
+            setattr(module, name, SpectralNormed(child))
+        else:
+            _wrap_layers(child)
+
+
+def translate(x: torch.Tensor, noise: Streams, max_shift: int = 2) -> torch.Tensor:
+    """Random circular translation of each member's images (K, B, C, H, W) by up to max_shift
+    pixels (one shift per member and batch); 2D points (K, B, 2) get a tiny isotropic jitter."""
+    if x.dim() < 5:
+        return x + 0.01 * noise.normal(x.shape[1:], x.dtype)
+    k, h, w = x.shape[0], x.shape[3], x.shape[4]
+    shift = noise.integers(2 * max_shift + 1, (2,)) - max_shift  # (K, 2): dy, dx
+    rows = (torch.arange(h, device=x.device) - shift[:, :1]) % h  # (K, H): source row of each row
+    cols = (torch.arange(w, device=x.device) - shift[:, 1:]) % w
+    x = torch.take_along_dim(x, rows.view(k, 1, 1, h, 1), dim=3)
+    return torch.take_along_dim(x, cols.view(k, 1, 1, 1, w), dim=4)
 
 
 @REGULARIZERS.register("consistency")
@@ -228,9 +299,8 @@ class Consistency(Regularizer):
     loss = "discriminator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        disc = ctx.modules["discriminator"]
-        d_real = ctx.d_real if ctx.d_real is not None else disc(ctx.real)
-        return (d_real - disc(translate(ctx.real, ctx.rng))).pow(2).mean()
+        d_real = ctx.d_real if ctx.d_real is not None else ctx.disc(ctx.real)
+        return (d_real - ctx.disc(translate(ctx.real, ctx.noise))).pow(2).mean(1)
 
 
 @REGULARIZERS.register("instance_noise")
@@ -243,14 +313,14 @@ class InstanceNoise(Regularizer):
     acts_on = "discriminator_inputs_noise"
     loss = "discriminator"
 
-    def d_inputs(self, x: torch.Tensor, progress: float, lam: float, rng: torch.Generator) -> torch.Tensor:
-        sigma = lam * max(0.0, 1.0 - progress)
-        if sigma == 0.0:
+    def d_inputs(self, x: torch.Tensor, progress: float, lam: torch.Tensor, noise: Streams) -> torch.Tensor:
+        if progress >= 1.0:
             return x
-        return x + sigma * torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
+        sigma = per_member(lam.to(x.dtype) * (1.0 - progress), x)
+        return x + sigma * noise.normal(x.shape[1:], x.dtype)
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        return ctx.real.new_zeros(())
+        return ctx.zeros()
 
 
 @REGULARIZERS.register("orthogonal")
@@ -264,20 +334,21 @@ class Orthogonal(Regularizer):
     loss = "generator"
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
-        total = ctx.real.new_zeros(())
-        for w in generator_weights(ctx.modules["generator"]):
-            m = w.flatten(1)
-            if m.shape[0] > m.shape[1]:
-                m = m.T
-            eye = torch.eye(m.shape[0], device=m.device, dtype=m.dtype)
-            total = total + (m @ m.T - eye).pow(2).sum()
+        total = ctx.zeros()
+        for w in ctx.nets.weights("generator"):
+            m = w.flatten(2)  # (K, out, in)
+            if m.shape[1] > m.shape[2]:
+                m = m.mT
+            eye = torch.eye(m.shape[1], device=m.device, dtype=m.dtype)
+            total = total + (m @ m.mT - eye).pow(2).sum((1, 2))
         return total
 
 
 @REGULARIZERS.register("lecam")
 class LeCam(Regularizer):
     """LeCam regularization (Tseng 2021): E(D(x) − α_F)² + E(D(G(z)) − α_R)², α_R and α_F the
-    exponential moving averages (decay 0.99, starting at 0) of D's mean logit on real and fake."""
+    exponential moving averages (decay 0.99, starting at 0) of D's mean logit on real and fake,
+    one pair per member."""
 
     description = "LeCam: D's logits pulled toward EMAs of the other side's (Tseng 2021)"
     families = frozenset({"gan"})
@@ -286,14 +357,18 @@ class LeCam(Regularizer):
     decay = 0.99
 
     def __init__(self) -> None:
-        self.ema_real = 0.0
-        self.ema_fake = 0.0
+        self.ema_real: torch.Tensor | None = None  # (K,)
+        self.ema_fake: torch.Tensor | None = None
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
         assert ctx.d_real is not None and ctx.d_fake is not None, "lecam needs D's logits"
-        self.ema_real = self.decay * self.ema_real + (1 - self.decay) * float(ctx.d_real.detach().mean())
-        self.ema_fake = self.decay * self.ema_fake + (1 - self.decay) * float(ctx.d_fake.detach().mean())
-        return (ctx.d_real - self.ema_fake).pow(2).mean() + (ctx.d_fake - self.ema_real).pow(2).mean()
+        real, fake = ctx.d_real.detach().mean(1), ctx.d_fake.detach().mean(1)
+        if self.ema_real is None or self.ema_fake is None:
+            self.ema_real, self.ema_fake = torch.zeros_like(real), torch.zeros_like(fake)
+        self.ema_real = self.decay * self.ema_real + (1 - self.decay) * real
+        self.ema_fake = self.decay * self.ema_fake + (1 - self.decay) * fake
+        return ((ctx.d_real - self.ema_fake[:, None]).pow(2).mean(1)
+                + (ctx.d_fake - self.ema_real[:, None]).pow(2).mean(1))
 
 
 def applicable(family: str) -> list[str]:

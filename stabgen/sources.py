@@ -1,8 +1,9 @@
 """Training data as *sources*: anything that hands the trainer a batch in model space.
 
-A source has `shape` (one sample's shape), `kind` ("image" or "points") and `batch(n, rng)`. Image
-sources keep their uint8 tensor on the training device (moved once) and index it per step; the 2D
-mixtures and Stacked MNIST are infinite samplers. `SOURCES` maps a dataset name to a loader.
+A source has `shape` (one sample's shape), `kind` ("image" or "points") and `batch(n, noise)`, which
+draws one batch per member of a population from per-member streams (stabgen.streams): (K, n, …).
+Image sources keep their uint8 tensor on the training device (moved once) and index it per step; the
+2D mixtures and Stacked MNIST are infinite samplers. `SOURCES` maps a dataset name to a loader.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Callable
 import torch
 
 from stabgen import data as data_mod
+from stabgen.streams import Streams
 from stabgen.metrics.modes import grid_centers, ring_centers
 from stabgen.registry import Registry
 
@@ -35,10 +37,9 @@ class ImageSource:
     def to(self, device) -> "ImageSource":
         return ImageSource(self.data.to(device))
 
-    def batch(self, n: int, rng: torch.Generator) -> torch.Tensor:
+    def batch(self, n: int, noise: Streams) -> torch.Tensor:
         imgs = self.data.images
-        idx = torch.randint(0, imgs.shape[0], (n,), generator=rng, device=imgs.device)
-        return data_mod.to_unit(imgs[idx])
+        return data_mod.to_unit(imgs[noise.integers(imgs.shape[0], (n,))])
 
 
 @dataclass
@@ -56,10 +57,10 @@ class StackedMNIST(ImageSource):
     def to(self, device) -> "StackedMNIST":
         return StackedMNIST(self.data.to(device))
 
-    def batch(self, n: int, rng: torch.Generator) -> torch.Tensor:
+    def batch(self, n: int, noise: Streams) -> torch.Tensor:
         imgs = self.data.images
-        idx = torch.randint(0, imgs.shape[0], (3, n), generator=rng, device=imgs.device)
-        return data_mod.to_unit(torch.cat([imgs[i] for i in idx], dim=1))
+        digits = imgs[noise.integers(imgs.shape[0], (3, n))]  # (K, 3, n, 1, H, W)
+        return data_mod.to_unit(digits.squeeze(3).transpose(1, 2))  # (K, n, 3, H, W)
 
 
 @dataclass
@@ -78,10 +79,9 @@ class GaussianMixture:
     def to(self, device) -> "GaussianMixture":
         return GaussianMixture(self.name, self.centers.to(device), self.sigma)
 
-    def batch(self, n: int, rng: torch.Generator) -> torch.Tensor:
-        k = torch.randint(0, self.centers.shape[0], (n,), generator=rng, device=self.centers.device)
-        noise = torch.randn(n, self.centers.shape[1], generator=rng, device=self.centers.device)
-        return self.centers[k] + self.sigma * noise
+    def batch(self, n: int, noise: Streams) -> torch.Tensor:
+        k = noise.integers(self.centers.shape[0], (n,))
+        return self.centers[k] + self.sigma * noise.normal((n, self.centers.shape[1]))
 
 
 Loader = Callable[[str | None], object]

@@ -1,30 +1,24 @@
-"""Train one trial: a config in, a TrialResult out (history, evaluations, divergence, weights).
+"""One trial: its config, its result, how its networks are built and sampled, and `train`.
 
-The loop is deliberately plain. A *family step* (GAN or VAE, from a registry) does one optimizer
-update and returns its losses; the loop around it samples batches from a uint8 tensor already on
-the device, checks for NaN/Inf every step (a non-finite loss or parameter ends the trial as
-"diverged" at that step), and evaluates every `eval_every` steps through a caller-supplied
-function whose values the caller may use to prune.
+`train` is a population of one (stabgen.population holds the only training loop and the family
+step functions), so a solo trial and a population member run the same code.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from stabgen import sources
-from stabgen.data import ImageData, to_uint8
+from stabgen.data import to_uint8
 from stabgen.errors import StabgenError
 from stabgen.models import MODELS
-from stabgen.models.vae import vae_terms
 from stabgen.objectives import OBJECTIVES
-from stabgen.regularizers import REGULARIZERS, RegContext, Regularizer
-from stabgen.registry import Registry
+from stabgen.regularizers import REGULARIZERS
 
 
 @dataclass
@@ -102,94 +96,6 @@ class TrialResult:
         return self.evals[-1] if self.evals else {}
 
 
-class Step(Protocol):
-    def __call__(self, next_real: Callable[[], torch.Tensor], it: int) -> dict[str, torch.Tensor]: ...
-
-
-StepFactory = Callable[[nn.ModuleDict, TrialConfig, Regularizer, torch.Generator], Step]
-FAMILY_STEPS: Registry[StepFactory] = Registry("model family")
-
-
-def _adam(params, cfg: TrialConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-
-
-def _grad_norm(module: nn.Module) -> torch.Tensor:
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
-@FAMILY_STEPS.register("gan")
-def gan_step(modules: nn.ModuleDict, cfg: TrialConfig, reg: Regularizer,
-             rng: torch.Generator) -> Step:
-    """n_critic D updates then one G update. λ·penalty joins the loss the regularizer declares; the
-    objective's own penalty (wgan_gp, dragan) is weighted by obj_lam; wgan clips D after each step."""
-    gen, disc = modules["generator"], modules["discriminator"]
-    obj = OBJECTIVES.get(cfg.objective)
-    built_in = REGULARIZERS.get(obj.penalty)() if obj.penalty else None
-    opt_g, opt_d = _adam(gen.parameters(), cfg), _adam(disc.parameters(), cfg)
-
-    def step(next_real: Callable[[], torch.Tensor], it: int) -> dict[str, torch.Tensor]:
-        progress = (it - 1) / cfg.steps
-        see = lambda x: reg.d_inputs(x, progress, cfg.lam, rng)  # noqa: E731  (instance noise hook)
-        for _ in range(cfg.n_critic):
-            real = next_real()
-            z = torch.randn(real.shape[0], cfg.z_dim, generator=rng, device=real.device)
-            fake = gen(z).detach()
-            d_real, d_fake = disc(see(real)), disc(see(fake))
-            loss_d = obj.d_loss(d_real, d_fake)
-            ctx = RegContext(modules, real, fake, rng=rng, d_real=d_real, d_fake=d_fake)
-            pen_d = reg.penalty(ctx) if reg.loss == "discriminator" else loss_d.new_zeros(())
-            pen_obj = built_in.penalty(ctx) if built_in else loss_d.new_zeros(())
-            opt_d.zero_grad(set_to_none=True)
-            (loss_d + cfg.lam * pen_d + cfg.obj_lam * pen_obj).backward()
-            gnorm_d = _grad_norm(disc)
-            opt_d.step()
-            if obj.clip:
-                with torch.no_grad():
-                    for p in disc.parameters():
-                        p.clamp_(-cfg.clip_value, cfg.clip_value)
-
-        z = torch.randn(real.shape[0], cfg.z_dim, generator=rng, device=real.device)
-        h = gen.features(z)
-        fake = gen.decode(h)
-        loss_g = obj.g_loss(disc(see(fake)))
-        pen_g = reg.penalty(RegContext(modules, real, fake, features=h, rng=rng)) \
-            if reg.loss == "generator" else loss_g.new_zeros(())
-        opt_g.zero_grad(set_to_none=True)
-        (loss_g + cfg.lam * pen_g).backward()
-        gnorm_g = _grad_norm(gen)
-        opt_g.step()
-        return {"loss_d": loss_d, "loss_g": loss_g, "penalty": pen_d + pen_g + pen_obj,
-                "grad_norm_d": gnorm_d, "grad_norm_g": gnorm_g}
-
-    return step
-
-
-@FAMILY_STEPS.register("vae")
-def vae_step(modules: nn.ModuleDict, cfg: TrialConfig, reg: Regularizer,
-             rng: torch.Generator) -> Step:
-    """One ELBO update (KL weighted by β, ramped over kl_warmup steps); the regularizer acts on the
-    decoder (the generator)."""
-    enc, dec = modules["encoder"], modules["generator"]
-    opt = _adam(modules.parameters(), cfg)
-
-    def step(next_real: Callable[[], torch.Tensor], it: int) -> dict[str, torch.Tensor]:
-        real = next_real()
-        noise = torch.randn(real.shape[0], cfg.z_dim, generator=rng, device=real.device)
-        t = vae_terms(enc, dec, real, noise)
-        kl_weight = cfg.beta * min(1.0, it / cfg.kl_warmup) if cfg.kl_warmup else cfg.beta
-        loss = t["recon"] + kl_weight * t["kl"]
-        pen = reg.penalty(RegContext(modules, real, real, features=t["features"], rng=rng))
-        opt.zero_grad(set_to_none=True)
-        (loss + cfg.lam * pen).backward()
-        gnorm = _grad_norm(modules)
-        opt.step()
-        return {"loss": loss, "recon": t["recon"], "kl": t["kl"], "penalty": pen, "grad_norm": gnorm}
-
-    return step
-
-
 class Packed(nn.Module):
     """PacGAN's packing (Lin et al. 2018): D sees m consecutive samples concatenated along axis 1
     ((N, C, …) → (N/m, m·C, …)) and gives one logit per pack; a batch's remainder is dropped."""
@@ -214,6 +120,11 @@ def build(cfg: TrialConfig, shape: tuple[int, ...], device: torch.device) -> nn.
     return modules.to(device)
 
 
+def fixed_noise(seed: int, n: int, z_dim: int) -> torch.Tensor:
+    """The n latent codes a trial's evaluations always use (CPU generator, seed 10,000 + seed)."""
+    return torch.randn(n, z_dim, generator=torch.Generator(device="cpu").manual_seed(10_000 + seed))
+
+
 def sampler(generator: nn.Module, z_dim: int, seed: int, device: torch.device,
             chunk: int = 1000, output: Callable[[torch.Tensor], torch.Tensor] = to_uint8) -> Callable[[int], torch.Tensor]:
     """Fixed-noise sampling: sample(n) always uses the same n latent codes for a given seed,
@@ -222,11 +133,11 @@ def sampler(generator: nn.Module, z_dim: int, seed: int, device: torch.device,
 
     @torch.no_grad()
     def sample(n: int) -> torch.Tensor:
-        g = torch.Generator(device="cpu").manual_seed(10_000 + seed)
-        z = torch.randn(n, z_dim, generator=g)
+        z = fixed_noise(seed, n, z_dim)
+        dtype = next(generator.parameters()).dtype
         was_training = generator.training
         generator.eval()
-        out = torch.cat([output(generator(zc.to(device))).cpu() for zc in z.split(chunk)])
+        out = torch.cat([output(generator(zc.to(device, dtype))).cpu() for zc in z.split(chunk)])
         generator.train(was_training)
         return out
 
@@ -237,53 +148,17 @@ Evaluate = Callable[[Callable[[int], torch.Tensor], bool], dict]
 OnEval = Callable[[int, dict], bool]  # returns True to stop (prune) the trial
 
 
-def _params_finite(modules: nn.ModuleDict) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in modules.parameters())
-
-
 def sample_output(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return to_uint8 if kind == "image" else (lambda x: x)
 
 
 def train(cfg: TrialConfig, data, device: torch.device | str = "cpu", *,
           evaluate: Evaluate | None = None, on_eval: OnEval | None = None,
-          on_step: Callable[[int], None] | None = None) -> TrialResult:
-    """Train one trial on a source (stabgen.sources) or an ImageData split. Data already on
-    `device` stays there; anything else is moved once, here."""
-    if isinstance(data, ImageData):
-        data = sources.ImageSource(data)
-    cfg.validate()
-    device = torch.device(device)
-    source = data.to(device)
-    modules = build(cfg, source.shape, device)
-    rng = torch.Generator(device=device).manual_seed(cfg.seed)
-    step_fn = FAMILY_STEPS.get(cfg.family)(modules, cfg, REGULARIZERS.get(cfg.regularizer)(), rng)
-    sample = sampler(modules["generator"], cfg.z_dim, cfg.seed, device, output=sample_output(source.kind))
-    result = TrialResult(cfg, "completed", 0, None, modules=modules)
-    t0 = time.perf_counter()
+          on_step: Callable[[int], None] | None = None, dtype: torch.dtype = torch.float32) -> TrialResult:
+    """Train one trial on a source (stabgen.sources) or an ImageData split: a population of one,
+    through the same step functions and loop as any population (stabgen.population)."""
+    from stabgen.population import train_population  # the population module builds on this one
 
-    next_real = lambda: source.batch(cfg.batch_size, rng)  # noqa: E731
-    for it in range(1, cfg.steps + 1):
-        losses = step_fn(next_real, it)
-        result.steps_done = it
-        finite = all(bool(torch.isfinite(v)) for v in losses.values())
-        if not finite or (it % 50 == 0 and not _params_finite(modules)):
-            result.status, result.diverged_step = "diverged", it
-            result.history.append({"step": it, **{k: float(v.detach()) for k, v in losses.items()}})
-            break
-        if it % cfg.log_every == 0 or it == cfg.steps:
-            result.history.append({"step": it, **{k: float(v.detach()) for k, v in losses.items()}})
-        if on_step is not None:
-            on_step(it)
-        if evaluate is not None and (it % cfg.eval_every == 0 or it == cfg.steps):
-            final = it == cfg.steps
-            metrics = {"step": it, **evaluate(sample, final)}
-            result.evals.append(metrics)
-            if on_eval is not None and on_eval(it, metrics) and not final:
-                result.status = "pruned"
-                break
-
-    if result.status == "completed" and not _params_finite(modules):
-        result.status, result.diverged_step = "diverged", result.steps_done
-    result.seconds = time.perf_counter() - t0
-    return result
+    member_eval = (lambda m, step, metrics: on_eval(step, metrics)) if on_eval is not None else None
+    return train_population([cfg], data, device, evaluate=evaluate, on_eval=member_eval, on_step=on_step,
+                            dtype=dtype)[0]

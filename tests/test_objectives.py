@@ -1,11 +1,12 @@
-import copy
-
 import torch
 import torch.nn.functional as F
 
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
-from stabgen.train import TrialConfig, build, gan_step
+from stabgen.population import Hyper, Population, gan_step
+from stabgen.stacked import Stacked
+from stabgen.streams import Streams
+from stabgen.train import TrialConfig, build
 
 R = torch.tensor([2.0, -1.0, 0.5])
 Fk = torch.tensor([-3.0, 0.0, 1.5])
@@ -31,23 +32,34 @@ def test_ls_and_hinge_discriminator():
                                torch.clamp(1 - R, min=0).mean() + torch.clamp(1 + Fk, min=0).mean())
 
 
+def one_member(cfg, real):
+    """A population of one whose data source always returns `real`."""
+    class Fixed:
+        kind, shape = "image", tuple(real.shape[1:])
+
+        def batch(self, n, noise):
+            return real.unsqueeze(0)
+    nets = Stacked([build(cfg, (1, 28, 28), torch.device("cpu"))])
+    h = Hyper.of([cfg], torch.device("cpu"), torch.float32)
+    return Population(cfg, nets, h, Streams([cfg.seed]), Fixed(), REGULARIZERS.get(cfg.regularizer)(),
+                      torch.float32, torch.ones(1, dtype=torch.bool))
+
+
 def test_ns_generator_step_scores_fake_not_real():
     """The seed listing scored D(real) in the generator loss; ours must score D(G(z))."""
-    cfg = TrialConfig(model="gan", objective="ns", lr=1e-3, batch_size=8)
-    modules = build(cfg, (1, 28, 28), torch.device("cpu"))
-    rng = torch.Generator().manual_seed(3)
-    replay = torch.Generator().set_state(rng.get_state())
-    gen_before = copy.deepcopy(modules["generator"])
+    cfg = TrialConfig(model="gan", objective="ns", lr=1e-3, batch_size=8, seed=3)
     real = torch.rand(8, 1, 28, 28) * 2 - 1
-    step = gan_step(modules, cfg, REGULARIZERS.get("none")(), rng)
-    out = step(lambda: real, 1)
-    torch.randn(8, cfg.z_dim, generator=replay)  # the D step's draw
-    z = torch.randn(8, cfg.z_dim, generator=replay)
+    pop = one_member(cfg, real)
+    gen_before = pop.nets.member(0)["generator"]
+    replay = Streams([cfg.seed])
+    out = gan_step(pop)(1)
+    replay.normal((8, cfg.z_dim))  # the D step's draw
+    z = replay.normal((8, cfg.z_dim))[0]
+    disc = pop.nets.member(0)["discriminator"]  # D after its update, G before its own
     with torch.no_grad():
-        d_fake = modules["discriminator"](gen_before(z))  # D after its update, G before its own
-        d_real = modules["discriminator"](real)
-    torch.testing.assert_close(out["loss_g"].detach(), F.softplus(-d_fake).mean())
-    assert not torch.allclose(out["loss_g"].detach(), F.softplus(-d_real).mean())
+        d_fake, d_real = disc(gen_before(z)), disc(real)
+    torch.testing.assert_close(out["loss_g"][0], F.softplus(-d_fake).mean())
+    assert not torch.allclose(out["loss_g"][0], F.softplus(-d_real).mean())
 
 
 def test_wgan_family_losses():
@@ -61,12 +73,10 @@ def test_wgan_family_losses():
 
 def test_wgan_step_clips_the_critic_and_runs_n_critic_updates():
     cfg = TrialConfig(model="gan", objective="wgan", clip_value=0.005, n_critic=3, lr=1e-2, batch_size=4)
-    modules = build(cfg, (1, 28, 28), torch.device("cpu"))
+    pop = one_member(cfg, torch.rand(4, 1, 28, 28) * 2 - 1)
     calls = []
-
-    def next_real():
-        calls.append(1)
-        return torch.rand(4, 1, 28, 28) * 2 - 1
-    gan_step(modules, cfg, REGULARIZERS.get("none")(), torch.Generator().manual_seed(0))(next_real, 1)
+    batch = pop.source.batch
+    pop.source.batch = lambda n, noise: calls.append(1) or batch(n, noise)
+    gan_step(pop)(1)
     assert len(calls) == 3
-    assert all(p.abs().max() <= 0.005 + 1e-9 for p in modules["discriminator"].parameters())
+    assert pop.nets.flat["discriminator"].abs().max() <= 0.005 + 1e-9

@@ -111,6 +111,24 @@ def test_multi_objective_study_records_a_pareto_front(tmp_path):
     assert list(front.columns[-2:]) == ["modes_captured", "late_std"]
 
 
+def test_population_study_trains_members_together_and_reports_each(tmp_path):
+    """population = 3: trials are asked three at a time, trained in one pass, and told one by one,
+    each with its own intermediate values (what per-member pruning reads)."""
+    p = tmp_path / "pop.toml"
+    p.write_text(RING.format(name="pop", n=5, steps=60, every=20, top='pruner = "median"')
+                 .replace("[train]\n", "[train]\npopulation = 3\n").replace('["none", "r1", "l2"]', '["r1"]'))
+    r = bench("run", "--study", str(p), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    trials = load("pop", f"sqlite:///{tmp_path}/runs/pop/study.db").trials
+    assert len(trials) == 5 and all(t.state in (State.COMPLETE, State.PRUNED) for t in trials)
+    assert [t.user_attrs["population"] for t in trials] == [3, 3, 3, 2, 2]
+    assert len({t.user_attrs["config"]["seed"] for t in trials}) == 5
+    assert len({t.params["lam_r1"] for t in trials}) == 5  # members differ in λ
+    for t in trials:
+        assert set(t.intermediate_values) <= {20, 40} and t.intermediate_values
+        assert (Path(t.user_attrs["trial_dir"]) / "history.csv").exists()
+
+
 def test_study_opens_with_load_study_and_optuna_visualization(tmp_path):
     p = ring(tmp_path, "viz", n=4, steps=40, every=20)
     assert bench("run", "--study", str(p), cwd=tmp_path).returncode == 0

@@ -12,6 +12,7 @@ from stabgen.errors import StabgenError
 from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import applicable
+from stabgen.streams import Streams
 from stabgen.train import TrialConfig, train
 
 
@@ -91,18 +92,18 @@ def test_disallowed_combinations_are_one_line_errors(cfg, msg):
 
 
 def test_ring_and_grid_samplers():
-    g = torch.Generator().manual_seed(0)
-    x = RING.batch(4000, g)
+    g = Streams([0])
+    x = RING.batch(4000, g)[0]
     assert x.shape == (4000, 2)
     assert (x.norm(dim=1) - 1).abs().max() < 0.06  # radius 1, σ 0.01
-    grid = sources.load_source("grid").batch(5000, g)
+    grid = sources.load_source("grid").batch(5000, g)[0]
     assert set(grid.round().unique().tolist()) <= {-4.0, -2.0, 0.0, 2.0, 4.0}
 
 
 def test_stacked_mnist_batches_are_three_independent_digits():
     imgs = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 28, 28).contiguous()
     src = sources.StackedMNIST(ImageData("mnist", "train", imgs, torch.arange(10)))
-    b = src.batch(500, torch.Generator().manual_seed(0))
+    b = src.batch(500, Streams([0]))[0]
     assert b.shape == (500, 3, 28, 28) and src.shape == (3, 28, 28)
     channels = ((b[:, :, 0, 0] + 1) * 127.5).round().long()
     assert len({tuple(c) for c in channels.tolist()}) > 300  # many of the 1,000 combinations

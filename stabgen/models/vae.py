@@ -9,6 +9,7 @@ numerically stable BCE-with-logits and sampling needs no second head.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -33,19 +34,19 @@ class MLPEncoder(nn.Module):
         return mu, logvar
 
 
-def vae_terms(encoder: MLPEncoder, decoder: MLPGenerator, x: torch.Tensor,
+def vae_terms(encode: Callable, features: Callable, logits: Callable, x: torch.Tensor,
               noise: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-batch mean reconstruction NLL (nats) and KL(q(z|x) ‖ N(0, I)), plus the decoder features.
-
-    `noise` is the reparameterization ε ~ N(0, I), passed in so the caller owns the RNG.
-    """
-    mu, logvar = encoder(x)
+    """Per-member batch-mean reconstruction NLL (nats) and KL(q(z|x) ‖ N(0, I)), (K,) each, plus the
+    decoder features. x is (K, B, …); the networks are the population's (encoder → (μ, log σ²),
+    generator.features, generator.logits). `noise` is the reparameterization ε ~ N(0, I), passed in
+    so the caller owns the random stream."""
+    mu, logvar = encode(x)
     z = mu + torch.exp(0.5 * logvar) * noise
-    h = decoder.features(z)
-    logits = 2.0 * decoder.logits(h)
+    h = features(z)
     target = (x + 1.0) / 2.0
-    recon = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / x.shape[0]
-    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
+    bce = F.binary_cross_entropy_with_logits(2.0 * logits(h), target, reduction="none")
+    recon = bce.flatten(1).sum(1) / x.shape[1]
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean(-1)
     return {"recon": recon, "kl": kl, "z": z, "features": h}
 
 

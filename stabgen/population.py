@@ -1,0 +1,280 @@
+"""Train K trials of one architecture in one pass — the only training loop (a solo trial is K = 1).
+
+Members share architecture, objective, regularizer type and every structural setting; they differ
+in the continuous hyperparameters (λ, lr, β1, β2, seed, obj_lam, clip value, β). Parameters live
+stacked (stabgen.stacked), each member has its own Adam state and random stream, so member k
+computes exactly what it would compute alone. A member whose loss, gradient or parameters go
+non-finite is frozen (its update masked out) and reported diverged at that step; a member pruned
+by `on_eval` stops updating; the rest go on. Evaluation samples every member in one batched pass.
+
+The step functions (FAMILY_STEPS) take (K,)-shaped everything: losses per member, hyperparameters
+per member, so the same code serves one trial and a population.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Callable, Sequence
+
+import torch
+
+from stabgen import sources
+from stabgen.data import ImageData
+from stabgen.errors import StabgenError
+from stabgen.models.vae import vae_terms
+from stabgen.objectives import OBJECTIVES
+from stabgen.registry import Registry
+from stabgen.regularizers import REGULARIZERS, RegContext, Regularizer
+from stabgen.stacked import Adam, Stacked, member_norm
+from stabgen.streams import Streams
+from stabgen.train import TrialConfig, TrialResult, build, fixed_noise, sample_output
+
+# what may differ between members of one population; every other TrialConfig field must agree
+PER_MEMBER = ("seed", "lam", "lr", "beta1", "beta2", "obj_lam", "clip_value", "beta")
+
+
+def group_key(cfg: TrialConfig) -> tuple:
+    """Configs with equal keys can train together in one population."""
+    return tuple((f.name, getattr(cfg, f.name)) for f in fields(cfg) if f.name not in PER_MEMBER)
+
+
+def check_compatible(cfgs: Sequence[TrialConfig]) -> None:
+    if not cfgs:
+        raise StabgenError("a population needs at least one trial config")
+    first = dict(group_key(cfgs[0]))
+    for i, c in enumerate(cfgs[1:], 1):
+        for name, value in group_key(c):
+            if first[name] != value:
+                raise StabgenError(f"config {i} has {name}={value!r} but config 0 has {first[name]!r}; "
+                                   f"a population may differ only in {', '.join(PER_MEMBER)}")
+
+
+@dataclass
+class Hyper:
+    """Each member's continuous hyperparameters as (K,) tensors on the training device."""
+
+    lr: torch.Tensor
+    beta1: torch.Tensor
+    beta2: torch.Tensor
+    lam: torch.Tensor
+    obj_lam: torch.Tensor
+    clip_value: torch.Tensor
+    beta: torch.Tensor
+
+    @classmethod
+    def of(cls, cfgs: Sequence[TrialConfig], device: torch.device, dtype: torch.dtype) -> "Hyper":
+        return cls(**{f.name: torch.tensor([float(getattr(c, f.name)) for c in cfgs], device=device, dtype=dtype)
+                      for f in fields(cls)})
+
+
+@dataclass
+class Population:
+    """What a step function works on: shared settings, stacked nets, per-member state."""
+
+    cfg: TrialConfig  # the shared settings (member 0's config)
+    nets: Stacked
+    hyper: Hyper
+    noise: Streams
+    source: object
+    reg: Regularizer
+    dtype: torch.dtype
+    active: torch.Tensor  # (K,) bool: not diverged, not pruned — only these members update
+
+    @property
+    def k(self) -> int:
+        return self.nets.k
+
+    def batch(self) -> torch.Tensor:
+        return self.source.batch(self.cfg.batch_size, self.noise).to(self.dtype)
+
+    def latents(self) -> torch.Tensor:
+        return self.noise.normal((self.cfg.batch_size, self.cfg.z_dim), self.dtype)
+
+
+Step = Callable[[int], dict[str, torch.Tensor]]  # step number (1-based) → losses, each (K,)
+FAMILY_STEPS: Registry[Callable[[Population], Step]] = Registry("model family")
+
+
+def _update(opt: Adam, pop: Population, total: torch.Tensor, nets: Sequence[str]) -> torch.Tensor:
+    """Gradients of each member's total loss, one masked Adam step; returns the (K,) gradient norms.
+    A member whose loss or gradient is not finite is not updated (it will be marked diverged)."""
+    grads = pop.nets.grads(total.sum(), nets)
+    norm = member_norm(grads)
+    opt.step(grads, pop.active & torch.isfinite(total) & torch.isfinite(norm))
+    return norm
+
+
+@FAMILY_STEPS.register("gan")
+def gan_step(pop: Population) -> Step:
+    """n_critic D updates then one G update. λ·penalty joins the loss the regularizer declares; the
+    objective's own penalty (wgan_gp, dragan) is weighted by obj_lam; wgan clips D after each step."""
+    cfg, nets, h, reg = pop.cfg, pop.nets, pop.hyper, pop.reg
+    obj = OBJECTIVES.get(cfg.objective)
+    built_in = REGULARIZERS.get(obj.penalty)() if obj.penalty else None
+    gen, features, decode = nets.fn("generator"), nets.fn("generator", "features"), nets.fn("generator", "decode")
+    disc = nets.fn("discriminator")
+    d_flat = nets.flat["discriminator"]
+    opt_d = Adam([d_flat], h.lr, h.beta1, h.beta2)
+    opt_g = Adam([nets.flat["generator"]], h.lr, h.beta1, h.beta2)
+
+    def step(it: int) -> dict[str, torch.Tensor]:
+        progress = (it - 1) / cfg.steps
+        see = lambda x: reg.d_inputs(x, progress, h.lam, pop.noise)  # noqa: E731  (instance noise hook)
+        for _ in range(cfg.n_critic):
+            real = pop.batch()
+            z = pop.latents()
+            with torch.no_grad():
+                fake = gen(z)
+            d_real, d_fake = disc(see(real)), disc(see(fake))
+            loss_d = obj.d_loss(d_real, d_fake)
+            ctx = RegContext(nets, real, fake, pop.noise, d_real=d_real, d_fake=d_fake)
+            pen_d = reg.penalty(ctx) if reg.loss == "discriminator" else ctx.zeros()
+            pen_obj = built_in.penalty(ctx) if built_in else ctx.zeros()
+            gnorm_d = _update(opt_d, pop, loss_d + h.lam * pen_d + h.obj_lam * pen_obj, ["discriminator"])
+            if obj.clip:
+                with torch.no_grad():
+                    c = h.clip_value[:, None]
+                    d_flat.copy_(torch.clamp(d_flat, -c, c))
+
+        z = pop.latents()
+        hidden = features(z)
+        fake = decode(hidden)
+        loss_g = obj.g_loss(disc(see(fake)))
+        pen_g = reg.penalty(RegContext(nets, real, fake, pop.noise, features=hidden)) \
+            if reg.loss == "generator" else loss_g.new_zeros(pop.k)
+        gnorm_g = _update(opt_g, pop, loss_g + h.lam * pen_g, ["generator"])
+        return {"loss_d": loss_d, "loss_g": loss_g, "penalty": pen_d + pen_g + pen_obj,
+                "grad_norm_d": gnorm_d, "grad_norm_g": gnorm_g}
+
+    return step
+
+
+@FAMILY_STEPS.register("vae")
+def vae_step(pop: Population) -> Step:
+    """One ELBO update (KL weighted by β, ramped over kl_warmup steps); the regularizer acts on the
+    decoder (the generator)."""
+    cfg, nets, h, reg = pop.cfg, pop.nets, pop.hyper, pop.reg
+    encode, features, logits = nets.fn("encoder"), nets.fn("generator", "features"), nets.fn("generator", "logits")
+    opt = Adam(list(nets.flat.values()), h.lr, h.beta1, h.beta2)
+
+    def step(it: int) -> dict[str, torch.Tensor]:
+        real = pop.batch()
+        t = vae_terms(encode, features, logits, real, pop.latents())
+        kl_weight = h.beta * (min(1.0, it / cfg.kl_warmup) if cfg.kl_warmup else 1.0)
+        loss = t["recon"] + kl_weight * t["kl"]
+        pen = reg.penalty(RegContext(nets, real, real, pop.noise, features=t["features"]))
+        gnorm = _update(opt, pop, loss + h.lam * pen, list(nets.flat))
+        return {"loss": loss, "recon": t["recon"], "kl": t["kl"], "penalty": pen, "grad_norm": gnorm}
+
+    return step
+
+
+@torch.no_grad()
+def sample_members(nets: Stacked, seeds: Sequence[int], z_dim: int, n: int,
+                   output: Callable[[torch.Tensor], torch.Tensor], dtype: torch.dtype,
+                   chunk: int = 1000) -> torch.Tensor:
+    """n fixed-noise samples from every member at once, (K, n, …) on the CPU: member k's latents are
+    those its solo sampler (stabgen.train.sampler) uses, so evaluations compare like with like."""
+    device = next(iter(nets.flat.values())).device
+    z = torch.stack([fixed_noise(s, n, z_dim) for s in seeds]).to(dtype)
+    gen = nets.fn("generator")
+    nets.train(False)
+    try:
+        return torch.cat([output(gen(zc.to(device))).cpu() for zc in z.split(chunk, dim=1)], dim=1)
+    finally:
+        nets.train(True)
+
+
+Evaluate = Callable[[Callable[[int], torch.Tensor], bool], dict]
+OnMemberEval = Callable[[int, int, dict], bool]  # (member, step, metrics) → True to prune that member
+
+
+def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | str = "cpu", *,
+                     evaluate: Evaluate | None = None, on_eval: OnMemberEval | None = None,
+                     on_step: Callable[[int], None] | None = None,
+                     dtype: torch.dtype = torch.float32) -> list[TrialResult]:
+    """Train every config in one pass on a source (stabgen.sources) or an ImageData split; one
+    TrialResult per config, in order. Nothing syncs with the host between log steps."""
+    cfgs = list(cfgs)
+    for c in cfgs:
+        c.validate()
+    check_compatible(cfgs)
+    cfg, k = cfgs[0], len(cfgs)
+    if isinstance(data, ImageData):
+        data = sources.ImageSource(data)
+    device = torch.device(device)
+    source = data.to(device)
+    nets = Stacked([build(c, source.shape, device).to(dtype) for c in cfgs])
+    alive = torch.ones(k, dtype=torch.bool, device=device)  # not diverged
+    kept = torch.ones(k, dtype=torch.bool, device=device)  # not pruned
+    pop = Population(cfg, nets, Hyper.of(cfgs, device, dtype), Streams([c.seed for c in cfgs], device), source,
+                     REGULARIZERS.get(cfg.regularizer)(), dtype, alive.clone())
+    step_fn = FAMILY_STEPS.get(cfg.family)(pop)
+    output = sample_output(source.kind)
+    names: list[str] = []
+    log: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # (step, losses (L, K), active after it (K,))
+    diverged_at = torch.zeros(k, dtype=torch.long, device=device)
+    diverged_losses: torch.Tensor | None = None
+    evals: list[list[dict]] = [[] for _ in range(k)]
+    stopped = [0] * k  # step at which a member was pruned
+    t0 = time.perf_counter()
+    it = 0
+
+    for it in range(1, cfg.steps + 1):
+        losses = step_fn(it)
+        names = list(losses)
+        vals = torch.stack([v.detach() for v in losses.values()])
+        finite = torch.isfinite(vals).all(0)
+        if it % 50 == 0:
+            finite &= nets.finite()
+        newly = pop.active & ~finite
+        diverged_at = torch.where(newly, it, diverged_at)
+        diverged_losses = vals.clone() if diverged_losses is None else torch.where(newly, vals, diverged_losses)
+        alive &= ~newly
+        pop.active = alive & kept
+        last = it == cfg.steps
+        if it % cfg.log_every == 0 or last:
+            log.append((it, vals, pop.active.clone()))
+            if not bool(pop.active.any()):
+                break
+        if on_step is not None:
+            on_step(it)
+        if evaluate is not None and (it % cfg.eval_every == 0 or last):
+            active = pop.active.tolist()
+            cache: dict[int, torch.Tensor] = {}
+
+            def sample_of(m: int) -> Callable[[int], torch.Tensor]:
+                def sample(n: int) -> torch.Tensor:
+                    if n not in cache:
+                        cache[n] = sample_members(nets, [c.seed for c in cfgs], cfg.z_dim, n, output, dtype)
+                    return cache[n][m]
+                return sample
+
+            for m in (m for m in range(k) if active[m]):
+                metrics = {"step": it, **evaluate(sample_of(m), last)}
+                evals[m].append(metrics)
+                if on_eval is not None and on_eval(m, it, metrics) and not last:
+                    kept[m], stopped[m] = False, it
+            pop.active = alive & kept
+            if not bool(pop.active.any()):
+                break
+
+    seconds = time.perf_counter() - t0
+    finite_now = nets.finite().tolist()
+    div = diverged_at.tolist()
+    results = []
+    for m, c in enumerate(cfgs):
+        res = TrialResult(c, "completed", it, None, evals=evals[m], seconds=seconds / k, modules=nets.member(m))
+        if div[m]:
+            res.status, res.diverged_step, res.steps_done = "diverged", div[m], div[m]
+        elif stopped[m]:
+            res.status, res.steps_done = "pruned", stopped[m]
+        elif not finite_now[m]:
+            res.status, res.diverged_step = "diverged", it
+        rows = [{"step": s, **dict(zip(names, v[:, m].tolist()))} for s, v, act in log if act[m]]
+        if div[m] and diverged_losses is not None:
+            rows.append({"step": div[m], **dict(zip(names, diverged_losses[:, m].tolist()))})
+        res.history = rows
+        results.append(res)
+    return results

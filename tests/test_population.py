@@ -1,0 +1,181 @@
+"""Population training: a member computes what it would compute alone, and nothing else leaks in.
+
+The acceptance check of population training: a member and a solo run of the same config and seed
+agree over 100 steps in float64 (to 1e-9 — the only differences are summation orders inside batched
+vs. single matmuls), and a member forced to NaN leaves every other member's results bit-identical.
+"""
+
+import math
+
+import pytest
+import scipy.stats
+import torch
+
+from stabgen.data import ImageData
+from stabgen.errors import StabgenError
+from stabgen.sources import load_source
+from stabgen.population import sample_members, train_population
+from stabgen.stacked import Adam, Stacked
+from stabgen.streams import GOLDEN, Streams, splitmix64
+from stabgen.train import TrialConfig, sampler, sample_output, train
+
+F64 = torch.float64
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(0)
+    return ImageData("tiny", "train", torch.randint(0, 256, (256, 1, 28, 28), generator=g, dtype=torch.uint8),
+                     torch.zeros(256, dtype=torch.long))
+
+
+def _splitmix_reference(x: int) -> int:
+    m = (1 << 64) - 1
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & m
+    return x ^ (x >> 31)
+
+
+def test_splitmix64_matches_python_integers():
+    """torch's int64 multiply must wrap modulo 2⁶⁴ and our shifts must be logical."""
+    xs = [0, 1, 12345, 2**63 - 1, 2**63, 2**64 - 1, GOLDEN, 0xDEADBEEFCAFEBABE]
+    signed = torch.tensor([x - 2**64 if x >= 2**63 else x for x in xs], dtype=torch.int64)
+    got = [v % 2**64 for v in splitmix64(signed).tolist()]
+    assert got == [_splitmix_reference(x) for x in xs]
+
+
+def test_streams_are_uniform_normal_and_independent_of_the_population():
+    s = Streams([0, 1, 2**40 + 5])
+    u = s.uniform((20000,), F64)
+    n = s.normal((20000,), F64)
+    for k in range(3):
+        assert scipy.stats.kstest(u[k].numpy(), "uniform").pvalue > 1e-3
+        assert scipy.stats.kstest(n[k].numpy(), "norm").pvalue > 1e-3
+    assert torch.corrcoef(n).fill_diagonal_(0).abs().max() < 0.05  # members are not correlated
+    ints = s.integers(10, (20000,))
+    assert all(scipy.stats.chisquare(torch.bincount(r, minlength=10).numpy()).pvalue > 1e-3 for r in ints)
+    alone, crowd = Streams([7]), Streams([3, 7, 9])
+    for _ in range(3):  # draw by draw, member 1 of the crowd is the solo stream
+        assert torch.equal(alone.normal((5, 4)), crowd.normal((5, 4))[1:2])
+
+
+def test_adam_matches_torch_per_member():
+    torch.manual_seed(0)
+    settings = [(1e-2, 0.5, 0.999), (3e-3, 0.0, 0.9), (1e-1, 0.9, 0.99)]
+    start = torch.randn(3, 6, dtype=F64)
+    flat = start.clone()
+    opt = Adam([flat], *(torch.tensor(col, dtype=F64) for col in zip(*settings)))
+    refs = [start[k].clone().requires_grad_(True) for k in range(3)]
+    ref_opts = [torch.optim.Adam([p], lr=lr, betas=(b1, b2)) for p, (lr, b1, b2) in zip(refs, settings)]
+    for _ in range(20):
+        grads = [(p ** 3).sum() for p in refs]
+        for p, o, loss in zip(refs, ref_opts, grads):
+            o.zero_grad()
+            loss.backward()
+            o.step()
+        opt.step([3 * flat ** 2], torch.ones(3, dtype=torch.bool))
+    torch.testing.assert_close(flat, torch.stack([p.detach() for p in refs]), rtol=1e-12, atol=1e-14)
+
+
+def test_adam_leaves_masked_members_untouched():
+    flat = torch.ones(2, 3, dtype=F64)
+    opt = Adam([flat], torch.tensor([0.1, 0.1], dtype=F64), torch.tensor([0.5, 0.5], dtype=F64),
+               torch.tensor([0.9, 0.9], dtype=F64))
+    opt.step([torch.tensor([[1.0, 2.0, 3.0], [math.nan, 1.0, 1.0]], dtype=F64)], torch.tensor([True, False]))
+    assert torch.equal(flat[1], torch.ones(3, dtype=F64)) and not torch.equal(flat[0], flat[1])
+    assert torch.isfinite(opt.m[0]).all() and torch.isfinite(opt.v[0]).all()
+
+
+RING = dict(dataset="ring", model="mlp2d_small")
+CASES = [  # (data and model, objective, regularizer, extra config)
+    (RING, "ns", "r1", {}),
+    (RING, "wgan_gp", "spectral_norm", {}),
+    (RING, "wgan", "lecam", {"n_critic": 2}),
+    (RING, "dragan", "instance_noise", {}),
+    (RING, "ls", "orthogonal", {}),
+    ({"model": "gan"}, "hinge", "consistency", {}),
+    ({"model": "vae"}, "ns", "feature_norm", {"kl_warmup": 10}),
+]
+
+
+@pytest.mark.parametrize("data,objective,reg,extra", CASES, ids=[c[2] for c in CASES])
+def test_member_equals_solo_over_100_steps_float64(images, data, objective, reg, extra):
+    base = dict(**data, objective=objective, regularizer=reg, steps=100, batch_size=8, log_every=1, **extra)
+    cfgs = [TrialConfig(**base, lam=lam, lr=lr, beta1=b1, seed=s)
+            for lam, lr, b1, s in [(0.5, 1e-3, 0.5, 1), (2.0, 2e-4, 0.0, 2), (0.1, 5e-4, 0.9, 3)]]
+    source = load_source("ring") if data is RING else images
+    pop = train_population(cfgs, source, dtype=F64)
+    solo = train(cfgs[1], source, dtype=F64)
+    assert pop[1].status == solo.status == "completed" and len(solo.history) == 100
+    for a, b in zip(pop[1].history, solo.history):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-9), (a["step"], key)
+    for name, value in solo.modules.state_dict().items():
+        torch.testing.assert_close(pop[1].modules.state_dict()[name], value, rtol=1e-9, atol=1e-9)
+    assert pop[0].history[-1] != pop[1].history[-1]  # the members did differ
+
+
+def test_conv_member_with_batch_norm_equals_solo(images):
+    """InfoGAN nets (batch norm in G and D, stacked running statistics) under vmap. Grouped vs.
+    single convolutions sum in other orders: agreement to 1e-7 relative in float64."""
+    base = dict(model="infogan", regularizer="gp", d_bn=True, steps=3, batch_size=4, log_every=1)
+    cfgs = [TrialConfig(**base, lam=1.0, seed=1), TrialConfig(**base, lam=10.0, lr=1e-3, seed=2)]
+    pop = train_population(cfgs, images, dtype=F64)
+    solo = train(cfgs[1], images, dtype=F64)
+    for a, b in zip(pop[1].history, solo.history):
+        assert a == pytest.approx(b, rel=1e-7, abs=1e-9)
+    for name, value in solo.modules.state_dict().items():  # running means and vars included
+        torch.testing.assert_close(pop[1].modules.state_dict()[name], value, rtol=1e-7, atol=1e-9)
+
+
+def test_a_nan_member_leaves_the_others_unchanged(images):
+    base = dict(model="gan", regularizer="r1", steps=60, batch_size=8, log_every=5, eval_every=20)
+    evaluate = lambda sample, final: {"mean": float(sample(16).float().mean())}  # noqa: E731
+    ok = [TrialConfig(**base, lam=1.0, seed=1), TrialConfig(**base, lam=0.5, seed=2), TrialConfig(**base, lam=0.1, seed=3)]
+    forced = [ok[0], TrialConfig(**base, lam=0.5, seed=2, lr=math.inf), ok[2]]  # lr = ∞ → NaN at once
+    clean, mixed = train_population(ok, images, evaluate=evaluate), train_population(forced, images, evaluate=evaluate)
+    assert mixed[1].status == "diverged" and mixed[1].diverged_step == 1 and mixed[1].evals == []
+    assert not all(math.isfinite(v) for v in mixed[1].history[-1].values())
+    for k in (0, 2):
+        assert mixed[k].status == clean[k].status == "completed"
+        assert mixed[k].history == clean[k].history and mixed[k].evals == clean[k].evals
+        for name, value in clean[k].modules.state_dict().items():
+            assert torch.equal(mixed[k].modules.state_dict()[name], value)
+
+
+def test_pruning_one_member_leaves_the_others_unchanged(images):
+    base = dict(model="gan", steps=40, batch_size=8, eval_every=10)
+    cfgs = [TrialConfig(**base, lr=lr, seed=s) for lr, s in [(1e-3, 1), (2e-4, 2), (5e-4, 3)]]
+    evaluate = lambda sample, final: {"mean": float(sample(16).float().mean())}  # noqa: E731
+    seen = []
+
+    def on_eval(member, step, metrics):
+        seen.append((member, step))
+        return member == 1 and step >= 20
+    pruned = train_population(cfgs, images, evaluate=evaluate, on_eval=on_eval)
+    plain = train_population(cfgs, images, evaluate=evaluate)
+    assert pruned[1].status == "pruned" and pruned[1].steps_done == 20 and len(pruned[1].evals) == 2
+    assert (1, 30) not in seen and (0, 40) in seen
+    for k in (0, 2):
+        assert pruned[k].history == plain[k].history and pruned[k].evals == plain[k].evals
+
+
+def test_batched_sampling_uses_each_members_solo_latents(images):
+    cfgs = [TrialConfig(steps=2, batch_size=8, seed=s) for s in (4, 9)]
+    results = train_population(cfgs, images)
+    nets = Stacked([r.modules for r in results])
+    both = sample_members(nets, [4, 9], 64, 10, sample_output("image"), torch.float32)
+    for k, r in enumerate(results):
+        alone = sampler(r.modules["generator"], 64, seed=cfgs[k].seed, device=torch.device("cpu"))(10)
+        assert torch.equal(both[k], alone)
+
+
+@pytest.mark.parametrize("change,field", [(dict(model="vae"), "model"), (dict(batch_size=16), "batch_size"),
+                                          (dict(regularizer="l2"), "regularizer")])
+def test_incompatible_configs_are_refused_naming_the_field(images, change, field):
+    a = TrialConfig(steps=2, batch_size=8)
+    b = TrialConfig(**{**a.to_dict(), **change})
+    with pytest.raises(StabgenError, match=f"{field}=.*a population may differ only in") as e:
+        train_population([a, b], images)
+    assert "\n" not in str(e.value)
