@@ -271,6 +271,10 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
         except Surplus:
             study.tell(trial, state=State.FAIL)
             break
+        except BaseException:  # e.g. ^C: nothing asked in this round is left RUNNING
+            for t in [trial] + [t for t, _ in asked]:
+                study.tell(t, state=State.FAIL)
+            raise
         if on_trial_start:
             on_trial_start(trial.number)
     groups: dict[tuple, list[tuple[optuna.Trial, TrialConfig]]] = {}

@@ -89,7 +89,7 @@ MALFORMED = {
     "adam beta1 out of range": (VALID + "beta1 = { low = 0.5, high = 1.5 }\n", "space.beta1: Adam betas"),
     "zero batch size": (VALID + "batch_size = [0, 64]\n", "space.batch_size: batch sizes must be ≥ 1"),
     "zero population": (VALID.replace("steps = 20", "steps = 20\npopulation = 0"),
-                        "train.population: Value error, population must be 'auto' or an integer in 1..4096"),
+                        "train.population: population must be 'auto' or an integer in 1..4096"),
 }
 
 
