@@ -118,17 +118,24 @@ def test_member_equals_solo_over_100_steps_float64(images, data, objective, reg,
 
 def test_conv_member_with_batch_norm_equals_solo(images):
     """InfoGAN nets (batch norm in G and D, stacked running statistics) under vmap. Grouped vs.
-    single convolutions sum in other orders: losses agree to 1e-7 relative in float64; weights to
-    1e-7 absolute (Adam's g/√v turns summation noise in near-zero gradient entries into steps of
-    up to lr·noise/ε, so near-zero weights can differ relatively more)."""
+    single convolutions sum in other orders: losses agree to 1e-7 relative in float64. Weights: Adam's
+    g/√v turns summation noise in a near-zero gradient entry into a step of up to lr, so a handful
+    of the 13M weights differ by more than noise (biases right before a batch norm, whose true
+    gradient is 0, random-walk on it): every weight is within 1e-6 (0.1 % of one step at lr 1e-3)
+    and the mean difference over all of them is below 1e-9."""
     base = dict(model="infogan", regularizer="gp", d_bn=True, steps=3, batch_size=4, log_every=1)
     cfgs = [TrialConfig(**base, lam=1.0, seed=1), TrialConfig(**base, lam=10.0, lr=1e-3, seed=2)]
     pop = train_population(cfgs, images, dtype=F64)
     solo = train(cfgs[1], images, dtype=F64)
     for a, b in zip(pop[1].history, solo.history):
         assert a == pytest.approx(b, rel=1e-7, abs=1e-9)
+    diffs = []
     for name, value in solo.modules.state_dict().items():  # running means and vars included
-        torch.testing.assert_close(pop[1].modules.state_dict()[name], value, rtol=1e-6, atol=1e-7)
+        member = pop[1].modules.state_dict()[name]
+        torch.testing.assert_close(member, value, rtol=0, atol=1e-6)
+        if value.is_floating_point():
+            diffs.append((member - value).abs().flatten())
+    assert torch.cat(diffs).mean() < 1e-9
 
 
 def test_a_nan_member_leaves_the_others_unchanged(images):

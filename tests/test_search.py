@@ -126,7 +126,7 @@ def test_population_study_trains_members_together_and_reports_each(tmp_path):
     assert len({t.params["lam_r1"] for t in trials}) == 5  # members differ in λ
     for t in trials:
         assert set(t.intermediate_values) <= {20, 40, 60} and t.intermediate_values
-        assert (Path(t.user_attrs["trial_dir"]) / "history.csv").exists()
+        assert (tmp_path / t.user_attrs["trial_dir"] / "history.csv").exists()
 
 
 def test_study_opens_with_load_study_and_optuna_visualization(tmp_path):
