@@ -28,7 +28,7 @@ from stabgen.registry import Registry
 from stabgen.regularizers import REGULARIZERS, RegContext, Regularizer
 from stabgen.stacked import Adam, Stacked, member_norm
 from stabgen.streams import Streams
-from stabgen.train import TrialConfig, TrialResult, build, fixed_noise, sample_output
+from stabgen.train import Evaluate, TrialConfig, TrialResult, build, fixed_noise, sample_output
 
 # what may differ between members of one population; every other TrialConfig field must agree
 PER_MEMBER = ("seed", "lam", "lr", "beta1", "beta2", "obj_lam", "clip_value", "beta")
@@ -186,7 +186,6 @@ def sample_members(nets: Stacked, seeds: Sequence[int], z_dim: int, n: int,
         nets.train(True)
 
 
-Evaluate = Callable[[Callable[[int], torch.Tensor], bool], dict]
 OnMemberEval = Callable[[int, int, dict], bool]  # (member, step, metrics) → True to prune that member
 
 
