@@ -2,9 +2,10 @@
 
 `Stacked` holds every parameter and buffer of K identically-shaped ModuleDicts as one (K, …) tensor
 and applies a network with torch.func: vmap over functional_call, so K small matmuls become one
-batched matmul and K convolutions one grouped convolution. Parameters are ordinary autograd leaves:
-the loss of member k depends only on slice k, so the gradient of the summed per-member losses is
-every member's own gradient — and penalties on input gradients (R1, GP) stay plain autograd.grad.
+batched matmul and K convolutions one grouped convolution. Each network's parameters are one
+autograd leaf of shape (K, P): the loss of member k depends only on row k, so the gradient of the
+summed per-member losses is every member's own gradient — and penalties on input gradients (R1,
+GP) stay plain autograd.grad.
 Buffers (batch-norm statistics, spectral-norm vectors) are updated in place, per member.
 For K = 1 the network runs once on slice 0 without vmap: the same arithmetic, none of its overhead.
 """
