@@ -90,3 +90,18 @@ def test_unknown_reproduction_is_one_line(tmp_path):
                        timeout=120)
     assert r.returncode == 2 and "unknown reproduction 'goodfellow2014'" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_lucic_rank_claim_needs_significance_either_way():
+    import pandas as pd
+    from bench.papers.lucic2018 import _rank_claim
+    paper = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+
+    def table(ours):
+        return pd.DataFrame({"dataset": "mnist", "_incep": ours, "_paper": paper})
+    assert _rank_claim(table([1, 2, 3, 4, 5, 6]), "small").verdict == "reproduced"  # ρ = 1
+    assert _rank_claim(table([6, 5, 4, 3, 2, 1]), "small").verdict == "not reproduced"  # ρ = −1, p ≈ 0
+    weak = table([3, 1, 6, 2, 4, 5])  # ρ ≈ 0.43, p ≈ 0.4: not significant
+    for budget, verdict in (("small", "inconclusive"), ("paper", "not reproduced")):
+        claim = _rank_claim(weak, budget)
+        assert claim.verdict == verdict and "Spearman" in claim.evidence
