@@ -41,6 +41,8 @@ from stabgen.population import group_key, train_population
 from stabgen.train import TrialConfig, TrialResult, sample_output, sampler, train
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# population rounds tell trials outside Study.optimize but run the same per-trial heartbeat threads
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
 ACTIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)  # hold a place in the budget
@@ -280,27 +282,29 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
     groups: dict[tuple, list[tuple[optuna.Trial, TrialConfig]]] = {}
     for trial, cfg in asked:
         groups.setdefault(group_key(cfg), []).append((trial, cfg))
-    for group in groups.values():
-        trials = [t for t, _ in group]
-        with contextlib.ExitStack() as beats:
-            for t in trials:
-                beats.enter_context(get_heartbeat_thread(t._trial_id, study._storage))
-            try:
+    untold = {t.number: t for t, _ in asked}
+    try:
+        for group in groups.values():
+            trials = [t for t, _ in group]
+            with contextlib.ExitStack() as beats:
+                for t in trials:
+                    beats.enter_context(get_heartbeat_thread(t._trial_id, study._storage))
                 results = train_population(
                     [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
                     on_eval=lambda m, step, metrics: runner.pruner(trials[m])(step, metrics),
                     on_step=(lambda s: on_step(trials[0].number, s)) if on_step else None)
-            except BaseException:
-                for t in trials:
-                    study.tell(t, state=State.FAIL)
-                raise
-        for trial, result in zip(trials, results):
-            try:
-                frozen = study.tell(trial, runner.finish(trial, result, population=len(group)))
-            except optuna.TrialPruned:
-                frozen = study.tell(trial, state=State.PRUNED)
-            if on_trial_end:
-                on_trial_end(frozen)
+            for trial, result in zip(trials, results):
+                try:
+                    frozen = study.tell(trial, runner.finish(trial, result, population=len(group)))
+                except optuna.TrialPruned:
+                    frozen = study.tell(trial, state=State.PRUNED)
+                del untold[trial.number]
+                if on_trial_end:
+                    on_trial_end(frozen)
+    except BaseException:  # e.g. ^C or an error: every trial of this round not yet told is failed, none left RUNNING
+        for t in untold.values():
+            study.tell(t, state=State.FAIL)
+        raise
     return len(asked)
 
 
