@@ -4,13 +4,22 @@ user sets ($STABGEN_DATA_DIR, $STABGEN_INCEPTION_WEIGHTS); tests needing them sk
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-# An isolated metric cache for the whole test session (subprocesses inherit it).
-os.environ.setdefault("STABGEN_CACHE_DIR", tempfile.mkdtemp(prefix="stabgen-test-cache-"))
+# An isolated metric cache for the whole test session (subprocesses inherit it). It holds
+# ~100 MB of feature statistics, so the session that made it removes it when it ends.
+_OWN_CACHE: str | None = None
+if "STABGEN_CACHE_DIR" not in os.environ:
+    _OWN_CACHE = os.environ["STABGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="stabgen-test-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _OWN_CACHE is not None:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 def _data_dir() -> Path | None:
