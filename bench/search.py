@@ -16,6 +16,7 @@ import math
 import os
 import random
 import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ from typing import Callable
 
 import optuna
 import torch
-from optuna.storages._heartbeat import get_heartbeat_thread  # the per-trial thread study.optimize uses
 
 from bench import records
 from bench.space import REEVAL, grid, probe_configs, suggest_config, trial_seed
@@ -41,7 +41,7 @@ from stabgen.population import group_key, train_population
 from stabgen.train import TrialConfig, TrialResult, sample_output, sampler, train
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# population rounds tell trials outside Study.optimize but run the same per-trial heartbeat threads
+# population rounds tell trials outside Study.optimize but keep their heartbeats (heartbeats() below)
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
@@ -286,9 +286,7 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
     try:
         for group in groups.values():
             trials = [t for t, _ in group]
-            with contextlib.ExitStack() as beats:
-                for t in trials:
-                    beats.enter_context(get_heartbeat_thread(t._trial_id, study._storage))
+            with heartbeats(study, trials):
                 results = train_population(
                     [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
                     on_eval=lambda m, step, metrics: runner.pruner(trials[m])(step, metrics),
@@ -306,6 +304,35 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
             study.tell(t, state=State.FAIL)
         raise
     return len(asked)
+
+
+@contextlib.contextmanager
+def heartbeats(study: optuna.Study, trials: list[optuna.Trial]):
+    """Keep every trial of a population alive while it trains: one thread records all K heartbeats
+    each interval (Study.optimize runs one thread per trial, which for K = 256 would be 256 threads
+    writing to the storage). Storages without heartbeats (in-memory) need nothing."""
+    storage = study._storage  # Optuna exposes neither the storage nor trial ids publicly
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
+    if interval is None:
+        yield
+        return
+    ids = [t._trial_id for t in trials]
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            for trial_id in ids:
+                storage.record_heartbeat(trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="stabgen-heartbeats", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def population_size(spec: StudySpec, device: str, source) -> int:

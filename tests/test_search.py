@@ -129,6 +129,21 @@ def test_population_study_trains_members_together_and_reports_each(tmp_path):
         assert (tmp_path / t.user_attrs["trial_dir"] / "history.csv").exists()
 
 
+def test_population_heartbeats_keep_every_member_alive(tmp_path):
+    """One thread beats for all members: while the population trains (here: sleeps past the grace
+    period) none of its trials goes stale; afterwards, with the beats stopped, all of them do."""
+    from bench.search import heartbeats
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/hb.db", heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="hb")
+    trials = [study.ask() for _ in range(3)]
+    stale = lambda: storage._get_stale_trial_ids(study._study_id)  # noqa: E731 (Optuna's own staleness test)
+    with heartbeats(study, trials):
+        time.sleep(3.5)
+        assert stale() == []
+    time.sleep(2.5)
+    assert sorted(stale()) == sorted(t._trial_id for t in trials)
+
+
 def test_study_opens_with_load_study_and_optuna_visualization(tmp_path):
     p = ring(tmp_path, "viz", n=4, steps=40, every=20)
     assert bench("run", "--study", str(p), cwd=tmp_path).returncode == 0
