@@ -186,6 +186,13 @@ def sample_members(nets: Stacked, seeds: Sequence[int], z_dim: int, n: int,
         nets.train(True)
 
 
+def evaluate_members(evaluate: Evaluate, samples: list[Callable[[int], torch.Tensor]], final: bool) -> list[dict]:
+    """Every member's metrics: in one go where the evaluator can share work across members (a
+    stabgen.metrics.evaluate.Evaluator's `many`), else one member at a time."""
+    many = getattr(evaluate, "many", None)
+    return many(samples, final) if many is not None else [evaluate(s, final) for s in samples]
+
+
 OnMemberEval = Callable[[int, int, dict], bool]  # (member, step, metrics) → True to prune that member
 
 
@@ -250,8 +257,9 @@ def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | s
                     return cache[n][m]
                 return sample
 
-            for m in (m for m in range(k) if active[m]):
-                metrics = {"step": it, **evaluate(sample_of(m), last)}
+            members = [m for m in range(k) if active[m]]
+            for m, out in zip(members, evaluate_members(evaluate, [sample_of(m) for m in members], last)):
+                metrics = {"step": it, **out}
                 evals[m].append(metrics)
                 if on_eval is not None and on_eval(m, it, metrics) and not last:
                     kept[m], stopped[m] = False, it

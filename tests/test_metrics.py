@@ -53,6 +53,30 @@ def test_pipeline_fid_equals_torch_fidelity_reference():
     assert ours["n_fake"] == 300 and ours["n_real"] == 300 and ours["extractor"] == "classifier"
 
 
+def test_members_evaluated_together_get_their_own_metrics():
+    """compute_many (one extractor, one feature pass for a population's members) gives each member
+    what compute gives it alone, unequal sizes and KID's subset size included."""
+    real = _blobs(300, 2, shift=2)
+    fakes = [_blobs(300, 1), _blobs(120, 3, shift=1), _blobs(250, 4, shift=3)]
+    wanted = ("fid", "kid", "prc", "dc", "isc")
+    together = fidelity.compute_many(fakes, real, "classifier", wanted, dataset="mnist")
+    for fake, got in zip(fakes, together):
+        alone = fidelity.compute(fake, real, "classifier", wanted, dataset="mnist")
+        assert got.keys() == alone.keys() and got["n_fake"] == len(fake)
+        for key, v in alone.items():
+            assert got[key] == (pytest.approx(v, rel=1e-5, abs=1e-7) if isinstance(v, float) else v), key
+    assert len({round(m["fid"], 3) for m in together}) == 3  # and the members really differ
+
+
+def test_stacked_evaluator_members_together_equal_alone():
+    from stabgen.metrics.evaluate import stacked_evaluator
+    g = torch.Generator().manual_seed(0)
+    sets = [torch.randint(0, 256, (n, 3, 28, 28), generator=g, dtype=torch.uint8) for n in (200, 200)]
+    ev = stacked_evaluator(200)
+    samples = [lambda n, x=x: x[:n] for x in sets]
+    assert ev.many(samples, True) == [ev(s, True) for s in samples]
+
+
 def test_kid_and_prc_are_sane_on_domain_features():
     a, b = _blobs(400, 1), _blobs(400, 2)
     same = fidelity.compute(a, b, "classifier", ("kid", "prc"))

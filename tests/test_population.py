@@ -170,6 +170,28 @@ def test_pruning_one_member_leaves_the_others_unchanged(images):
         assert pruned[k].history == plain[k].history and pruned[k].evals == plain[k].evals
 
 
+def test_members_are_evaluated_in_one_call_per_evaluation(images):
+    """An Evaluator's `many` gets every active member at once (what lets feature extraction run once
+    for the population) and gives each member what evaluating it alone gives."""
+    from stabgen.metrics.evaluate import Evaluator
+
+    class Means(Evaluator):
+        calls: list = []
+
+        def many(self, samples, final):
+            self.calls.append((len(samples), final))
+            return [{"mean": float(s(16).float().mean())} for s in samples]
+
+    base = dict(model="gan", steps=30, batch_size=8, eval_every=10)
+    cfgs = [TrialConfig(**base, lr=lr, seed=s) for lr, s in [(1e-3, 1), (2e-4, 2), (5e-4, 3)]]
+    ev = Means()
+    together = train_population(cfgs, images, evaluate=ev, on_eval=lambda m, step, _: m == 2 and step == 10)
+    one_by_one = train_population(cfgs, images, evaluate=lambda sample, final: ev(sample, final),
+                                  on_eval=lambda m, step, _: m == 2 and step == 10)
+    assert ev.calls[:3] == [(3, False), (2, False), (2, True)]  # member 2 pruned after step 10
+    assert [r.evals for r in together] == [r.evals for r in one_by_one]
+
+
 def test_batched_sampling_uses_each_members_solo_latents(images):
     cfgs = [TrialConfig(steps=2, batch_size=8, seed=s) for s in (4, 9)]
     results = train_population(cfgs, images)

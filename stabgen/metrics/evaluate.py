@@ -4,7 +4,7 @@ stored with its N and extractor."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -21,28 +21,54 @@ def predict(clf: torch.nn.Module, images: torch.Tensor, device: str = "cpu", chu
     return torch.cat([clf(x.to(device)).argmax(1).cpu() for x in images.split(chunk)])
 
 
-def class_coverage(clf: torch.nn.Module, fake: torch.Tensor, class_counts: torch.Tensor, device: str) -> dict:
-    cls = modes.class_histogram_metrics(predict(clf, fake, device), class_counts)
+def class_coverage(preds: torch.Tensor, class_counts: torch.Tensor) -> dict:
+    """Classes the samples' predicted labels cover, and their KL to the real class histogram."""
+    cls = modes.class_histogram_metrics(preds, class_counts)
     return {"classes_covered": cls["classes_covered"], "class_kl": cls["class_kl"]}
 
 
-def domain_evaluator(dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
-                     metric: str = "domain_fid") -> Callable[[Callable[[int], torch.Tensor], bool], dict]:
-    ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
-    class_counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
-    clf = classifier.load(dataset, device)
-    quick = (metric.removeprefix("domain_"),)
+Sample = Callable[[int], torch.Tensor]  # n → n samples of one trial (or population member)
 
-    def evaluate(sample: Callable[[int], torch.Tensor], final: bool) -> dict:
-        fake = sample(n)
-        m = fidelity.compute(fake, ref, "classifier", ("fid", "kid", "prc", "dc") if final else quick,
-                             device=device)
-        out = {f"domain_{k}": v for k, v in m.items()}
+
+class Evaluator:
+    """The evaluation a trial runs each eval_every steps. `many` evaluates a population's members
+    together, so that what they share (extractor, real statistics, one feature pass) is done once;
+    calling it evaluates one trial."""
+
+    def __call__(self, sample: Sample, final: bool) -> dict:
+        return self.many([sample], final)[0]
+
+    def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
+        raise NotImplementedError
+
+
+class DomainEvaluator(Evaluator):
+    """Domain FID (or KID) on the classifier's features at intermediate steps, for pruning; at the
+    end FID, KID, precision/recall, density/coverage and class coverage."""
+
+    def __init__(self, dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
+                 metric: str = "domain_fid") -> None:
+        self.n, self.device = n, device
+        self.ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
+        self.class_counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
+        self.clf = classifier.load(dataset, device)
+        self.quick = (metric.removeprefix("domain_"),)
+
+    def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
+        fakes = [s(self.n) for s in samples]
+        metrics = ("fid", "kid", "prc", "dc") if final else self.quick
+        outs = [{f"domain_{k}": v for k, v in m.items()}
+                for m in fidelity.compute_many(fakes, self.ref, "classifier", metrics, device=self.device)]
         if final:
-            out.update(class_coverage(clf, fake, class_counts, device))
-        return out
+            preds = predict(self.clf, torch.cat(fakes), self.device).split([len(f) for f in fakes])
+            for out, p in zip(outs, preds):
+                out.update(class_coverage(p, self.class_counts))
+        return outs
 
-    return evaluate
+
+def domain_evaluator(dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
+                     metric: str = "domain_fid") -> DomainEvaluator:
+    return DomainEvaluator(dataset, split, n, device, data_dir, metric)
 
 
 def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extractor: str = "classifier",
@@ -68,7 +94,7 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
     if unavailable:
         out["is_unavailable"] = unavailable
     counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
-    out.update(class_coverage(classifier.load(dataset, device), fake, counts, device))
+    out.update(class_coverage(predict(classifier.load(dataset, device), fake, device), counts))
     if fid_inf:
         kw = dict(extractor=extractor, dataset=dataset, device=device, inception_weights=inception_weights)
         res = fid_infinity(fidelity.features(fake, **kw), fidelity.features(ref.images(), **kw))
@@ -82,33 +108,55 @@ def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu") -> dict:
     classifier (PacGAN / VEEGAN protocol, usually on 26,000 samples)."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise StabgenError(f"Stacked MNIST samples must be [N, 3, 28, 28], got {tuple(images.shape)}")
+    return modes.stacked_modes(stacked_predictions(images, device))
+
+
+def stacked_predictions(images: torch.Tensor, device: str = "cpu") -> torch.Tensor:
+    """[N, 3] digit classes of each channel, by the MNIST classifier."""
     clf = classifier.load("mnist", device)
-    preds = torch.stack([predict(clf, images[:, c:c + 1], device) for c in range(3)], dim=1)
-    return modes.stacked_modes(preds)
+    return torch.stack([predict(clf, images[:, c:c + 1], device) for c in range(3)], dim=1)
 
 
-def mixture_evaluator(dataset: str, n: int = 2500) -> Callable[[Callable[[int], torch.Tensor], bool], dict]:
+class MixtureEvaluator(Evaluator):
     """PacGAN counting on n samples (2,500 in the paper) for the ring / grid mixtures."""
-    from stabgen.sources import load_source
 
-    src = load_source(dataset)
+    def __init__(self, dataset: str, n: int = 2500) -> None:
+        from stabgen.sources import load_source
 
-    def evaluate(sample: Callable[[int], torch.Tensor], final: bool) -> dict:
-        m = modes.mixture_modes(sample(n).double(), src.centers.double(), src.sigma)
-        return {"modes_captured": m["modes_captured"], "high_quality": m["high_quality"],
-                "reverse_kl": m["reverse_kl"], "n_samples": n}
+        self.n, self.src = n, load_source(dataset)
 
-    return evaluate
+    def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
+        centers = self.src.centers.double()
+        outs = []
+        for s in samples:  # 2-D points: nothing worth sharing between members
+            m = modes.mixture_modes(s(self.n).double(), centers, self.src.sigma)
+            outs.append({"modes_captured": m["modes_captured"], "high_quality": m["high_quality"],
+                         "reverse_kl": m["reverse_kl"], "n_samples": self.n})
+        return outs
 
 
-def stacked_evaluator(n: int, device: str = "cpu") -> Callable[[Callable[[int], torch.Tensor], bool], dict]:
-    """Modes of 1,000 and KL to uniform on n Stacked-MNIST samples (26,000 in the papers)."""
+def mixture_evaluator(dataset: str, n: int = 2500) -> MixtureEvaluator:
+    return MixtureEvaluator(dataset, n)
 
-    def evaluate(sample: Callable[[int], torch.Tensor], final: bool) -> dict:
-        m = stacked_mnist_modes(sample(n), device)
-        return {"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": n}
 
-    return evaluate
+class StackedEvaluator(Evaluator):
+    """Modes of 1,000 and KL to uniform on n Stacked-MNIST samples (26,000 in the papers); every
+    member's channels are classified in one pass."""
+
+    def __init__(self, n: int, device: str = "cpu") -> None:
+        self.n, self.device = n, device
+
+    def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
+        fakes = [s(self.n) for s in samples]
+        outs = []
+        for m in map(modes.stacked_modes, stacked_predictions(torch.cat(fakes), self.device).split(
+                [len(f) for f in fakes])):
+            outs.append({"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": self.n})
+        return outs
+
+
+def stacked_evaluator(n: int, device: str = "cpu") -> StackedEvaluator:
+    return StackedEvaluator(n, device)
 
 
 # metric name → (direction, the dataset kinds it exists for)
@@ -123,7 +171,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def evaluator_for(dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
-                  metric: str = "domain_fid") -> Callable[[Callable[[int], torch.Tensor], bool], dict]:
+                  metric: str = "domain_fid") -> Evaluator:
     """The evaluation a study on `dataset` runs each eval_every steps."""
     if dataset in ("ring", "grid"):
         return mixture_evaluator(dataset, n)

@@ -20,6 +20,7 @@ import math
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch_fidelity
@@ -192,6 +193,16 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
     (density/coverage with k neighbours). Features are extracted once, by torch-fidelity; each
     metric is torch-fidelity's own function, except density/coverage (stabgen.metrics.coverage).
     """
+    return compute_many([fake], ref, extractor, metrics, device, inception_weights, batch_size, dataset, k)[0]
+
+
+def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, extractor: str = "classifier",
+                 metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
+                 inception_weights: str | None = None, batch_size: int | None = None,
+                 dataset: str = "mnist", k: int = 5) -> list[dict]:
+    """`compute` for several sample sets (a population's members) at once: the extractor is built,
+    the real features and statistics are loaded, and the fakes' features are extracted in one pass
+    for all sets; each set then gets its own metrics, exactly as `compute` gives them alone."""
     from torch_fidelity import metric_fid, metric_isc, metric_kid, metric_prc
     from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
                                       resolve_feature_layer_for_metric)
@@ -199,7 +210,7 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use {', '.join(METRICS)}")
-    n_fake = int(fake.shape[0])
+    sizes = [int(f.shape[0]) for f in fakes]
     if isinstance(ref, RealRef):
         real, n_real, dataset = _LazyReal(ref), ref.n, ref.dataset
         cache_name = f"{ref.cache_name}-w{weights_tag(extractor, dataset, inception_weights)}"
@@ -209,10 +220,10 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
     if "isc" in metrics and extractor == "inception":
         check_inception_logits(settings.inception_weights(inception_weights))
     kwargs = dict(
-        input1=U8Images(fake), input2=real, input2_cache_name=cache_name,
+        input1=U8Images(torch.cat([f.cpu() for f in fakes])), input2=real, input2_cache_name=cache_name,
         cache_root=str(settings.cache_dir() / "fidelity"), cuda=torch.device(device).type == "cuda",
         batch_size=batch_size or (500 if extractor == "classifier" else 64),
-        kid_subset_size=min(1000, n_fake, n_real), save_cpu_ram=True, verbose=False, **fe_kwargs,
+        kid_subset_size=min(1000, min(sizes), n_real), save_cpu_ram=True, verbose=False, **fe_kwargs,
     )
     layers = {m: resolve_feature_layer_for_metric("prc" if m == "dc" else m, **kwargs) for m in metrics}
     try:
@@ -221,30 +232,37 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
         raise StabgenError(f"Inception weights are not available offline and the download failed "
                            f"({e}); set ${settings.ENV_INCEPTION_WEIGHTS} to a local "
                            f"{settings.INCEPTION_FILENAME}") from None
-    f_fake = extract_featuresdict_from_input_id_cached(1, fe, **kwargs)
-    raw: dict = {}
-    if "isc" in metrics:
-        raw.update(metric_isc.isc_featuresdict_to_metric(f_fake, layers["isc"], **kwargs))
+    f_all = extract_featuresdict_from_input_id_cached(1, fe, **kwargs)
+    f_real, st_real = None, None
     if set(metrics) & {"fid", "kid", "prc", "dc"}:
         f_real = extract_featuresdict_from_input_id_cached(2, fe, **kwargs)
     if "fid" in metrics:
-        st_fake = metric_fid.fid_featuresdict_to_statistics_cached(f_fake, None, fe, layers["fid"], **kwargs)
         st_real = metric_fid.fid_featuresdict_to_statistics_cached(f_real, cache_name, fe, layers["fid"], **kwargs)
-        raw.update(metric_fid.fid_statistics_to_metric(st_fake, st_real, False))
-    if "kid" in metrics:
-        raw.update(metric_kid.kid_featuresdict_to_metric(f_fake, f_real, layers["kid"], **kwargs))
-    if "prc" in metrics:  # convention: input1 = generated, input2 = real
-        raw.update(metric_prc.prc_featuresdict_to_metric(f_fake, f_real, layers["prc"], **kwargs))
-    out = {_KEYS[key]: float(v) for key, v in raw.items() if key in _KEYS}
-    if "dc" in metrics:
-        dc = coverage.prdc(f_real[layers["dc"]].to(device), f_fake[layers["dc"]].to(device), k=k)
-        out.update(density=dc["density"], coverage=dc["coverage"])
-    for key, v in out.items():
-        if not math.isfinite(v):
-            raise StabgenError(f"{extractor} {key} came out {v}: the feature extractor produced non-finite "
-                               f"features (corrupt weights?); refusing to report it")
-    out.update(n_fake=n_fake, n_real=n_real, extractor=extractor)
-    return out
+    results = []
+    for n_fake, parts in zip(sizes, zip(*(v.split(sizes) for v in f_all.values()))):
+        f_fake = dict(zip(f_all, parts))
+        kw = {**kwargs, "kid_subset_size": min(1000, n_fake, n_real)}
+        raw: dict = {}
+        if "isc" in metrics:
+            raw.update(metric_isc.isc_featuresdict_to_metric(f_fake, layers["isc"], **kw))
+        if "fid" in metrics:
+            st_fake = metric_fid.fid_featuresdict_to_statistics_cached(f_fake, None, fe, layers["fid"], **kw)
+            raw.update(metric_fid.fid_statistics_to_metric(st_fake, st_real, False))
+        if "kid" in metrics:
+            raw.update(metric_kid.kid_featuresdict_to_metric(f_fake, f_real, layers["kid"], **kw))
+        if "prc" in metrics:  # convention: input1 = generated, input2 = real
+            raw.update(metric_prc.prc_featuresdict_to_metric(f_fake, f_real, layers["prc"], **kw))
+        out = {_KEYS[key]: float(v) for key, v in raw.items() if key in _KEYS}
+        if "dc" in metrics:
+            dc = coverage.prdc(f_real[layers["dc"]].to(device), f_fake[layers["dc"]].to(device), k=k)
+            out.update(density=dc["density"], coverage=dc["coverage"])
+        for key, v in out.items():
+            if not math.isfinite(v):
+                raise StabgenError(f"{extractor} {key} came out {v}: the feature extractor produced non-finite "
+                                   f"features (corrupt weights?); refusing to report it")
+        out.update(n_fake=n_fake, n_real=n_real, extractor=extractor)
+        results.append(out)
+    return results
 
 
 def features(images: torch.Tensor, extractor: str = "classifier", dataset: str = "mnist",
