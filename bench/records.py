@@ -17,7 +17,6 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import torch
-from torchvision.utils import save_image
 
 from stabgen.models import MODELS
 from stabgen.train import TrialResult
@@ -35,6 +34,8 @@ def write_trial_dir(path: Path, result: TrialResult, sample_grid: torch.Tensor |
                "final": result.final}
     (path / "metrics.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     if sample_grid is not None and sample_grid.dtype == torch.uint8:
+        from torchvision.utils import save_image  # torchvision costs ≈ 2 s to import: only when saving
+
         save_image(sample_grid.float() / 255.0, path / "samples.png", nrow=8)
     elif sample_grid is not None:
         _scatter(sample_grid, path / "samples.png")

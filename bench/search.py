@@ -32,7 +32,6 @@ from bench.spec import StudySpec
 from stabgen import data as data_mod
 from stabgen.errors import StabgenError
 from stabgen.hardware import describe
-from stabgen.metrics import fidelity
 from stabgen.metrics.evaluate import evaluator_for
 from stabgen.metrics.stability import stability_objective, trial_stability
 from stabgen.models import MODELS
@@ -451,6 +450,8 @@ def pending_reruns(study: optuna.Study, spec: StudySpec) -> list[tuple[dict, dic
 
 def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=print) -> None:
     """Inception FID/KID/PR for the top-k completed trials that lack one (results kept in the study)."""
+    from stabgen.metrics import fidelity  # torch-fidelity: imported by the studies that use it
+
     k = spec.eval.inception_top_k
     if k == 0 or spec.dataset not in data_mod.DATASETS:  # Inception: the grey image datasets only
         return

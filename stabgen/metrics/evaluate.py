@@ -11,7 +11,7 @@ import torch
 from stabgen import data as data_mod
 from stabgen import settings
 from stabgen.errors import StabgenError
-from stabgen.metrics import classifier, fidelity, modes
+from stabgen.metrics import classifier, modes
 from stabgen.metrics.frechet import fid_infinity
 
 
@@ -48,7 +48,9 @@ class DomainEvaluator(Evaluator):
 
     def __init__(self, dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
                  metric: str = "domain_fid") -> None:
-        self.n, self.device = n, device
+        from stabgen.metrics import fidelity  # torch-fidelity (≈ 2.5 s to import) only where it is used
+
+        self.n, self.device, self.fidelity = n, device, fidelity
         self.ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
         self.class_counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
         self.clf = classifier.load(dataset, device)
@@ -58,7 +60,7 @@ class DomainEvaluator(Evaluator):
         fakes = [s(self.n) for s in samples]
         metrics = ("fid", "kid", "prc", "dc") if final else self.quick
         outs = [{f"domain_{k}": v for k, v in m.items()}
-                for m in fidelity.compute_many(fakes, self.ref, "classifier", metrics, device=self.device)]
+                for m in self.fidelity.compute_many(fakes, self.ref, "classifier", metrics, device=self.device)]
         if final:
             preds = predict(self.clf, torch.cat(fakes), self.device).split([len(f) for f in fakes])
             for out, p in zip(outs, preds):
@@ -79,6 +81,8 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
     Inception Score is reported only where the network's logits are valid; otherwise the reason is
     returned under `is_unavailable` instead of a number.
     """
+    from stabgen.metrics import fidelity
+
     shape = data_mod.IMAGE_SHAPES[dataset]
     if tuple(fake.shape[2:]) != shape[1:]:
         raise StabgenError(f"samples are {tuple(fake.shape[2:])} images; {dataset} needs {shape[1:]}")
