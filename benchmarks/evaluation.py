@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from stabgen.hardware import describe
+from stabgen.errors import StabgenError
+from stabgen.hardware import describe, slug
 from stabgen.metrics.evaluate import DomainEvaluator
 
 
@@ -66,12 +67,14 @@ def main() -> None:
             print(f"K={k:3d} {'final       ' if final else 'intermediate'}  one by one {alone:8.2f} s  "
                   f"together {together:8.2f} s  ×{alone / together:5.2f}", flush=True)
         res["k"][str(k)] = row
-    slug = "".join(c if c.isalnum() else "-" for c in hw.lower()).strip("-")
-    out = Path(args.out or Path(__file__).parent / "results" / f"evaluation-{slug}.json")
+    out = Path(args.out or Path(__file__).parent / "results" / f"evaluation-{slug(hw)}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except StabgenError as e:  # e.g. no MNIST: one line, not a traceback
+        raise SystemExit(f"error: {e}") from None

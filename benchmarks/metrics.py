@@ -24,7 +24,7 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.utils import create_feature_extractor
 
 from stabgen import settings
-from stabgen.hardware import describe as hardware
+from stabgen.hardware import describe as hardware, slug
 from stabgen.metrics.frechet import frechet_distance
 
 
@@ -97,8 +97,7 @@ def main() -> None:
     for k, v in res.items():
         print(f"{k:34s} {v}")
     print(f"ratio torch-fidelity / stabgen Fréchet time: {t_sqrtm_tf / t_sqrtm_ours:.2f}×")
-    slug = "".join(c if c.isalnum() else "-" for c in hw.lower()).strip("-")
-    out = Path(args.out or Path(__file__).parent / "results" / f"metrics-{slug}.json")
+    out = Path(args.out or Path(__file__).parent / "results" / f"metrics-{slug(hw)}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {out}")

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from stabgen.data import ImageData
-from stabgen.hardware import describe
+from stabgen.hardware import describe, slug
 from stabgen.models import MODELS
 from stabgen.population import train_population
 from stabgen.train import TrialConfig
@@ -155,8 +155,7 @@ def main() -> None:
             print(f"{model}: K={k:4d} {rate:9.2f} member-steps/s  ×{rate * solo:6.2f} vs solo  "
                   f"({rate * 3600 / TRIAL_STEPS:.2f} trials/hour)", flush=True)
         res["models"][model] = row
-    slug = "".join(c if c.isalnum() else "-" for c in hw.lower()).strip("-")
-    out = Path(args.out or Path(__file__).parent / "results" / f"population-{slug}.json")
+    out = Path(args.out or Path(__file__).parent / "results" / f"population-{slug(hw)}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.update and out.exists():
         res["models"] = {**json.loads(out.read_text())["models"], **res["models"]}

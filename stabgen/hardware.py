@@ -23,3 +23,8 @@ def describe(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return f"{cpu_name()} ({platform.machine()}), {torch.get_num_threads()} torch threads"
+
+
+def slug(description: str) -> str:
+    """A file-name form of describe()'s text: benchmark results are named after their hardware."""
+    return "".join(c if c.isalnum() else "-" for c in description.lower()).strip("-")
