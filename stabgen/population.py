@@ -189,6 +189,8 @@ def sample_members(nets: Stacked, seeds: Sequence[int], z_dim: int, n: int,
 def evaluate_members(evaluate: Evaluate, samples: list[Callable[[int], torch.Tensor]], final: bool) -> list[dict]:
     """Every member's metrics: in one go where the evaluator can share work across members (a
     stabgen.metrics.evaluate.Evaluator's `many`), else one member at a time."""
+    if not samples:  # every member diverged or was pruned since the last log step
+        return []
     many = getattr(evaluate, "many", None)
     return many(samples, final) if many is not None else [evaluate(s, final) for s in samples]
 

@@ -69,10 +69,10 @@ def test_members_evaluated_together_get_their_own_metrics():
 
 
 def test_stacked_evaluator_members_together_equal_alone():
-    from stabgen.metrics.evaluate import stacked_evaluator
+    from stabgen.metrics.evaluate import StackedEvaluator
     g = torch.Generator().manual_seed(0)
     sets = [torch.randint(0, 256, (n, 3, 28, 28), generator=g, dtype=torch.uint8) for n in (200, 200)]
-    ev = stacked_evaluator(200)
+    ev = StackedEvaluator(200)
     samples = [lambda n, x=x: x[:n] for x in sets]
     assert ev.many(samples, True) == [ev(s, True) for s in samples]
 

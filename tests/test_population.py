@@ -192,6 +192,22 @@ def test_members_are_evaluated_in_one_call_per_evaluation(images):
     assert [r.evals for r in together] == [r.evals for r in one_by_one]
 
 
+def test_no_evaluation_when_every_member_has_stopped(images):
+    """Members that all diverged between log steps leave nothing to evaluate: the evaluator is not
+    called with an empty population (torch.cat of no samples would raise)."""
+    from stabgen.metrics.evaluate import Evaluator
+
+    class Strict(Evaluator):
+        def many(self, samples, final):
+            assert samples, "evaluated an empty population"
+            return [{"n": 0} for _ in samples]
+
+    base = dict(model="gan", steps=30, batch_size=8, log_every=20, eval_every=5)
+    cfgs = [TrialConfig(**base, lr=math.inf, seed=s) for s in (1, 2)]
+    results = train_population(cfgs, images, evaluate=Strict())
+    assert [(r.status, r.diverged_step, r.evals) for r in results] == [("diverged", 1, [])] * 2
+
+
 def test_batched_sampling_uses_each_members_solo_latents(images):
     cfgs = [TrialConfig(steps=2, batch_size=8, seed=s) for s in (4, 9)]
     results = train_population(cfgs, images)

@@ -68,11 +68,6 @@ class DomainEvaluator(Evaluator):
         return outs
 
 
-def domain_evaluator(dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
-                     metric: str = "domain_fid") -> DomainEvaluator:
-    return DomainEvaluator(dataset, split, n, device, data_dir, metric)
-
-
 def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extractor: str = "classifier",
                      device: str = "cpu", data_dir: str | None = None, inception_weights: str | None = None,
                      fid_inf: bool = False) -> dict:
@@ -110,13 +105,13 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
 def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu") -> dict:
     """Modes of 1,000 for 3-channel Stacked-MNIST samples: each channel classified by the MNIST
     classifier (PacGAN / VEEGAN protocol, usually on 26,000 samples)."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise StabgenError(f"Stacked MNIST samples must be [N, 3, 28, 28], got {tuple(images.shape)}")
     return modes.stacked_modes(stacked_predictions(images, device))
 
 
 def stacked_predictions(images: torch.Tensor, device: str = "cpu") -> torch.Tensor:
     """[N, 3] digit classes of each channel, by the MNIST classifier."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise StabgenError(f"Stacked MNIST samples must be [N, 3, 28, 28], got {tuple(images.shape)}")
     clf = classifier.load("mnist", device)
     return torch.stack([predict(clf, images[:, c:c + 1], device) for c in range(3)], dim=1)
 
@@ -139,10 +134,6 @@ class MixtureEvaluator(Evaluator):
         return outs
 
 
-def mixture_evaluator(dataset: str, n: int = 2500) -> MixtureEvaluator:
-    return MixtureEvaluator(dataset, n)
-
-
 class StackedEvaluator(Evaluator):
     """Modes of 1,000 and KL to uniform on n Stacked-MNIST samples (26,000 in the papers); every
     member's channels are classified in one pass."""
@@ -157,10 +148,6 @@ class StackedEvaluator(Evaluator):
                 [len(f) for f in fakes])):
             outs.append({"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": self.n})
         return outs
-
-
-def stacked_evaluator(n: int, device: str = "cpu") -> StackedEvaluator:
-    return StackedEvaluator(n, device)
 
 
 # metric name → (direction, the dataset kinds it exists for)
@@ -178,7 +165,7 @@ def evaluator_for(dataset: str, split: str, n: int, device: str = "cpu", data_di
                   metric: str = "domain_fid") -> Evaluator:
     """The evaluation a study on `dataset` runs each eval_every steps."""
     if dataset in ("ring", "grid"):
-        return mixture_evaluator(dataset, n)
+        return MixtureEvaluator(dataset, n)
     if dataset == "stacked-mnist":
-        return stacked_evaluator(n, device)
-    return domain_evaluator(dataset, split, n, device, data_dir, metric)
+        return StackedEvaluator(n, device)
+    return DomainEvaluator(dataset, split, n, device, data_dir, metric)

@@ -210,6 +210,8 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use {', '.join(METRICS)}")
+    if not fakes:
+        return []
     sizes = [int(f.shape[0]) for f in fakes]
     if isinstance(ref, RealRef):
         real, n_real, dataset = _LazyReal(ref), ref.n, ref.dataset
