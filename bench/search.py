@@ -321,7 +321,10 @@ def heartbeats(study: optuna.Study, trials: list[optuna.Trial]):
     def beat() -> None:
         while True:
             for trial_id in ids:
-                storage.record_heartbeat(trial_id)
+                try:
+                    storage.record_heartbeat(trial_id)
+                except Exception:  # a storage blip must not end the beats (the trials would go stale
+                    pass           # and be retried while still training); a dead storage fails the tell
             if stop.wait(interval):
                 return
 
