@@ -49,61 +49,55 @@ HeartbeatOpt = Annotated[float, typer.Option(help="Seconds between a running tri
                                              "for 3 heartbeats (a killed worker's) is failed and queued again.")]
 
 
-def _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat,
-             tensorboard=False):
-    from bench import records, search
-
-    if tensorboard:
-        records.tensorboard_writer_class()  # fails now, in one line, not after the first trial
-
-    opts = search.RunOptions(
-        trials=trials or spec.n_trials, steps=steps, device=search.check_device(device or search.default_device()),
-        storage=storage or spec.storage or f"sqlite:///{runs_dir / spec.name / 'study.db'}", runs_dir=runs_dir,
-        data_dir=str(data_dir) if data_dir else None,
-        inception_weights=str(inception_weights) if inception_weights else None, heartbeat=heartbeat,
-        tensorboard=tensorboard,
-    )
-    if opts.storage.startswith("sqlite:///"):
-        Path(opts.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    search.open_study(spec, opts.storage, heartbeat=heartbeat)  # fails fast, in one line, on a bad storage
-    return opts
+AllowChangeOpt = Annotated[bool, typer.Option("--allow-spec-change", help="Resume a study although the given spec "
+                                              "differs from the one it was started with (the old one is kept in "
+                                              "the study's spec_history).")]
 
 
 @app.command()
 def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, device: DeviceOpt = None,
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
         runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
-        tensorboard: TensorboardOpt = False) -> None:
+        tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
+        figures: Annotated[bool, typer.Option("--figures", help="Also draw the report's figures and "
+                                              "RUNS_DIR/STUDY/index.html (as `bench report` does).")] = False,
+        ) -> None:
     """Run (or resume) a study: sample configs with Optuna, train, evaluate, print the leaderboard.
 
-    Each trial's samples, history and metrics land in RUNS_DIR/STUDY/trials/N/; the leaderboard in
-    RUNS_DIR/STUDY/leaderboard.{csv,md}. Interrupt and rerun the same command to resume; start
-    `bench worker` processes on the same storage to share the work.
+    Each trial's samples, history and metrics land in RUNS_DIR/STUDY/trials/N/; the report's tables
+    (leaderboard.{csv,md,tex,html} per config, trials.csv per trial, regularizers.csv) in
+    RUNS_DIR/STUDY/. Interrupt and rerun the same command to resume; start `bench worker` processes
+    on the same storage to share the work.
     """
-    from bench import spec as spec_mod
+    from bench import api
 
-    spec = spec_mod.load(study)
-    opts = _options(spec, trials, steps, device, storage, data_dir, inception_weights, runs_dir, heartbeat,
-                    tensorboard)
+    spec = api.load_spec(study)
+    opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
+                       heartbeat, tensorboard, allow_spec_change)
+    api.check_storage(spec, opts)  # a bad storage fails in one line, before anything is printed
     with _resumable_on_interrupt():
-        _run_and_report(spec, opts, study)
+        _run_and_report(spec, opts, figures)
 
 
 @app.command()
 def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None, steps: StepsOpt = None,
            device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
-           heartbeat: HeartbeatOpt = 10.0, tensorboard: TensorboardOpt = False) -> None:
+           heartbeat: HeartbeatOpt = 10.0, tensorboard: TensorboardOpt = False,
+           allow_spec_change: AllowChangeOpt = False) -> None:
     """Work on a shared study until its global trial budget is met, then exit (no report).
 
     Start as many as you like, on as many machines as reach the storage (PostgreSQL for several
     machines; SQLite only on one). `bench report` or `bench run` afterwards writes the leaderboard.
     """
-    from bench import search, spec as spec_mod
+    from bench import api, search, storage as storage_mod
+    from stabgen.hardware import describe
 
-    spec = spec_mod.load(study)
-    opts = _options(spec, trials, steps, device, storage, data_dir, None, runs_dir, heartbeat, tensorboard)
-    console.print(f"worker on {spec.name} · storage {search.redact(opts.storage)} · budget {opts.trials} trials "
-                  f"· {search.hardware(opts.device)}")
+    spec = api.load_spec(study)
+    opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), None, heartbeat, tensorboard,
+                       allow_spec_change)
+    api.check_storage(spec, opts)  # fails fast, in one line
+    console.print(f"worker on {spec.name} · storage {storage_mod.redact(opts.storage)} · budget {opts.trials} "
+                  f"trials · {describe(opts.device)}")
     with _resumable_on_interrupt():
         study_ = search.run(spec, opts, on_trial_end=lambda t: console.print(_trial_line(spec, t)),
                             log=console.print, worker=True)
@@ -122,16 +116,11 @@ def report(
 
     Rebuildable at any time; needs no TensorBoard and no server (open index.html in a browser).
     """
-    from bench import report as report_mod
+    from bench import api, records
 
-    rec = report_mod.open_record(_study_name(study), storage, runs_dir)
-    r = report_mod.build(rec, out or Path("reports") / rec.spec.name, report_mod.command_line())
-    shown = report_mod.display_configs(r.configs, rec)
-    _print_table(shown.head(15) if not shown.empty else shown, f"{rec.spec.name}: configs (mean [95% CI])")
-    if not r.regularizers.empty:
-        _print_table(report_mod.display_regularizers(r.regularizers), "regularizers against none")
-    for note in r.notes:
-        console.print(f"[yellow]note:[/] {note}")
+    rec = api.open_study(study, storage, runs_dir)
+    r = api.build_report(rec, out or Path("reports") / rec.spec.name, records.command_line())
+    _print_report(r, rec, head=15)
     console.print(f"wrote {len(r.files)} files; open {r.out_dir / 'index.html'}")
 
 
@@ -143,9 +132,9 @@ def leaderboard(
     out: Annotated[Optional[Path], typer.Option(help="Also write OUT.csv and OUT.md.")] = None,
 ) -> None:
     """One table across several studies on the metrics they share, one row per config."""
-    from bench import report as report_mod
+    from bench import api, records, report as report_mod
 
-    recs = [report_mod.open_record(_study_name(s), storage, runs_dir) for s in studies]
+    recs = [api.open_study(s, storage, runs_dir) for s in studies]
     table, shared = report_mod.cross_study(recs)
     shown = table[["rank", "study", *[c for c in table.columns if c in ("model", "objective", "regularizer")],
                    "seeds", *shared]].copy()
@@ -156,7 +145,7 @@ def leaderboard(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out.with_suffix(".csv"), index=False)
-        out.with_suffix(".md").write_text(f"# {' + '.join(studies)}\n\n`{report_mod.command_line()}`\n\n"
+        out.with_suffix(".md").write_text(f"# {' + '.join(studies)}\n\n`{records.command_line()}`\n\n"
                                           + shown.to_markdown(index=False, disable_numparse=True) + "\n")
         console.print(f"wrote {out.with_suffix('.csv')}, {out.with_suffix('.md')}")
 
@@ -171,8 +160,8 @@ def reproduce(
 ) -> None:
     """Reproduce a paper's table: ours next to the paper's numbers, a verdict per claim, figures, and
     the command, hardware, budget and seeds at the top of reports/papers/NAME/README.md."""
-    from bench import papers
-    from bench.search import check_device, default_device, hardware
+    from bench import papers, records
+    from stabgen.hardware import check_device, default_device, describe
 
     if budget not in papers.BUDGETS:
         raise StabgenError(f"unknown budget {budget!r}; choose one of {', '.join(papers.BUDGETS)}")
@@ -180,7 +169,7 @@ def reproduce(
     ctx = papers.Context(out_dir or Path("reports") / "papers" / name, dev, str(data_dir) if data_dir else None,
                          str(inception_weights) if inception_weights else None, log=console.print)
     with _resumable_on_interrupt():
-        rep, path = papers.run(name, budget, ctx, " ".join(["bench", *sys.argv[1:]]), hardware(dev))
+        rep, path = papers.run(name, budget, ctx, records.command_line(), describe(dev))
     table = Table(title=f"{rep.title} · budget {budget}")
     for col in ("claim", "verdict"):
         table.add_column(col)
@@ -188,11 +177,6 @@ def reproduce(
         table.add_row(c.text, c.verdict)
     out.print(table)
     console.print(f"wrote {path}")
-
-
-def _study_name(study: str) -> str:
-    """A study is named like its spec file: accept `mnist_reg` or `studies/mnist_reg.toml`."""
-    return Path(study).stem if study.endswith(".toml") else study
 
 
 @contextlib.contextmanager
@@ -208,12 +192,14 @@ def _resumable_on_interrupt():
 
 def _trial_line(spec, trial) -> str:
     """One line per finished trial: its config and outcome."""
+    from bench import records
     from stabgen.models import MODELS
 
     cfg = trial.user_attrs.get("config", {})
     status = trial.user_attrs.get("status", trial.state.name.lower())
     metrics = trial.user_attrs.get("metrics", {})
-    lam = f" λ={cfg.get('lam'):.3g}" if cfg.get("regularizer") not in (None, "none") and cfg.get("lam") else ""
+    lam = records.display_lam(cfg.get("regularizer", "none"), cfg.get("lam"))
+    lam = f" λ={lam}" if lam != "—" else ""
     step = f" at step {trial.user_attrs.get('diverged_step')}" if status == "diverged" else ""
     obj = f" {cfg.get('objective')}" if cfg.get("model") and MODELS.get(cfg["model"]).family == "gan" else ""
     vals = ""
@@ -225,57 +211,52 @@ def _trial_line(spec, trial) -> str:
             f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
 
 
-def _run_and_report(spec, opts, study_arg: str) -> None:
-    from bench import records, search
+def _run_and_report(spec, opts, figures: bool) -> None:
+    """`bench run`: progress while the search runs, then the report's leaderboard."""
+    from bench import api, records
+    from bench.storage import redact
+    from stabgen.hardware import describe
 
-    hw = search.hardware(opts.device)
     budget = f"{opts.steps} steps" if opts.steps else spec.budget_label()
     console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
-                  f"storage {search.redact(opts.storage)} · {opts.trials} trials × {budget} · {hw}")
+                  f"storage {redact(opts.storage)} · {opts.trials} trials × {budget} · {describe(opts.device)}")
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         trials_bar = progress.add_task("trials", total=opts.trials, completed=0)
         steps_bar = progress.add_task("steps", total=opts.steps or spec.train.steps)
 
-        def on_trial_start(number: int) -> None:
-            progress.reset(steps_bar, description=f"trial {number}")
-
-        def on_step(number: int, step: int) -> None:
-            if step % 20 == 0:
-                progress.update(steps_bar, completed=step)
-
         def on_trial_end(trial) -> None:
             progress.update(trials_bar, advance=1)
             progress.console.print(_trial_line(spec, trial))
 
-        study = search.run(spec, opts, on_trial_start, on_step, on_trial_end, log=progress.console.print)
-    try:
-        search.inception_eval(study, spec, opts, log=console.print)
-    except StabgenError as e:  # the search results stand; say why the Inception column is empty
-        console.print(f"[yellow]Inception evaluation skipped:[/] {e}")
-    lb = records.leaderboard(study, spec.metric, spec.direction)
-    wall = time.perf_counter() - t0
-    command = " ".join(["bench", *sys.argv[1:]]) if sys.argv[1:] else f"bench run --study {study_arg}"
-    images = spec.dataset in ("mnist", "fashion-mnist")
-    evals = (f"domain metrics on N={spec.eval.samples} ({spec.dataset}/{spec.eval.split})" if images
-             else f"{spec.metric} on N={spec.eval.samples} samples ({spec.dataset})")
-    if images and spec.eval.inception_top_k:
-        evals += f" · Inception on N={spec.eval.inception_samples} for the top {spec.eval.inception_top_k}"
-    header = (f"# Leaderboard: {spec.name}\n\n`{command}` · {search.n_finished(study)} trials × "
-              f"{budget} · seeds {spec.seed}+trial · {hw} · {evals} · wall {wall:.0f}s")
-    study.set_user_attr("commands", list(dict.fromkeys([*study.user_attrs.get("commands", []), command])))
-    paths = records.write_leaderboard(lb, opts.runs_dir / spec.name, header, spec.metric, spec.direction)
-    if spec.multi_objective:
-        paths.append(records.write_pareto(study, spec, opts.runs_dir / spec.name))
-    _print_table(records.display_frame(lb) if not lb.empty else lb, f"{spec.name} leaderboard")
-    summary = records.config_summary(lb, spec.metric, spec.direction)
-    if not summary.empty and (summary["seeds"] > 1).any():
-        _print_table(summary[summary["seeds"] > 1].round(4).astype(str), "configs over seeds (mean ± std)")
-    console.print(f"wrote {', '.join(str(p) for p in paths)} · wall time {wall:.1f}s")
+        rec = api.run_study(spec, opts, command=records.command_line() if sys.argv[1:] else None, figures=figures,
+                            on_trial_start=lambda n: progress.reset(steps_bar, description=f"trial {n}"),
+                            on_step=lambda n, s: progress.update(steps_bar, completed=s) if s % 20 == 0 else None,
+                            on_trial_end=on_trial_end, log=progress.console.print)
+    _print_report(rec.report, rec)
+    console.print(f"wrote {opts.runs_dir / spec.name}/leaderboard.{{csv,md,tex,html}}, trials.csv · "
+                  f"wall time {time.perf_counter() - t0:.1f}s")
+
+
+def _print_report(r, rec, head: int | None = None) -> None:
+    from bench import report as report_mod
+
+    shown = report_mod.display_configs(r.configs, rec)
+    _print_table(shown.head(head) if head and not shown.empty else shown, f"{rec.spec.name}: configs (mean [95% CI])")
+    if not r.regularizers.empty:
+        _print_table(report_mod.display_regularizers(r.regularizers), "regularizers against none")
+    for note in r.notes:
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def _print_table(df, title: str) -> None:
+    """A rich table on a terminal; piped or logged, the whole table as Markdown (no cell squeezed to …)."""
+    if not out.is_terminal:
+        out.print(f"\n{title}\n", markup=False, highlight=False)
+        out.print(df.astype(str).to_markdown(index=False, disable_numparse=True), markup=False, highlight=False,
+                  soft_wrap=True)
+        return
     table = Table(title=title)
     for col in df.columns:
         table.add_column(str(col), justify="right" if col not in ("model", "regularizer", "status") else "left")
@@ -286,7 +267,8 @@ def _print_table(df, title: str) -> None:
 
 @app.command()
 def metrics(
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist: the real data (and domain classifier).")] = "mnist",
+    dataset: Annotated[Optional[str], typer.Option(help="A dataset with a domain classifier (bench list datasets): "
+                                                   "the real data and the classifier (default: mnist).")] = None,
     samples: Annotated[Optional[Path], typer.Option(help="Your samples: .pt/.npz/.npy tensor file or a folder of "
                                                     "images (uint8, or float in [0,1] or [-1,1]).")] = None,
     real_vs: Annotated[Optional[str], typer.Option(help="Instead of samples, score a real split (train/test) "
@@ -307,33 +289,15 @@ def metrics(
     """
     import json
 
-    from bench.search import check_device, default_device
-    from stabgen.data import DATASETS
-    from stabgen.metrics.evaluate import evaluate_samples
-    from stabgen.metrics.fidelity import RealRef
-    from stabgen.samples import load_samples
+    from bench import api
 
-    if dataset not in DATASETS:
-        raise StabgenError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-    if (samples is None) == (real_vs is None):
-        raise StabgenError("give exactly one of --samples PATH or --real-vs SPLIT")
-    dd = str(data_dir) if data_dir else None
-    if samples is not None:
-        fake = load_samples(samples)[:n]
-        source = str(samples)
-    else:
-        size = 60000 if real_vs == "train" else 10000
-        # a different fixed subset than the reference's, so train-vs-train is not the same images
-        fake = RealRef(dataset, real_vs, min(n, size), seed=1, data_dir=dd).images()
-        source = f"{dataset}/{real_vs} (real)"
-    t0 = time.perf_counter()
-    res = evaluate_samples(fake, dataset, split, n, extractor, check_device(device or default_device()), dd,
-                           str(inception_weights) if inception_weights else None, fid_inf)
-    res.update(samples=source, seconds=round(time.perf_counter() - t0, 2))
+    res = api.score_samples(dataset, samples, real_vs, split, n, extractor, device, _str(data_dir),
+                            _str(inception_weights), fid_inf)
+    source = res["samples"]
     if json_out:
         out.print_json(json.dumps(res))
         return
-    out.print(f"{source} vs {dataset}/{split} · extractor {extractor} · N = {res['n_fake']} fake, {res['n_real']} real")
+    out.print(f"{source} vs {res['dataset']}/{split} · extractor {extractor} · N = {res['n_fake']} fake, {res['n_real']} real")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -351,10 +315,10 @@ def list_(
     what: Annotated[str, typer.Argument(help="models, objectives, regularizers or datasets")] = "regularizers",
 ) -> None:
     """List a registry: each entry with a one-line description and where it applies."""
+    from stabgen.datasets import DATASETS
     from stabgen.models import MODELS
     from stabgen.objectives import OBJECTIVES
     from stabgen.regularizers import REGULARIZERS
-    from stabgen.sources import DESCRIPTIONS, KINDS
 
     rows = {
         "models": lambda: [(n, f"{s.family} · {s.data_kind} data", s.description) for n, s in MODELS.items()],
@@ -363,7 +327,8 @@ def list_(
                                for n, o in OBJECTIVES.items()],
         "regularizers": lambda: [(n, ", ".join(sorted(r.families)) + f" · {r.acts_on}", r.description)
                                  for n, r in REGULARIZERS.items()],
-        "datasets": lambda: [(n, f"{KINDS[n]} models", d) for n, d in DESCRIPTIONS.items()],
+        "datasets": lambda: [(n, f"{d.kind} models · metrics {', '.join(d.metrics)}", d.description)
+                             for n, d in DATASETS.items()],
     }
     if what not in rows:
         raise StabgenError(f"cannot list {what!r}; choose one of {', '.join(rows)}")
@@ -377,7 +342,8 @@ def list_(
 
 @app.command("train-classifier")
 def train_classifier(
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist")] = "mnist",
+    dataset: Annotated[Optional[str], typer.Option(help="A dataset with labelled splits (bench list datasets; "
+                                                   "default: mnist).")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the idx files.")] = None,
@@ -386,10 +352,19 @@ def train_classifier(
                                                      "shipped in the package).")] = None,
 ) -> None:
     """Train the domain classifier whose features the domain FID/KID/PR use; writes weights + a card."""
+    from stabgen.datasets import DATASETS, DEFAULT_DATASET
     from stabgen.metrics.classifier import train_classifier as fit
 
-    card = fit(dataset, epochs, str(data_dir) if data_dir else None, seed, device, out_path, log=console.print)
+    ds = DATASETS.get(dataset or DEFAULT_DATASET)
+    if ds.load_split is None or not ds.classes:
+        raise StabgenError(f"dataset {ds.name!r} has no labelled splits to train a classifier on")
+    splits = [ds.load_split(s, _str(data_dir)) for s in ("train", "test")]
+    card = fit(ds.name, *splits, epochs, seed, device, out_path, log=console.print)
     console.print(card)
+
+
+def _str(path: Optional[Path]) -> str | None:
+    return str(path) if path else None
 
 
 def main() -> None:

@@ -1,34 +1,51 @@
-"""Report figures (seaborn on matplotlib's Agg backend): each function takes the study's trial
-frame and returns a figure, or None when the study holds nothing to draw (e.g. no λ-regularizer)."""
+"""Report figures (seaborn on matplotlib Figure objects): each function takes the study's trial
+frame and returns a figure, or None when the study holds nothing to draw (e.g. no λ-regularizer).
+
+Figures are made without pyplot, so no backend is chosen and no figure is left open in a user's
+session; seaborn's theme applies only inside `styled()` (importing this module changes nothing).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
-import matplotlib
+import contextlib
+from typing import Iterator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
 
-sns.set_theme(style="whitegrid", context="notebook")
+
+@contextlib.contextmanager
+def styled() -> Iterator[None]:
+    """seaborn's whitegrid/notebook look for the figures drawn inside; the user's rcParams after."""
+    import matplotlib
+
+    with matplotlib.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        yield
+
+
+def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (7, 4.2), **kw):
+    """A Figure and its axes, like pyplot.subplots but unmanaged by pyplot (no backend, no registry)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def _done(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return df[(df["status"] == "completed") & df[metric].notna()]
 
 
-def objective_vs_lambda(df: pd.DataFrame, metric: str, direction: str) -> plt.Figure | None:
+def objective_vs_lambda(df: pd.DataFrame, metric: str, direction: str) -> Figure | None:
     """Where in λ each regularizer works: one point per completed trial, log λ; the dashed line is
     the median of the unregularized trials."""
     d = _done(df, metric)
     lam = d[(d["regularizer"] != "none") & (d["lam"] > 0)]
     if lam.empty:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     sns.scatterplot(data=lam, x="lam", y=metric, hue="regularizer", style="model", s=60, ax=ax)
     base = d.loc[d["regularizer"] == "none", metric]
     if len(base):
@@ -40,12 +57,12 @@ def objective_vs_lambda(df: pd.DataFrame, metric: str, direction: str) -> plt.Fi
     return fig
 
 
-def objective_by_regularizer(df: pd.DataFrame, metric: str, direction: str) -> plt.Figure | None:
+def objective_by_regularizer(df: pd.DataFrame, metric: str, direction: str) -> Figure | None:
     d = _done(df, metric)
     if d.empty:
         return None
     order = d.groupby("regularizer")[metric].median().sort_values(ascending=direction == "minimize").index
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     sns.boxplot(data=d, x="regularizer", y=metric, order=order, color="lightsteelblue", showfliers=False, ax=ax)
     sns.stripplot(data=d, x="regularizer", y=metric, order=order, hue="model", dodge=False, size=5,
                   alpha=0.8, ax=ax)
@@ -54,7 +71,7 @@ def objective_by_regularizer(df: pd.DataFrame, metric: str, direction: str) -> p
     return fig
 
 
-def budget_curves(df: pd.DataFrame, metric: str, direction: str) -> plt.Figure | None:
+def budget_curves(df: pd.DataFrame, metric: str, direction: str) -> Figure | None:
     """Best-so-far against trials and against cumulative compute seconds, in completion order."""
     d = df[df["seed_rerun_of"].isna()].sort_values("completed_at")
     if d[metric].notna().sum() == 0:
@@ -63,7 +80,7 @@ def budget_curves(df: pd.DataFrame, metric: str, direction: str) -> plt.Figure |
     vals = np.where(np.isnan(vals), np.inf if direction == "minimize" else -np.inf, vals)
     best = np.minimum.accumulate(vals) if direction == "minimize" else np.maximum.accumulate(vals)
     best = np.where(np.isfinite(best), best, np.nan)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10, 3.8), sharey=True)
     axes[0].step(np.arange(1, len(best) + 1), best, where="post")
     axes[0].set_xlabel("finished trials")
     axes[1].step(d["seconds"].fillna(0).cumsum().to_numpy(), best, where="post")
@@ -73,7 +90,7 @@ def budget_curves(df: pd.DataFrame, metric: str, direction: str) -> plt.Figure |
     return fig
 
 
-def training_curves(df: pd.DataFrame, metric: str, direction: str, top: int = 5) -> plt.Figure | None:
+def training_curves(df: pd.DataFrame, metric: str, direction: str, top: int = 5) -> Figure | None:
     """Intermediate metric and losses of the top trials, read from their trial folders."""
     d = _done(df, metric).sort_values(metric, ascending=direction == "minimize").head(top)
     curves, losses = [], []
@@ -91,7 +108,7 @@ def training_curves(df: pd.DataFrame, metric: str, direction: str, top: int = 5)
                 losses.append(h.assign(trial=label, loss=h[col])[["step", "loss", "trial"]])
     if not curves and not losses:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = subplots(1, 2, figsize=(11, 3.8))
     if curves:
         sns.lineplot(data=pd.concat(curves), x="step", y=metric, hue="trial", marker="o", ax=axes[0])
     if losses:
@@ -102,12 +119,12 @@ def training_curves(df: pd.DataFrame, metric: str, direction: str, top: int = 5)
     return fig
 
 
-def fidelity_diversity(df: pd.DataFrame, metric: str, direction: str) -> plt.Figure | None:
+def fidelity_diversity(df: pd.DataFrame, metric: str, direction: str) -> Figure | None:
     """Precision vs recall and density vs coverage: fidelity against diversity, one point per trial."""
     d = df[df["status"] == "completed"]
     if "precision" not in d or d["precision"].notna().sum() == 0:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = subplots(1, 2, figsize=(10, 4.2))
     sns.scatterplot(data=d, x="recall", y="precision", hue="regularizer", style="model", s=60, ax=axes[0])
     sns.scatterplot(data=d, x="coverage", y="density", hue="regularizer", style="model", s=60, ax=axes[1],
                     legend=False)
@@ -116,18 +133,18 @@ def fidelity_diversity(df: pd.DataFrame, metric: str, direction: str) -> plt.Fig
     return fig
 
 
-def param_importances(importances: dict[str, float]) -> plt.Figure | None:
+def param_importances(importances: dict[str, float]) -> Figure | None:
     if not importances:
         return None
     s = pd.Series(importances).sort_values()
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(s)))
+    fig, ax = subplots(figsize=(6, 0.5 + 0.45 * len(s)))
     sns.barplot(x=s.to_numpy(), y=s.index, orient="h", color="steelblue", ax=ax)
     ax.set_xlabel("importance (Optuna PED-ANOVA)")
     ax.set_ylabel("")
     return fig
 
 
-FIGURES: dict[str, Callable[[pd.DataFrame, str, str], plt.Figure | None]] = {
+FIGURES: dict[str, Callable[[pd.DataFrame, str, str], Figure | None]] = {
     "objective_vs_lambda": objective_vs_lambda,
     "objective_by_regularizer": objective_by_regularizer,
     "budget_curves": budget_curves,
@@ -136,12 +153,11 @@ FIGURES: dict[str, Callable[[pd.DataFrame, str, str], plt.Figure | None]] = {
 }
 
 
-def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     """PNG (for the page) and SVG (for papers) of one figure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     fig.tight_layout()
     for p in paths:
         fig.savefig(p, dpi=110)
-    plt.close(fig)
     return paths

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import math
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,18 +19,12 @@ import optuna
 import pandas as pd
 from pydantic import ValidationError
 
-from bench import figures, records, stats
+from bench import records, stats
 from bench.spec import StudySpec
+from bench.storage import load_study, redact
+from stabgen.datasets import DATASETS
 from stabgen.errors import StabgenError
 
-METRIC_COLUMNS = {  # what a config row reports, per kind of study, with each metric's direction
-    "image": {"domain_fid": "minimize", "inception_fid": "minimize", "domain_kid": "minimize",
-              "precision": "maximize", "recall": "maximize", "density": "maximize", "coverage": "maximize",
-              "classes": "maximize", "class_kl": "minimize"},
-    "points": {"modes_captured": "maximize", "high_quality": "maximize", "reverse_kl": "minimize"},
-    "stacked": {"stacked_modes": "maximize", "stacked_kl": "minimize"},
-}
-KIND = {"mnist": "image", "fashion-mnist": "image", "ring": "points", "grid": "points", "stacked-mnist": "stacked"}
 TOP_SAMPLES = 6
 
 
@@ -43,40 +36,34 @@ class StudyRecord:
     spec: StudySpec
     storage: str
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+    report: "Report | None" = None  # the last report built from it by `bench run` (api.run_study)
 
     @property
     def metrics(self) -> dict[str, str]:
-        cols = METRIC_COLUMNS[KIND[self.spec.dataset]]
-        return {m: d for m, d in cols.items()  # the study metric always; others where some trial has one
+        """The dataset's report columns → direction: the study metric always, others where some trial has one."""
+        cols = DATASETS.get(self.spec.dataset).columns
+        return {m: c.direction for m, c in cols.items()
                 if m == self.spec.metric or (m in self.trials and self.trials[m].notna().any())}
 
 
 def open_record(study_name: str, storage: str | None, runs_dir: Path = Path("runs")) -> StudyRecord:
     """Load a study by name from its storage (default: the SQLite file `bench run` writes)."""
-    from bench.search import redact
+    study, storage = load_study(study_name, storage, runs_dir)
+    return record_of(study, storage)
 
-    storage = storage or f"sqlite:///{runs_dir / study_name / 'study.db'}"
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
-        raise StabgenError(f"no study storage at {storage.removeprefix('sqlite:///')}; run `bench run --study "
-                           f"{study_name}` first, or pass --storage URL / --runs-dir")
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        raise StabgenError(f"storage {redact(storage)} holds no study named {study_name!r}") from None
-    except Exception as e:
-        raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}") from None
+
+def record_of(study: optuna.Study, storage: str) -> StudyRecord:
+    """A study as the report sees it, from an open study."""
     if "spec" not in study.user_attrs:
-        raise StabgenError(f"study {study_name!r} records no spec (not made by `bench run`)")
+        raise StabgenError(f"study {study.study_name!r} records no spec (not made by `bench run`)")
     try:
         spec = StudySpec.model_validate(study.user_attrs["spec"])
     except ValidationError as e:
-        raise StabgenError(f"study {study_name!r} was made by an older spec format this version cannot read "
+        raise StabgenError(f"study {study.study_name!r} was made by a spec this version cannot read "
                            f"({e.errors()[0]['loc']}: {e.errors()[0]['msg']})") from None
     trials = records.trials_frame(study)
-    for m in [spec.metric, *METRIC_COLUMNS[KIND[spec.dataset]]]:  # a study where every trial diverged has none
-        if not trials.empty and m not in trials:
-            trials[m] = math.nan
+    if not trials.empty and spec.metric not in trials:  # a metric outside the dataset's columns
+        trials[spec.metric] = math.nan
     return StudyRecord(study, spec, storage, trials)
 
 
@@ -165,7 +152,7 @@ def display_configs(configs: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
         return configs
     keys = [k for k in _varying(rec.trials) if k in configs]
     out = configs[["rank", *keys]].copy()
-    out["lam"] = [("—" if r == "none" or not v else f"{v:.2e}") for r, v in zip(configs["regularizer"], configs["lam"])]
+    out["lam"] = [records.display_lam(r, v) for r, v in zip(configs["regularizer"], configs["lam"])]
     out["lr"] = configs["lr"].map(lambda v: f"{v:.2e}")
     for m in rec.metrics:
         out[m] = [display_ci(v, lo, hi) for v, lo, hi in zip(configs[m], configs[f"{m}_ci_low"],
@@ -204,61 +191,67 @@ class Report:
     files: list[Path]
 
 
-def build(rec: StudyRecord, out_dir: Path, command: str) -> Report:
-    spec, study = rec.spec, rec.study
+def build(rec: StudyRecord, out_dir: Path, command: str, figures: bool = True) -> Report:
+    """The report of a study: tables always (leaderboard.{csv,md,tex,html}, trials.csv, regularizers.csv,
+    pareto.csv for multi-objective studies); with `figures`, also the figures, sample grids and index.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    configs = config_table(rec)
-    regs = regularizer_table(rec)
-    notes: list[str] = []
+    configs, regs = config_table(rec), regularizer_table(rec)
     header = _header(rec, command)
-    files = _write_tables(rec, configs, regs, out_dir, header)
+    report = Report(out_dir, header, configs, regs, {}, [], [], _write_tables(rec, configs, regs, out_dir, header))
+    if figures:
+        from bench import figures as figs_mod  # seaborn: only where figures are drawn
 
-    figs: dict[str, str] = {}
-    fig_dir = out_dir / "figures"
-    for name, draw in figures.FIGURES.items():
-        fig = draw(rec.trials, spec.metric, spec.direction) if not rec.trials.empty else None
-        if fig is None:
-            notes.append(f"{name}: nothing to draw for this study")
-            continue
-        files += figures.save(fig, fig_dir, name)
-        figs[name] = f"figures/{name}.png"
-    try:
-        sign = 1 if spec.direction == "minimize" else -1  # PED-ANOVA ranks parameters for *low* targets
-        imp = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=lambda t: sign * t.values[0])
-    except (ValueError, RuntimeError, ZeroDivisionError) as e:
-        imp = {}
-        notes.append(f"param_importances: Optuna could not compute them ({str(e).splitlines()[0]})")
-    fig = figures.param_importances(imp)
-    if fig is not None:
-        files += figures.save(fig, fig_dir, "param_importances")
-        figs["param_importances"] = "figures/param_importances.png"
-
-    samples = []
-    done = rec.trials[rec.trials["status"] == "completed"] if not rec.trials.empty else rec.trials
-    if spec.metric in done:
-        top = done.sort_values(spec.metric, ascending=spec.direction == "minimize").head(TOP_SAMPLES)
-        for _, row in top.iterrows():
-            src = Path(str(row["trial_dir"])) / "samples.png"
-            if src.exists():
-                dst = out_dir / "samples" / f"trial-{row['trial']}.png"
-                dst.parent.mkdir(exist_ok=True)
-                shutil.copyfile(src, dst)
-                files.append(dst)
-                samples.append((f"trial {row['trial']}: {row['model']} {row['regularizer']} · "
-                                f"{spec.metric} {_fmt(row[spec.metric])}", f"samples/{dst.name}"))
-            else:
-                notes.append(f"samples of trial {row['trial']}: {src} is not on this machine")
-    report = Report(out_dir, header, configs, regs, figs, samples, notes, files)
-    page = out_dir / "index.html"
-    page.write_text(render_html(report, rec))
-    report.files.append(page)
+        with figs_mod.styled():
+            _draw_figures(rec, report, figs_mod)
+        _copy_samples(rec, report)
+        page = out_dir / "index.html"
+        page.write_text(render_html(report, rec))
+        report.files.append(page)
     return report
 
 
-def _header(rec: StudyRecord, command: str) -> dict[str, str]:
-    from bench.search import redact
+def _draw_figures(rec: StudyRecord, report: Report, figs_mod) -> None:
+    spec, fig_dir = rec.spec, report.out_dir / "figures"
+    drawn = {name: draw(rec.trials, spec.metric, spec.direction) if not rec.trials.empty else None
+             for name, draw in figs_mod.FIGURES.items()}
+    try:
+        sign = 1 if spec.direction == "minimize" else -1  # PED-ANOVA ranks parameters for *low* targets
+        imp = optuna.importance.get_param_importances(
+            rec.study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+            target=lambda t: sign * t.values[0])
+    except (ValueError, RuntimeError, ZeroDivisionError) as e:
+        imp = {}
+        report.notes.append(f"param_importances: Optuna could not compute them ({str(e).splitlines()[0]})")
+    drawn["param_importances"] = figs_mod.param_importances(imp)
+    for name, fig in drawn.items():
+        if fig is None:
+            if name != "param_importances":
+                report.notes.append(f"{name}: nothing to draw for this study")
+            continue
+        report.files += figs_mod.save(fig, fig_dir, name)
+        report.figures[name] = f"figures/{name}.png"
 
+
+def _copy_samples(rec: StudyRecord, report: Report) -> None:
+    """The sample grids of the top trials, copied beside the page (or a note where they are elsewhere)."""
+    spec = rec.spec
+    done = rec.trials[rec.trials["status"] == "completed"] if not rec.trials.empty else rec.trials
+    if spec.metric not in done:
+        return
+    for _, row in done.sort_values(spec.metric, ascending=spec.direction == "minimize").head(TOP_SAMPLES).iterrows():
+        src = Path(str(row["trial_dir"])) / "samples.png"
+        if not src.exists():
+            report.notes.append(f"samples of trial {row['trial']}: {src} is not on this machine")
+            continue
+        dst = report.out_dir / "samples" / f"trial-{row['trial']}.png"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(src, dst)
+        report.files.append(dst)
+        report.samples.append((f"trial {row['trial']}: {row['model']} {row['regularizer']} · "
+                               f"{spec.metric} {_fmt(row[spec.metric])}", f"samples/{dst.name}"))
+
+
+def _header(rec: StudyRecord, command: str) -> dict[str, str]:
     df, spec = rec.trials, rec.spec
     search = df[df["seed_rerun_of"].isna()] if not df.empty else df
     devices = sorted(set(df["device"].dropna())) if not df.empty else []
@@ -289,6 +282,11 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, o
     paths = {ext: out_dir / f"leaderboard.{ext}" for ext in ("csv", "md", "tex", "html")}
     configs.to_csv(paths["csv"], index=False)
     regs.to_csv(out_dir / "regularizers.csv", index=False)
+    extra = [out_dir / "regularizers.csv", out_dir / "trials.csv"]
+    records.ranked(rec.trials, rec.spec.metric, rec.spec.direction).to_csv(extra[1], index=False)
+    if rec.spec.multi_objective:
+        extra.append(out_dir / "pareto.csv")
+        records.pareto_frame(rec.study, rec.spec.metrics).to_csv(extra[-1], index=False)
     md = f"# Leaderboard: {rec.spec.name}\n\n{top}\n\n" + shown.to_markdown(index=False, disable_numparse=True)
     if not shown_regs.empty:
         md += ("\n\n## Regularizers against `none`\n\nTwo-sided Mann-Whitney U on the study metric over trials "
@@ -296,11 +294,19 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, o
                "P(better than none) is the common-language effect size.\n\n"
                + shown_regs.to_markdown(index=False, disable_numparse=True))
     paths["md"].write_text(md + "\n")
-    caption = f"{rec.spec.name}: {header['metric']}"
-    paths["tex"].write_text(shown.to_latex(index=False, escape=True, caption=caption, label=f"tab:{rec.spec.name}"))
+    caption = _latex_escape(f"{rec.spec.name}: {header['metric']}")  # to_latex escapes cells, not captions
+    paths["tex"].write_text(shown.to_latex(index=False, escape=True, caption=caption,
+                                           label=f"tab:{rec.spec.name.replace('_', '-')}"))
     paths["html"].write_text(_html_page(f"Leaderboard: {rec.spec.name}", _header_html(header)
                                         + shown.to_html(index=False, border=0, classes="table")))
-    return [*paths.values(), out_dir / "regularizers.csv"]
+    return [*paths.values(), *extra]
+
+
+def _latex_escape(text: str) -> str:
+    """LaTeX's special characters in running text (what pandas' escape=True does to the cells)."""
+    table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(table.get(c, c) for c in text)
 
 
 # --- HTML ---------------------------------------------------------------------------------------------
@@ -387,7 +393,3 @@ def cross_study(recs: list[StudyRecord]) -> tuple[pd.DataFrame, list[str]]:
     table = table.sort_values(shared[0], ascending=direction == "minimize", na_position="last")
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.reset_index(drop=True), shared
-
-
-def command_line() -> str:
-    return " ".join(["bench", *sys.argv[1:]])

@@ -11,14 +11,11 @@ parameters: a trial is neither lost nor counted twice.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
 import socket
-import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,19 +26,14 @@ import torch
 from bench import records
 from bench.space import REEVAL, grid, probe_configs, suggest_config, trial_seed
 from bench.spec import StudySpec
-from stabgen import data as data_mod
-from stabgen.errors import StabgenError
+from bench.storage import heartbeats, open_study, quiet, record_spec
+from stabgen.datasets import DATASETS, EvalRequest
 from stabgen.hardware import describe
-from stabgen.metrics.evaluate import evaluator_for
 from stabgen.metrics.stability import stability_objective, trial_stability
-from stabgen.models import MODELS
-from stabgen import sources
-from stabgen.population import group_key, train_population
-from stabgen.train import TrialConfig, TrialResult, sample_output, sampler, train
+from stabgen.sources import Source
+from stabgen.train import group_key, train, train_population
+from stabgen.trial import TrialConfig, TrialResult, sample_output, sampler
 
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# population rounds tell trials outside Study.optimize but keep their heartbeats (heartbeats() below)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
 ACTIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)  # hold a place in the budget
@@ -58,100 +50,7 @@ class RunOptions:
     inception_weights: str | None = None
     heartbeat: float = 10.0  # seconds; a RUNNING trial silent for 3 heartbeats is failed and retried
     tensorboard: bool = False  # also write each trial's curves as TensorBoard events
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def check_device(device: str) -> str:
-    """A device torch can use here, or a one-line error saying what is available."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise StabgenError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise StabgenError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise StabgenError(f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
-    elif dev.type != "cpu":
-        raise StabgenError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
-    return device
-
-
-hardware = describe  # what records and leaderboards name as the hardware
-
-
-def redact(url: str) -> str:
-    """A storage URL safe to print: the password replaced by ***."""
-    try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a parseable URL: print nothing of it that could be a secret
-        return url.split("@")[-1]
-
-
-SAMPLERS: dict[str, Callable[[StudySpec, int], optuna.samplers.BaseSampler]] = {
-    # constant_liar: running trials count as if they had scored badly, so parallel workers spread out
-    "tpe": lambda spec, seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                                          constant_liar=True),
-    "random": lambda spec, seed: optuna.samplers.RandomSampler(seed=seed),
-    "grid": lambda spec, seed: optuna.samplers.RandomSampler(seed=seed),  # never used: the grid is queued
-    # CMA-ES models the continuous parameters; the categorical ones are drawn independently
-    "cmaes": lambda spec, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-    "nsga2": lambda spec, seed: optuna.samplers.NSGAIISampler(seed=seed,
-                                                              population_size=max(4, min(50, spec.n_trials // 4))),
-}
-
-PRUNERS: dict[str, Callable[[StudySpec], optuna.pruners.BasePruner]] = {
-    "none": lambda spec: optuna.pruners.NopPruner(),
-    "median": lambda spec: optuna.pruners.MedianPruner(n_startup_trials=3),
-    # resources are training steps: rungs from the first evaluation up to the full budget
-    "hyperband": lambda spec: optuna.pruners.HyperbandPruner(min_resource=spec.train.eval_every,
-                                                             max_resource="auto", reduction_factor=3),
-}
-
-
-def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: float = 10.0) -> optuna.Study:
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI reports trial outcomes itself
-    for attempt in range(6):
-        try:
-            return _open_study(spec, storage, seed_offset, heartbeat)
-        except Exception as e:
-            if attempt < 5 and _creation_race(e):  # workers starting at once on an empty database
-                time.sleep(0.2 + random.random())
-                continue
-            raise _storage_error(e, storage) from None
-    raise AssertionError("unreachable")
-
-
-def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: float) -> optuna.Study:
-    rdb = optuna.storages.RDBStorage(
-        storage, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
-    return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
-                               sampler=SAMPLERS[spec.sampler](spec, spec.seed + seed_offset),
-                               pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
-
-
-def _creation_race(e: Exception) -> bool:
-    """Two processes creating Optuna's tables (or the same study) at the same moment: the loser sees a
-    unique-constraint violation; opening again finds what the winner created."""
-    text = str(getattr(e, "orig", e)).lower()
-    return type(e).__name__ in ("IntegrityError", "DuplicatedStudyError") or "duplicate key" in text \
-        or "already exists" in text
-
-
-def _storage_error(e: Exception, storage: str) -> Exception:
-    """A one-line StabgenError for what the user can fix (driver, URL, server); anything else as is."""
-    if isinstance(e, (ImportError, ValueError, RuntimeError)):
-        hint = (" (install its driver: pip install psycopg2-binary for PostgreSQL, pymysql for MySQL)"
-                if "import" in str(e).lower() else "")
-        return StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}{hint}")
-    if type(e).__module__.startswith(("sqlalchemy", "optuna")):  # OperationalError and friends
-        return StabgenError(f"cannot open storage {redact(storage)}: {str(getattr(e, 'orig', e)).splitlines()[0]}")
-    return e
+    allow_spec_change: bool = False  # resume a study although its stored spec differs (recorded)
 
 
 def n_finished(study: optuna.Study) -> int:
@@ -188,12 +87,13 @@ class TrialRunner:
 
     spec: StudySpec
     opts: RunOptions
-    source: object
+    source: Source
     budget: int
 
     def __post_init__(self) -> None:
-        self.evaluate = evaluator_for(self.spec.dataset, self.spec.eval.split, self.spec.eval.samples,
-                                      self.opts.device, self.opts.data_dir, self.spec.metric)
+        e = self.spec.eval
+        self.evaluate = DATASETS.get(self.spec.dataset).build_evaluator(
+            EvalRequest(e.split, e.samples, self.opts.device, self.opts.data_dir, self.spec.metric))
 
     def start(self, trial: optuna.Trial) -> TrialConfig:
         why_not = holds_slot(trial.study, trial, self.budget)
@@ -204,7 +104,7 @@ class TrialRunner:
         seed = retried["seed"] if retried else trial_seed(self.spec, trial.number, trial.user_attrs)
         cfg = suggest_config(trial, self.spec, self.opts.steps, seed)
         trial.set_user_attr("config", cfg.to_dict())
-        trial.set_user_attr("device", hardware(self.opts.device))
+        trial.set_user_attr("device", describe(self.opts.device))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         return cfg
 
@@ -305,39 +205,7 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
     return len(asked)
 
 
-@contextlib.contextmanager
-def heartbeats(study: optuna.Study, trials: list[optuna.Trial]):
-    """Keep every trial of a population alive while it trains: one thread records all K heartbeats
-    each interval (Study.optimize runs one thread per trial, which for K = 256 would be 256 threads
-    writing to the storage). Storages without heartbeats (in-memory) need nothing."""
-    storage = study._storage  # Optuna exposes neither the storage nor trial ids publicly
-    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
-    if interval is None:
-        yield
-        return
-    ids = [t._trial_id for t in trials]
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            for trial_id in ids:
-                try:
-                    storage.record_heartbeat(trial_id)
-                except Exception:  # a storage blip must not end the beats (the trials would go stale
-                    pass           # and be retried while still training); a dead storage fails the tell
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, name="stabgen-heartbeats", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def population_size(spec: StudySpec, device: str, source) -> int:
+def population_size(spec: StudySpec, device: str, source: Source) -> int:
     """K from the spec, or for 'auto' from free accelerator memory: a probe population of 2 measures
     one member's peak memory, and K fills 70 % of what is free (at most 256). On CPU, 'auto' is 1:
     see benchmarks/results for what populations gain there."""
@@ -376,11 +244,19 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
     still running, it waits for them (a killed worker's trial goes stale, is failed and queued again).
     """
     probe = open_study(spec, opts.storage, heartbeat=opts.heartbeat)
+    record_spec(probe, spec, opts.allow_spec_change)  # a changed spec stops here, nothing touched
     # a fresh RNG stream on resume; and one per worker, or simultaneous workers would propose alike
     offset = len(probe.trials) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)
     study = open_study(spec, opts.storage, seed_offset=offset, heartbeat=opts.heartbeat)
-    if "spec" not in study.user_attrs:
-        study.set_user_attr("spec", spec.model_dump(mode="json"))
+    with quiet():
+        _work(study, spec, opts, on_trial_start, on_step, on_trial_end, poll, log)
+    return study
+
+
+def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start, on_step, on_trial_end,
+          poll: float, log: Callable[[str], None]) -> None:
+    """The worker loop of `run`: train while the budget has room, wait for others' running trials,
+    then queue the seed re-runs still owed; return when none is."""
     if spec.sampler == "grid":
         queue_grid(study, spec, opts.trials)
     source = runner = None
@@ -392,7 +268,7 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
         n_search = sum(1 for t in trials if t.state in ACTIVE and REEVAL not in t.user_attrs)
         if n_search < opts.trials or any(t.state == State.WAITING for t in trials):
             if runner is None:  # load data only when there is work: a finished study reports at once
-                source = sources.load_source(spec.dataset, opts.data_dir).to(opts.device)
+                source = DATASETS.get(spec.dataset).source(opts.data_dir).to(opts.device)
                 runner = TrialRunner(spec, opts, source, opts.trials)
                 size = population_size(spec, opts.device, source)
             if size == 1:
@@ -412,7 +288,7 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
             continue
         reruns = pending_reruns(study, spec)
         if not reruns:
-            return study
+            return
         for params, attrs in reruns:
             study.enqueue_trial(params, user_attrs=attrs)
 
@@ -449,34 +325,3 @@ def pending_reruns(study: optuna.Study, spec: StudySpec) -> list[tuple[dict, dic
     owed = [(t, i) for rank, t in enumerate(search)
             for i in range(1, per + (extra if rank < k else 0))]
     return [(t.params, {REEVAL: t.number, "seed_index": i}) for t, i in owed if (t.number, i) not in have]
-
-
-def inception_eval(study: optuna.Study, spec: StudySpec, opts: RunOptions, log=print) -> None:
-    """Inception FID/KID/PR for the top-k completed trials that lack one (results kept in the study)."""
-    from stabgen.metrics import fidelity  # torch-fidelity: imported by the studies that use it
-
-    k = spec.eval.inception_top_k
-    if k == 0 or spec.dataset not in data_mod.DATASETS:  # Inception: the grey image datasets only
-        return
-    lb = records.leaderboard(study, spec.metric, spec.direction)
-    if lb.empty:
-        return
-    top = lb[lb["status"] == "completed"].head(k)
-    ref = fidelity.RealRef(spec.dataset, spec.eval.split, spec.eval.inception_samples, data_dir=opts.data_dir)
-    for _, row in top.iterrows():
-        key = f"{records.INCEPTION_ATTR}{int(row['trial'])}"
-        if key in study.user_attrs:
-            continue
-        trial = study.trials[int(row["trial"])]
-        cfg = TrialConfig(**trial.user_attrs["config"])
-        gen = MODELS.get(cfg.model).build(data_mod.IMAGE_SHAPES[cfg.dataset], cfg.z_dim)["generator"]
-        weights = Path(trial.user_attrs["trial_dir"]) / "generator.pt"
-        gen.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        t0 = time.perf_counter()
-        fake = sampler(gen.to(opts.device), cfg.z_dim, cfg.seed, torch.device(opts.device))(spec.eval.inception_samples)
-        m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=opts.device,
-                             inception_weights=opts.inception_weights)
-        m["seconds"] = round(time.perf_counter() - t0, 1)
-        study.set_user_attr(key, m)
-        log(f"trial {int(row['trial'])}: Inception FID {m['fid']:.2f} (N={m['n_fake']} fake vs "
-            f"{m['n_real']} real {spec.dataset}/{spec.eval.split}, {m['seconds']}s)")

@@ -15,23 +15,22 @@ GridSampler would take the product over all parameter names, conditional ones in
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
-from stabgen.train import TrialConfig
+from stabgen.trial import TrialConfig
 
-if TYPE_CHECKING:
-    from bench.spec import StudySpec
+StudySpec = Any  # a bench.spec.StudySpec (which imports this module: the grid check of its validation)
 
 REEVAL = "reeval_of"  # user attr of a seed re-run: the number of the trial whose config it repeats
 SEED_STRIDE = 100_000  # seed re-run i of trial n trains with seed  spec.seed + i·SEED_STRIDE + n
 
 
-def trial_seed(spec: "StudySpec", number: int, user_attrs: dict) -> int:
+def trial_seed(spec: StudySpec, number: int, user_attrs: dict) -> int:
     """Search trial n trains with seed spec.seed + n; a seed re-run with a seed no search trial uses."""
     if REEVAL in user_attrs:
         return spec.seed + SEED_STRIDE * user_attrs["seed_index"] + user_attrs[REEVAL]
@@ -47,7 +46,7 @@ def _choice(trial, name: str, options: Sequence[Any]):
     return trial.suggest_categorical(name, list(options)) if len(options) > 1 else options[0]
 
 
-def suggest_config(trial, spec: "StudySpec", steps: int | None = None, seed: int = 0) -> TrialConfig:
+def suggest_config(trial, spec: StudySpec, steps: int | None = None, seed: int = 0) -> TrialConfig:
     """Sample one config; every parameter exists only where it means something (see module doc)."""
     sp, t = spec.space, spec.train
     model = _choice(trial, "model", sp.models)
@@ -103,7 +102,7 @@ class _GridWalker:
         return self._pick(name, grid_values(low, high, log, self.points))
 
 
-def grid(spec: "StudySpec") -> list[dict[str, Any]]:
+def grid(spec: StudySpec) -> list[dict[str, Any]]:
     """Every distinct parameter set of the conditional space, continuous ranges at
     `space.grid_points` values each, in a fixed order."""
     out, stack = [], [[]]
@@ -118,7 +117,7 @@ def grid(spec: "StudySpec") -> list[dict[str, Any]]:
     return [params for _, params in sorted(out, key=lambda x: x[0])]
 
 
-def probe_configs(spec: "StudySpec", steps: int = 2) -> list[TrialConfig]:
+def probe_configs(spec: StudySpec, steps: int = 2) -> list[TrialConfig]:
     """One config per model of the space (its first grid point), short: what sizing a population
     from free memory measures."""
     out = []
@@ -128,5 +127,5 @@ def probe_configs(spec: "StudySpec", steps: int = 2) -> list[TrialConfig]:
     return out
 
 
-def grid_size(spec: "StudySpec") -> int:
+def grid_size(spec: StudySpec) -> int:
     return len(grid(spec)) if spec.sampler == "grid" else math.inf

@@ -13,16 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bench.space import grid
+from stabgen.datasets import DATASETS, DEFAULT_DATASET, all_metrics
 from stabgen.errors import StabgenError
-from stabgen.metrics.evaluate import METRICS
 from stabgen.metrics.stability import STABILITY_OBJECTIVES
 from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
-from stabgen.sources import KINDS
-
-DATASETS = tuple(KINDS)
-SPLIT_SIZES = {"mnist": {"train": 60000, "test": 10000}, "fashion-mnist": {"train": 60000, "test": 10000}}
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 
@@ -59,7 +56,7 @@ class Train(_Strict):
     kl_warmup: int = Field(0, ge=0, description="VAE: steps over which the KL weight ramps from 0 to β")
     d_bn: bool = Field(False, description="batch norm in conv discriminators")
     population: int | Literal["auto"] = Field(1, description="trials trained together in one vectorized "
-                                              "pass (stabgen.population); 'auto' sizes it from free GPU "
+                                              "pass (stabgen.train); 'auto' sizes it from free GPU "
                                               "memory (1 on CPU)")
 
     @field_validator("population")
@@ -169,8 +166,8 @@ def _known(names: list[str], registry, kind: str) -> list[str]:
 class StudySpec(_Strict):
     name: str = ""
     description: str = ""
-    dataset: Literal[DATASETS] = "mnist"  # type: ignore[valid-type]
-    metric: Literal[tuple(METRICS)] = "domain_fid"  # type: ignore[valid-type]
+    dataset: str = DEFAULT_DATASET  # a name in stabgen.datasets.DATASETS
+    metric: str = ""  # one of the dataset's metrics (default: its first)
     direction: Literal["minimize", "maximize", ""] = ""  # derived from the metric when omitted
     pareto_with: list[str] = Field(default_factory=list, description="more objectives next to `metric`: a "
                                    "multi-objective search with a Pareto front (metric or stability names)")
@@ -184,10 +181,18 @@ class StudySpec(_Strict):
     seeds: Seeds = Seeds()
     space: Space
 
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; known: {', '.join(DATASETS.names())} "
+                             f"(or register one: README, Adding a dataset)")
+        return v
+
     @field_validator("pareto_with")
     @classmethod
     def _pareto_with(cls, v: list[str]) -> list[str]:
-        known = [*METRICS, *STABILITY_OBJECTIVES]
+        known = [*all_metrics(), *STABILITY_OBJECTIVES]
         for name in v:
             if name not in known:
                 raise ValueError(f"unknown objective {name!r}; known: {', '.join(known)}")
@@ -200,7 +205,8 @@ class StudySpec(_Strict):
 
     @property
     def directions(self) -> list[str]:
-        return [self.direction, *(METRICS.get(n, STABILITY_OBJECTIVES.get(n))[0] for n in self.pareto_with)]
+        ds = DATASETS.get(self.dataset).metrics
+        return [self.direction, *(ds[n] if n in ds else STABILITY_OBJECTIVES[n][0] for n in self.pareto_with)]
 
     @property
     def multi_objective(self) -> bool:
@@ -213,31 +219,44 @@ class StudySpec(_Strict):
         """The per-trial step budget: `train.steps`, or `train.epochs` over the train split."""
         if self.train.epochs is None:
             return self.train.steps
-        return math.ceil(self.train.epochs * SPLIT_SIZES[self.dataset]["train"] / batch_size)
+        return math.ceil(self.train.epochs * DATASETS.get(self.dataset).split_size("train") / batch_size)
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudySpec":
-        direction, datasets = METRICS[self.metric]
-        if self.dataset not in datasets:
-            raise ValueError(f"metric {self.metric!r} is for {'/'.join(datasets)}, not {self.dataset!r}")
+        ds = DATASETS.get(self.dataset)
+        if not self.metric:
+            object.__setattr__(self, "metric", next(iter(ds.metrics)))
+        if self.metric not in ds.metrics:
+            raise ValueError(f"metric {self.metric!r} is not one of {self.dataset!r}'s: {', '.join(ds.metrics)}")
+        direction = ds.metrics[self.metric]
         if self.direction and self.direction != direction:
             raise ValueError(f"metric {self.metric!r} must be {direction}d, not {self.direction}d")
         object.__setattr__(self, "direction", direction)
-        kind = KINDS[self.dataset]
         for m in self.space.models:
-            if MODELS.get(m).data_kind != kind:
-                raise ValueError(f"model {m!r} is for {MODELS.get(m).data_kind} data; {self.dataset!r} is {kind} data")
-        sizes = SPLIT_SIZES.get(self.dataset)
-        if sizes:
+            if MODELS.get(m).data_kind != ds.kind:
+                raise ValueError(f"model {m!r} is for {MODELS.get(m).data_kind} data; {self.dataset!r} is {ds.kind} data")
+        self._check_sizes(ds)
+        self._check_objectives(ds)
+        if self.sampler == "grid" and self.n_trials > len(grid(self)):
+            raise ValueError(f"n_trials={self.n_trials} exceeds the {len(grid(self))} points of the grid "
+                             f"(space.grid_points={self.space.grid_points} per range); lower n_trials")
+        return self
+
+    def _check_sizes(self, ds) -> None:
+        if ds.finite:
+            size = ds.split_size(self.eval.split)
             for name in ("samples", "inception_samples"):
-                if getattr(self.eval, name) > sizes[self.eval.split]:
-                    raise ValueError(f"eval.{name}={getattr(self.eval, name)} exceeds the {sizes[self.eval.split]} "
+                if getattr(self.eval, name) > size:
+                    raise ValueError(f"eval.{name}={getattr(self.eval, name)} exceeds the {size} "
                                      f"images of the {self.eval.split} split")
         elif self.train.epochs is not None:
             raise ValueError(f"train.epochs needs a finite dataset; {self.dataset!r} is sampled fresh: use train.steps")
+
+    def _check_objectives(self, ds) -> None:
         for name in self.pareto_with:
-            if name in METRICS and self.dataset not in METRICS[name][1]:
-                raise ValueError(f"objective {name!r} is for {'/'.join(METRICS[name][1])}, not {self.dataset!r}")
+            if name not in ds.metrics and name not in STABILITY_OBJECTIVES:
+                raise ValueError(f"objective {name!r} is not one of {self.dataset!r}'s metrics "
+                                 f"({', '.join(ds.metrics)}) or a stability objective")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"pareto_with {self.pareto_with} repeats the study metric {self.metric!r}")
         if self.multi_objective and self.pruner != "none":
@@ -245,13 +264,6 @@ class StudySpec(_Strict):
                              f"intermediate value); use pruner = \"none\" with pareto_with")
         if self.multi_objective and self.sampler == "cmaes":
             raise ValueError("sampler 'cmaes' is single-objective; use tpe or nsga2 with pareto_with")
-        if self.sampler == "grid":
-            from bench.space import grid
-            size = len(grid(self))
-            if self.n_trials > size:
-                raise ValueError(f"n_trials={self.n_trials} exceeds the {size} points of the grid "
-                                 f"(space.grid_points={self.space.grid_points} per range); lower n_trials")
-        return self
 
 
 def resolve_path(study: str) -> Path:

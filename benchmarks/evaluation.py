@@ -26,7 +26,7 @@ import torch
 
 from stabgen.errors import StabgenError
 from stabgen.hardware import describe, slug
-from stabgen.metrics.evaluate import DomainEvaluator
+from stabgen.datasets import DATASETS, EvalRequest
 
 
 def timed(fn, device: str) -> float:
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     hw = describe(args.device)
-    ev = DomainEvaluator("mnist", "test", args.n, args.device)
+    ev = DATASETS.get("mnist").build_evaluator(EvalRequest("test", args.n, args.device))
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (max(args.ks), args.n, 1, 28, 28), generator=g, dtype=torch.uint8)
     samples = [lambda n, x=x: x[:n] for x in images]

@@ -4,7 +4,7 @@ For the seed MLP GAN and the InfoGAN-style conv GAN (Lucic 2018), both with Adam
 (an input-gradient penalty: double backward, the costly kind), batch 64, MNIST-shaped data:
   solo loop   — what a researcher writes: nn.Modules, torch.optim.Adam, autograd.grad for R1,
                 one trial after another (the baseline every ratio divides by);
-  population  — stabgen.population.train_population with K ∈ {1, 16, 64, 256} members that differ
+  population  — stabgen.train.train_population with K ∈ {1, 16, 64, 256} members that differ
                 in λ, lr and seed: member_steps_per_s = K · steps / seconds.
 trials/hour = member_steps_per_s · 3600 / steps of one 20-epoch MNIST trial (18,750 at batch 64).
 Each measurement runs for about --seconds after a warm-up; a K whose estimated memory does not fit
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from stabgen.data import ImageData
 from stabgen.hardware import describe, slug
 from stabgen.models import MODELS
-from stabgen.population import train_population
-from stabgen.train import TrialConfig
+from stabgen.train import train_population
+from stabgen.trial import TrialConfig
 
 TRIAL_STEPS = math.ceil(20 * 60000 / 64)  # one 20-epoch MNIST trial at batch 64
 REG, LAM = "r1", 1.0

@@ -12,8 +12,9 @@ import gzip
 import hashlib
 import struct
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ _FILES = {
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 
-SOURCES: dict[str, IdxSource] = {
+IDX_FILES: dict[str, IdxSource] = {
     "mnist": IdxSource(
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -58,8 +59,6 @@ SOURCES: dict[str, IdxSource] = {
         },
     ),
 }
-DATASETS = tuple(SOURCES)
-IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -86,6 +85,32 @@ class ImageData:
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(self), generator=g)[:n]
         return self.images[idx.to(self.images.device)]
+
+
+SplitLoader = Callable[[str, "str | None"], ImageData]  # (split, data_dir) → the split's images and labels
+
+
+@dataclass(frozen=True)
+class RealRef:
+    """A reproducible real reference set: the first n of a fixed permutation of a split. `load`
+    reads the split (a DatasetSpec's loader); the name, split, n and seed key the metric caches."""
+
+    dataset: str
+    split: str
+    n: int
+    seed: int = 0
+    data_dir: str | None = None
+    load: SplitLoader | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cache_name(self) -> str:
+        return f"stabgen-{self.dataset}-{self.split}-n{self.n}-s{self.seed}"
+
+    def images(self) -> torch.Tensor:
+        if self.load is None:
+            raise StabgenError(f"reference {self.cache_name} has no loader; build it with "
+                               f"stabgen.datasets.DATASETS.get(name).reference(...)")
+        return self.load(self.split, self.data_dir).subset(self.n, self.seed)
 
 
 def parse_idx(raw: bytes) -> np.ndarray:
@@ -119,7 +144,7 @@ def _download(dataset: str, stem: str, dest_dir: Path) -> Path:
     errors = []
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{stem}.gz"
-    for mirror in SOURCES[dataset].mirrors:
+    for mirror in IDX_FILES[dataset].mirrors:
         url = f"{mirror}{stem}.gz"
         try:
             with urllib.request.urlopen(url, timeout=30) as r:
@@ -135,7 +160,7 @@ def _download(dataset: str, stem: str, dest_dir: Path) -> Path:
 
 def _verified(dataset: str, stem: str, path: Path) -> bytes:
     raw = _read(path)
-    want = SOURCES[dataset].sha256[stem]
+    want = IDX_FILES[dataset].sha256[stem]
     got = hashlib.sha256(raw).hexdigest()
     if got != want:
         raise StabgenError(
@@ -148,8 +173,8 @@ def _verified(dataset: str, stem: str, path: Path) -> bytes:
 def load(dataset: str, split: str = "train", data_dir: str | Path | None = None,
          download: bool = True) -> ImageData:
     """Load a split of MNIST or Fashion-MNIST as uint8 tensors (see module doc for the lookup)."""
-    if dataset not in SOURCES:
-        raise StabgenError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if dataset not in IDX_FILES:
+        raise StabgenError(f"no idx files known for dataset {dataset!r}; known: {', '.join(IDX_FILES)}")
     if split not in ("train", "test"):
         raise StabgenError(f"unknown split {split!r}; use 'train' or 'test'")
     roots = settings.data_dirs(data_dir)

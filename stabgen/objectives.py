@@ -36,7 +36,7 @@ class Objective:
     clip: bool = False  # clip D's weights to [−clip_value, clip_value] after each D step
 
 
-OBJECTIVES: Registry[Objective] = Registry("objective")
+OBJECTIVES: Registry[Objective] = Registry("objective", group="stabgen.objectives")
 
 
 def _bce_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

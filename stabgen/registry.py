@@ -1,11 +1,20 @@
-"""A tiny name → factory registry shared by models, objectives and regularizers.
+"""A tiny name → entry registry shared by models, objectives, regularizers, datasets and reproductions.
 
 Registries (not if-chains) are the extension seam: adding a regularizer is one class plus one
-`@REGULARIZERS.register("name")` line, and the search space picks it up by name.
+`@REGULARIZERS.register("name")` line, and the search space picks it up by name. A registry with an
+entry-point `group` also takes entries from installed distributions, without a fork: a package that
+declares, in its pyproject.toml,
+
+    [project.entry-points."stabgen.regularizers"]
+    my_penalty = "my_package.regs:MyPenalty"
+
+gets `MyPenalty` registered as `my_penalty` the first time the registry is read (entry points are
+loaded lazily, so importing stabgen never imports third-party code).
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Callable, Generic, Iterator, TypeVar
 
 from stabgen.errors import StabgenError
@@ -14,9 +23,10 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, group: str | None = None) -> None:
+        self.kind, self.group = kind, group
         self._items: dict[str, T] = {}
+        self._loaded: set[str] = set()  # entry-point names already loaded (or refused)
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -27,18 +37,44 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (what a test or a notebook does after registering a temporary one)."""
+        self._items.pop(name, None)
+
+    def _plugins(self) -> dict[str, T]:
+        """Load the entry points of installed distributions not loaded yet; a built-in name wins."""
+        if self.group is None:
+            return self._items
+        for ep in entry_points(group=self.group):
+            if ep.name in self._loaded or ep.name in self._items:
+                continue
+            self._loaded.add(ep.name)
+            try:
+                self._items[ep.name] = ep.load()
+            except Exception as e:  # a broken plugin must not break the built-in entries
+                raise StabgenError(f"{self.kind} plugin {ep.name!r} ({ep.value}, entry point group "
+                                   f"{self.group}) failed to load: {e}") from None
+        return self._items
+
     def get(self, name: str) -> T:
+        items = self._items if name in self._items else self._plugins()
         try:
-            return self._items[name]
+            return items[name]
         except KeyError:
-            known = ", ".join(sorted(self._items))
+            known = ", ".join(sorted(items))
             raise StabgenError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def names(self) -> list[str]:
-        return list(self._items)
+        return list(self._plugins())
 
     def items(self) -> Iterator[tuple[str, T]]:
-        return iter(self._items.items())
+        return iter(list(self._plugins().items()))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._plugins()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._plugins())

@@ -78,7 +78,7 @@ class Regularizer:
         return x
 
 
-REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
+REGULARIZERS: Registry[type[Regularizer]] = Registry("regularizer", group="stabgen.regularizers")
 
 
 def per_member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -3,20 +3,34 @@
 A source has `shape` (one sample's shape), `kind` ("image" or "points") and `batch(n, noise)`, which
 draws one batch per member of a population from per-member streams (stabgen.streams): (K, n, …).
 Image sources keep their uint8 tensor on the training device (moved once) and index it per step; the
-2D mixtures and Stacked MNIST are infinite samplers. `SOURCES` maps a dataset name to a loader.
+2D mixtures and Stacked MNIST are infinite samplers. Which dataset uses which source is said once,
+in stabgen.datasets.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol
 
 import torch
 
 from stabgen import data as data_mod
 from stabgen.streams import Streams
-from stabgen.metrics.modes import grid_centers, ring_centers
-from stabgen.registry import Registry
+
+
+class Source(Protocol):
+    """What the trainer draws batches from (one per dataset, built by its DatasetSpec)."""
+
+    name: str
+    kind: str  # "image" or "points"
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def to(self, device) -> "Source": ...
+
+    def batch(self, n: int, noise: Streams) -> torch.Tensor: ...
 
 
 @dataclass
@@ -84,46 +98,17 @@ class GaussianMixture:
         return self.centers[k] + self.sigma * noise.normal((n, self.centers.shape[1]))
 
 
-Loader = Callable[[str | None], object]
-SOURCES: Registry[Loader] = Registry("dataset")
-DESCRIPTIONS: dict[str, str] = {}
+def ring_centers(n: int = 8, radius: float = 1.0) -> torch.Tensor:
+    """n mode centres evenly on a circle (PacGAN's ring: 8 at radius 1)."""
+    ang = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+    return torch.stack([radius * ang.cos(), radius * ang.sin()], dim=1)
 
 
-def _register(name: str, description: str):
-    def deco(fn):
-        DESCRIPTIONS[name] = description
-        return SOURCES.register(name)(fn)
-    return deco
+def grid_centers(values=(-4.0, -2.0, 0.0, 2.0, 4.0)) -> torch.Tensor:
+    """The product grid of mode centres (PacGAN's grid: 25 at {−4,−2,0,2,4}²)."""
+    v = torch.tensor(values, dtype=torch.float64)
+    return torch.cartesian_prod(v, v)
 
 
-@_register("mnist", "MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files")
-def _mnist(data_dir: str | None = None) -> ImageSource:
-    return ImageSource(data_mod.load("mnist", "train", data_dir))
-
-
-@_register("fashion-mnist", "Fashion-MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files")
-def _fashion(data_dir: str | None = None) -> ImageSource:
-    return ImageSource(data_mod.load("fashion-mnist", "train", data_dir))
-
-
-@_register("stacked-mnist", "three MNIST digits as RGB channels, 1,000 modes (infinite sampler)")
-def _stacked(data_dir: str | None = None) -> StackedMNIST:
-    return StackedMNIST(data_mod.load("mnist", "train", data_dir))
-
-
-@_register("ring", "2D ring of 8 Gaussians, radius 1, σ 0.01 (PacGAN 2018)")
-def _ring(data_dir: str | None = None) -> GaussianMixture:
-    return GaussianMixture("ring", ring_centers(8, 1.0).float(), 0.01)
-
-
-@_register("grid", "2D grid of 25 Gaussians at {−4,−2,0,2,4}², σ 0.05 (PacGAN 2018)")
-def _grid(data_dir: str | None = None) -> GaussianMixture:
-    return GaussianMixture("grid", grid_centers().float(), 0.05)
-
-
-def load_source(name: str, data_dir: str | None = None):
-    return SOURCES.get(name)(data_dir)
-
-
-KINDS = {"mnist": "image", "fashion-mnist": "image", "stacked-mnist": "image", "ring": "points", "grid": "points"}
-SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "stacked-mnist": (3, 28, 28), "ring": (2,), "grid": (2,)}
+RING = GaussianMixture("ring", ring_centers(8, 1.0).float(), 0.01)
+GRID = GaussianMixture("grid", grid_centers().float(), 0.05)

@@ -1,164 +1,328 @@
-"""One trial: its config, its result, how its networks are built and sampled, and `train`.
+"""The one training loop: K trials of one architecture in one pass (`train_population`); a solo
+trial is a population of one (`train`), so both run the same code.
 
-`train` is a population of one (stabgen.population holds the only training loop and the family
-step functions), so a solo trial and a population member run the same code.
+Members share architecture, objective, regularizer type and every structural setting; they differ
+in the continuous hyperparameters (λ, lr, β1, β2, seed, obj_lam, clip value, β). Parameters live
+stacked (stabgen.stacked), each member has its own Adam state and random stream, so member k
+computes exactly what it would compute alone. A member whose loss, gradient or parameters go
+non-finite is frozen (its update masked out) and reported diverged at that step; a member pruned
+by `on_eval` stops updating; the rest go on. Evaluation samples every member in one batched pass.
+
+The step functions (FAMILY_STEPS) take (K,)-shaped everything: losses per member, hyperparameters
+per member, so the same code serves one trial and a population.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Callable
+import time
+from dataclasses import dataclass, field, fields
+from typing import Callable, Sequence
 
 import torch
-import torch.nn as nn
 
 from stabgen import sources
-from stabgen.data import to_uint8
+from stabgen.data import ImageData
 from stabgen.errors import StabgenError
-from stabgen.models import MODELS
+from stabgen.models.vae import vae_terms
 from stabgen.objectives import OBJECTIVES
-from stabgen.regularizers import REGULARIZERS
+from stabgen.registry import Registry
+from stabgen.regularizers import REGULARIZERS, RegContext, Regularizer
+from stabgen.stacked import Adam, Stacked, member_norm
+from stabgen.streams import Streams
+from stabgen.trial import Evaluate, OnEval, TrialConfig, TrialResult, build, fixed_noise, sample_output
+
+# what may differ between members of one population; every other TrialConfig field must agree
+PER_MEMBER = ("seed", "lam", "lr", "beta1", "beta2", "obj_lam", "clip_value", "beta")
+
+
+def group_key(cfg: TrialConfig) -> tuple:
+    """Configs with equal keys can train together in one population."""
+    return tuple((f.name, getattr(cfg, f.name)) for f in fields(cfg) if f.name not in PER_MEMBER)
+
+
+def check_compatible(cfgs: Sequence[TrialConfig]) -> None:
+    if not cfgs:
+        raise StabgenError("a population needs at least one trial config")
+    first = dict(group_key(cfgs[0]))
+    for i, c in enumerate(cfgs[1:], 1):
+        for name, value in group_key(c):
+            if first[name] != value:
+                raise StabgenError(f"config {i} has {name}={value!r} but config 0 has {first[name]!r}; "
+                                   f"a population may differ only in {', '.join(PER_MEMBER)}")
 
 
 @dataclass
-class TrialConfig:
-    """Everything that defines one training run (the search samples some of these fields)."""
+class Hyper:
+    """Each member's continuous hyperparameters as (K,) tensors on the training device."""
 
-    dataset: str = "mnist"
-    model: str = "gan"
-    objective: str = "ns"  # GAN family only
-    regularizer: str = "none"
-    lam: float = 0.0  # λ: weight of the regularizer's penalty (instance_noise: σ₀)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 64
-    steps: int = 2000
-    z_dim: int = 64
-    seed: int = 0
-    eval_every: int = 500
-    log_every: int = 10
-    n_critic: int = 1  # D steps per G step
-    obj_lam: float = 10.0  # weight of the objective's own penalty (wgan_gp, dragan)
-    clip_value: float = 0.01  # wgan weight clipping
-    d_bn: bool = False  # batch norm in conv discriminators
-    beta: float = 1.0  # VAE: KL weight (β-VAE)
-    kl_warmup: int = 0  # VAE: steps over which the KL weight ramps linearly from 0 to β
-    pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated along the feature/channel axis
+    lr: torch.Tensor
+    beta1: torch.Tensor
+    beta2: torch.Tensor
+    lam: torch.Tensor
+    obj_lam: torch.Tensor
+    clip_value: torch.Tensor
+    beta: torch.Tensor
 
-    @property
-    def family(self) -> str:
-        return MODELS.get(self.model).family
-
-    def validate(self) -> None:
-        """Reject combinations that cannot run (unknown names, a D-side regularizer on a VAE)."""
-        family = self.family
-        reg = REGULARIZERS.get(self.regularizer)
-        if family not in reg.families:
-            raise StabgenError(f"regularizer {self.regularizer!r} does not apply to {family} models "
-                               f"(it applies to: {', '.join(sorted(reg.families))})")
-        kind = sources.KINDS.get(self.dataset)
-        if kind is None:
-            sources.SOURCES.get(self.dataset)  # raises: unknown dataset, naming the known ones
-        if MODELS.get(self.model).data_kind != kind:
-            raise StabgenError(f"model {self.model!r} is for {MODELS.get(self.model).data_kind} data; "
-                               f"dataset {self.dataset!r} is {kind} data")
-        if family == "gan":
-            OBJECTIVES.get(self.objective)
-        if self.pack > 1 and family != "gan":
-            raise StabgenError(f"pack={self.pack} (PacGAN) needs a GAN model, not {self.model!r}")
-        if self.pack > 1 and self.batch_size < self.pack:
-            raise StabgenError(f"batch_size={self.batch_size} is smaller than pack={self.pack}")
-        for name in ("lr", "batch_size", "steps", "eval_every", "n_critic", "clip_value", "beta", "pack"):
-            if not getattr(self, name) > 0:
-                raise StabgenError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.lam < 0 or not math.isfinite(self.lam):
-            raise StabgenError(f"lam must be a finite number ≥ 0, got {self.lam}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @classmethod
+    def of(cls, cfgs: Sequence[TrialConfig], device: torch.device, dtype: torch.dtype) -> "Hyper":
+        return cls(**{f.name: torch.tensor([float(getattr(c, f.name)) for c in cfgs], device=device, dtype=dtype)
+                      for f in fields(cls)})
 
 
 @dataclass
-class TrialResult:
-    config: TrialConfig
-    status: str  # "completed" | "diverged" | "pruned"
-    steps_done: int
-    diverged_step: int | None
-    history: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    modules: nn.ModuleDict | None = None
+class Population:
+    """What a step function works on: shared settings, stacked nets, per-member state."""
+
+    cfg: TrialConfig  # the shared settings (member 0's config)
+    nets: Stacked
+    hyper: Hyper
+    noise: Streams
+    source: sources.Source
+    reg: Regularizer
+    dtype: torch.dtype
+    active: torch.Tensor  # (K,) bool: not diverged, not pruned — only these members update
 
     @property
-    def final(self) -> dict:
-        return self.evals[-1] if self.evals else {}
+    def k(self) -> int:
+        return self.nets.k
+
+    def batch(self) -> torch.Tensor:
+        return self.source.batch(self.cfg.batch_size, self.noise).to(self.dtype)
+
+    def latents(self) -> torch.Tensor:
+        return self.noise.normal((self.cfg.batch_size, self.cfg.z_dim), self.dtype)
 
 
-class Packed(nn.Module):
-    """PacGAN's packing (Lin et al. 2018): D sees m consecutive samples concatenated along axis 1
-    ((N, C, …) → (N/m, m·C, …)) and gives one logit per pack; a batch's remainder is dropped."""
-
-    def __init__(self, disc: nn.Module, m: int) -> None:
-        super().__init__()
-        self.inner, self.m = disc, m
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0] // self.m * self.m
-        return self.inner(x[:n].reshape(n // self.m, self.m * x.shape[1], *x.shape[2:]))
+Step = Callable[[int], dict[str, torch.Tensor]]  # step number (1-based) → losses, each (K,)
+FAMILY_STEPS: Registry[Callable[[Population], Step]] = Registry("model family")
 
 
-def build(cfg: TrialConfig, shape: tuple[int, ...], device: torch.device) -> nn.ModuleDict:
-    torch.manual_seed(cfg.seed)  # parameter init is the only use of the global RNG
-    modules = MODELS.get(cfg.model).build(shape, cfg.z_dim, d_bn=cfg.d_bn)
-    if cfg.pack > 1:  # a discriminator built for m·C input channels/features, fed packs
-        packed = (shape[0] * cfg.pack, *shape[1:])
-        modules["discriminator"] = Packed(MODELS.get(cfg.model).build(packed, cfg.z_dim, d_bn=cfg.d_bn)
-                                          ["discriminator"], cfg.pack)
-    REGULARIZERS.get(cfg.regularizer)().transform(modules)
-    return modules.to(device)
+def _update(opt: Adam, pop: Population, total: torch.Tensor, nets: Sequence[str]) -> torch.Tensor:
+    """Gradients of each member's total loss, one masked Adam step; returns the (K,) gradient norms.
+    A member whose loss or gradient is not finite is not updated (it will be marked diverged)."""
+    grads = pop.nets.grads(total.sum(), nets)
+    norm = member_norm(grads)
+    opt.step(grads, pop.active & torch.isfinite(total) & torch.isfinite(norm))
+    return norm
 
 
-def fixed_noise(seed: int, n: int, z_dim: int) -> torch.Tensor:
-    """The n latent codes a trial's evaluations always use (CPU generator, seed 10,000 + seed)."""
-    return torch.randn(n, z_dim, generator=torch.Generator(device="cpu").manual_seed(10_000 + seed))
+@FAMILY_STEPS.register("gan")
+def gan_step(pop: Population) -> Step:
+    """n_critic D updates then one G update. λ·penalty joins the loss the regularizer declares; the
+    objective's own penalty (wgan_gp, dragan) is weighted by obj_lam; wgan clips D after each step."""
+    cfg, nets, h, reg = pop.cfg, pop.nets, pop.hyper, pop.reg
+    obj = OBJECTIVES.get(cfg.objective)
+    built_in = REGULARIZERS.get(obj.penalty)() if obj.penalty else None
+    gen, features, decode = nets.fn("generator"), nets.fn("generator", "features"), nets.fn("generator", "decode")
+    disc = nets.fn("discriminator")
+    d_flat = nets.flat["discriminator"]
+    opt_d = Adam([d_flat], h.lr, h.beta1, h.beta2)
+    opt_g = Adam([nets.flat["generator"]], h.lr, h.beta1, h.beta2)
+
+    def step(it: int) -> dict[str, torch.Tensor]:
+        progress = (it - 1) / cfg.steps
+        see = lambda x: reg.d_inputs(x, progress, h.lam, pop.noise)  # noqa: E731  (instance noise hook)
+        for _ in range(cfg.n_critic):
+            real = pop.batch()
+            z = pop.latents()
+            with torch.no_grad():
+                fake = gen(z)
+            d_real, d_fake = disc(see(real)), disc(see(fake))
+            loss_d = obj.d_loss(d_real, d_fake)
+            ctx = RegContext(nets, real, fake, pop.noise, d_real=d_real, d_fake=d_fake)
+            pen_d = reg.penalty(ctx) if reg.loss == "discriminator" else ctx.zeros()
+            pen_obj = built_in.penalty(ctx) if built_in else ctx.zeros()
+            gnorm_d = _update(opt_d, pop, loss_d + h.lam * pen_d + h.obj_lam * pen_obj, ["discriminator"])
+            if obj.clip:
+                with torch.no_grad():
+                    c = h.clip_value[:, None]
+                    d_flat.copy_(torch.clamp(d_flat, -c, c))
+
+        z = pop.latents()
+        hidden = features(z)
+        fake = decode(hidden)
+        loss_g = obj.g_loss(disc(see(fake)))
+        pen_g = reg.penalty(RegContext(nets, real, fake, pop.noise, features=hidden)) \
+            if reg.loss == "generator" else loss_g.new_zeros(pop.k)
+        gnorm_g = _update(opt_g, pop, loss_g + h.lam * pen_g, ["generator"])
+        return {"loss_d": loss_d, "loss_g": loss_g, "penalty": pen_d + pen_g + pen_obj,
+                "grad_norm_d": gnorm_d, "grad_norm_g": gnorm_g}
+
+    return step
 
 
-def sampler(generator: nn.Module, z_dim: int, seed: int, device: torch.device,
-            chunk: int = 1000, output: Callable[[torch.Tensor], torch.Tensor] = to_uint8) -> Callable[[int], torch.Tensor]:
-    """Fixed-noise sampling: sample(n) always uses the same n latent codes for a given seed,
-    so evaluations at different steps of a trial compare like with like. Images come back as
-    uint8 (what the metrics take); pass output=lambda x: x for point data."""
+@FAMILY_STEPS.register("vae")
+def vae_step(pop: Population) -> Step:
+    """One ELBO update (KL weighted by β, ramped over kl_warmup steps); the regularizer acts on the
+    decoder (the generator)."""
+    cfg, nets, h, reg = pop.cfg, pop.nets, pop.hyper, pop.reg
+    encode, features, logits = nets.fn("encoder"), nets.fn("generator", "features"), nets.fn("generator", "logits")
+    opt = Adam(list(nets.flat.values()), h.lr, h.beta1, h.beta2)
 
-    @torch.no_grad()
-    def sample(n: int) -> torch.Tensor:
-        z = fixed_noise(seed, n, z_dim)
-        dtype = next(generator.parameters()).dtype
-        was_training = generator.training
-        generator.eval()
-        out = torch.cat([output(generator(zc.to(device, dtype))).cpu() for zc in z.split(chunk)])
-        generator.train(was_training)
-        return out
+    def step(it: int) -> dict[str, torch.Tensor]:
+        real = pop.batch()
+        t = vae_terms(encode, features, logits, real, pop.latents())
+        kl_weight = h.beta * (min(1.0, it / cfg.kl_warmup) if cfg.kl_warmup else 1.0)
+        loss = t["recon"] + kl_weight * t["kl"]
+        pen = reg.penalty(RegContext(nets, real, real, pop.noise, features=t["features"]))
+        gnorm = _update(opt, pop, loss + h.lam * pen, list(nets.flat))
+        return {"loss": loss, "recon": t["recon"], "kl": t["kl"], "penalty": pen, "grad_norm": gnorm}
 
-    return sample
-
-
-Evaluate = Callable[[Callable[[int], torch.Tensor], bool], dict]
-OnEval = Callable[[int, dict], bool]  # returns True to stop (prune) the trial
+    return step
 
 
-def sample_output(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    return to_uint8 if kind == "image" else (lambda x: x)
+@torch.no_grad()
+def sample_members(nets: Stacked, seeds: Sequence[int], z_dim: int, n: int,
+                   output: Callable[[torch.Tensor], torch.Tensor], dtype: torch.dtype,
+                   chunk: int = 1000) -> torch.Tensor:
+    """n fixed-noise samples from every member at once, (K, n, …) on the CPU: member k's latents are
+    those its solo sampler (stabgen.train.sampler) uses, so evaluations compare like with like."""
+    device = next(iter(nets.flat.values())).device
+    z = torch.stack([fixed_noise(s, n, z_dim) for s in seeds]).to(dtype)
+    gen = nets.fn("generator")
+    nets.train(False)
+    try:
+        return torch.cat([output(gen(zc.to(device))).cpu() for zc in z.split(chunk, dim=1)], dim=1)
+    finally:
+        nets.train(True)
+
+
+def evaluate_members(evaluate: Evaluate, samples: list[Callable[[int], torch.Tensor]], final: bool) -> list[dict]:
+    """Every member's metrics: in one go where the evaluator can share work across members (a
+    stabgen.metrics.evaluate.Evaluator's `many`), else one member at a time."""
+    if not samples:  # every member diverged or was pruned since the last log step
+        return []
+    many = getattr(evaluate, "many", None)
+    return many(samples, final) if many is not None else [evaluate(s, final) for s in samples]
+
+
+OnMemberEval = Callable[[int, int, dict], bool]  # (member, step, metrics) → True to prune that member
+
+
+def _start(cfgs: list[TrialConfig], data, device: torch.device, dtype: torch.dtype) -> Population:
+    """Validate the configs, build every member's networks and state on the device."""
+    for c in cfgs:
+        c.validate()
+    check_compatible(cfgs)
+    if isinstance(data, ImageData):
+        data = sources.ImageSource(data)
+    source = data.to(device)
+    nets = Stacked([build(c, source.shape, device).to(dtype) for c in cfgs])
+    active = torch.ones(len(cfgs), dtype=torch.bool, device=device)
+    return Population(cfgs[0], nets, Hyper.of(cfgs, device, dtype), Streams([c.seed for c in cfgs], device),
+                      source, REGULARIZERS.get(cfgs[0].regularizer)(), dtype, active)
+
+
+@dataclass
+class _Log:
+    """What the loop records per member between evaluations (tensors stay on the device)."""
+
+    k: int
+    device: torch.device
+    names: list[str] = field(default_factory=list)
+    rows: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (step, (L, K), active)
+    diverged_losses: torch.Tensor | None = None
+    evals: list[list[dict]] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)  # step at which a member was pruned (0: never)
+
+    def __post_init__(self) -> None:
+        self.diverged_at = torch.zeros(self.k, dtype=torch.long, device=self.device)
+        self.evals = [[] for _ in range(self.k)]
+        self.stopped = [0] * self.k
+
+
+def _evaluate_round(pop: Population, cfgs: list[TrialConfig], evaluate: Evaluate, it: int, last: bool,
+                    rec: _Log, on_eval: "OnMemberEval | None", kept: torch.Tensor) -> None:
+    """Evaluate the active members on their fixed latents (sampled once per n for all of them)."""
+    output = sample_output(pop.source.kind)
+    active = pop.active.tolist()
+    cache: dict[int, torch.Tensor] = {}
+
+    def sample_of(m: int) -> Callable[[int], torch.Tensor]:
+        def sample(n: int) -> torch.Tensor:
+            if n not in cache:
+                cache[n] = sample_members(pop.nets, [c.seed for c in cfgs], pop.cfg.z_dim, n, output, pop.dtype)
+            return cache[n][m]
+        return sample
+
+    members = [m for m in range(pop.k) if active[m]]
+    for m, out in zip(members, evaluate_members(evaluate, [sample_of(m) for m in members], last)):
+        metrics = {"step": it, **out}
+        rec.evals[m].append(metrics)
+        if on_eval is not None and on_eval(m, it, metrics) and not last:
+            kept[m], rec.stopped[m] = False, it
+
+
+def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | str = "cpu", *,
+                     evaluate: Evaluate | None = None, on_eval: OnMemberEval | None = None,
+                     on_step: Callable[[int], None] | None = None,
+                     dtype: torch.dtype = torch.float32) -> list[TrialResult]:
+    """Train every config in one pass on a source (stabgen.sources) or an ImageData split; one
+    TrialResult per config, in order. Nothing syncs with the host between log steps."""
+    cfgs, device = list(cfgs), torch.device(device)
+    pop = _start(cfgs, data, device, dtype)
+    cfg, k = pop.cfg, pop.k
+    step_fn = FAMILY_STEPS.get(cfg.family)(pop)
+    alive = torch.ones(k, dtype=torch.bool, device=device)  # not diverged
+    kept = torch.ones(k, dtype=torch.bool, device=device)  # not pruned
+    rec = _Log(k, device)
+    t0 = time.perf_counter()
+    it = 0
+    for it in range(1, cfg.steps + 1):
+        losses = step_fn(it)
+        rec.names = list(losses)
+        vals = torch.stack([v.detach() for v in losses.values()])
+        finite = torch.isfinite(vals).all(0)
+        if it % 50 == 0:
+            finite &= pop.nets.finite()
+        newly = pop.active & ~finite
+        rec.diverged_at = torch.where(newly, it, rec.diverged_at)
+        rec.diverged_losses = vals.clone() if rec.diverged_losses is None else \
+            torch.where(newly, vals, rec.diverged_losses)
+        alive &= ~newly
+        pop.active = alive & kept
+        last = it == cfg.steps
+        if it % cfg.log_every == 0 or last:
+            rec.rows.append((it, vals, pop.active.clone()))
+            if not bool(pop.active.any()):
+                break
+        if on_step is not None:
+            on_step(it)
+        if evaluate is not None and (it % cfg.eval_every == 0 or last):
+            _evaluate_round(pop, cfgs, evaluate, it, last, rec, on_eval, kept)
+            pop.active = alive & kept
+            if not bool(pop.active.any()):
+                break
+    return _results(cfgs, pop, rec, it, time.perf_counter() - t0)
+
+
+def _results(cfgs: list[TrialConfig], pop: Population, rec: _Log, it: int, seconds: float) -> list[TrialResult]:
+    """One TrialResult per member: its status, steps, history (log rows while it was active) and evals."""
+    finite_now = pop.nets.finite().tolist()
+    div = rec.diverged_at.tolist()
+    results = []
+    for m, c in enumerate(cfgs):
+        res = TrialResult(c, "completed", it, None, evals=rec.evals[m], seconds=seconds / pop.k,
+                          modules=pop.nets.member(m))
+        if div[m]:
+            res.status, res.diverged_step, res.steps_done = "diverged", div[m], div[m]
+        elif rec.stopped[m]:
+            res.status, res.steps_done = "pruned", rec.stopped[m]
+        elif not finite_now[m]:
+            res.status, res.diverged_step = "diverged", it
+        rows = [{"step": s, **dict(zip(rec.names, v[:, m].tolist()))} for s, v, act in rec.rows if act[m]]
+        if div[m] and rec.diverged_losses is not None:
+            rows.append({"step": div[m], **dict(zip(rec.names, rec.diverged_losses[:, m].tolist()))})
+        res.history = rows
+        results.append(res)
+    return results
 
 
 def train(cfg: TrialConfig, data, device: torch.device | str = "cpu", *,
           evaluate: Evaluate | None = None, on_eval: OnEval | None = None,
           on_step: Callable[[int], None] | None = None, dtype: torch.dtype = torch.float32) -> TrialResult:
     """Train one trial on a source (stabgen.sources) or an ImageData split: a population of one,
-    through the same step functions and loop as any population (stabgen.population)."""
-    from stabgen.population import train_population  # the population module builds on this one
-
+    through the same step functions and loop as any population."""
     member_eval = (lambda m, step, metrics: on_eval(step, metrics)) if on_eval is not None else None
     return train_population([cfg], data, device, evaluate=evaluate, on_eval=member_eval, on_step=on_step,
                             dtype=dtype)[0]

@@ -68,7 +68,7 @@ MALFORMED = {
     "regularizer for no listed model": (VALID.replace('["gan"]', '["vae"]').replace('"none", "gp"', '"none", "spectral_norm"'),
                                         "regularizer 'spectral_norm' applies to gan models"),
     "metric of another dataset": (VALID.replace('dataset = "mnist"', 'dataset = "mnist"\nmetric = "reverse_kl"'),
-                                  "metric 'reverse_kl' is for ring/grid"),
+                                  "metric 'reverse_kl' is not one of 'mnist'"),
     "wrong direction": (VALID.replace('dataset = "mnist"', 'dataset = "mnist"\ndirection = "maximize"'),
                         "must be minimized"),
     "n_critic zero": (VALID + "n_critic = [0, 1]\n", "space.n_critic: n_critic values must be ≥ 1"),
@@ -160,8 +160,9 @@ def test_diverging_trial_is_recorded_and_study_completes(tmp_path, mnist_dir):
     for t in study.trials:
         assert t.state == optuna.trial.TrialState.PRUNED
         assert t.user_attrs["status"] == "diverged" and t.user_attrs["diverged_step"] >= 1
-    lb = pd.read_csv(tmp_path / "runs/div/leaderboard.csv")
-    assert (lb["diverged"] == "yes").all()
+    lb = pd.read_csv(tmp_path / "runs/div/leaderboard.csv")  # per config: every one diverged
+    assert (lb["divergence_rate"] == 1.0).all()
+    assert (pd.read_csv(tmp_path / "runs/div/trials.csv")["status"] == "diverged").all()
 
 
 @pytest.mark.slow
@@ -169,8 +170,9 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir):
     r = bench("run", "--study", "smoke", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "wall time" in r.stderr
-    lb = pd.read_csv(tmp_path / "runs/smoke/leaderboard.csv")
+    lb = pd.read_csv(tmp_path / "runs/smoke/trials.csv")  # per trial (leaderboard.csv: per config)
     assert len(lb) == 2 and list(lb["rank"]) == [1, 2]
+    assert len(pd.read_csv(tmp_path / "runs/smoke/leaderboard.csv")) == 2
     done = lb[lb["status"] == "completed"]
     assert len(done) >= 1 and all(math.isfinite(v) for v in done["domain_fid"])
     for t in lb["trial"]:
@@ -214,9 +216,10 @@ def test_bench_metrics_needs_one_source(tmp_path, capsys, monkeypatch):
 def test_ring_study_reports_modes(tmp_path):
     r = bench("run", "--study", "ring_reg", "--trials", "2", "--steps", "300", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    lb = pd.read_csv(tmp_path / "runs/ring_reg/leaderboard.csv")
+    lb = pd.read_csv(tmp_path / "runs/ring_reg/trials.csv")
     assert len(lb) == 2 and {"modes_captured", "high_quality", "reverse_kl"} <= set(lb.columns)
     assert lb["modes_captured"].between(0, 8).all()
+    assert {"modes_captured", "reverse_kl_ci_low"} <= set(pd.read_csv(tmp_path / "runs/ring_reg/leaderboard.csv"))
     assert "modes_captured" in (tmp_path / "runs/ring_reg/leaderboard.md").read_text()
     assert (tmp_path / "runs/ring_reg/trials/0/samples.png").stat().st_size > 1000
 
@@ -241,7 +244,7 @@ regularizers = ["r1"]
 """)
     r = bench("run", "--study", "stacked.toml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    lb = pd.read_csv(tmp_path / "runs/stacked/leaderboard.csv")
+    lb = pd.read_csv(tmp_path / "runs/stacked/trials.csv")
     assert lb.loc[0, "stacked_modes"] >= 1 and math.isfinite(lb.loc[0, "stacked_kl"])
 
 
@@ -285,9 +288,9 @@ lr = { low = 1e-3, high = 3e-3, log = true }
     src = study.trials[reruns[0].user_attrs["reeval_of"]]
     seeds = {t.user_attrs["config"]["seed"] for t in [src, *reruns]}
     assert len(seeds) == 3 and all(t.params == src.params for t in reruns)
-    cfg = pd.read_csv(tmp_path / "runs/seeds/configs.csv")
-    assert cfg["seeds"].max() == 3 and list(cfg["rank"]) == sorted(cfg["rank"])
-    assert "Configs over seeds" in (tmp_path / "runs/seeds/leaderboard.md").read_text()
+    cfg = pd.read_csv(tmp_path / "runs/seeds/leaderboard.csv")  # one row per config
+    assert cfg["seeds"].max() == 3 and list(cfg["rank"]) == sorted(cfg["rank"]) and len(cfg) == 2
+    assert cfg["reverse_kl_ci_low"].notna().any()  # a 3-seed config has a CI
     r2 = bench("run", "--study", "seeds.toml", cwd=tmp_path)  # resuming owes nothing: no new trials
     assert r2.returncode == 0 and len(optuna.load_study(study_name="seeds", storage=storage).trials) == 4
 

@@ -50,8 +50,8 @@ def test_missing_offline_lists_paths_tried(tmp_path, monkeypatch):
     monkeypatch.setenv(settings.ENV_CACHE_DIR, str(tmp_path / "cache"))
     monkeypatch.setenv(settings.ENV_DATA_DIR, str(tmp_path / "env"))
     # a mirror that refuses connections stands in for "no internet"
-    src = data.SOURCES["mnist"]
-    monkeypatch.setitem(data.SOURCES, "mnist", data.IdxSource(("http://127.0.0.1:9/",), src.sha256))
+    src = data.IDX_FILES["mnist"]
+    monkeypatch.setitem(data.IDX_FILES, "mnist", data.IdxSource(("http://127.0.0.1:9/",), src.sha256))
     with pytest.raises(StabgenError) as e:
         data.load("mnist", "train", tmp_path / "opt")
     msg = str(e.value)

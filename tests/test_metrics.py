@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
+from stabgen.datasets import DATASETS
 from stabgen.metrics import classifier, fidelity
 from stabgen.metrics.frechet import fid_from_features, frechet_distance
 
@@ -87,13 +88,13 @@ def test_kid_and_prc_are_sane_on_domain_features():
 
 
 def test_real_statistics_are_cached(mnist_dir, monkeypatch):
-    ref = fidelity.RealRef("mnist", "test", 200, data_dir=str(mnist_dir))
+    ref = DATASETS.get("mnist").reference("test", 200, data_dir=str(mnist_dir))
     fake = _blobs(200, 5)
     first = fidelity.compute(fake, ref, "classifier", ("fid",))
 
     def no_load(*a, **k):
         raise AssertionError("real data reloaded although its statistics are cached")
-    monkeypatch.setattr(fidelity.data_mod, "load", no_load)
+    monkeypatch.setattr("stabgen.data.load", no_load)
     assert fidelity.compute(fake, ref, "classifier", ("fid",))["fid"] == first["fid"]
     assert any(p.name.startswith(ref.cache_name) for p in fidelity.cache_path().iterdir())
 
@@ -128,7 +129,7 @@ def test_shipped_cards_match_measured_accuracy(mnist_test):
 
 
 def test_domain_fid_test_vs_train_far_below_noise(mnist_dir, mnist_test):
-    ref = fidelity.RealRef("mnist", "train", 2000, data_dir=str(mnist_dir))
+    ref = DATASETS.get("mnist").reference("train", 2000, data_dir=str(mnist_dir))
     test_fid = fidelity.compute(mnist_test.subset(2000, seed=1), ref, "classifier", ("fid",))["fid"]
     noise = torch.randint(0, 256, (2000, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     noise_fid = fidelity.compute(noise, ref, "classifier", ("fid",))["fid"]
@@ -137,7 +138,7 @@ def test_domain_fid_test_vs_train_far_below_noise(mnist_dir, mnist_test):
 
 
 def test_inception_fid_runs_on_cpu(mnist_dir, inception_weights, mnist_test):
-    ref = fidelity.RealRef("mnist", "train", 50, data_dir=str(mnist_dir))
+    ref = DATASETS.get("mnist").reference("train", 50, data_dir=str(mnist_dir))
     m = fidelity.compute(mnist_test.subset(50, seed=1), ref, "inception", ("fid", "kid", "prc"),
                          inception_weights=str(inception_weights))
     assert np.isfinite(m["fid"]) and m["n_fake"] == 50 and m["extractor"] == "inception"

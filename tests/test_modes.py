@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from stabgen.metrics.modes import (class_histogram_metrics, grid_centers, kl, mixture_modes, ring_centers,
-                                   stacked_modes)
+from stabgen.metrics.modes import class_histogram_metrics, kl, mixture_modes, stacked_modes
+from stabgen.sources import grid_centers, ring_centers
 
 
 def test_ring_and_grid_centres():

@@ -3,10 +3,10 @@ import torch.nn.functional as F
 
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
-from stabgen.population import Hyper, Population, gan_step
+from stabgen.train import Hyper, Population, gan_step
 from stabgen.stacked import Stacked
 from stabgen.streams import Streams
-from stabgen.train import TrialConfig, build
+from stabgen.trial import TrialConfig, build
 
 R = torch.tensor([2.0, -1.0, 0.5])
 Fk = torch.tensor([-3.0, 0.0, 1.5])

@@ -49,7 +49,7 @@ def test_dirac_gan_trajectories_behave_as_the_paper_says():
 
 
 def test_packed_discriminator_sees_concatenated_samples():
-    from stabgen.train import TrialConfig, build
+    from stabgen.trial import TrialConfig, build
 
     cfg = TrialConfig(dataset="ring", model="mlp2d_small", pack=3, batch_size=9, z_dim=2)
     d = build(cfg, (2,), torch.device("cpu"))["discriminator"]

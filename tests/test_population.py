@@ -13,11 +13,11 @@ import torch
 
 from stabgen.data import ImageData
 from stabgen.errors import StabgenError
-from stabgen.sources import load_source
-from stabgen.population import sample_members, train_population
+from stabgen.datasets import load_source
+from stabgen.train import sample_members, train, train_population
 from stabgen.stacked import Adam, Stacked
 from stabgen.streams import GOLDEN, Streams, splitmix64
-from stabgen.train import TrialConfig, sampler, sample_output, train
+from stabgen.trial import TrialConfig, sampler, sample_output
 
 F64 = torch.float64
 

@@ -15,7 +15,7 @@ from stabgen.models.gan import MLPGenerator
 from stabgen.regularizers import REGULARIZERS, RegContext, applicable
 from stabgen.stacked import Stacked
 from stabgen.streams import Streams
-from stabgen.train import TrialConfig
+from stabgen.trial import TrialConfig
 
 
 def ctx(modules, real=None, fake=None, features=None, seed=0, d_real=None, d_fake=None):

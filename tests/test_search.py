@@ -132,7 +132,7 @@ def test_population_study_trains_members_together_and_reports_each(tmp_path):
 def test_population_heartbeats_keep_every_member_alive(tmp_path):
     """One thread beats for all members: while the population trains (here: sleeps past the grace
     period) none of its trials goes stale; afterwards, with the beats stopped, all of them do."""
-    from bench.search import heartbeats
+    from bench.storage import heartbeats
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/hb.db", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage, study_name="hb")
     trials = [study.ask() for _ in range(3)]
@@ -227,10 +227,9 @@ def test_three_workers_share_one_postgres_study(tmp_path):
 
 
 def _open(args):
-    from bench import search
-    from bench import spec as spec_mod
+    from bench import spec as spec_mod, storage
     try:
-        search.open_study(spec_mod.load(args[0]), args[1])
+        storage.open_study(spec_mod.load(args[0]), args[1])
         return "ok"
     except Exception as e:  # what a worker would print
         return f"{type(e).__name__}: {e}"

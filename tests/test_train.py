@@ -2,7 +2,8 @@ import math
 
 import torch
 
-from stabgen.train import TrialConfig, train
+from stabgen.train import train
+from stabgen.trial import TrialConfig
 
 
 def test_same_seed_same_run(tiny_images):
@@ -49,7 +50,7 @@ def test_evaluate_and_prune_hooks(tiny_images):
 
 
 def test_fixed_noise_sampler_is_repeatable(tiny_images):
-    from stabgen.train import sampler
+    from stabgen.trial import sampler
     res = train(TrialConfig(steps=3, batch_size=8), tiny_images)
     s = sampler(res.modules["generator"], 64, seed=0, device=torch.device("cpu"))
     assert torch.equal(s(10), s(10)) and torch.equal(s(20)[:10], s(10))

@@ -7,13 +7,15 @@ import pytest
 import torch
 
 from stabgen import sources
+from stabgen.datasets import load_source
 from stabgen.data import ImageData
 from stabgen.errors import StabgenError
 from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import applicable
 from stabgen.streams import Streams
-from stabgen.train import TrialConfig, train
+from stabgen.train import train
+from stabgen.trial import TrialConfig
 
 
 def _images(channels: int) -> ImageData:
@@ -22,7 +24,7 @@ def _images(channels: int) -> ImageData:
                      torch.zeros(32, dtype=torch.long))
 
 
-RING = sources.load_source("ring")
+RING = load_source("ring")
 DATA = {("image", 1): ("mnist", sources.ImageSource(_images(1))),
         ("image", 3): ("stacked-mnist", sources.ImageSource(_images(3))),
         ("points", 0): ("ring", RING)}
@@ -96,7 +98,7 @@ def test_ring_and_grid_samplers():
     x = RING.batch(4000, g)[0]
     assert x.shape == (4000, 2)
     assert (x.norm(dim=1) - 1).abs().max() < 0.06  # radius 1, σ 0.01
-    grid = sources.load_source("grid").batch(5000, g)[0]
+    grid = load_source("grid").batch(5000, g)[0]
     assert set(grid.round().unique().tolist()) <= {-4.0, -2.0, 0.0, 2.0, 4.0}
 
 

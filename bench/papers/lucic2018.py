@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats as sps
 
-from bench.papers import PAPERS, Claim, Context, Reproduction
+from bench.papers.base import PAPERS, Claim, Context, Reproduction
 
 # paper's best FID, mean ± std, per dataset and model
 PAPER = {"mnist": {"mm": (9.8, 0.9), "ns": (6.8, 0.5), "ls": (7.8, 0.6), "wgan": (6.7, 0.4),
@@ -59,6 +59,7 @@ def spec_for(dataset: str, row: str, budget: str):
 @PAPERS.register("lucic2018")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     from bench import records, search
+    from bench.inception import inception_eval
 
     b = BUDGETS[budget]
     runs_dir = Path("runs") / "papers" / "lucic2018"
@@ -72,8 +73,8 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                                      runs_dir=runs_dir, data_dir=ctx.data_dir, inception_weights=ctx.inception_weights)
             ctx.log(f"lucic2018: {dataset} {row}: {b['trials']} trial(s) × {spec.budget_label()}")
             study = search.run(spec, opts)
-            search.inception_eval(study, spec, opts, log=ctx.log)
-            lb = records.leaderboard(study, spec.metric, spec.direction)
+            inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights, log=ctx.log)
+            lb = records.ranked(records.trials_frame(study), spec.metric, spec.direction)
             done = lb[lb["status"] == "completed"]
             best = done.iloc[0] if len(done) else None
             paper = PAPER.get(dataset, {}).get(row)

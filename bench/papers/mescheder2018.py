@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bench.papers import PAPERS, Claim, Context, Reproduction
+from bench.papers.base import PAPERS, Claim, Context, Reproduction
 
 T = torch.Tensor
 H, START = 0.2, (1.0, 1.0)
@@ -206,11 +206,11 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
 
 
 def _plot(paths: dict, out_dir, steps: int) -> str:
-    from bench.figures import save, plt
+    from bench.figures import save, subplots
 
     names = list(METHODS)
     cols = 5
-    fig, axes = plt.subplots(math.ceil(len(names) / cols), cols, figsize=(16, 6.6), sharex=True, sharey=True)
+    fig, axes = subplots(math.ceil(len(names) / cols), cols, figsize=(16, 6.6), sharex=True, sharey=True)
     for ax, name in zip(axes.flat, names):
         for scheme in SCHEMES:
             p = paths[(name, scheme)]

@@ -14,8 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from bench.papers import PAPERS, Claim, Context, Reproduction, one_sided_claim, train_many
-from stabgen.train import TrialConfig
+from bench.papers.base import PAPERS, Claim, Context, Reproduction, one_sided_claim, train_many
+from stabgen.trial import TrialConfig
 
 # (variant, dataset) → paper's (modes, s.e., high-quality %, s.e., reverse KL, s.e.) over 10 trials
 PAPER = {
@@ -103,7 +103,22 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                         "reproduced" if within and all(w[-1] for w in within) else "not reproduced",
                         "; ".join(checks)))
     b = BUDGETS[budget]
-    notes = [
+    notes = _notes(budget)
+    fig = _plot(df, ctx.out_dir)
+    return Reproduction(
+        title="Lin et al. 2018 (PacGAN) — Table 1: 2D ring and grid",
+        budget=budget,
+        setup=(f"{len(df)} trainings: {', '.join(VARIANTS)} on ring and grid, {b['trials']} trial(s) each "
+               f"(seeds 7, 1007, …), {b['steps']:,} steps, Adam(lr {b['lr']:g}, β1 0.8), batch 100 packs, "
+               f"z ∈ R², {N_EVAL} evaluation samples, PacGAN counting."),
+        tables=[("Ours next to the paper (mean ± s.e. over trials)", table)],
+        claims=claims, figures=[fig], notes=notes)
+
+
+def _notes(budget: str) -> list[str]:
+    """How the budget deviates from the paper's setup, and how to read the table."""
+    b = BUDGETS[budget]
+    return [
         f"Deviations from the paper's setup: {b['steps']:,} steps instead of 400,000 (400 epochs × 1,000), "
         f"{b['trials']} trials instead of 10, model `{b['model']}` "
         + ("(G and D 2×128) " if b["model"] == "mlp2d_small" else "(G 3×400 ReLU, D 3×200 LeakyReLU) ")
@@ -117,21 +132,14 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
         "ours and the paper's. High quality in % of the 2,500 samples.",
         "The regularizer rows (R1, spectral norm) are ours; the paper has no such rows.",
     ]
-    fig = _plot(df, ctx.out_dir)
-    return Reproduction(
-        title="Lin et al. 2018 (PacGAN) — Table 1: 2D ring and grid",
-        budget=budget,
-        setup=(f"{len(df)} trainings: {', '.join(VARIANTS)} on ring and grid, {b['trials']} trial(s) each "
-               f"(seeds 7, 1007, …), {b['steps']:,} steps, Adam(lr {b['lr']:g}, β1 0.8), batch 100 packs, "
-               f"z ∈ R², {N_EVAL} evaluation samples, PacGAN counting."),
-        tables=[("Ours next to the paper (mean ± s.e. over trials)", table)],
-        claims=claims, figures=[fig], notes=notes)
 
 
 def _plot(df: pd.DataFrame, out_dir) -> str:
-    from bench.figures import plt, save, sns
+    import seaborn as sns
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    from bench.figures import save, subplots
+
+    fig, axes = subplots(1, 2, figsize=(12, 4))
     for ax, dataset in zip(axes, ("ring", "grid")):
         d = df[df.dataset == dataset]
         sns.stripplot(data=d, x="variant", y="modes_captured", ax=ax, size=7, jitter=0.15)

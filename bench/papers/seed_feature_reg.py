@@ -13,8 +13,8 @@ from __future__ import annotations
 import pandas as pd
 from scipy import stats as sps
 
-from bench.papers import PAPERS, Context, Reproduction, one_sided_claim, train_many
-from stabgen.train import TrialConfig
+from bench.papers.base import PAPERS, Context, Reproduction, one_sided_claim, train_many
+from stabgen.trial import TrialConfig
 
 BUDGETS = {"tiny": {"seeds": 2, "steps": 20, "n_eval": 500},
            "small": {"seeds": 10, "steps": 3000, "n_eval": 2000},

@@ -24,6 +24,7 @@ from stabgen import data as data_mod
 from stabgen.errors import StabgenError
 
 FEATURE_DIM = 128
+DEFAULT = "mnist"  # the classifier used where a caller names none (a tensor reference, Stacked MNIST)
 WEIGHTS_PACKAGE = "stabgen.metrics"
 
 
@@ -90,12 +91,10 @@ def _fit_feature_standardization(model: DomainClassifier, split: data_mod.ImageD
     model.feat_std.copy_(feats.std(0).clamp_min(1e-6).float())
 
 
-def train_classifier(dataset: str, epochs: int = 3, data_dir: str | None = None, seed: int = 0,
-                     device: str = "cpu", out: Path | None = None, log=print) -> dict:
+def train_classifier(dataset: str, train_set: data_mod.ImageData, test_set: data_mod.ImageData, epochs: int = 3,
+                     seed: int = 0, device: str = "cpu", out: Path | None = None, log=print) -> dict:
     """Train the domain classifier with Adam and light translation augmentation; save weights + card."""
     torch.manual_seed(seed)
-    train_set = data_mod.load(dataset, "train", data_dir)
-    test_set = data_mod.load(dataset, "test", data_dir)
     model = DomainClassifier().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (len(train_set) // 128))

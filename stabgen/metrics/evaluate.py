@@ -1,6 +1,7 @@
 """The evaluation a trial runs: cheap domain FID (or KID) at intermediate steps for pruning, and the
 full domain set at the end — FID, KID, precision/recall, density/coverage and class coverage — each
-stored with its N and extractor."""
+stored with its N and extractor. Which evaluator a dataset uses is said once, in stabgen.datasets;
+the evaluators here take what they need (a real reference, class counts, mode centres), not names."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from stabgen import data as data_mod
 from stabgen import settings
+from stabgen.data import RealRef
 from stabgen.errors import StabgenError
 from stabgen.metrics import classifier, modes
 from stabgen.metrics.frechet import fid_infinity
@@ -46,14 +47,13 @@ class DomainEvaluator(Evaluator):
     """Domain FID (or KID) on the classifier's features at intermediate steps, for pruning; at the
     end FID, KID, precision/recall, density/coverage and class coverage."""
 
-    def __init__(self, dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
+    def __init__(self, ref: RealRef, class_counts: torch.Tensor, device: str = "cpu",
                  metric: str = "domain_fid") -> None:
         from stabgen.metrics import fidelity  # torch-fidelity (≈ 2.5 s to import) only where it is used
 
-        self.n, self.device, self.fidelity = n, device, fidelity
-        self.ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
-        self.class_counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
-        self.clf = classifier.load(dataset, device)
+        self.n, self.device, self.fidelity = ref.n, device, fidelity
+        self.ref, self.class_counts = ref, class_counts
+        self.clf = classifier.load(ref.dataset, device)  # the domain classifier is named like its dataset
         self.quick = (metric.removeprefix("domain_"),)
 
     def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
@@ -68,20 +68,18 @@ class DomainEvaluator(Evaluator):
         return outs
 
 
-def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extractor: str = "classifier",
-                     device: str = "cpu", data_dir: str | None = None, inception_weights: str | None = None,
-                     fid_inf: bool = False) -> dict:
-    """Every metric for a set of samples against n real images of a split (what `bench metrics` prints).
+def evaluate_samples(fake: torch.Tensor, ref: RealRef, class_counts: torch.Tensor, extractor: str = "classifier",
+                     device: str = "cpu", inception_weights: str | None = None, fid_inf: bool = False) -> dict:
+    """Every metric for a set of samples against a real reference (what `bench metrics` prints).
 
     Inception Score is reported only where the network's logits are valid; otherwise the reason is
     returned under `is_unavailable` instead of a number.
     """
     from stabgen.metrics import fidelity
 
-    shape = data_mod.IMAGE_SHAPES[dataset]
-    if tuple(fake.shape[2:]) != shape[1:]:
-        raise StabgenError(f"samples are {tuple(fake.shape[2:])} images; {dataset} needs {shape[1:]}")
-    ref = fidelity.RealRef(dataset, split, n, data_dir=data_dir)
+    dataset, real = ref.dataset, ref.images()
+    if tuple(fake.shape[2:]) != tuple(real.shape[2:]):
+        raise StabgenError(f"samples are {tuple(fake.shape[2:])} images; {dataset} needs {tuple(real.shape[2:])}")
     wanted, unavailable = ["fid", "kid", "prc", "dc", "isc"], None
     if extractor == "inception":
         try:
@@ -92,43 +90,39 @@ def evaluate_samples(fake: torch.Tensor, dataset: str, split: str, n: int, extra
     out = fidelity.compute(fake, ref, extractor, tuple(wanted), device=device, inception_weights=inception_weights)
     if unavailable:
         out["is_unavailable"] = unavailable
-    counts = data_mod.load(dataset, split, data_dir).labels.bincount(minlength=10)
-    out.update(class_coverage(predict(classifier.load(dataset, device), fake, device), counts))
+    out.update(class_coverage(predict(classifier.load(dataset, device), fake, device), class_counts))
     if fid_inf:
         kw = dict(extractor=extractor, dataset=dataset, device=device, inception_weights=inception_weights)
-        res = fid_infinity(fidelity.features(fake, **kw), fidelity.features(ref.images(), **kw))
+        res = fid_infinity(fidelity.features(fake, **kw), fidelity.features(real, **kw))
         out.update(fid_inf=res["fid_inf"], fid_inf_points=len(res["n"]))
-    out.update(dataset=dataset, split=split)
+    out.update(dataset=dataset, split=ref.split)
     return out
 
 
-def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu") -> dict:
+def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu", digits: str = classifier.DEFAULT) -> dict:
     """Modes of 1,000 for 3-channel Stacked-MNIST samples: each channel classified by the MNIST
     classifier (PacGAN / VEEGAN protocol, usually on 26,000 samples)."""
-    return modes.stacked_modes(stacked_predictions(images, device))
+    return modes.stacked_modes(stacked_predictions(images, device, digits))
 
 
-def stacked_predictions(images: torch.Tensor, device: str = "cpu") -> torch.Tensor:
-    """[N, 3] digit classes of each channel, by the MNIST classifier."""
+def stacked_predictions(images: torch.Tensor, device: str = "cpu", digits: str = classifier.DEFAULT) -> torch.Tensor:
+    """[N, 3] digit classes of each channel, by the domain classifier of the `digits` dataset."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise StabgenError(f"Stacked MNIST samples must be [N, 3, 28, 28], got {tuple(images.shape)}")
-    clf = classifier.load("mnist", device)
+    clf = classifier.load(digits, device)
     return torch.stack([predict(clf, images[:, c:c + 1], device) for c in range(3)], dim=1)
 
 
 class MixtureEvaluator(Evaluator):
     """PacGAN counting on n samples (2,500 in the paper) for the ring / grid mixtures."""
 
-    def __init__(self, dataset: str, n: int = 2500) -> None:
-        from stabgen.sources import load_source
-
-        self.n, self.src = n, load_source(dataset)
+    def __init__(self, centers: torch.Tensor, sigma: float, n: int = 2500) -> None:
+        self.centers, self.sigma, self.n = centers.double(), sigma, n
 
     def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
-        centers = self.src.centers.double()
         outs = []
         for s in samples:  # 2-D points: nothing worth sharing between members
-            m = modes.mixture_modes(s(self.n).double(), centers, self.src.sigma)
+            m = modes.mixture_modes(s(self.n).double(), self.centers, self.sigma)
             outs.append({"modes_captured": m["modes_captured"], "high_quality": m["high_quality"],
                          "reverse_kl": m["reverse_kl"], "n_samples": self.n})
         return outs
@@ -138,34 +132,13 @@ class StackedEvaluator(Evaluator):
     """Modes of 1,000 and KL to uniform on n Stacked-MNIST samples (26,000 in the papers); every
     member's channels are classified in one pass."""
 
-    def __init__(self, n: int, device: str = "cpu") -> None:
-        self.n, self.device = n, device
+    def __init__(self, n: int, device: str = "cpu", digits: str = classifier.DEFAULT) -> None:
+        self.n, self.device, self.digits = n, device, digits
 
     def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
         fakes = [s(self.n) for s in samples]
         outs = []
-        for m in map(modes.stacked_modes, stacked_predictions(torch.cat(fakes), self.device).split(
+        for m in map(modes.stacked_modes, stacked_predictions(torch.cat(fakes), self.device, self.digits).split(
                 [len(f) for f in fakes])):
             outs.append({"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": self.n})
         return outs
-
-
-# metric name → (direction, the dataset kinds it exists for)
-METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "domain_fid": ("minimize", ("mnist", "fashion-mnist")),
-    "domain_kid": ("minimize", ("mnist", "fashion-mnist")),
-    "reverse_kl": ("minimize", ("ring", "grid")),
-    "modes_captured": ("maximize", ("ring", "grid")),
-    "stacked_kl": ("minimize", ("stacked-mnist",)),
-    "stacked_modes": ("maximize", ("stacked-mnist",)),
-}
-
-
-def evaluator_for(dataset: str, split: str, n: int, device: str = "cpu", data_dir: str | None = None,
-                  metric: str = "domain_fid") -> Evaluator:
-    """The evaluation a study on `dataset` runs each eval_every steps."""
-    if dataset in ("ring", "grid"):
-        return MixtureEvaluator(dataset, n)
-    if dataset == "stacked-mnist":
-        return StackedEvaluator(n, device)
-    return DomainEvaluator(dataset, split, n, device, data_dir, metric)

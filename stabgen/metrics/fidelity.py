@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 import urllib.error
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -27,7 +26,7 @@ import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-from stabgen import data as data_mod
+from stabgen.data import RealRef
 from stabgen import settings
 from stabgen.errors import StabgenError
 from stabgen.metrics import classifier, coverage
@@ -66,9 +65,12 @@ class DomainExtractor(FeatureExtractorBase):
         return tuple(out[name] for name in self.features_list)
 
 
-for _ds in data_mod.DATASETS:
-    if CLASSIFIER_PREFIX + _ds not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
-        torch_fidelity.register_feature_extractor(CLASSIFIER_PREFIX + _ds, DomainExtractor)
+def classifier_extractor(dataset: str) -> str:
+    """torch-fidelity's name for a dataset's domain classifier, registered on first use."""
+    name = CLASSIFIER_PREFIX + dataset
+    if name not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(name, DomainExtractor)
+    return name
 
 
 class U8Images(Dataset):
@@ -86,24 +88,6 @@ class U8Images(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         x = self.images[i]
         return x.expand(3, -1, -1) if x.shape[0] == 1 else x
-
-
-@dataclass(frozen=True)
-class RealRef:
-    """A reproducible real reference set: the first n of a fixed permutation of a split."""
-
-    dataset: str
-    split: str
-    n: int
-    seed: int = 0
-    data_dir: str | None = None
-
-    @property
-    def cache_name(self) -> str:
-        return f"stabgen-{self.dataset}-{self.split}-n{self.n}-s{self.seed}"
-
-    def images(self) -> torch.Tensor:
-        return data_mod.load(self.dataset, self.split, self.data_dir).subset(self.n, self.seed)
 
 
 class _LazyReal(U8Images):
@@ -144,7 +128,7 @@ def weights_tag(extractor: str, dataset: str, inception_weights: str | None = No
 
 def _extractor_kwargs(extractor: str, dataset: str, inception_weights: str | None) -> dict:
     if extractor == "classifier":
-        return {"feature_extractor": CLASSIFIER_PREFIX + dataset}
+        return {"feature_extractor": classifier_extractor(dataset)}
     if extractor == "inception":
         path = settings.inception_weights(inception_weights)
         if path is not None and not path.exists():
@@ -184,7 +168,7 @@ def check_inception_logits(path: Path | None) -> None:
 def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "classifier",
             metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
             inception_weights: str | None = None, batch_size: int | None = None,
-            dataset: str = "mnist", k: int = 5) -> dict:
+            dataset: str = classifier.DEFAULT, k: int = 5) -> dict:
     """Metrics of generated uint8 images against a real reference, with N and extractor recorded.
 
     `ref` is a RealRef (features cached on disk) or a uint8 tensor of real images (not cached);
@@ -199,11 +183,11 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
 def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, extractor: str = "classifier",
                  metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
                  inception_weights: str | None = None, batch_size: int | None = None,
-                 dataset: str = "mnist", k: int = 5) -> list[dict]:
+                 dataset: str = classifier.DEFAULT, k: int = 5) -> list[dict]:
     """`compute` for several sample sets (a population's members) at once: the extractor is built,
     the real features and statistics are loaded, and the fakes' features are extracted in one pass
     for all sets; each set then gets its own metrics, exactly as `compute` gives them alone."""
-    from torch_fidelity import metric_fid, metric_isc, metric_kid, metric_prc
+    from torch_fidelity import metric_fid
     from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
                                       resolve_feature_layer_for_metric)
 
@@ -240,34 +224,40 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
         f_real = extract_featuresdict_from_input_id_cached(2, fe, **kwargs)
     if "fid" in metrics:
         st_real = metric_fid.fid_featuresdict_to_statistics_cached(f_real, cache_name, fe, layers["fid"], **kwargs)
-    results = []
-    for n_fake, parts in zip(sizes, zip(*(v.split(sizes) for v in f_all.values()))):
-        f_fake = dict(zip(f_all, parts))
-        kw = {**kwargs, "kid_subset_size": min(1000, n_fake, n_real)}
-        raw: dict = {}
-        if "isc" in metrics:
-            raw.update(metric_isc.isc_featuresdict_to_metric(f_fake, layers["isc"], **kw))
-        if "fid" in metrics:
-            st_fake = metric_fid.fid_featuresdict_to_statistics_cached(f_fake, None, fe, layers["fid"], **kw)
-            raw.update(metric_fid.fid_statistics_to_metric(st_fake, st_real, False))
-        if "kid" in metrics:
-            raw.update(metric_kid.kid_featuresdict_to_metric(f_fake, f_real, layers["kid"], **kw))
-        if "prc" in metrics:  # convention: input1 = generated, input2 = real
-            raw.update(metric_prc.prc_featuresdict_to_metric(f_fake, f_real, layers["prc"], **kw))
-        out = {_KEYS[key]: float(v) for key, v in raw.items() if key in _KEYS}
-        if "dc" in metrics:
-            dc = coverage.prdc(f_real[layers["dc"]].to(device), f_fake[layers["dc"]].to(device), k=k)
-            out.update(density=dc["density"], coverage=dc["coverage"])
-        for key, v in out.items():
-            if not math.isfinite(v):
-                raise StabgenError(f"{extractor} {key} came out {v}: the feature extractor produced non-finite "
-                                   f"features (corrupt weights?); refusing to report it")
-        out.update(n_fake=n_fake, n_real=n_real, extractor=extractor)
-        results.append(out)
-    return results
+    per_set = [dict(zip(f_all, parts)) for parts in zip(*(v.split(sizes) for v in f_all.values()))]
+    return [_score(f_fake, n_fake, f_real, st_real, fe, layers, metrics, extractor, device, k, n_real, kwargs)
+            for f_fake, n_fake in zip(per_set, sizes)]
 
 
-def features(images: torch.Tensor, extractor: str = "classifier", dataset: str = "mnist",
+def _score(f_fake: dict, n_fake: int, f_real: dict | None, st_real: dict | None, fe, layers: dict,
+           metrics: tuple[str, ...], extractor: str, device, k: int, n_real: int, kwargs: dict) -> dict:
+    """One sample set's metrics from its features (torch-fidelity's functions; density/coverage ours)."""
+    from torch_fidelity import metric_fid, metric_isc, metric_kid, metric_prc
+
+    kw = {**kwargs, "kid_subset_size": min(1000, n_fake, n_real)}
+    raw: dict = {}
+    if "isc" in metrics:
+        raw.update(metric_isc.isc_featuresdict_to_metric(f_fake, layers["isc"], **kw))
+    if "fid" in metrics:
+        st_fake = metric_fid.fid_featuresdict_to_statistics_cached(f_fake, None, fe, layers["fid"], **kw)
+        raw.update(metric_fid.fid_statistics_to_metric(st_fake, st_real, False))
+    if "kid" in metrics:
+        raw.update(metric_kid.kid_featuresdict_to_metric(f_fake, f_real, layers["kid"], **kw))
+    if "prc" in metrics:  # convention: input1 = generated, input2 = real
+        raw.update(metric_prc.prc_featuresdict_to_metric(f_fake, f_real, layers["prc"], **kw))
+    out = {_KEYS[key]: float(v) for key, v in raw.items() if key in _KEYS}
+    if "dc" in metrics:
+        dc = coverage.prdc(f_real[layers["dc"]].to(device), f_fake[layers["dc"]].to(device), k=k)
+        out.update(density=dc["density"], coverage=dc["coverage"])
+    for key, v in out.items():
+        if not math.isfinite(v):
+            raise StabgenError(f"{extractor} {key} came out {v}: the feature extractor produced non-finite "
+                               f"features (corrupt weights?); refusing to report it")
+    out.update(n_fake=n_fake, n_real=n_real, extractor=extractor)
+    return out
+
+
+def features(images: torch.Tensor, extractor: str = "classifier", dataset: str = classifier.DEFAULT,
              device: torch.device | str = "cpu", inception_weights: str | None = None) -> torch.Tensor:
     """The metric features (classifier: 128-d; inception: 2048-d pool) of uint8 images."""
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset

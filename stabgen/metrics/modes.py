@@ -54,13 +54,3 @@ def stacked_modes(channel_preds: torch.Tensor) -> dict:
     counts = torch.bincount(codes.long().cpu(), minlength=1000)
     return {"modes_captured": int((counts > 0).sum()), "num_modes": 1000,
             "kl": kl(counts, torch.ones(1000))}
-
-
-def ring_centers(n: int = 8, radius: float = 1.0) -> torch.Tensor:
-    ang = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
-    return torch.stack([radius * ang.cos(), radius * ang.sin()], dim=1)
-
-
-def grid_centers(values=(-4.0, -2.0, 0.0, 2.0, 4.0)) -> torch.Tensor:
-    v = torch.tensor(values, dtype=torch.float64)
-    return torch.cartesian_prod(v, v)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from stabgen.models import MODELS, ModelSpec
+from stabgen.models.base import MODELS, ModelSpec
 
 
 def _bn1(n: int, on: bool) -> nn.Module:

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn as nn
 
-from stabgen.models import MODELS, ModelSpec
+from stabgen.models.base import MODELS, ModelSpec
 
 
 class MLPGenerator(nn.Module):

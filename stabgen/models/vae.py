@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stabgen.models import MODELS, ModelSpec
+from stabgen.models.base import MODELS, ModelSpec
 from stabgen.models.gan import MLPGenerator
 
 

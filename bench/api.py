@@ -1,0 +1,144 @@
+"""The harness as a Python API (for notebooks and scripts); `bench` on the command line calls these.
+
+    from bench import api
+    spec = api.load_spec("smoke")                       # a name from studies/ or a path to a TOML file
+    rec = api.run_study(spec, runs_dir="runs", device="cpu")
+    rec.trials                                          # pandas: one row per trial
+    api.leaderboard(rec)                                # pandas: one row per config, CIs over seeds
+    gen = api.load_generator(rec, trial=0)              # the trial's generator (nn.Module)
+    api.build_report(rec, "reports/smoke")              # tables, figures and index.html
+
+Nothing here changes global state of the session that imports it (no logging, warning, matplotlib
+or seaborn settings outlive the call that needs them).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from bench import records, report, search, spec as spec_mod, storage
+from bench.inception import inception_eval
+from bench.report import StudyRecord
+from bench.search import RunOptions
+from bench.spec import StudySpec
+from stabgen.errors import StabgenError
+from stabgen.hardware import check_device, default_device
+
+__all__ = ["load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "load_generator",
+           "build_report", "score_samples", "check_storage", "StudyRecord", "RunOptions", "StudySpec"]
+
+
+def load_spec(study: str | Path) -> StudySpec:
+    """A validated spec: a name from studies/ or a path to the user's own TOML file."""
+    return spec_mod.load(str(study))
+
+
+def options(spec: StudySpec, trials: int | None = None, steps: int | None = None, device: str | None = None,
+            storage_url: str | None = None, runs_dir: str | Path = "runs", data_dir: str | None = None,
+            inception_weights: str | None = None, heartbeat: float = 10.0, tensorboard: bool = False,
+            allow_spec_change: bool = False) -> RunOptions:
+    """Run options with the defaults `bench run` uses, each bad value refused in one line."""
+    for name, v in (("trials", trials), ("steps", steps)):
+        if v is not None and v < 1:
+            raise StabgenError(f"--{name} must be a positive integer, got {v}")
+    if not heartbeat > 0:
+        raise StabgenError(f"--heartbeat must be a positive number of seconds, got {heartbeat}")
+    if tensorboard:
+        records.tensorboard_writer_class()  # fails now, in one line, not after the first trial
+    runs_dir = Path(runs_dir)
+    return RunOptions(trials=trials or spec.n_trials, steps=steps, device=check_device(device or default_device()),
+                      storage=storage_url or spec.storage or storage.default_url(runs_dir, spec.name),
+                      runs_dir=runs_dir, data_dir=data_dir, inception_weights=inception_weights, heartbeat=heartbeat,
+                      tensorboard=tensorboard, allow_spec_change=allow_spec_change)
+
+
+def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, command: str | None = None,
+              figures: bool = False, on_trial_start: Callable[[int], None] | None = None,
+              on_step: Callable[[int, int], None] | None = None, on_trial_end: Callable | None = None,
+              log: Callable[[str], None] = lambda m: None, **option_kw) -> StudyRecord:
+    """Run (or resume) a study, evaluate its best trials with Inception, and write its report (tables;
+    figures too with `figures=True`) into RUNS_DIR/STUDY. Returns the study as the report sees it."""
+    spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
+    opts = opts or options(spec, **option_kw)
+    check_storage(spec, opts)
+    t0 = time.perf_counter()
+    study = search.run(spec, opts, on_trial_start, on_step, on_trial_end, log=log)
+    try:
+        inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights, log=log)
+    except StabgenError as e:  # the search results stand; say why the Inception column is empty
+        log(f"Inception evaluation skipped: {e}")
+    command = command or f"bench run --study {spec.name}"
+    storage.record_command(study, command)
+    study.set_user_attr("last_wall_seconds", round(time.perf_counter() - t0, 1))
+    rec = report.record_of(study, opts.storage)
+    rec.report = report.build(rec, opts.runs_dir / spec.name, command, figures=figures)
+    return rec
+
+
+def check_storage(spec: StudySpec, opts: RunOptions) -> None:
+    """Open (or create) the study once: a bad URL, driver or server fails here, in one line, and a
+    resumed study whose stored spec differs is refused (unless opts.allow_spec_change)."""
+    study = storage.open_study(spec, opts.storage, heartbeat=opts.heartbeat)
+    storage.record_spec(study, spec, opts.allow_spec_change)
+
+
+def open_study(study: str, storage_url: str | None = None, runs_dir: str | Path = "runs") -> StudyRecord:
+    """An existing study by name (default storage: RUNS_DIR/STUDY/study.db)."""
+    return report.open_record(Path(study).stem if str(study).endswith(".toml") else str(study), storage_url,
+                              Path(runs_dir))
+
+
+def trials(rec: StudyRecord) -> pd.DataFrame:
+    """One row per finished trial, ranked by the study metric (diverged, pruned and undefined last)."""
+    return records.ranked(rec.trials, rec.spec.metric, rec.spec.direction)
+
+
+def leaderboard(rec: StudyRecord) -> pd.DataFrame:
+    """One row per config: each metric's mean and 95 % bootstrap CI over seeds, divergence rate."""
+    return report.config_table(rec)
+
+
+def load_generator(rec: StudyRecord, trial: int, device: str = "cpu") -> torch.nn.Module:
+    """A finished trial's generator in eval mode (z of size config.z_dim → samples in [-1, 1])."""
+    return records.load_generator(rec.study.trials[trial], device)
+
+
+def build_report(rec: StudyRecord, out_dir: str | Path, command: str = "bench.api.build_report",
+                 figures: bool = True) -> report.Report:
+    """The study's report in OUT_DIR: what `bench report` writes."""
+    return report.build(replace(rec), Path(out_dir), command, figures=figures)
+
+
+def score_samples(dataset: str | None, samples: str | Path | None = None, real_vs: str | None = None, split: str = "train",
+                  n: int = 10000, extractor: str = "classifier", device: str | None = None,
+                  data_dir: str | None = None, inception_weights: str | None = None, fid_inf: bool = False) -> dict:
+    """Every metric of a sample file/folder (or of a real split: the floor a perfect model reaches)
+    against n real images of a dataset's split; what `bench metrics` prints."""
+    from stabgen.datasets import DATASETS, DEFAULT_DATASET
+    from stabgen.metrics.evaluate import evaluate_samples
+    from stabgen.samples import load_samples
+
+    ds = DATASETS.get(dataset or DEFAULT_DATASET)
+    if (samples is None) == (real_vs is None):
+        raise StabgenError("give exactly one of --samples PATH or --real-vs SPLIT")
+    if not n > 0:
+        raise StabgenError(f"--n must be a positive number of images, got {n}")
+    if not ds.classes or ds.load_split is None:
+        raise StabgenError(f"dataset {dataset!r} has no labelled real split to score against")
+    if samples is not None:
+        fake, source = load_samples(samples)[:n], str(samples)
+    else:  # a different fixed subset than the reference's, so train-vs-train is not the same images
+        fake = ds.reference(real_vs, min(n, ds.split_size(real_vs)), seed=1, data_dir=data_dir).images()
+        source = f"{dataset}/{real_vs} (real)"
+    ref = ds.reference(split, min(n, ds.split_size(split)), data_dir=data_dir)
+    t0 = time.perf_counter()
+    res = evaluate_samples(fake, ref, ds.class_counts(split, data_dir), extractor,
+                           check_device(device or default_device()), inception_weights, fid_inf)
+    res.update(samples=source, seconds=round(time.perf_counter() - t0, 2))
+    return res

@@ -1,0 +1,51 @@
+"""Post-hoc evaluation: Inception FID/KID/PR of a study's best trials, after the search.
+
+Slow on a CPU (minutes per trial), so only the top `eval.inception_top_k` completed trials get it,
+on `eval.inception_samples` images; results are kept as study attributes `inception/<trial number>`
+(finished trials are immutable in Optuna), so a rerun or another machine never repeats one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import optuna
+import torch
+
+from bench import records
+from bench.spec import StudySpec
+from stabgen.datasets import DATASETS
+from stabgen.trial import TrialConfig, sampler
+
+
+def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: str | None = None,
+                   inception_weights: str | None = None, log: Callable[[str], None] = print) -> None:
+    """Inception FID/KID/PR for the top-k completed trials that lack one."""
+    from stabgen.metrics import fidelity  # torch-fidelity: imported by the studies that use it
+
+    ds = DATASETS.get(spec.dataset)
+    k = spec.eval.inception_top_k
+    if k == 0 or not ds.inception:
+        return
+    trials = records.ranked(records.trials_frame(study), spec.metric, spec.direction)
+    if trials.empty:
+        return
+    top = trials[trials["status"] == "completed"].head(k)
+    ref = ds.reference(spec.eval.split, spec.eval.inception_samples, data_dir=data_dir)
+    for number in top["trial"].astype(int):
+        key = f"{records.INCEPTION_ATTR}{number}"
+        if key in study.user_attrs:
+            continue
+        trial = study.trials[number]
+        cfg = TrialConfig(**trial.user_attrs["config"])
+        gen = records.load_generator(trial, device)
+        t0 = time.perf_counter()
+        fake = sampler(gen, cfg.z_dim, cfg.seed, torch.device(device))(spec.eval.inception_samples)
+        m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=device,
+                             inception_weights=inception_weights)
+        m["seconds"] = round(time.perf_counter() - t0, 1)
+        study.set_user_attr(key, m)
+        log(f"trial {number}: Inception FID {m['fid']:.2f} (N={m['n_fake']} fake vs "
+            f"{m['n_real']} real {spec.dataset}/{spec.eval.split}, {m['seconds']}s)")
+

@@ -1,0 +1,191 @@
+"""The Optuna storage: where a study lives, how it is opened or created, how its URL is printed, how
+running trials keep their heartbeats, and when a rerun may resume it.
+
+The storage is the record and the only coordination between workers (SQLite by default under the
+runs folder, PostgreSQL for many machines). Optuna's verbosity and warnings are quieted only inside
+`quiet()`, around the calls that need it, never for the importing session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+
+from bench.strategies import PRUNERS, SAMPLERS
+from stabgen.errors import StabgenError
+
+StudySpec = Any  # a bench.spec.StudySpec
+
+
+def default_url(runs_dir: Path, study: str) -> str:
+    """Where `bench run` keeps a study unless told otherwise."""
+    return f"sqlite:///{Path(runs_dir) / study / 'study.db'}"
+
+
+def redact(url: str) -> str:
+    """A storage URL safe to print: the password replaced by ***."""
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a parseable URL: print nothing of it that could be a secret
+        return url.split("@")[-1]
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Optuna at ERROR level and its experimental/heartbeat warnings hidden, restored afterwards: the
+    CLI reports trial outcomes itself, and population rounds keep heartbeats outside Study.optimize
+    on purpose (`heartbeats` below)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: float = 10.0) -> optuna.Study:
+    """Create or load the spec's study; a bad URL, driver or server fails in one line."""
+    if storage.startswith("sqlite:///"):
+        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with quiet():
+        for attempt in range(6):
+            try:
+                return _open_study(spec, storage, seed_offset, heartbeat)
+            except Exception as e:
+                if attempt < 5 and _creation_race(e):  # workers starting at once on an empty database
+                    time.sleep(0.2 + random.random())
+                    continue
+                raise _storage_error(e, storage) from None
+    raise AssertionError("unreachable")
+
+
+def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: float) -> optuna.Study:
+    rdb = optuna.storages.RDBStorage(
+        storage, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+    return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
+                               sampler=SAMPLERS[spec.sampler](spec, spec.seed + seed_offset),
+                               pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
+
+
+def _creation_race(e: Exception) -> bool:
+    """Two processes creating Optuna's tables (or the same study) at the same moment: the loser sees a
+    unique-constraint violation; opening again finds what the winner created."""
+    text = str(getattr(e, "orig", e)).lower()
+    return type(e).__name__ in ("IntegrityError", "DuplicatedStudyError") or "duplicate key" in text \
+        or "already exists" in text
+
+
+def _storage_error(e: Exception, storage: str) -> Exception:
+    """A one-line StabgenError for what the user can fix (driver, URL, server); anything else as is."""
+    if isinstance(e, (ImportError, ValueError, RuntimeError)):
+        hint = (" (install its driver: pip install psycopg2-binary for PostgreSQL, pymysql for MySQL)"
+                if "import" in str(e).lower() else "")
+        return StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}{hint}")
+    if type(e).__module__.startswith(("sqlalchemy", "optuna")):  # OperationalError and friends
+        return StabgenError(f"cannot open storage {redact(storage)}: {str(getattr(e, 'orig', e)).splitlines()[0]}")
+    return e
+
+
+def load_study(study_name: str, storage: str | None, runs_dir: Path = Path("runs")) -> tuple[optuna.Study, str]:
+    """An existing study (what reports read), or one line saying where nothing was found."""
+    storage = storage or default_url(runs_dir, study_name)
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
+        raise StabgenError(f"no study storage at {storage.removeprefix('sqlite:///')}; run `bench run --study "
+                           f"{study_name}` first, or pass --storage URL / --runs-dir")
+    with quiet():
+        try:
+            return optuna.load_study(study_name=study_name, storage=storage), storage
+        except KeyError:
+            raise StabgenError(f"storage {redact(storage)} holds no study named {study_name!r}") from None
+        except Exception as e:
+            raise StabgenError(f"cannot open storage {redact(storage)}: {str(e).splitlines()[0]}") from None
+
+
+def spec_changes(stored: dict, given: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the fields whose values differ between two spec dumps."""
+    out = []
+    for key in sorted(set(stored) | set(given)):
+        a, b, name = stored.get(key), given.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += spec_changes(a, b, name + ".")
+        elif a != b:
+            out.append(name)
+    return out
+
+
+FIXED_FIELDS = ("space.", "dataset", "metric", "direction", "pareto_with", "sampler")  # never resumable with change
+
+
+def record_spec(study: optuna.Study, spec: StudySpec, allow_change: bool = False) -> None:
+    """Store the spec with a new study; on resume refuse (one line, nothing touched) a spec that
+    differs from the stored one, unless `allow_change`, which keeps the old one in `spec_history`."""
+    given = spec.model_dump(mode="json")
+    stored = study.user_attrs.get("spec")
+    if stored is None:
+        study.set_user_attr("spec", given)
+        return
+    try:
+        stored_full = type(spec).model_validate(stored).model_dump(mode="json")  # defaults filled in
+    except Exception:  # written by an older, incompatible spec format
+        stored_full = stored
+    changed = spec_changes(stored_full, given)
+    if not changed:
+        return
+    if not allow_change:
+        raise StabgenError(f"study {spec.name!r} was started with another spec ({', '.join(changed)} changed); "
+                           f"rerun with the original spec, use a new study name, or pass --allow-spec-change")
+    fixed = [c for c in changed if c.startswith(FIXED_FIELDS)]
+    if fixed:  # Optuna fixes each parameter's distribution in the study: no override can change them
+        raise StabgenError(f"study {spec.name!r}: {', '.join(fixed)} cannot change within one study (Optuna keeps "
+                           f"each parameter's distribution); use a new study name")
+    study.set_user_attr("spec_history", [*study.user_attrs.get("spec_history", []), stored])
+    study.set_user_attr("spec", given)
+
+
+def record_command(study: optuna.Study, command: str) -> None:
+    """Every command that worked on the study, once each, in order (the report names them)."""
+    study.set_user_attr("commands", list(dict.fromkeys([*study.user_attrs.get("commands", []), command])))
+
+
+@contextlib.contextmanager
+def heartbeats(study: optuna.Study, trials: list[optuna.Trial]):
+    """Keep every trial of a population alive while it trains: one thread records all K heartbeats
+    each interval (Study.optimize runs one thread per trial, which for K = 256 would be 256 threads
+    writing to the storage). Storages without heartbeats (in-memory) need nothing."""
+    storage = study._storage  # Optuna exposes neither the storage nor trial ids publicly
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
+    if interval is None:
+        yield
+        return
+    ids = [t._trial_id for t in trials]
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            for trial_id in ids:
+                try:
+                    storage.record_heartbeat(trial_id)
+                except Exception:  # a storage blip must not end the beats (the trials would go stale
+                    pass           # and be retried while still training); a dead storage fails the tell
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="stabgen-heartbeats", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

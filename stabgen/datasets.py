@@ -1,0 +1,177 @@
+"""Datasets: the one home of every dataset fact.
+
+A `DatasetSpec` says what kind of data a dataset is (images or 2D points), one sample's shape, its
+finite splits and their sizes, how to build its training source, how to read a labelled split (the
+real reference of the metrics), which evaluator a study on it runs, the metrics a study may search
+with their directions, the columns a report shows, and a line for `bench list datasets`. Every other
+module asks `DATASETS`; none names a dataset or branches on one. Adding a dataset is one
+`register(DatasetSpec(...))` (plus its loader and evaluator where they are new); installed packages
+add datasets through the `stabgen.datasets` entry-point group (see stabgen.registry); a folder of
+images or an .npz file becomes a dataset with `stabgen.userdata.register_path`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+
+from stabgen import data as data_mod
+from stabgen import sources
+from stabgen.data import ImageData, RealRef, SplitLoader
+from stabgen.errors import StabgenError
+from stabgen.metrics.evaluate import DomainEvaluator, Evaluator, MixtureEvaluator, StackedEvaluator
+from stabgen.registry import Registry
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of a report: where its value is recorded, its direction, its format."""
+
+    key: str  # key in the trial's final metrics (source "metrics") or Inception result ("inception")
+    direction: str  # "minimize" | "maximize"
+    fmt: str = "{:.4g}"
+    source: str = "metrics"
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What a study asks of its evaluator: the reference split and N, the device, the search metric."""
+
+    split: str
+    n: int
+    device: str = "cpu"
+    data_dir: str | None = None
+    metric: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    kind: str  # "image" or "points": which models apply (ModelSpec.data_kind)
+    shape: tuple[int, ...]  # one sample, e.g. (1, 28, 28) or (2,)
+    source: Callable[[str | None], sources.Source]  # data_dir → the training source
+    evaluator: Callable[["DatasetSpec", EvalRequest], Evaluator]
+    metrics: Mapping[str, str]  # metrics a study may search → direction (the first is the default)
+    columns: Mapping[str, Column]  # what a report shows per trial and per config
+    splits: Mapping[str, int] = field(default_factory=dict)  # finite datasets: split → size
+    load_split: SplitLoader | None = None  # (split, data_dir) → labelled images (the metrics' reference)
+    classes: int = 0  # label classes (class coverage); 0 where there are none
+    inception: bool = False  # Inception FID/KID/PR apply (natural-image-like grey or RGB images)
+
+    @property
+    def finite(self) -> bool:
+        return bool(self.splits)
+
+    def split_size(self, split: str) -> int:
+        if split not in self.splits:
+            raise StabgenError(f"dataset {self.name!r} has no split {split!r}"
+                               + (f"; it has {', '.join(self.splits)}" if self.splits else " (it is sampled fresh)"))
+        return self.splits[split]
+
+    def reference(self, split: str, n: int, seed: int = 0, data_dir: str | None = None) -> RealRef:
+        """n real samples of a split, fixed by the seed: what every metric of this dataset compares to."""
+        if self.load_split is None:
+            raise StabgenError(f"dataset {self.name!r} has no real split to compare against")
+        if not 0 < n <= self.split_size(split):
+            raise StabgenError(f"{self.name}/{split} has {self.split_size(split)} samples; asked for {n}")
+        return RealRef(self.name, split, n, seed, data_dir, self.load_split)
+
+    def class_counts(self, split: str, data_dir: str | None = None) -> torch.Tensor:
+        if self.load_split is None or not self.classes:
+            raise StabgenError(f"dataset {self.name!r} has no class labels")
+        return self.load_split(split, data_dir).labels.bincount(minlength=self.classes)
+
+    def build_evaluator(self, request: EvalRequest) -> Evaluator:
+        return self.evaluator(self, request)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", group="stabgen.datasets")
+DEFAULT_DATASET = "mnist"  # what a spec or a TrialConfig trains on when it names none
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Add a dataset (a test or a notebook may `DATASETS.unregister(name)` it afterwards)."""
+    return DATASETS.register(spec.name)(spec)
+
+
+def all_metrics() -> dict[str, str]:
+    """Every searchable metric of every dataset → its direction."""
+    return {m: d for _, ds in DATASETS.items() for m, d in ds.metrics.items()}
+
+
+# --- evaluators -----------------------------------------------------------------------------------
+
+def domain_evaluator(ds: DatasetSpec, r: EvalRequest) -> Evaluator:
+    """Domain FID/KID/PR, density/coverage and class coverage on the dataset's own classifier."""
+    return DomainEvaluator(ds.reference(r.split, r.n, data_dir=r.data_dir), ds.class_counts(r.split, r.data_dir),
+                           r.device, r.metric)
+
+
+def mixture_evaluator(ds: DatasetSpec, r: EvalRequest) -> Evaluator:
+    """PacGAN's mode counting against the mixture's own centres and σ."""
+    src = ds.source(None)
+    return MixtureEvaluator(src.centers, src.sigma, r.n)
+
+
+def stacked_evaluator(ds: DatasetSpec, r: EvalRequest) -> Evaluator:
+    """Modes of 1,000: every channel classified by the MNIST classifier."""
+    return StackedEvaluator(r.n, r.device, digits="mnist")
+
+
+# --- the built-in datasets ------------------------------------------------------------------------
+
+IMAGE_COLUMNS = {
+    "domain_fid": Column("domain_fid", "minimize", "{:.2f}"),
+    "inception_fid": Column("fid", "minimize", "{:.1f}", source="inception"),
+    "domain_kid": Column("domain_kid", "minimize", "{:.4f}"),
+    "precision": Column("domain_precision", "maximize", "{:.3f}"),
+    "recall": Column("domain_recall", "maximize", "{:.3f}"),
+    "density": Column("domain_density", "maximize", "{:.3f}"),
+    "coverage": Column("domain_coverage", "maximize", "{:.3f}"),
+    "classes": Column("classes_covered", "maximize", "{:.0f}"),
+    "class_kl": Column("class_kl", "minimize", "{:.3f}"),
+}
+IMAGE_METRICS = {"domain_fid": "minimize", "domain_kid": "minimize"}
+MIXTURE_COLUMNS = {"modes_captured": Column("modes_captured", "maximize", "{:.0f}"),
+                   "high_quality": Column("high_quality", "maximize", "{:.1%}"),
+                   "reverse_kl": Column("reverse_kl", "minimize", "{:.3f}")}
+MIXTURE_METRICS = {"reverse_kl": "minimize", "modes_captured": "maximize"}
+STACKED_COLUMNS = {"stacked_modes": Column("stacked_modes", "maximize", "{:.0f}"),
+                   "stacked_kl": Column("stacked_kl", "minimize", "{:.3f}")}
+STACKED_METRICS = {"stacked_kl": "minimize", "stacked_modes": "maximize"}
+IDX_SPLITS = {"train": 60000, "test": 10000}
+
+
+def idx_dataset(name: str, description: str) -> DatasetSpec:
+    """MNIST-like: 28×28 grey idx files, 10 classes, a shipped domain classifier."""
+    def load_split(split: str, data_dir: str | None = None) -> ImageData:
+        return data_mod.load(name, split, data_dir)
+
+    return DatasetSpec(name, description, "image", (1, 28, 28),
+                       source=lambda data_dir=None: sources.ImageSource(load_split("train", data_dir)),
+                       evaluator=domain_evaluator, metrics=IMAGE_METRICS, columns=IMAGE_COLUMNS,
+                       splits=IDX_SPLITS, load_split=load_split, classes=10, inception=True)
+
+
+register(idx_dataset("mnist", "MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files"))
+register(idx_dataset("fashion-mnist", "Fashion-MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files"))
+register(DatasetSpec(
+    "stacked-mnist", "three MNIST digits as RGB channels, 1,000 modes (infinite sampler)", "image", (3, 28, 28),
+    source=lambda data_dir=None: sources.StackedMNIST(data_mod.load("mnist", "train", data_dir)),
+    evaluator=stacked_evaluator, metrics=STACKED_METRICS, columns=STACKED_COLUMNS))
+register(DatasetSpec(
+    "ring", "2D ring of 8 Gaussians, radius 1, σ 0.01 (PacGAN 2018)", "points", (2,),
+    source=lambda data_dir=None: sources.RING, evaluator=mixture_evaluator, metrics=MIXTURE_METRICS,
+    columns=MIXTURE_COLUMNS))
+register(DatasetSpec(
+    "grid", "2D grid of 25 Gaussians at {−4,−2,0,2,4}², σ 0.05 (PacGAN 2018)", "points", (2,),
+    source=lambda data_dir=None: sources.GRID, evaluator=mixture_evaluator, metrics=MIXTURE_METRICS,
+    columns=MIXTURE_COLUMNS))
+
+
+def load_source(name: str, data_dir: str | None = None) -> sources.Source:
+    """The training source of a registered dataset."""
+    return DATASETS.get(name).source(data_dir)
