@@ -120,11 +120,12 @@ def score_samples(dataset: str | None, samples: str | Path | None = None, real_v
                   data_dir: str | None = None, inception_weights: str | None = None, fid_inf: bool = False) -> dict:
     """Every metric of a sample file/folder (or of a real split: the floor a perfect model reaches)
     against n real images of a dataset's split; what `bench metrics` prints."""
-    from stabgen.datasets import DATASETS, DEFAULT_DATASET
+    from stabgen.datasets import DEFAULT_DATASET
     from stabgen.metrics.evaluate import evaluate_samples
     from stabgen.samples import load_samples
+    from stabgen.userdata import resolve
 
-    ds = DATASETS.get(dataset or DEFAULT_DATASET)
+    ds = resolve(dataset or DEFAULT_DATASET)
     if (samples is None) == (real_vs is None):
         raise StabgenError("give exactly one of --samples PATH or --real-vs SPLIT")
     if not n > 0:

@@ -352,10 +352,11 @@ def train_classifier(
                                                      "shipped in the package).")] = None,
 ) -> None:
     """Train the domain classifier whose features the domain FID/KID/PR use; writes weights + a card."""
-    from stabgen.datasets import DATASETS, DEFAULT_DATASET
+    from stabgen.datasets import DEFAULT_DATASET
     from stabgen.metrics.classifier import train_classifier as fit
+    from stabgen.userdata import resolve
 
-    ds = DATASETS.get(dataset or DEFAULT_DATASET)
+    ds = resolve(dataset or DEFAULT_DATASET)
     if ds.load_split is None or not ds.classes:
         raise StabgenError(f"dataset {ds.name!r} has no labelled splits to train a classifier on")
     splits = [ds.load_split(s, _str(data_dir)) for s in ("train", "test")]

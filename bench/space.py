@@ -14,7 +14,6 @@ GridSampler would take the product over all parameter names, conditional ones in
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -125,7 +124,3 @@ def probe_configs(spec: StudySpec, steps: int = 2) -> list[TrialConfig]:
         walker = _GridWalker([i], 2)
         out.append(suggest_config(walker, spec, steps=steps))
     return out
-
-
-def grid_size(spec: StudySpec) -> int:
-    return len(grid(spec)) if spec.sampler == "grid" else math.inf

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.space import grid
 from stabgen.datasets import DATASETS, DEFAULT_DATASET, all_metrics
+from stabgen import userdata
 from stabgen.errors import StabgenError
 from stabgen.metrics.stability import STABILITY_OBJECTIVES
 from stabgen.models import MODELS
@@ -184,9 +185,10 @@ class StudySpec(_Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        if v not in DATASETS:
+        if v not in DATASETS and not userdata.is_path(v):
             raise ValueError(f"unknown dataset {v!r}; known: {', '.join(DATASETS.names())} "
-                             f"(or register one: README, Adding a dataset)")
+                             f"(or a folder of images / an .npz file, or register one: README, Adding a dataset)")
+        userdata.resolve(v)  # a user's data is registered under its path on first use
         return v
 
     @field_validator("pareto_with")
@@ -245,7 +247,8 @@ class StudySpec(_Strict):
     def _check_sizes(self, ds) -> None:
         if ds.finite:
             size = ds.split_size(self.eval.split)
-            for name in ("samples", "inception_samples"):
+            inception = self.eval.inception_top_k > 0 and ds.inception
+            for name in ("samples", "inception_samples") if inception else ("samples",):
                 if getattr(self.eval, name) > size:
                     raise ValueError(f"eval.{name}={getattr(self.eval, name)} exceeds the {size} "
                                      f"images of the {self.eval.split} split")

@@ -104,7 +104,8 @@ class RealRef:
 
     @property
     def cache_name(self) -> str:
-        return f"stabgen-{self.dataset}-{self.split}-n{self.n}-s{self.seed}"
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.dataset)  # a user's data: a path
+        return f"stabgen-{name}-{self.split}-n{self.n}-s{self.seed}"
 
     def images(self) -> torch.Tensor:
         if self.load is None:

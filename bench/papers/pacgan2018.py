@@ -33,7 +33,7 @@ BUDGETS = {  # the paper: 400 epochs of 100,000 samples at batch 100 = 400,000 s
     "paper": {"model": "mlp2d", "steps": 400_000, "trials": 10, "lr": 1e-4, "eval_every": 50_000},
 }
 N_EVAL = 2500
-METRICS = ("modes_captured", "high_quality", "reverse_kl")
+MODE_METRICS = ("modes_captured", "high_quality", "reverse_kl")
 
 
 def configs(budget: str) -> list[tuple[str, str, TrialConfig]]:
@@ -68,14 +68,14 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
     ctx.log(f"pacgan2018: {len(runs)} trainings × {BUDGETS[budget]['steps']} steps")
     results = train_many([c for _, _, c in runs], ctx, N_EVAL, "modes_captured")
     df = pd.DataFrame([{"variant": v, "dataset": d, "seed": c.seed, "status": r["status"],
-                        "seconds": r["seconds"], **{m: r.get(m) for m in METRICS}}
+                        "seconds": r["seconds"], **{m: r.get(m) for m in MODE_METRICS}}
                        for (v, d, c), r in zip(runs, results)])
     df["high_quality"] = df["high_quality"] * 100  # percent, as in the paper
     df.to_csv(ctx.out_dir / "runs.csv", index=False)
 
     rows, within = [], []
     for (variant, dataset), g in df.groupby(["variant", "dataset"], sort=False):
-        ours = [_mean_se(g[m].tolist()) for m in METRICS]
+        ours = [_mean_se(g[m].tolist()) for m in MODE_METRICS]
         paper = PAPER.get((variant, dataset))
         row = {"dataset": dataset, "variant": variant, "trials": len(g),
                "diverged": int((g["status"] == "diverged").sum()),
@@ -84,7 +84,7 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
             row.update({"modes (paper)": _pm(paper[0], paper[1]), "HQ % (paper)": _pm(paper[2], paper[3]),
                         "rev-KL (paper)": _pm(paper[4], paper[5], 2)})
             if variant == "GAN":
-                for (m, se), pm, pse, name in zip(ours, paper[0::2], paper[1::2], METRICS):
+                for (m, se), pm, pse, name in zip(ours, paper[0::2], paper[1::2], MODE_METRICS):
                     tol = 3 * math.sqrt((se if not math.isnan(se) else 0) ** 2 + pse ** 2)
                     within.append((dataset, name, m, pm, tol, abs(m - pm) <= tol))
         rows.append(row)

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from stabgen import data as data_mod
+from stabgen import settings
 from stabgen.errors import StabgenError
 
 FEATURE_DIM = 128
@@ -57,17 +58,31 @@ class DomainClassifier(nn.Module):
         return self.features_and_logits(x_u8)[1]
 
 
+def _file_stem(dataset: str) -> str:
+    """A dataset name as a file name (a user's dataset is named by its path)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset).strip("._") or "dataset"
+
+
 def weights_path(dataset: str) -> Path:
-    return Path(str(resources.files(WEIGHTS_PACKAGE) / "weights" / f"{dataset}.pt"))
+    """The shipped weights of a built-in dataset, else the ones `bench train-classifier` wrote for it
+    under the cache folder (a user's own dataset)."""
+    shipped = Path(str(resources.files(WEIGHTS_PACKAGE) / "weights" / f"{dataset}.pt"))
+    return shipped if shipped.exists() else settings.cache_dir() / "classifiers" / f"{_file_stem(dataset)}.pt"
+
+
+def has_weights(dataset: str) -> bool:
+    return weights_path(dataset).is_file()
 
 
 def load(dataset: str, device: torch.device | str = "cpu") -> DomainClassifier:
-    """The shipped classifier for a dataset, in eval mode."""
+    """The dataset's domain classifier, in eval mode (its class count from the card beside it)."""
     path = weights_path(dataset)
     if not path.exists():
-        raise StabgenError(f"no domain classifier shipped for {dataset!r} (looked for {path}); "
+        raise StabgenError(f"no domain classifier for {dataset!r} (looked for {path}); "
                            f"train one with `bench train-classifier --dataset {dataset}`")
-    model = DomainClassifier()
+    card = path.with_suffix(".json")
+    classes = json.loads(card.read_text()).get("classes", 10) if card.exists() else 10
+    model = DomainClassifier(num_classes=classes)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.to(device).eval()
 
@@ -93,17 +108,23 @@ def _fit_feature_standardization(model: DomainClassifier, split: data_mod.ImageD
 
 def train_classifier(dataset: str, train_set: data_mod.ImageData, test_set: data_mod.ImageData, epochs: int = 3,
                      seed: int = 0, device: str = "cpu", out: Path | None = None, log=print) -> dict:
-    """Train the domain classifier with Adam and light translation augmentation; save weights + card."""
+    """Train the domain classifier with Adam and light translation augmentation; save weights + a card
+    naming the data it learned (dataset, classes, a fingerprint of the training images)."""
+    if tuple(train_set.images.shape[2:]) != (28, 28):
+        raise StabgenError(f"the domain classifier takes 28×28 images; {dataset} has "
+                           f"{tuple(train_set.images.shape[2:])} (its metrics use Inception features instead)")
     torch.manual_seed(seed)
-    model = DomainClassifier().to(device)
+    classes = int(max(train_set.labels.max(), test_set.labels.max())) + 1
+    model = DomainClassifier(num_classes=classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (len(train_set) // 128))
+    batches = max(1, len(train_set) // 128)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * batches)
     g = torch.Generator().manual_seed(seed)
     t0 = time.time()
     for ep in range(epochs):
         model.train()
         perm = torch.randperm(len(train_set), generator=g)
-        for i in range(len(train_set) // 128):
+        for i in range(batches):
             idx = perm[i * 128:(i + 1) * 128]
             xb, yb = train_set.images[idx], train_set.labels[idx]
             # random shift by up to 2 pixels: cheap augmentation that helps generalization
@@ -120,7 +141,11 @@ def train_classifier(dataset: str, train_set: data_mod.ImageData, test_set: data
     out = out or weights_path(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.cpu().state_dict(), out)
-    card = {"dataset": dataset, "test_accuracy": acc, "epochs": epochs, "seed": seed,
+    import hashlib
+
+    card = {"dataset": dataset, "classes": classes, "train_images": len(train_set),
+            "train_sha256": hashlib.sha256(train_set.images.cpu().numpy().tobytes()).hexdigest()[:16],
+            "test_accuracy": acc, "epochs": epochs, "seed": seed,
             "train_seconds": round(time.time() - t0, 1), "device": device,
             "command": f"bench train-classifier --dataset {dataset} --epochs {epochs} --seed {seed}"}
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")

@@ -41,7 +41,7 @@ class DomainExtractor(FeatureExtractorBase):
 
     def __init__(self, name: str, features_list, **kwargs) -> None:
         super().__init__(name, features_list)
-        self.model = classifier.load(name.removeprefix(CLASSIFIER_PREFIX))
+        self.model = classifier.load(_EXTRACTOR_DATASETS.get(name, name.removeprefix(CLASSIFIER_PREFIX)))
 
     @staticmethod
     def get_provided_features_list():
@@ -65,9 +65,18 @@ class DomainExtractor(FeatureExtractorBase):
         return tuple(out[name] for name in self.features_list)
 
 
+_EXTRACTOR_DATASETS: dict[str, str] = {}  # torch-fidelity extractor name → dataset (a user's: a path)
+
+
 def classifier_extractor(dataset: str) -> str:
-    """torch-fidelity's name for a dataset's domain classifier, registered on first use."""
-    name = CLASSIFIER_PREFIX + dataset
+    """torch-fidelity's name for a dataset's domain classifier, registered on first use (a path-named
+    dataset gets a name without delimiters, which torch-fidelity refuses)."""
+    import hashlib
+
+    safe = dataset if dataset.replace("-", "").isalnum() else \
+        "user-" + hashlib.sha256(dataset.encode()).hexdigest()[:12]
+    name = CLASSIFIER_PREFIX + safe
+    _EXTRACTOR_DATASETS[name] = dataset
     if name not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
         torch_fidelity.register_feature_extractor(name, DomainExtractor)
     return name
@@ -151,7 +160,7 @@ _KEYS = {
     "inception_score_mean": "is",
     "inception_score_std": "is_std",
 }
-METRICS = ("fid", "kid", "prc", "isc", "dc")
+METRIC_NAMES = ("fid", "kid", "prc", "isc", "dc")
 
 
 def check_inception_logits(path: Path | None) -> None:
@@ -191,9 +200,9 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
     from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
                                       resolve_feature_layer_for_metric)
 
-    unknown = set(metrics) - set(METRICS)
+    unknown = set(metrics) - set(METRIC_NAMES)
     if unknown:
-        raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use {', '.join(METRICS)}")
+        raise StabgenError(f"unknown metric(s) {sorted(unknown)}; use {', '.join(METRIC_NAMES)}")
     if not fakes:
         return []
     sizes = [int(f.shape[0]) for f in fakes]
