@@ -31,7 +31,7 @@ from stabgen.errors import StabgenError
 from stabgen.hardware import check_device, default_device
 
 __all__ = ["load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "load_generator",
-           "build_report", "score_samples", "check_storage", "StudyRecord", "RunOptions", "StudySpec"]
+           "build_report", "score_samples", "check_storage", "cross_leaderboard", "StudyRecord", "RunOptions", "StudySpec"]
 
 
 def load_spec(study: str | Path) -> StudySpec:
@@ -113,6 +113,12 @@ def build_report(rec: StudyRecord, out_dir: str | Path, command: str = "bench.ap
                  figures: bool = True) -> report.Report:
     """The study's report in OUT_DIR: what `bench report` writes."""
     return report.build(replace(rec), Path(out_dir), command, figures=figures)
+
+
+def cross_leaderboard(recs: list[StudyRecord], out: str | Path | None = None,
+                      command: str = "bench.api.cross_leaderboard") -> tuple[pd.DataFrame, list[str], list[Path]]:
+    """Several studies side by side on the metrics they share (one row per config); OUT.{csv,md} if given."""
+    return report.write_cross_study(recs, Path(out) if out else None, command)
 
 
 def score_samples(dataset: str | None, samples: str | Path | None = None, real_vs: str | None = None, split: str = "train",

@@ -132,22 +132,13 @@ def leaderboard(
     out: Annotated[Optional[Path], typer.Option(help="Also write OUT.csv and OUT.md.")] = None,
 ) -> None:
     """One table across several studies on the metrics they share, one row per config."""
-    from bench import api, records, report as report_mod
+    from bench import api, records
 
     recs = [api.open_study(s, storage, runs_dir) for s in studies]
-    table, shared = report_mod.cross_study(recs)
-    shown = table[["rank", "study", *[c for c in table.columns if c in ("model", "objective", "regularizer")],
-                   "seeds", *shared]].copy()
-    for m in shared:
-        shown[m] = [report_mod.display_ci(v, lo, hi) for v, lo, hi in
-                    zip(table[m], table[f"{m}_ci_low"], table[f"{m}_ci_high"])]
-    _print_table(shown.astype(str), f"{' + '.join(studies)} on {', '.join(shared)}")
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out.with_suffix(".csv"), index=False)
-        out.with_suffix(".md").write_text(f"# {' + '.join(studies)}\n\n`{records.command_line()}`\n\n"
-                                          + shown.to_markdown(index=False, disable_numparse=True) + "\n")
-        console.print(f"wrote {out.with_suffix('.csv')}, {out.with_suffix('.md')}")
+    shown, shared, paths = api.cross_leaderboard(recs, out, records.command_line())
+    _print_table(shown, f"{' + '.join(studies)} on {', '.join(shared)}")
+    if paths:
+        console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
 @app.command()

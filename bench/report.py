@@ -141,9 +141,15 @@ def _fmt(v, spec: str = "{:.4g}") -> str:
     return spec.format(v) if isinstance(v, (int, float)) else str(v)
 
 
-def display_ci(mean: float, low: float, high: float) -> str:
-    """`mean [low, high]`, or just the mean where there is no interval (one seed)."""
-    return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]" if not math.isnan(low) else _fmt(mean)
+def display_ci(mean: float, low: float, high: float, fmt: str = "{:.4g}") -> str:
+    """`mean [low, high]`, or just the mean where there is no interval (one seed), in the column's format."""
+    return f"{_fmt(mean, fmt)} [{_fmt(low, fmt)}, {_fmt(high, fmt)}]" if not math.isnan(low) else _fmt(mean, fmt)
+
+
+def column_format(rec: StudyRecord, metric: str) -> str:
+    """How a metric column is written: the dataset's Column.fmt (e.g. high_quality as a percentage)."""
+    col = DATASETS.get(rec.spec.dataset).columns.get(metric)
+    return col.fmt if col else "{:.4g}"
 
 
 def display_configs(configs: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
@@ -155,7 +161,7 @@ def display_configs(configs: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
     out["lam"] = [records.display_lam(r, v) for r, v in zip(configs["regularizer"], configs["lam"])]
     out["lr"] = configs["lr"].map(lambda v: f"{v:.2e}")
     for m in rec.metrics:
-        out[m] = [display_ci(v, lo, hi) for v, lo, hi in zip(configs[m], configs[f"{m}_ci_low"],
+        out[m] = [display_ci(v, lo, hi, column_format(rec, m)) for v, lo, hi in zip(configs[m], configs[f"{m}_ci_low"],
                                                               configs[f"{m}_ci_high"])]
     out["seeds"] = configs["seeds"]
     out["diverged"] = configs["divergence_rate"].map(lambda v: f"{v:.0%}")
@@ -393,3 +399,23 @@ def cross_study(recs: list[StudyRecord]) -> tuple[pd.DataFrame, list[str]]:
     table = table.sort_values(shared[0], ascending=direction == "minimize", na_position="last")
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.reset_index(drop=True), shared
+
+
+def write_cross_study(recs: list[StudyRecord], out: Path | None, command: str
+                      ) -> tuple[pd.DataFrame, list[str], list[Path]]:
+    """The cross-study table for reading (`mean [low, high]`), its shared metrics, and OUT.{csv,md} if asked."""
+    table, shared = cross_study(recs)
+    shown = table[["rank", "study", *[c for c in table.columns if c in ("model", "objective", "regularizer")],
+                   "seeds", *shared]].copy()
+    for m in shared:
+        shown[m] = [display_ci(v, lo, hi, column_format(recs[0], m))
+                    for v, lo, hi in zip(table[m], table[f"{m}_ci_low"], table[f"{m}_ci_high"])]
+    shown = shown.astype(str)
+    if out is None:
+        return shown, shared, []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    names = " + ".join(r.spec.name for r in recs)
+    out.with_suffix(".md").write_text(f"# {names}\n\n`{command}`\n\n"
+                                      + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+    return shown, shared, [out.with_suffix(".csv"), out.with_suffix(".md")]

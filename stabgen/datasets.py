@@ -131,15 +131,15 @@ IMAGE_COLUMNS = {
     "recall": Column("domain_recall", "maximize", "{:.3f}"),
     "density": Column("domain_density", "maximize", "{:.3f}"),
     "coverage": Column("domain_coverage", "maximize", "{:.3f}"),
-    "classes": Column("classes_covered", "maximize", "{:.0f}"),
+    "classes": Column("classes_covered", "maximize", "{:.3g}"),
     "class_kl": Column("class_kl", "minimize", "{:.3f}"),
 }
 IMAGE_METRICS = {"domain_fid": "minimize", "domain_kid": "minimize"}
-MIXTURE_COLUMNS = {"modes_captured": Column("modes_captured", "maximize", "{:.0f}"),
+MIXTURE_COLUMNS = {"modes_captured": Column("modes_captured", "maximize", "{:.3g}"),
                    "high_quality": Column("high_quality", "maximize", "{:.1%}"),
                    "reverse_kl": Column("reverse_kl", "minimize", "{:.3f}")}
 MIXTURE_METRICS = {"reverse_kl": "minimize", "modes_captured": "maximize"}
-STACKED_COLUMNS = {"stacked_modes": Column("stacked_modes", "maximize", "{:.0f}"),
+STACKED_COLUMNS = {"stacked_modes": Column("stacked_modes", "maximize", "{:.3g}"),
                    "stacked_kl": Column("stacked_kl", "minimize", "{:.3f}")}
 STACKED_METRICS = {"stacked_kl": "minimize", "stacked_modes": "maximize"}
 IDX_SPLITS = {"train": 60000, "test": 10000}
