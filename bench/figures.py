@@ -110,9 +110,11 @@ def training_curves(df: pd.DataFrame, metric: str, direction: str, top: int = 5)
         return None
     fig, axes = subplots(1, 2, figsize=(11, 3.8))
     if curves:
-        sns.lineplot(data=pd.concat(curves), x="step", y=metric, hue="trial", marker="o", ax=axes[0])
+        sns.lineplot(data=pd.concat(curves, ignore_index=True), x="step", y=metric, hue="trial", marker="o",
+                     ax=axes[0])  # ignore_index: seaborn refuses the repeated row labels of stacked CSVs
     if losses:
-        sns.lineplot(data=pd.concat(losses), x="step", y="loss", hue="trial", ax=axes[1], legend=False)
+        sns.lineplot(data=pd.concat(losses, ignore_index=True), x="step", y="loss", hue="trial", ax=axes[1],
+                     legend=False)
     axes[1].set_ylabel("critic loss (GAN) / loss (VAE)")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"training curves of the top {len(d)} trials")
