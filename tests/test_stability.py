@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stabgen.metrics.frechet import fid_infinity, frechet_distance
-from stabgen.metrics.stability import over_seeds, trial_stability
+from stabgen.metrics.stability import trial_stability
 
 
 def test_trial_stability_from_history():
@@ -17,12 +17,6 @@ def test_trial_stability_from_history():
     assert m["loss_d_osc"] == pytest.approx(2.0) and m["loss_g_osc"] == 0.0
     assert m["grad_norm_d_max"] == 10 and m["grad_norm_d_mean"] == pytest.approx(5.5)
     assert m["diverged"] is False
-
-
-def test_over_seeds_counts_diverged_runs_in_the_rate_only():
-    m = over_seeds([10.0, 12.0, math.nan, 14.0], [False, False, True, False])
-    assert m["n_seeds"] == 4 and m["divergence_rate"] == 0.25
-    assert m["mean"] == 12.0 and m["std"] == pytest.approx(2.0)
 
 
 def test_fid_infinity_removes_the_small_sample_bias():
@@ -38,16 +32,25 @@ def test_fid_infinity_removes_the_small_sample_bias():
     assert res["fid_inf"] == pytest.approx(true, abs=0.05)
 
 
-def test_config_summary_groups_seeds():
+def test_config_table_groups_seeds_and_counts_divergence_in_the_rate():
+    """One row per config (seed re-runs share config_id): the mean over completed seeds, the diverged
+    seed in the divergence rate; ranked by the metric (the leaderboard `bench run` and `bench report` write)."""
     import pandas as pd
-    from bench.records import config_summary
-    base = {"model": "gan", "objective": "ns", "regularizer": "gp", "lam": 1.0, "lr": 1e-3}
-    lb = pd.DataFrame([{**base, "seed": 0, "domain_fid": 10.0, "status": "completed"},
-                       {**base, "seed": 1, "domain_fid": 14.0, "status": "completed"},
-                       {**base, "seed": 2, "domain_fid": float("nan"), "status": "diverged"},
-                       {**base, "lam": 2.0, "seed": 0, "domain_fid": 30.0, "status": "completed"}])
-    s = config_summary(lb, "domain_fid")
-    first = s[s["lam"] == 1.0].iloc[0]
-    assert first["seeds"] == 3 and first["domain_fid_mean"] == 12.0 and first["divergence_rate"] == pytest.approx(1 / 3)
-    assert first["domain_fid_std"] == pytest.approx(2 ** 0.5 * 2)
-    assert s[s["lam"] == 2.0].iloc[0]["seeds"] == 1
+
+    from bench.report import StudyRecord, config_table
+    from bench.spec import load
+
+    base = {"model": "mlp2d_small", "objective": "ns", "regularizer": "gp", "lam": 1.0, "lr": 1e-3,
+            "seconds": 1.0, "device": "cpu", "config_id": "a"}
+    trials = pd.DataFrame([{**base, "trial": 0, "reverse_kl": 0.10, "status": "completed"},
+                           {**base, "trial": 1, "reverse_kl": 0.14, "status": "completed"},
+                           {**base, "trial": 2, "reverse_kl": float("nan"), "status": "diverged"},
+                           {**base, "trial": 3, "lam": 2.0, "config_id": "b", "reverse_kl": 0.05,
+                            "status": "completed"}])
+    rec = StudyRecord(None, load("ring_reg"), "memory", trials)
+    t = config_table(rec)
+    assert list(t["lam"]) == [2.0, 1.0] and list(t["rank"]) == [1, 2]  # ranked by mean reverse KL
+    a = t.iloc[1]
+    assert a["seeds"] == 3 and a["reverse_kl"] == pytest.approx(0.12) and a["divergence_rate"] == pytest.approx(1 / 3)
+    assert a["reverse_kl_ci_low"] <= 0.12 <= a["reverse_kl_ci_high"] and a["trials"] == "0,1,2"
+    assert math.isnan(t.iloc[0]["reverse_kl_ci_low"])  # one seed: no interval

@@ -41,14 +41,6 @@ def trial_stability(history: list[dict], evals: list[dict], status: str, diverge
     return out
 
 
-def over_seeds(values: list[float], diverged: list[bool]) -> dict:
-    """Aggregate one config's runs: diverged runs enter the rate, finite values the mean/std."""
-    v = np.array([x for x, d in zip(values, diverged) if not d and x is not None and math.isfinite(x)])
-    return {"n_seeds": len(diverged), "divergence_rate": float(np.mean(diverged)) if diverged else math.nan,
-            "mean": float(v.mean()) if len(v) else math.nan,
-            "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan}
-
-
 # Per-trial stability quantities a multi-objective study can minimize next to its metric: a proxy, on
 # one seed, for "how reproducible is this config" (the seed-std of a config needs several trials).
 # name → (direction, description, how to read it from trial_stability's output for a study metric)
