@@ -4,7 +4,8 @@
     spec = api.load_spec("smoke")                       # a name from studies/ or a path to a TOML file
     rec = api.run_study(spec, runs_dir="runs", device="cpu")
     rec.trials                                          # pandas: one row per trial
-    api.leaderboard(rec)                                # pandas: one row per config, CIs over seeds
+    api.leaderboard(rec)                                # pandas: one row per search config, CIs over seeds
+    api.confirmation(rec)                               # pandas: the verdicts, one row per arm
     gen = api.load_generator(rec, trial=0)              # the trial's generator (nn.Module)
     api.build_report(rec, "reports/smoke")              # tables, figures and index.html
 
@@ -15,7 +16,6 @@ or seaborn settings outlive the call that needs them).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +30,7 @@ from bench.spec import StudySpec
 from stabgen.errors import StabgenError
 from stabgen.hardware import check_device, default_device
 
-__all__ = ["load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "load_generator",
+__all__ = ["load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "confirmation", "load_generator",
            "build_report", "score_samples", "check_storage", "cross_leaderboard", "StudyRecord", "RunOptions", "StudySpec"]
 
 
@@ -104,6 +104,12 @@ def leaderboard(rec: StudyRecord) -> pd.DataFrame:
     return report.config_table(rec)
 
 
+def confirmation(rec: StudyRecord) -> pd.DataFrame:
+    """The verdicts: per arm, its best search config re-trained on the same fresh seeds, tested
+    paired by seed against the baseline arm (bench.confirm.table; empty before confirmation ran)."""
+    return report.confirm_table(rec)
+
+
 def load_generator(rec: StudyRecord, trial: int, device: str = "cpu") -> torch.nn.Module:
     """A finished trial's generator in eval mode (z of size config.z_dim → samples in [-1, 1])."""
     return records.load_generator(rec.study.trials[trial], device)
@@ -112,7 +118,7 @@ def load_generator(rec: StudyRecord, trial: int, device: str = "cpu") -> torch.n
 def build_report(rec: StudyRecord, out_dir: str | Path, command: str = "bench.api.build_report",
                  figures: bool = True) -> report.Report:
     """The study's report in OUT_DIR: what `bench report` writes."""
-    return report.build(replace(rec), Path(out_dir), command, figures=figures)
+    return report.build(rec, Path(out_dir), command, figures=figures)
 
 
 def cross_leaderboard(recs: list[StudyRecord], out: str | Path | None = None,

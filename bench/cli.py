@@ -198,7 +198,9 @@ def _trial_line(spec, trial) -> str:
         vals = ", " + ", ".join(f"{m} {v:.3g}" for m, v in zip(spec.metrics, trial.values))
     elif not step and metrics.get(spec.metric) is not None:
         vals = f", {spec.metric} {metrics[spec.metric]:.2f}"
-    return (f"trial {trial.number}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
+    conf = (f" (confirm {trial.user_attrs['confirm_arm']} seed {trial.user_attrs['confirm_seed']})"
+            if "confirm_arm" in trial.user_attrs else "")
+    return (f"trial {trial.number}{conf}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
             f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
 
 
@@ -234,9 +236,13 @@ def _print_report(r, rec, head: int | None = None) -> None:
     from bench import report as report_mod
 
     shown = report_mod.display_configs(r.configs, rec)
-    _print_table(shown.head(head) if head and not shown.empty else shown, f"{rec.spec.name}: configs (mean [95% CI])")
+    if not r.confirmation.empty:
+        _print_table(report_mod.display_confirm(r.confirmation, rec),
+                     f"{rec.spec.name}: confirmation on {rec.spec.confirm.seeds} fresh seeds (the verdicts)")
+    _print_table(shown.head(head) if head and not shown.empty else shown,
+                 f"{rec.spec.name}: search configs (mean [95% CI]; ranked by score = median, diverged = worst)")
     if not r.regularizers.empty:
-        _print_table(report_mod.display_regularizers(r.regularizers), "regularizers against none")
+        _print_table(report_mod.display_regularizers(r.regularizers), "search trials per regularizer (no test)")
     for note in r.notes:
         console.print(f"[yellow]note:[/] {note}")
 

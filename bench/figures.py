@@ -135,6 +135,112 @@ def fidelity_diversity(df: pd.DataFrame, metric: str, direction: str) -> Figure 
     return fig
 
 
+def _search_only(df: pd.DataFrame) -> pd.DataFrame:
+    """Proposed search trials only (no seed re-runs; confirmation runs never reach the figures)."""
+    return df[df["seed_rerun_of"].isna()] if "seed_rerun_of" in df else df
+
+
+def study_worst(df: pd.DataFrame, metric: str, direction: str) -> float:
+    """The worst finite value of the study: what a diverged, pruned or undefined trial counts as in
+    expectations, which an infinite value would make infinite at every n."""
+    v = df.loc[df["status"] == "completed", metric].dropna()
+    v = v[np.isfinite(v)]
+    return float(v.max() if direction == "minimize" else v.min()) if len(v) else np.nan
+
+
+def expected_best(df: pd.DataFrame, metric: str, direction: str) -> Figure | None:
+    """Dodge et al. 2019: the expected best value after n search trials of each arm (closed form,
+    bootstrap band over the arm's trials), against n and against n × the arm's mean seconds per
+    trial. Diverged, pruned and undefined trials count as the study's worst finite value."""
+    from bench import stats
+
+    d = _search_only(df)
+    w = study_worst(d, metric, direction)
+    if np.isnan(w):
+        return None
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharey=True)
+    for arm, g in d.groupby("arm"):
+        v = np.where((g["status"] == "completed") & g[metric].notna(), g[metric].fillna(w), w).astype(float)
+        n = np.arange(1, len(v) + 1)
+        curve = stats.expected_best(v, len(v), direction)
+        lo, hi = stats.expected_best_band(v, len(v), direction)
+        secs = n * float(g["seconds"].fillna(0).mean())
+        for ax, x in zip(axes, (n, secs)):
+            ax.plot(x, curve, marker="o", ms=3, label=f"{arm} ({len(v)})")
+            ax.fill_between(x, lo, hi, alpha=0.2)
+    axes[0].set_xlabel("search trials of the arm (n)")
+    axes[1].set_xlabel("compute seconds (n × mean s/trial)")
+    axes[0].set_ylabel(f"expected best {metric}")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("expected best after n trials (Dodge et al. 2019), 95 % bootstrap band")
+    return fig
+
+
+def robustness(df: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """Per λ-regularizer: of its sampled (λ, lr), the share that converged (completed, finite) and the
+    share within 10 % of the regularizer's best; the λ region of the latter (min, max, width in decades)."""
+    d = _search_only(df)
+    d = d[(d["regularizer"] != "none") & (d["lam"].fillna(0) > 0)]
+    rows = []
+    for reg, g in d.groupby("regularizer"):
+        ok = (g["status"] == "completed") & g[metric].notna() & np.isfinite(g[metric].fillna(np.nan))
+        vals = g.loc[ok, metric]
+        if vals.empty:
+            rows.append({"regularizer": reg, "sampled": len(g), "converged": 0.0, "within_10pct": 0.0,
+                         "lam_low": np.nan, "lam_high": np.nan, "lam_decades": np.nan})
+            continue
+        best = vals.min() if direction == "minimize" else vals.max()
+        near = ok & ((g[metric] - best).abs() <= 0.1 * abs(best))
+        lam = g.loc[near, "lam"]
+        rows.append({"regularizer": reg, "sampled": len(g), "converged": float(ok.mean()),
+                     "within_10pct": float(near.mean()), "lam_low": float(lam.min()), "lam_high": float(lam.max()),
+                     "lam_decades": float(np.log10(lam.max() / lam.min()))})
+    return pd.DataFrame(rows)
+
+
+def lambda_robustness(df: pd.DataFrame, metric: str, direction: str) -> Figure | None:
+    """How forgiving each regularizer is about λ: shares converged / within 10 % of its best, and
+    the λ of the trials within 10 % (the region's width in decades in the label)."""
+    r = robustness(df, metric, direction)
+    if r.empty:
+        return None
+    fig, axes = subplots(1, 2, figsize=(11, 4))
+    long = r.melt(id_vars="regularizer", value_vars=["converged", "within_10pct"], var_name="share", value_name="v")
+    sns.barplot(data=long, x="regularizer", y="v", hue="share", ax=axes[0])
+    axes[0].set_ylim(0, 1)
+    axes[0].set_ylabel("share of sampled (λ, lr)")
+    for i, row in r.reset_index(drop=True).iterrows():
+        if not np.isnan(row["lam_low"]):
+            axes[1].plot([row["lam_low"], row["lam_high"]], [i, i], lw=6, solid_capstyle="butt")
+            axes[1].text(row["lam_high"], i, f"  {row['lam_decades']:.1f} decades", va="center", fontsize=8)
+    axes[1].set_xscale("log")
+    axes[1].set_yticks(range(len(r)), r["regularizer"])
+    axes[1].set_xlabel("λ of the trials within 10 % of the best")
+    fig.suptitle("λ-robustness per regularizer (search trials)")
+    return fig
+
+
+def divergence_survival(df: pd.DataFrame, metric: str, direction: str) -> Figure | None:
+    """Kaplan–Meier curves of time to divergence per arm: a diverged trial is an event at its step,
+    every other trial right-censored at the steps it ran (scipy.stats.ecdf)."""
+    from bench import stats
+
+    d = _search_only(df)
+    if d.empty:
+        return None
+    fig, ax = subplots(figsize=(7, 4.2))
+    for arm, g in d.groupby("arm"):
+        dur = np.where(g["status"] == "diverged", g["diverged_step"].fillna(g["steps"]), g["steps"]).astype(float)
+        t, p = stats.survival(dur, (g["status"] == "diverged").to_numpy())
+        ax.step(t, p, where="post", label=f"{arm} ({int((g['status'] == 'diverged').sum())}/{len(g)} diverged)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("P(not diverged)")
+    ax.legend(fontsize=7)
+    ax.set_title("time to divergence (Kaplan–Meier, censored at the budget)")
+    return fig
+
+
 def param_importances(importances: dict[str, float]) -> Figure | None:
     if not importances:
         return None
@@ -152,6 +258,9 @@ FIGURES: dict[str, Callable[[pd.DataFrame, str, str], Figure | None]] = {
     "budget_curves": budget_curves,
     "training_curves": training_curves,
     "fidelity_diversity": fidelity_diversity,
+    "expected_best": expected_best,
+    "lambda_robustness": lambda_robustness,
+    "divergence_survival": divergence_survival,
 }
 
 

@@ -28,7 +28,9 @@ def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: 
     k = spec.eval.inception_top_k
     if k == 0 or not ds.inception:
         return
-    trials = records.ranked(records.trials_frame(study), spec.metric, spec.direction)
+    from bench.confirm import search_rows  # the search's best trials, as before confirmation existed
+
+    trials = records.ranked(search_rows(records.trials_frame(study)), spec.metric, spec.direction)
     if trials.empty:
         return
     top = trials[trials["status"] == "completed"].head(k)

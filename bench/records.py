@@ -1,6 +1,7 @@
 """Trial records: the Optuna storage is the source of truth; trial folders hold the bulky files.
 
 Per trial, user attributes in the storage: config, status (completed / diverged / pruned),
+confirm_arm / confirm_of / confirm_seed on confirmation runs (bench.confirm),
 diverged_step, seconds, device, metrics (final domain metrics with their N) and trial_dir.
 Inception evaluations run after the search, on the best trials, and are kept as study user
 attributes `inception/<trial number>` (finished trials are immutable in Optuna).
@@ -119,6 +120,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "regularizer": cfg.get("regularizer"), "lam": cfg.get("lam"), "lr": cfg.get("lr"),
             "seed": cfg.get("seed"), "steps": t.user_attrs.get("steps_done"),
             "seed_rerun_of": t.user_attrs.get("reeval_of"),
+            "confirm_arm": t.user_attrs.get("confirm_arm"), "confirm_of": t.user_attrs.get("confirm_of"),
+            "confirm_seed": t.user_attrs.get("confirm_seed"),
             "status": t.user_attrs.get("status", t.state.name.lower()),
             "diverged_step": t.user_attrs.get("diverged_step"),
             **{name: _num(recorded[c.source].get(c.key)) for name, c in ds.columns.items()},

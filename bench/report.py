@@ -1,10 +1,14 @@
 """`bench report`: a study's storage (+ its trial folders) → tables, statistics, figures, one page.
 
 A pure function of what the study recorded, so it can be rebuilt at any time and from any machine
-that reaches the storage. Per config (trials sharing every sampled parameter; seed re-runs are the
-same config): each metric's mean with a 95 % percentile-bootstrap CI over seeds. Per regularizer:
-best/median, divergence rate, seed spread, and a Mann-Whitney U test against `none` with Holm's
-correction, diverged trials entering the test as the worst value.
+that reaches the storage. Search and confirmation are kept apart (README, Statistics):
+- search (candidates): per config (trials sharing every sampled parameter; seed re-runs are the same
+  config), ranked by the median over its seeds with divergences as the worst value, the divergence
+  rate beside it, each metric's mean over completed seeds with a 95 % bootstrap CI; per regularizer a
+  description (no test: search trials are not independent samples of an arm); the budget,
+  robustness and survival figures;
+- confirmation (the verdicts): bench.confirm.table — each arm's best config on the same fresh seeds,
+  tested paired by seed against the baseline arm.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 from pydantic import ValidationError
 
-from bench import records, stats
+from bench import confirm, records, stats
+from bench.space import CONFIRM_SEEDS
 from bench.spec import StudySpec
 from bench.storage import load_study, redact
 from stabgen.datasets import DATASETS
@@ -74,10 +80,16 @@ def _varying(df: pd.DataFrame) -> list[str]:
     return records.CONFIG_KEYS + [c for c in records.SEARCHED if c in df and df[c].nunique(dropna=True) > 1]
 
 
+RANKING = ("configs and arms are ranked by the median of the study metric over their seeds, a diverged, "
+           "pruned or metric-undefined seed counting as the worst value (so instability ranks a config down, "
+           "never out of sight); ties by the mean over completed seeds; the divergence rate stands beside it")
+
+
 def config_table(rec: StudyRecord) -> pd.DataFrame:
-    """One row per config: each metric's mean and 95 % bootstrap CI over seeds, seeds, divergence
-    rate and compute seconds; ranked by the study metric (configs with no finite value last)."""
-    df, spec = rec.trials, rec.spec
+    """One row per search config: its score (median over seeds, divergences = worst; see RANKING),
+    each metric's mean and 95 % bootstrap CI over completed seeds, seeds, divergence rate and
+    compute seconds; ranked by the score."""
+    df, spec = confirm.search_rows(rec.trials), rec.spec
     if df.empty:
         return pd.DataFrame()
     keys = _varying(df)
@@ -85,6 +97,8 @@ def config_table(rec: StudyRecord) -> pd.DataFrame:
     for _, g in df.groupby("config_id", sort=False):
         ok = g[g["status"] == "completed"]
         row = {**g.iloc[0][keys].to_dict(), "trials": ",".join(str(t) for t in g["trial"]), "seeds": len(g),
+               "score": float(np.median(confirm.scores(g, spec.metric, spec.direction))) if spec.metric in g
+               else math.nan,
                "divergence_rate": float((g["status"] == "diverged").mean()),
                "seconds": float(g["seconds"].mean()), "device": g["device"].iloc[0]}
         for m in rec.metrics:
@@ -94,50 +108,75 @@ def config_table(rec: StudyRecord) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows)
     if spec.metric in out:
-        out = out.sort_values(spec.metric, ascending=spec.direction == "minimize", na_position="last")
+        sign = 1 if spec.direction == "minimize" else -1
+        out = out.assign(_s=sign * out["score"], _m=sign * out[spec.metric]).sort_values(
+            ["_s", "_m"], na_position="last").drop(columns=["_s", "_m"])
     out.insert(0, "rank", range(1, len(out) + 1))
     return out.reset_index(drop=True)
 
 
-def _worst(direction: str) -> float:
-    return math.inf if direction == "minimize" else -math.inf
-
-
 def regularizer_table(rec: StudyRecord) -> pd.DataFrame:
-    """Per regularizer: trials, best and median of the study metric over completed trials, the
-    divergence rate, the mean seed std of its multi-seed configs, and the test against `none`."""
-    df, metric, direction = rec.trials, rec.spec.metric, rec.spec.direction
+    """Per regularizer, a description of its search trials: how many, how many completed, diverged
+    and were pruned, the best completed value, the median with divergences as the worst value, and
+    the mean seed std of its multi-seed configs. No test here: search trials of an adaptive sampler
+    are not independent draws of an arm (the confirmation table tests arms)."""
+    df, metric, direction = confirm.search_rows(rec.trials), rec.spec.metric, rec.spec.direction
     if df.empty or metric not in df:
         return pd.DataFrame()
-    # diverged trials count as the worst value; pruned ones (a budget decision) and undefined values are left out
-    scored = df[df["status"].isin(["completed", "diverged"])]
-    values = {r: [(v if s == "completed" else _worst(direction)) for v, s in zip(g[metric], g["status"])
-                  if s == "diverged" or (v is not None and math.isfinite(v))]
-              for r, g in scored.groupby("regularizer")}
     rows = []
     for reg, g in df.groupby("regularizer"):
         done = g.loc[g["status"] == "completed", metric].dropna()
         multi = g.groupby("config_id")[metric].agg(["count", "std"])
         seed_std = multi.loc[multi["count"] > 1, "std"]
-        row = {"regularizer": reg, "trials": len(g), "completed": len(done),
-               "best": (done.min() if direction == "minimize" else done.max()) if len(done) else math.nan,
-               "median": done.median() if len(done) else math.nan,
-               "divergence_rate": float((g["status"] == "diverged").mean()),
-               "seed_std": float(seed_std.mean()) if len(seed_std) else math.nan}
-        if reg != "none" and "none" in values and values.get(reg) and values["none"]:
-            c = stats.compare(values[reg], values["none"], direction)
-            row.update({"U": c.u, "p": c.p, "P(better than none)": c.better})
-        rows.append(row)
+        rows.append({"regularizer": reg, "trials": len(g), "completed": len(done),
+                     "best": (done.min() if direction == "minimize" else done.max()) if len(done) else math.nan,
+                     "median": float(np.median(confirm.scores(g, metric, direction))),
+                     "divergence_rate": float((g["status"] == "diverged").mean()),
+                     "pruned_rate": float((g["status"] == "pruned").mean()),
+                     "seed_std": float(seed_std.mean()) if len(seed_std) else math.nan})
     out = pd.DataFrame(rows)
-    if "p" in out:
-        tested = out["p"].notna()
-        out.loc[tested, "p_holm"] = stats.holm(out.loc[tested, "p"].tolist())
-    return out.sort_values("median", ascending=direction == "minimize", na_position="last").reset_index(drop=True)
+    sign = 1 if direction == "minimize" else -1
+    return out.assign(_k=sign * out["median"]).sort_values("_k").drop(columns="_k").reset_index(drop=True)
+
+
+def confirm_table(rec: StudyRecord) -> pd.DataFrame:
+    """The confirmation verdicts (bench.confirm.table) for the study's current plan."""
+    plan = rec.study.user_attrs.get(confirm.PLAN_ATTR)
+    if not plan or rec.trials.empty or rec.spec.confirm.seeds == 0:
+        return pd.DataFrame()
+    return confirm.table(rec.trials, rec.spec, {k: int(v) for k, v in plan["arms"].items()})
+
+
+def display_confirm(table: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
+    """The confirmation table for reading: median [CI], P(improvement) [CI], Δ median [CI], p's."""
+    if table.empty:
+        return table
+    fmt = column_format(rec, rec.spec.metric)
+    out = table[["rank", "arm", "config_trial"]].copy()
+    out["λ"] = [records.display_lam(r, v) for r, v in zip(table["regularizer"], table["lam"])]
+    out["lr"] = table["lr"].map(lambda v: f"{v:.2e}")
+    out["seeds"] = table["seeds"]
+    out["diverged"] = table["diverged"].map(lambda v: f"{v:.0%}")
+    out[f"median {rec.spec.metric}"] = [display_ci(v, lo, hi, fmt) for v, lo, hi in
+                                        zip(table["median"], table["median_ci_low"], table["median_ci_high"])]
+    if table["p"].notna().any():
+        out["P(improvement)"] = [display_ci(v, lo, hi, "{:.2f}") for v, lo, hi in zip(
+            table["prob_improvement"], table["prob_improvement_ci_low"], table["prob_improvement_ci_high"])]
+        out["Δ median"] = [display_ci(v, lo, hi, fmt) for v, lo, hi in zip(
+            table["median_diff"], table["median_diff_ci_low"], table["median_diff_ci_high"])]
+        out["p"] = table["p"].map(lambda v: _fmt(v, "{:.3g}"))
+        out["p_holm"] = table["p_holm"].map(lambda v: _fmt(v, "{:.3g}"))
+        if "p_equivalent_holm" in table:
+            out["p_equiv_holm"] = table["p_equivalent_holm"].map(lambda v: _fmt(v, "{:.3g}"))
+    out["verdict"] = table["verdict"]
+    return out.astype(str)
 
 
 def _fmt(v, spec: str = "{:.4g}") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞" if v > 0 else "−∞"  # a median or bound that falls on diverged runs
     return spec.format(v) if isinstance(v, (int, float)) else str(v)
 
 
@@ -164,6 +203,7 @@ def display_configs(configs: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
         out[m] = [display_ci(v, lo, hi, column_format(rec, m)) for v, lo, hi in zip(configs[m], configs[f"{m}_ci_low"],
                                                               configs[f"{m}_ci_high"])]
     out["seeds"] = configs["seeds"]
+    out["score"] = configs["score"].map(lambda v: _fmt(v, column_format(rec, rec.spec.metric)))
     out["diverged"] = configs["divergence_rate"].map(lambda v: f"{v:.0%}")
     out["s/trial"] = configs["seconds"].map(lambda v: _fmt(v, "{:.0f}"))
     return out
@@ -176,8 +216,8 @@ def display_regularizers(regs: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if col == "divergence_rate":
             out[col] = out[col].map(lambda v: f"{v:.0%}")
-        elif col in ("p", "p_holm"):
-            out[col] = out[col].map(lambda v: _fmt(v, "{:.3g}"))
+        elif col == "pruned_rate":
+            out[col] = out[col].map(lambda v: f"{v:.0%}")
         elif out[col].dtype.kind == "f":
             out[col] = out[col].map(_fmt)
     return out.astype(str).replace({"nan": "—"})
@@ -191,6 +231,7 @@ class Report:
     header: dict[str, str]
     configs: pd.DataFrame
     regularizers: pd.DataFrame
+    confirmation: pd.DataFrame
     figures: dict[str, str]  # name → png path relative to out_dir
     samples: list[tuple[str, str]]  # (caption, png path relative to out_dir)
     notes: list[str]
@@ -201,9 +242,10 @@ def build(rec: StudyRecord, out_dir: Path, command: str, figures: bool = True) -
     """The report of a study: tables always (leaderboard.{csv,md,tex,html}, trials.csv, regularizers.csv,
     pareto.csv for multi-objective studies); with `figures`, also the figures, sample grids and index.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    configs, regs = config_table(rec), regularizer_table(rec)
+    configs, regs, conf = config_table(rec), regularizer_table(rec), confirm_table(rec)
     header = _header(rec, command)
-    report = Report(out_dir, header, configs, regs, {}, [], [], _write_tables(rec, configs, regs, out_dir, header))
+    report = Report(out_dir, header, configs, regs, conf, {}, [], [],
+                    _write_tables(rec, configs, regs, conf, out_dir, header))
     if figures:
         from bench import figures as figs_mod  # seaborn: only where figures are drawn
 
@@ -218,8 +260,16 @@ def build(rec: StudyRecord, out_dir: Path, command: str, figures: bool = True) -
 
 def _draw_figures(rec: StudyRecord, report: Report, figs_mod) -> None:
     spec, fig_dir = rec.spec, report.out_dir / "figures"
-    drawn = {name: draw(rec.trials, spec.metric, spec.direction) if not rec.trials.empty else None
+    search = confirm.search_rows(rec.trials)  # confirmation runs feed the verdicts, never these figures
+    if not search.empty:
+        search = search.assign(arm=search[spec.confirm.arm])
+    drawn = {name: draw(search, spec.metric, spec.direction) if not search.empty else None
              for name, draw in figs_mod.FIGURES.items()}
+    if not search.empty:
+        rob = figs_mod.robustness(search, spec.metric, spec.direction)
+        if not rob.empty:
+            rob.to_csv(report.out_dir / "robustness.csv", index=False)
+            report.files.append(report.out_dir / "robustness.csv")
     try:
         sign = 1 if spec.direction == "minimize" else -1  # PED-ANOVA ranks parameters for *low* targets
         imp = optuna.importance.get_param_importances(
@@ -259,7 +309,8 @@ def _copy_samples(rec: StudyRecord, report: Report) -> None:
 
 def _header(rec: StudyRecord, command: str) -> dict[str, str]:
     df, spec = rec.trials, rec.spec
-    search = df[df["seed_rerun_of"].isna()] if not df.empty else df
+    search = df[df["seed_rerun_of"].isna() & df["confirm_arm"].isna()] if not df.empty else df
+    n_conf = len(confirm.confirm_rows(df))
     devices = sorted(set(df["device"].dropna())) if not df.empty else []
     steps = sorted(set(df["steps"].dropna().astype(int))) if not df.empty else []
     return {
@@ -268,12 +319,21 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
         "study made by": "; ".join(rec.study.user_attrs.get("commands", [])) or f"bench run --study {spec.name}",
         "storage": redact(rec.storage),
         "hardware": ", ".join(devices) or "—",
-        "budget": (f"{len(search)} search trials + {len(df) - len(search)} seed re-runs; "
+        "budget": (f"{len(search)} search trials + {len(df) - len(search) - n_conf} seed re-runs + {n_conf} "
+                   f"confirmation runs; "
                    f"{spec.budget_label()} per trial (steps run: {min(steps) if steps else 0}–"
                    f"{max(steps) if steps else 0}); sampler {spec.sampler}, pruner {spec.pruner}; "
                    f"{df['seconds'].sum() if not df.empty else 0:.0f} compute seconds in all"),
         "seeds": f"search trial k uses seed {spec.seed}+k; re-runs: per_config={spec.seeds.per_config}, "
-                 f"top_k={spec.seeds.top_k}, extra={spec.seeds.extra}",
+                 f"top_k={spec.seeds.top_k}, extra={spec.seeds.extra}; confirmation: {spec.confirm.seeds} fresh seeds "
+                 f"({spec.seed}+{CONFIRM_SEEDS:,}+i, the same for every {spec.confirm.arm})",
+        "ranking": RANKING,
+        "tests": (f"confirmation runs only, each {spec.confirm.arm} against {spec.confirm.baseline!r} paired by "
+                  f"seed: two-sided Wilcoxon signed-rank, exact permutation p (divergences as the worst value, "
+                  f"ties split), Holm across arms at α = {stats.ALPHA}; P(improvement) and Δ median with 95 % "
+                  f"paired percentile-bootstrap CIs"
+                  + (f"; TOST equivalence within ±{spec.confirm.margin:g}" if spec.confirm.margin else "")
+                  + "; size and power measured in benchmarks/results/calibration.json"),
         "metric": f"{spec.metric} ({spec.direction}) on N={spec.eval.samples} samples vs "
                   f"{spec.dataset}/{spec.eval.split}; CIs: 95 % percentile bootstrap over seeds "
                   f"({stats.N_RESAMPLES} resamples; with 2–3 seeds it is close to the range of the values), "
@@ -281,7 +341,7 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
     }
 
 
-def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, out_dir: Path,
+def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, conf: pd.DataFrame, out_dir: Path,
                   header: dict[str, str]) -> list[Path]:
     shown, shown_regs = display_configs(configs, rec), display_regularizers(regs)
     top = "\n".join(f"- **{k}**: {v}" for k, v in header.items())
@@ -289,16 +349,21 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, o
     configs.to_csv(paths["csv"], index=False)
     regs.to_csv(out_dir / "regularizers.csv", index=False)
     extra = [out_dir / "regularizers.csv", out_dir / "trials.csv"]
+    if not conf.empty:
+        conf.to_csv(out_dir / "confirm.csv", index=False)
+        extra.append(out_dir / "confirm.csv")
     records.ranked(rec.trials, rec.spec.metric, rec.spec.direction).to_csv(extra[1], index=False)
     if rec.spec.multi_objective:
         extra.append(out_dir / "pareto.csv")
         records.pareto_frame(rec.study, rec.spec.metrics).to_csv(extra[-1], index=False)
-    md = f"# Leaderboard: {rec.spec.name}\n\n{top}\n\n" + shown.to_markdown(index=False, disable_numparse=True)
+    md = f"# Leaderboard: {rec.spec.name}\n\n{top}\n\n"
+    if not conf.empty:
+        md += (f"## Confirmation (the verdicts)\n\n{CONFIRM_NOTE}\n\n"
+               + display_confirm(conf, rec).to_markdown(index=False, disable_numparse=True) + "\n\n")
+    md += "## Search: configs (candidates)\n\n" + shown.to_markdown(index=False, disable_numparse=True)
     if not shown_regs.empty:
-        md += ("\n\n## Regularizers against `none`\n\nTwo-sided Mann-Whitney U on the study metric over trials "
-               "(diverged trials as the worst value), Holm-corrected over regularizers; "
-               "P(better than none) is the common-language effect size.\n\n"
-               + shown_regs.to_markdown(index=False, disable_numparse=True))
+        md += f"\n\n## Search: per regularizer\n\n{REGS_NOTE}\n\n" + shown_regs.to_markdown(
+            index=False, disable_numparse=True)
     paths["md"].write_text(md + "\n")
     caption = _latex_escape(f"{rec.spec.name}: {header['metric']}")  # to_latex escapes cells, not captions
     paths["tex"].write_text(shown.to_latex(index=False, escape=True, caption=caption,
@@ -306,6 +371,14 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, o
     paths["html"].write_text(_html_page(f"Leaderboard: {rec.spec.name}", _header_html(header)
                                         + shown.to_html(index=False, border=0, classes="table")))
     return [*paths.values(), *extra]
+
+
+CONFIRM_NOTE = ("Each arm's best search config re-trained on the same fresh seeds; only these runs are "
+                "tested. Median over seeds (a diverged seed is the worst value) [95 % bootstrap CI]; against the "
+                "baseline, paired by seed: P(improvement) and Δ median (arm − baseline) [95 % paired bootstrap "
+                "CI], two-sided Wilcoxon signed-rank with exact permutation p, Holm across arms.")
+REGS_NOTE = ("A description of the search trials (not a test: an adaptive search samples arms unevenly and "
+             "its trials are not independent). Median with diverged/pruned/undefined trials as the worst value.")
 
 
 def _latex_escape(text: str) -> str:
@@ -347,16 +420,23 @@ CAPTIONS = {
     "training_curves": "Intermediate metric and critic loss of the top trials",
     "fidelity_diversity": "Precision vs recall, density vs coverage",
     "param_importances": "Optuna parameter importances (PED-ANOVA) for the study metric",
+    "expected_best": "Expected best value after n search trials per arm (Dodge et al. 2019), with a 95 % bootstrap "
+                     "band; diverged/pruned/undefined trials at the study's worst finite value",
+    "lambda_robustness": "λ-robustness: share of sampled (λ, lr) that converge and that land within 10 % of the "
+                         "regularizer's best, and the λ region of the latter (robustness.csv)",
+    "divergence_survival": "Time to divergence per arm: Kaplan–Meier survival, right-censored at the steps run",
 }
 
 
 def render_html(r: Report, rec: StudyRecord) -> str:
-    body = [_header_html(r.header), "<h2>Leaderboard (configs, mean [95 % CI] over seeds)</h2>",
-            display_configs(r.configs, rec).to_html(index=False, border=0)]
+    body = [_header_html(r.header)]
+    if not r.confirmation.empty:
+        body += [f"<h2 id='confirmation'>Confirmation (the verdicts)</h2><p class='note'>{html.escape(CONFIRM_NOTE)}"
+                 "</p>", display_confirm(r.confirmation, rec).to_html(index=False, border=0)]
+    body += ["<h2>Search: configs (candidates; score = median over seeds, diverged = worst)</h2>",
+             display_configs(r.configs, rec).to_html(index=False, border=0)]
     if not r.regularizers.empty:
-        body += ["<h2>Regularizers against <code>none</code></h2><p class='note'>Two-sided Mann-Whitney U on "
-                 "the study metric over trials (diverged trials as the worst value), Holm-corrected; "
-                 "P(better than none) is the common-language effect size.</p>",
+        body += [f"<h2>Search: per regularizer</h2><p class='note'>{html.escape(REGS_NOTE)}</p>",
                  display_regularizers(r.regularizers).to_html(index=False, border=0)]
     body.append("<h2>Figures</h2>")
     for name, png in r.figures.items():
@@ -373,7 +453,8 @@ def render_html(r: Report, rec: StudyRecord) -> str:
                     + "</ul>")
     body.append("<p class='note'>Files: <a href='leaderboard.csv'>leaderboard.csv</a> · "
                 "<a href='leaderboard.md'>.md</a> · <a href='leaderboard.tex'>.tex</a> · "
-                "<a href='regularizers.csv'>regularizers.csv</a></p>")
+                "<a href='regularizers.csv'>regularizers.csv</a>"
+                + (" · <a href='confirm.csv'>confirm.csv</a>" if not r.confirmation.empty else "") + "</p>")
     return _html_page(f"stabgen report: {rec.spec.name}", "\n".join(body))
 
 

@@ -24,7 +24,8 @@ import optuna
 import torch
 
 from bench import records
-from bench.space import REEVAL, grid, probe_configs, suggest_config, trial_seed
+from bench import confirm
+from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest_config, trial_seed
 from bench.spec import StudySpec
 from bench.storage import heartbeats, open_study, quiet, record_spec
 from stabgen.datasets import DATASETS, EvalRequest
@@ -54,8 +55,8 @@ class RunOptions:
 
 
 def n_finished(study: optuna.Study) -> int:
-    """Finished search trials (seed re-runs do not count against the trial budget)."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if REEVAL not in t.user_attrs)
+    """Finished search trials (seed re-runs and confirmation runs do not count against the trial budget)."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if is_search(t.user_attrs))
 
 
 def finite_or_null(d: dict) -> dict:
@@ -71,12 +72,13 @@ def holds_slot(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | N
     """None if this freshly asked trial may run, else why not. Trial numbers are assigned under a lock
     on the study, so every trial numbered before this one is already visible in the storage."""
     before = [t for t in study.get_trials(deepcopy=False, states=ACTIVE) if t.number < trial.number]
-    key = trial.user_attrs.get(REEVAL), trial.user_attrs.get("seed_index")
-    if key[0] is not None:
-        if any((t.user_attrs.get(REEVAL), t.user_attrs.get("seed_index")) == key for t in before):
-            return f"seed re-run {key} already taken by another worker"
-        return None
-    n_before = sum(1 for t in before if REEVAL not in t.user_attrs)
+    for kind, attrs in (("seed re-run", (REEVAL, "seed_index")), ("confirmation run", ("confirm_of", "confirm_seed"))):
+        key = tuple(trial.user_attrs.get(a) for a in attrs)
+        if key[0] is not None:
+            if any(tuple(t.user_attrs.get(a) for a in attrs) == key for t in before):
+                return f"{kind} {key} already taken by another worker"
+            return None
+    n_before = sum(1 for t in before if is_search(t.user_attrs))
     return f"trial budget {budget} already met by other workers" if n_before >= budget else None
 
 
@@ -109,9 +111,11 @@ class TrialRunner:
         return cfg
 
     def pruner(self, trial: optuna.Trial) -> Callable[[int, dict], bool]:
+        confirming = CONFIRM in trial.user_attrs  # a confirmation run is never pruned: every seed runs its budget
+
         def on_eval(step: int, metrics: dict) -> bool:
             value = metrics.get(self.spec.metric)
-            if self.spec.multi_objective or value is None or not math.isfinite(value):
+            if confirming or self.spec.multi_objective or value is None or not math.isfinite(value):
                 return False  # multi-objective, or undefined here (no high-quality sample yet): no pruning
             trial.report(value, step)
             return trial.should_prune()
@@ -227,7 +231,7 @@ def population_size(spec: StudySpec, device: str, source: Source) -> int:
 def queue_grid(study: optuna.Study, spec: StudySpec, budget: int) -> None:
     """sampler = grid: queue the first `budget` grid points that no active trial holds yet."""
     held = [t.system_attrs.get("fixed_params", t.params) for t in study.get_trials(deepcopy=False, states=ACTIVE)
-            if REEVAL not in t.user_attrs]
+            if is_search(t.user_attrs)]
     points = grid(spec)[:budget]
     for params in points:
         if params not in held:
@@ -256,7 +260,8 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
 def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start, on_step, on_trial_end,
           poll: float, log: Callable[[str], None]) -> None:
     """The worker loop of `run`: train while the budget has room, wait for others' running trials,
-    then queue the seed re-runs still owed; return when none is."""
+    then queue the seed re-runs still owed, then the confirmation runs (bench.confirm); return when
+    none is owed."""
     if spec.sampler == "grid":
         queue_grid(study, spec, opts.trials)
     source = runner = None
@@ -265,7 +270,7 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
     while True:
         optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
-        n_search = sum(1 for t in trials if t.state in ACTIVE and REEVAL not in t.user_attrs)
+        n_search = sum(1 for t in trials if t.state in ACTIVE and is_search(t.user_attrs))
         if n_search < opts.trials or any(t.state == State.WAITING for t in trials):
             if runner is None:  # load data only when there is work: a finished study reports at once
                 source = DATASETS.get(spec.dataset).source(opts.data_dir).to(opts.device)
@@ -286,10 +291,10 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                 waiting_said = True
             time.sleep(poll)
             continue
-        reruns = pending_reruns(study, spec)
-        if not reruns:
+        owed = pending_reruns(study, spec) or confirm.pending(study, spec)
+        if not owed:
             return
-        for params, attrs in reruns:
+        for params, attrs in owed:
             study.enqueue_trial(params, user_attrs=attrs)
 
 
@@ -317,7 +322,7 @@ def pending_reruns(study: optuna.Study, spec: StudySpec) -> list[tuple[dict, dic
     distributed study neither repeats nor forgets any)."""
     per, k, extra = spec.seeds.per_config, spec.seeds.top_k, spec.seeds.extra
     done = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
-    search = [t for t in done if REEVAL not in t.user_attrs]
+    search = [t for t in done if is_search(t.user_attrs)]
     sign = 1 if spec.direction == "minimize" else -1
     search.sort(key=lambda t: sign * primary(t))
     have = {(t.user_attrs[REEVAL], t.user_attrs.get("seed_index")) for t in study.get_trials(deepcopy=False)

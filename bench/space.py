@@ -26,14 +26,24 @@ from stabgen.trial import TrialConfig
 StudySpec = Any  # a bench.spec.StudySpec (which imports this module: the grid check of its validation)
 
 REEVAL = "reeval_of"  # user attr of a seed re-run: the number of the trial whose config it repeats
+CONFIRM = "confirm_arm"  # user attr of a confirmation run: its arm (with confirm_of, confirm_seed)
 SEED_STRIDE = 100_000  # seed re-run i of trial n trains with seed  spec.seed + i·SEED_STRIDE + n
+CONFIRM_SEEDS = 1_000_000_000  # confirmation seed i: spec.seed + CONFIRM_SEEDS + i, the same for every arm
 
 
 def trial_seed(spec: StudySpec, number: int, user_attrs: dict) -> int:
-    """Search trial n trains with seed spec.seed + n; a seed re-run with a seed no search trial uses."""
+    """Search trial n trains with seed spec.seed + n; a seed re-run with a seed no search trial uses;
+    confirmation seed i with seed spec.seed + CONFIRM_SEEDS + i for every arm (paired, fresh)."""
+    if CONFIRM in user_attrs:
+        return spec.seed + CONFIRM_SEEDS + user_attrs["confirm_seed"]
     if REEVAL in user_attrs:
         return spec.seed + SEED_STRIDE * user_attrs["seed_index"] + user_attrs[REEVAL]
     return spec.seed + number
+
+
+def is_search(user_attrs: dict) -> bool:
+    """A trial the sampler proposed (not a seed re-run, not a confirmation run)."""
+    return REEVAL not in user_attrs and CONFIRM not in user_attrs
 
 
 def _float(trial, name: str, r) -> float:

@@ -85,6 +85,21 @@ class Seeds(_Strict):
     extra: int = Field(0, ge=0)
 
 
+ARMS = ("regularizer", "objective", "model")
+
+
+class Confirm(_Strict):
+    """After the search, the best config of each arm is re-trained on `seeds` fresh seeds, the same
+    seeds for every arm, and only these runs enter tests and headline tables (README, Statistics)."""
+
+    seeds: int = Field(10, ge=0, le=1000, description="confirmation seeds per arm (0: no confirmation; "
+                       "below 6 the paired two-sided test cannot reach p < 0.05 at all)")
+    arm: Literal["regularizer", "objective", "model"] = Field("regularizer", description="what an arm is")
+    baseline: str = Field("none", description="the arm every other arm is tested against")
+    margin: float | None = Field(None, gt=0, description="equivalence margin in metric units (TOST); "
+                                 "absent: equivalence is not tested")
+
+
 class Space(_Strict):
     models: list[str] = Field(min_length=1)
     objectives: list[str] = Field(default_factory=lambda: ["ns"], min_length=1)
@@ -180,6 +195,7 @@ class StudySpec(_Strict):
     train: Train = Train()
     eval: Eval = Eval()
     seeds: Seeds = Seeds()
+    confirm: Confirm = Confirm()
     space: Space
 
     @field_validator("dataset")
@@ -239,6 +255,7 @@ class StudySpec(_Strict):
                 raise ValueError(f"model {m!r} is for {MODELS.get(m).data_kind} data; {self.dataset!r} is {ds.kind} data")
         self._check_sizes(ds)
         self._check_objectives(ds)
+        self._check_confirm()
         if self.sampler == "grid" and self.n_trials > len(grid(self)):
             raise ValueError(f"n_trials={self.n_trials} exceeds the {len(grid(self))} points of the grid "
                              f"(space.grid_points={self.space.grid_points} per range); lower n_trials")
@@ -254,6 +271,19 @@ class StudySpec(_Strict):
                                      f"images of the {self.eval.split} split")
         elif self.train.epochs is not None:
             raise ValueError(f"train.epochs needs a finite dataset; {self.dataset!r} is sampled fresh: use train.steps")
+
+    def arms(self) -> list[str]:
+        """The values the confirmation's arm takes in this space."""
+        sp = self.space
+        return {"regularizer": sp.regularizers, "objective": sp.objectives, "model": sp.models}[self.confirm.arm]
+
+    def _check_confirm(self) -> None:
+        c = self.confirm
+        if c.seeds and c.baseline not in self.arms() and len(self.arms()) > 1:
+            raise ValueError(f"confirm.baseline {c.baseline!r} is not one of the space's {c.arm}s "
+                             f"({', '.join(self.arms())}); name one of them")
+        if c.seeds and self.multi_objective:
+            raise ValueError("confirmation compares arms on one metric; set confirm.seeds = 0 with pareto_with")
 
     def _check_objectives(self, ds) -> None:
         for name in self.pareto_with:

@@ -160,6 +160,8 @@ z_dim = 2
 [eval]
 samples = 300
 inception_top_k = 0
+[confirm]
+seeds = 0
 [space]
 models = ["mlp2d_small"]
 regularizers = ["none", "r1"]
@@ -276,6 +278,9 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md (Python API)", "exec"), namespace)
     assert isinstance(namespace["board"], pd.DataFrame) and not namespace["board"].empty
-    assert isinstance(namespace["trials"], pd.DataFrame) and len(namespace["trials"]) == 2
+    trials = namespace["trials"]
+    assert isinstance(trials, pd.DataFrame) and trials["confirm_arm"].isna().sum() == 2  # the two search trials
+    verdicts = namespace["verdicts"]
+    assert len(trials) == 2 + 6 * len(verdicts) and set(verdicts["seeds"]) == {6}
     assert isinstance(namespace["gen"], torch.nn.Module)
     assert (tmp_path / "reports/ring_demo/index.html").exists()

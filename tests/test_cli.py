@@ -44,6 +44,8 @@ eval_every = 10
 [eval]
 samples = 200
 inception_top_k = 0
+[confirm]
+seeds = 0
 [space]
 models = ["gan"]
 regularizers = ["none", "gp"]
@@ -237,6 +239,8 @@ batch_size = 16
 [eval]
 samples = 500
 inception_top_k = 0
+[confirm]
+seeds = 0
 [space]
 models = ["infogan"]
 objectives = ["hinge"]
@@ -274,6 +278,8 @@ inception_top_k = 0
 [seeds]
 top_k = 1
 extra = 2
+[confirm]
+seeds = 0
 [space]
 models = ["mlp2d_small"]
 regularizers = ["none", "r1"]
@@ -309,6 +315,8 @@ z_dim = 2
 [eval]
 samples = 200
 inception_top_k = 0
+[confirm]
+seeds = 0
 [space]
 models = ["mlp2d_small"]
 regularizers = ["none"]

@@ -42,24 +42,6 @@ def test_bootstrap_ci_is_scipys_percentile_bootstrap():
     assert all(math.isnan(v) for v in stats.bootstrap_ci([1.0]))  # one seed: no CI is invented
 
 
-def test_holm_matches_the_step_down_formula():
-    # sorted p: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → monotone: 0.06
-    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
-    assert stats.holm([0.2]) == [0.2]
-
-
-def test_compare_is_scipys_mann_whitney_with_the_pairwise_effect_size():
-    a, b = [1.0, 2.5, 3.0, 3.0, 7.0], [2.0, 3.0, 4.0, 8.0, math.inf, 9.5]
-    c = stats.compare(a, b, "minimize")
-    ref = sps.mannwhitneyu(a, b, alternative="two-sided")
-    assert (c.u, c.p) == pytest.approx((ref.statistic, ref.pvalue))
-    pairs = list(itertools.product(a, b))
-    better = sum((x < y) + 0.5 * (x == y) for x, y in pairs) / len(pairs)  # P(a beats b), ties half
-    assert c.better == pytest.approx(better)
-    assert stats.compare(a, b, "maximize").better == pytest.approx(1 - better)
-
-
 # --- a report from a real study ----------------------------------------------------------------------
 
 RING = """
@@ -78,6 +60,8 @@ samples = 500
 [seeds]
 top_k = 2
 extra = 2
+[confirm]
+seeds = 6
 [space]
 models = ["mlp2d_small"]
 regularizers = ["none", "r1", "l2"]
@@ -116,7 +100,7 @@ def test_report_files_tables_and_cis(ring_report):
     md = (out / "leaderboard.md").read_text()
     assert "bench report --study rep" in md and "bench run --study rep.toml" in md
     assert "AMD" in md or "CPU" in md or "x86" in md or "arm" in md.lower()  # the hardware is named
-    assert "6 search trials + 4 seed re-runs" in md
+    assert "6 search trials + 4 seed re-runs + 18 confirmation runs" in md
     assert "\\begin{tabular}" in (out / "leaderboard.tex").read_text()
 
 
@@ -125,7 +109,7 @@ def test_report_figures_are_real_images(ring_report):
     pngs = sorted((out / "figures").glob("*.png"))
     names = {p.stem for p in pngs}
     assert {"objective_vs_lambda", "objective_by_regularizer", "budget_curves", "training_curves",
-            "param_importances"} <= names
+            "param_importances", "expected_best", "lambda_robustness", "divergence_survival"} <= names
     for p in pngs:
         with Image.open(p) as im:
             im.load()
@@ -137,6 +121,49 @@ def test_report_figures_are_real_images(ring_report):
     page = (out / "index.html").read_text()
     for p in [*pngs, *samples]:
         assert p.relative_to(out).as_posix() in page
+
+
+def test_confirmation_runs_pair_every_arm_on_the_same_fresh_seeds(ring_report):
+    """[confirm] seeds = 6: each regularizer's best search config re-trained on seeds no
+    search trial used, the same seeds for every arm, never pruned; confirm.csv holds the paired tests
+    and index.html its section."""
+    root, out = ring_report
+    from bench import api
+    from bench.space import CONFIRM_SEEDS
+
+    rec = api.open_study("rep", runs_dir=root / "runs")
+    conf = rec.trials[rec.trials["confirm_arm"].notna()]
+    assert len(conf) == 3 * 6 and set(conf["confirm_arm"]) == {"none", "r1", "l2"}
+    seeds = conf.groupby("confirm_arm")["seed"].apply(lambda s: sorted(s))
+    assert all(s == [3 + CONFIRM_SEEDS + i for i in range(6)] for s in seeds)  # paired and fresh
+    assert not set(conf["seed"]) & set(rec.trials.loc[rec.trials["confirm_arm"].isna(), "seed"])
+    assert (conf["steps"] == 240).all() and not (conf["status"] == "pruned").any()
+    plan = rec.study.user_attrs["confirm/plan"]["arms"]
+    for arm, src in plan.items():  # each arm's config is the one it confirms
+        assert (conf.loc[conf["confirm_arm"] == arm, "config_id"] == rec.trials.loc[
+            rec.trials["trial"] == src, "config_id"].iloc[0]).all()
+    table = pd.read_csv(out / "confirm.csv")
+    for col in ("arm", "seeds", "median", "median_ci_low", "median_ci_high", "p", "p_holm",
+                "prob_improvement", "prob_improvement_ci_low", "median_diff", "seeds_needed", "verdict"):
+        assert col in table, col
+    assert table.loc[table["arm"] == "none", "verdict"].item() == "baseline"
+    tested = table[table["arm"] != "none"]
+    assert tested["p"].between(0, 1).all() and (tested["p_holm"] >= tested["p"]).all()
+    page = (out / "index.html").read_text()
+    assert "id='confirmation'" in page and "confirm.csv" in page
+
+
+def test_best_config_of_an_arm_counts_divergence():
+    """A config that diverged on 2 of 3 seeds does not beat a steady one with a worse best seed."""
+    from bench import confirm
+
+    rows = [(0, "gp", "a", "completed", 8.0), (1, "gp", "a", "diverged", None), (2, "gp", "a", "diverged", None),
+            (3, "gp", "b", "completed", 6.0), (4, "gp", "b", "completed", 6.0), (5, "gp", "b", "completed", 5.0),
+            (6, "none", "c", "pruned", None), (7, "none", "d", "completed", 1.0)]
+    df = pd.DataFrame([{"trial": t, "regularizer": r, "config_id": c, "status": s, "modes_captured": v,
+                        "confirm_arm": None} for t, r, c, s, v in rows])
+    assert confirm.select(df, "regularizer", "modes_captured", "maximize") == {"gp": 3, "none": 7}
+    assert confirm.select(df, "regularizer", "modes_captured", "minimize") == {"gp": 3, "none": 7}
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -204,6 +231,8 @@ eval_every = 30
 [eval]
 samples = 200
 inception_top_k = 0
+[confirm]
+seeds = 0
 [space]
 models = ["{model}"]
 regularizers = ["none", "l2"]

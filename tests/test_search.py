@@ -35,6 +35,8 @@ batch_size = 50
 z_dim = 2
 [eval]
 samples = 500
+[confirm]
+seeds = {confirm}
 [space]
 models = ["mlp2d_small"]
 regularizers = ["none", "r1", "l2"]
@@ -42,9 +44,10 @@ lr = {{ low = 5e-4, high = 2e-3, log = true }}
 """
 
 
-def ring(tmp_path: Path, name: str, n: int = 2, steps: int = 60, every: int = 30, top: str = "", extra: str = "") -> Path:
+def ring(tmp_path: Path, name: str, n: int = 2, steps: int = 60, every: int = 30, top: str = "", extra: str = "",
+         confirm: int = 0) -> Path:
     p = tmp_path / f"{name}.toml"
-    p.write_text(RING.format(name=name, n=n, steps=steps, every=every, top=top) + extra)
+    p.write_text(RING.format(name=name, n=n, steps=steps, every=every, top=top, confirm=confirm) + extra)
     return p
 
 
@@ -250,3 +253,38 @@ def test_workers_starting_at_once_on_an_empty_database(tmp_path):
     with mp.get_context("fork").Pool(6) as pool:
         assert pool.map(_open, [(str(p), url)] * 6) == ["ok"] * 6
     assert len(optuna.get_all_study_names(url)) == 1
+
+
+@pytest.mark.slow
+def test_confirmation_resumes_and_is_shared_by_workers(tmp_path):
+    """A search finished without confirmation, resumed with [confirm] seeds = 3 (allowed change):
+    exactly arms × 3 confirmation runs are added and the search is untouched; two workers at once
+    on a study owing confirmation runs train each (arm, seed) once; a rerun owes nothing."""
+    p = ring(tmp_path, "conf", n=3, steps=40, every=40)
+    assert bench("run", "--study", str(p), cwd=tmp_path).returncode == 0
+    storage = f"sqlite:///{tmp_path}/runs/conf/study.db"
+    before = {t.number: t.params for t in optuna.load_study(study_name="conf", storage=storage).trials}
+    p.write_text(p.read_text().replace("seeds = 0", "seeds = 3"))
+    r = bench("run", "--study", str(p), "--allow-spec-change", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    study = optuna.load_study(study_name="conf", storage=storage)
+    conf = [t for t in study.trials if "confirm_arm" in t.user_attrs]
+    arms = study.user_attrs["confirm/plan"]["arms"]
+    assert sorted((t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"]) for t in conf) == sorted(
+        (a, i) for a in arms for i in range(3))
+    assert all(t.state == State.COMPLETE or t.user_attrs.get("status") == "metric_undefined" for t in conf)
+    assert {t.number: t.params for t in study.trials if t.number in before} == before  # search untouched
+    assert (tmp_path / "runs/conf/confirm.csv").exists()
+    assert bench("run", "--study", str(p), "--allow-spec-change", cwd=tmp_path).returncode == 0
+    assert len(optuna.load_study(study_name="conf", storage=storage).trials) == len(study.trials)  # nothing owed
+
+    q = ring(tmp_path, "shared", n=2, steps=40, every=40, confirm=4)
+    url = f"sqlite:///{tmp_path}/shared.db"
+    procs = [subprocess.Popen([*BENCH, "worker", "--study", str(q), "--storage", url], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+    study = optuna.load_study(study_name="shared", storage=url)
+    done = [(t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"]) for t in study.trials
+            if "confirm_arm" in t.user_attrs and t.state != State.FAIL]
+    assert sorted(done) == sorted((a, i) for a in study.user_attrs["confirm/plan"]["arms"] for i in range(4))

@@ -32,6 +32,18 @@ def test_fid_infinity_removes_the_small_sample_bias():
     assert res["fid_inf"] == pytest.approx(true, abs=0.05)
 
 
+def test_fid_infinity_refuses_when_samples_do_not_exceed_the_feature_dimension():
+    """With N ≤ d every FID_N would reuse all N samples: no 1/N line exists, so refuse (not plain FID)."""
+    from stabgen.errors import StabgenError
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(500, 16, generator=g, dtype=torch.float64)
+    for n in (10, 16, 17):
+        with pytest.raises(StabgenError, match="more samples than the feature dimension"):
+            fid_infinity(torch.randn(n, 16, generator=g, dtype=torch.float64), real)
+    assert len(fid_infinity(torch.randn(18, 16, generator=g, dtype=torch.float64), real)["n"]) == 2
+
+
 def test_config_table_groups_seeds_and_counts_divergence_in_the_rate():
     """One row per config (seed re-runs share config_id): the mean over completed seeds, the diverged
     seed in the divergence rate; ranked by the metric (the leaderboard `bench run` and `bench report` write)."""

@@ -48,6 +48,8 @@ eval_every = 30
 [eval]
 samples = {n}
 inception_top_k = 0
+[confirm]
+seeds = 0
 [space]
 models = ["gan"]
 regularizers = ["none", "l2"]

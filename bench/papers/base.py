@@ -9,11 +9,13 @@ at the top. Budgets: `tiny` checks the pipeline end to end in seconds (its numbe
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
+import numpy as np
 import pandas as pd
 
 from stabgen.registry import Registry
@@ -25,7 +27,7 @@ BUDGETS: tuple[str, ...] = ("tiny", "small", "paper")
 @dataclass
 class Claim:
     text: str
-    verdict: Literal["reproduced", "not reproduced", "inconclusive"]
+    verdict: str  # reproduced / not reproduced / inconclusive (bench.stats.claim_verdict), or inconclusive (why)
     evidence: str
 
 
@@ -54,23 +56,43 @@ class Reproduction:
 PAPERS: Registry[Callable[[str, Context], Reproduction]] = Registry("reproduction")
 
 
-def one_sided_claim(text: str, a, b, alternative: str, names: tuple[str, str]) -> Claim:
-    """A claim "a is less/greater than b" judged by a one-sided Mann-Whitney U over trials:
-    reproduced at p < 0.05, inconclusive when the means point the claimed way without significance,
-    not reproduced when they point the other way."""
-    from scipy import stats as sps
+def claims_vs_baseline(family: dict[str, tuple[str, object]], baseline, direction: str, names: tuple[str, str],
+                       claimed: str = "better", margin: float | None = None) -> list[Claim]:
+    """Claims "arm X is `claimed` (better/worse) than the baseline", one per arm of `family`
+    (name → (claim text, values)), each arm tested on its own against the baseline, paired by seed
+    (values aligned by seed, divergences already the worst value: bench.stats.scored): one-sided
+    Wilcoxon signed-rank with exact permutation p, Holm across the family, each direction and the
+    equivalence test (TOST against `margin`, metric units) corrected separately. The verdict is the
+    house rule (bench.stats.claim_verdict); an inconclusive one says how many seeds would settle it."""
+    from bench import stats
 
-    a, b = pd.Series(a).dropna(), pd.Series(b).dropna()
-    if len(a) < 2 or len(b) < 2:
-        return Claim(text, "inconclusive", f"too few finished trials for a test ({names[0]} {len(a)}, "
-                                           f"{names[1]} {len(b)})")
-    p = sps.mannwhitneyu(a, b, alternative=alternative).pvalue
-    ev = (f"{names[0]} {a.mean():.4g} (n={len(a)}) vs {names[1]} {b.mean():.4g} (n={len(b)}); "
-          f"one-sided Mann-Whitney U p = {p:.3g}")
-    if p < 0.05:
-        return Claim(text, "reproduced", ev)
-    claimed_way = a.mean() < b.mean() if alternative == "less" else a.mean() > b.mean()
-    return Claim(text, "inconclusive" if claimed_way else "not reproduced", ev + " (not significant at 0.05)")
+    b = np.asarray(baseline, dtype=float)
+    res = {k: stats.paired(np.asarray(v, dtype=float), b, direction, margin) for k, (_, v) in family.items()}
+    keys = list(res)
+    if not keys:
+        return []
+    p_for = stats.holm([res[k].p_better if claimed == "better" else res[k].p_worse for k in keys])
+    p_against = stats.holm([res[k].p_worse if claimed == "better" else res[k].p_better for k in keys])
+    p_eq = stats.holm([res[k].p_equivalent for k in keys]) if margin else [math.nan] * len(keys)
+    out = []
+    for k, pf, pa, pe in zip(keys, p_for, p_against, p_eq):
+        r, (text, a) = res[k], family[k]
+        verdict = stats.claim_verdict(pf, pa, pe)
+        ev = (f"median {_g(np.median(a))} ({names[0]}) vs {_g(np.median(b))} ({names[1]}) over {r.n} paired seeds; "
+              f"P(improvement) {r.prob_improvement:.2f} [{_g(r.prob_improvement_ci[0])}, {_g(r.prob_improvement_ci[1])}], "
+              f"Δ median {_g(r.median_diff)} [{_g(r.median_diff_ci[0])}, {_g(r.median_diff_ci[1])}]; one-sided "
+              f"signed-rank p = {(r.p_better if claimed == 'better' else r.p_worse):.3g}, Holm {pf:.3g} (over {len(keys)})"
+              + (f"; TOST ±{margin:g}: Holm p = {pe:.3g}" if margin else ""))
+        if verdict == "inconclusive":
+            ev += f"; {stats.describe_needed(r.seeds_needed, r.n)}"
+        out.append(Claim(text, verdict, ev))
+    return out
+
+
+def _g(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return ("∞" if v > 0 else "−∞") if math.isinf(v) else f"{v:.3g}"
 
 
 def _train_one(args: tuple) -> dict:

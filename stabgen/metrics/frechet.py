@@ -39,9 +39,14 @@ def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
 def fid_infinity(fake: torch.Tensor, real: torch.Tensor, points: int = 15, min_n: int | None = None,
                  seed: int = 0) -> dict:
     """FID∞ (Chong & Forsyth 2020): FID_N for N from min_n to all fake features, a least-squares line
-    in 1/N, and its intercept — the FID an infinite sample would give. Also returns the fit."""
-    m = fake.shape[0]
-    min_n = min_n or max(m // 5, fake.shape[1] + 1)
+    in 1/N, and its intercept — the FID an infinite sample would give. Also returns the fit.
+    Refused (StabgenError) when the sample count does not exceed the feature dimension: no line to fit."""
+    m, dim = fake.shape
+    if m <= dim + 1:  # every FID_N would use all m samples: the "extrapolation" would be plain FID
+        from stabgen.errors import StabgenError
+        raise StabgenError(f"FID∞ needs more samples than the feature dimension ({dim}) plus two, got {m}: "
+                           f"generate more samples or drop --fid-inf")
+    min_n = min_n or max(m // 5, dim + 1)
     ns = torch.linspace(min_n, m, points).round().long().unique()
     mu_r, s_r = statistics(real)
     g = torch.Generator().manual_seed(seed)
