@@ -234,3 +234,68 @@ def test_discriminator_regularizer_on_vae_is_rejected():
 def test_unknown_regularizer_names_the_known_ones():
     with pytest.raises(StabgenError, match="unknown regularizer 'l3'.*feature_norm"):
         REGULARIZERS.get("l3")
+
+
+# --- the math, with a nonlinear D, fake ≠ real and the random points replayed from the member's stream ---
+# A quadratic D(x) = ½ xᵀAx has ∇D(x) = Ax, which differs at every point, so a penalty evaluated at the
+# wrong points (fake for real, real for interpolates, unperturbed for perturbed) gives another number.
+
+A = torch.tensor([[2.0, 1.0, 0.0], [1.0, 3.0, -1.0], [0.0, -1.0, 1.5]], dtype=torch.float64)
+REAL = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0], [1.0, 1.0, 0.5], [-2.0, 0.5, 1.0]], dtype=torch.float64)
+FAKE = torch.tensor([[0.5, -1.0, 0.0], [3.0, 0.0, 1.0], [-1.0, 2.0, 2.0], [0.0, 0.0, -3.0]], dtype=torch.float64)
+
+
+def quad_ctx(seed=5):
+    return ctx({"discriminator": Quadratic(A.clone())}, REAL, FAKE, seed=seed)
+
+
+def test_r1_is_taken_at_the_real_samples_not_the_fake():
+    want = 0.5 * (REAL @ A).pow(2).sum(1).mean()
+    assert penalty("r1", quad_ctx()).item() == pytest.approx(want.item(), rel=1e-12)
+    assert want.item() != pytest.approx((0.5 * (FAKE @ A).pow(2).sum(1).mean()).item())
+
+
+def test_r2_is_taken_at_the_fake_samples():
+    want = 0.5 * (FAKE @ A).pow(2).sum(1).mean()
+    assert penalty("r2", quad_ctx()).item() == pytest.approx(want.item(), rel=1e-12)
+
+
+def test_gp_is_taken_at_the_interpolates_its_stream_draws():
+    eps = Streams([5]).uniform((4,), torch.float64)[0][:, None]  # the penalty's first draw, replayed
+    x_hat = eps * REAL + (1 - eps) * FAKE
+    want = ((x_hat @ A).norm(dim=1) - 1).pow(2).mean()
+    assert penalty("gp", quad_ctx()).item() == pytest.approx(want.item(), rel=1e-12)
+    at_real = ((REAL @ A).norm(dim=1) - 1).pow(2).mean()
+    assert want.item() != pytest.approx(at_real.item(), rel=1e-3)
+
+
+def test_dragan_is_taken_at_the_perturbed_real_points_its_stream_draws():
+    s = Streams([5])
+    u = s.uniform((4, 3), torch.float64)[0]  # first draw: the perturbation direction
+    alpha = s.uniform((4,), torch.float64)[0][:, None]  # second: the mixing weight per sample
+    x_hat = alpha * REAL + (1 - alpha) * (REAL + 0.5 * REAL.std() * u)
+    want = ((x_hat @ A).norm(dim=1) - 1).pow(2).mean()
+    assert penalty("dragan", quad_ctx()).item() == pytest.approx(want.item(), rel=1e-12)
+    unperturbed = ((REAL @ A).norm(dim=1) - 1).pow(2).mean()
+    assert want.item() != pytest.approx(unperturbed.item(), rel=1e-3)
+
+
+def test_consistency_compares_d_with_d_of_the_replayed_shift():
+    class Weighted(nn.Module):  # a position-sensitive D: every pixel its own weight
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(1, 6, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+
+        def forward(self, x):
+            return (x * self.w).flatten(1).sum(1)
+
+    real = torch.rand(3, 1, 6, 7, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for seed in range(4):
+        shift = (Streams([seed]).integers(5, (2,)) - 2)[0].tolist()  # the penalty's draw: dy, dx ∈ [−2, 2]
+        d = Weighted()
+        want = (d(real) - d(torch.roll(real, shifts=shift, dims=(2, 3)))).pow(2).mean()
+        got = penalty("consistency", ctx({"discriminator": d}, real, seed=seed))
+        assert got.item() == pytest.approx(want.item(), rel=1e-12)
+        flipped = (d(real) - d(torch.flip(real, dims=(3,)))).pow(2).mean()
+        assert got.item() != pytest.approx(flipped.item(), rel=1e-3)
+        assert max(abs(v) for v in shift) <= 2

@@ -153,3 +153,29 @@ def test_a_known_effect_is_detected_and_a_null_is_not():
     p_holm = dict(zip(res, stats.holm([r.p for r in res.values()])))
     assert p_holm["better"] < 0.05 and res["better"].p_better < res["better"].p_worse
     assert p_holm["null"] > 0.05
+
+
+def test_calibration_small_mode_and_the_committed_rates(tmp_path):
+    """benchmarks/calibration.py at 200 simulations (fixed seed, deterministic): every test's
+    false-positive rate near α and real power at a large effect; the committed full run (4,000
+    simulations) holds every reported test at ≤ 0.06."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "calibration.py"
+    spec = importlib.util.spec_from_file_location("calibration", path)
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    res = cal.main(["--sims", "200", "--out", str(tmp_path / "cal.json")])
+    assert json.loads((tmp_path / "cal.json").read_text())["simulations"] == 200
+    for name, v in res["false_positive_rate"].items():
+        assert 0 <= v["max"] <= 0.1, name  # 200 draws: SE ≈ 0.015 at α = 0.05
+    assert res["power"]["signed_rank_two_sided"]["shift=1.5sd,n=20,divergence=0.0"] > 0.9
+    assert res["power"]["signed_rank_two_sided"]["shift=0.5sd,n=6,divergence=0.0"] < 0.3
+    committed = json.loads((path.parent / "results" / "calibration.json").read_text())
+    assert committed["simulations"] >= 2000
+    assert {"signed_rank_two_sided", "signed_rank_one_sided", "holm_4_arms", "tost_equivalence",
+            "non_inferiority", "superiority_by_margin"} <= set(committed["false_positive_rate"])
+    assert all(v["max"] <= 0.06 for v in committed["false_positive_rate"].values())
+    assert committed["power"]["signed_rank_two_sided"]
