@@ -134,8 +134,9 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
         if c.margin:
             out.loc[tested, "p_equivalent_holm"] = stats.holm(out.loc[tested, "p_equivalent"])
     out["verdict"] = [_verdict(r, c) for _, r in out.iterrows()]
-    sign = 1 if direction == "minimize" else -1
-    out = out.assign(_k=sign * out["median"]).sort_values(["_k", "arm"]).drop(columns="_k")
+    sign = 1 if direction == "minimize" else -1  # ties of the median: the better mean of completed seeds
+    out = out.assign(_k=sign * out["median"], _m=sign * out["mean_completed"]).sort_values(
+        ["_k", "_m", "arm"], na_position="last").drop(columns=["_k", "_m"])
     out.insert(0, "rank", range(1, len(out) + 1))
     return out.reset_index(drop=True)
 

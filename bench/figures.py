@@ -207,11 +207,12 @@ def lambda_robustness(df: pd.DataFrame, metric: str, direction: str) -> Figure |
     fig, axes = subplots(1, 2, figsize=(11, 4))
     long = r.melt(id_vars="regularizer", value_vars=["converged", "within_10pct"], var_name="share", value_name="v")
     sns.barplot(data=long, x="regularizer", y="v", hue="share", ax=axes[0])
-    axes[0].set_ylim(0, 1)
+    axes[0].set_ylim(0, 1.25)
     axes[0].set_ylabel("share of sampled (λ, lr)")
+    axes[0].legend(fontsize=8, ncols=2, loc="upper center")
     for i, row in r.reset_index(drop=True).iterrows():
         if not np.isnan(row["lam_low"]):
-            axes[1].plot([row["lam_low"], row["lam_high"]], [i, i], lw=6, solid_capstyle="butt")
+            axes[1].plot([row["lam_low"], row["lam_high"]], [i, i], lw=6, solid_capstyle="butt", marker="o", ms=7)
             axes[1].text(row["lam_high"], i, f"  {row['lam_decades']:.1f} decades", va="center", fontsize=8)
     axes[1].set_xscale("log")
     axes[1].set_yticks(range(len(r)), r["regularizer"])
