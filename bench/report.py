@@ -323,7 +323,9 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
                    f"confirmation runs; "
                    f"{spec.budget_label()} per trial (steps run: {min(steps) if steps else 0}–"
                    f"{max(steps) if steps else 0}); sampler {spec.sampler}, pruner {spec.pruner}; "
-                   f"{df['seconds'].sum() if not df.empty else 0:.0f} compute seconds in all"),
+                   f"{df['seconds'].sum() if not df.empty else 0:.0f} compute seconds in all"
+                   + (f"; wall time of the last bench run {rec.study.user_attrs['last_wall_seconds']:.0f} s"
+                      if "last_wall_seconds" in rec.study.user_attrs else "")),
         "seeds": f"search trial k uses seed {spec.seed}+k; re-runs: per_config={spec.seeds.per_config}, "
                  f"top_k={spec.seeds.top_k}, extra={spec.seeds.extra}; confirmation: {spec.confirm.seeds} fresh seeds "
                  f"({spec.seed}+{CONFIRM_SEEDS:,}+i, the same for every {spec.confirm.arm})",
