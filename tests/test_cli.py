@@ -219,7 +219,9 @@ def test_ring_study_reports_modes(tmp_path):
     r = bench("run", "--study", "ring_reg", "--trials", "2", "--steps", "300", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lb = pd.read_csv(tmp_path / "runs/ring_reg/trials.csv")
-    assert len(lb) == 2 and {"modes_captured", "high_quality", "reverse_kl"} <= set(lb.columns)
+    assert lb["confirm_arm"].isna().sum() == 2 and {"modes_captured", "high_quality", "reverse_kl"} <= set(lb.columns)
+    conf = pd.read_csv(tmp_path / "runs/ring_reg/confirm.csv")  # the spec's [confirm]: 10 paired seeds per arm
+    assert (conf["seeds"] == 10).all() and len(lb) == 2 + 10 * len(conf)
     assert lb["modes_captured"].between(0, 8).all()
     assert {"modes_captured", "reverse_kl_ci_low"} <= set(pd.read_csv(tmp_path / "runs/ring_reg/leaderboard.csv"))
     assert "modes_captured" in (tmp_path / "runs/ring_reg/leaderboard.md").read_text()

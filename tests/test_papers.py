@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from conftest import missing
 import torch
 
 from bench.papers import mescheder2018 as dirac
@@ -66,7 +68,7 @@ NEEDS_MNIST = {"lucic2018", "seed-feature-reg"}
 @pytest.mark.parametrize("name", ["mescheder2018", "pacgan2018", "lucic2018", "seed-feature-reg"])
 def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
     if name in NEEDS_MNIST and not os.environ.get("STABGEN_DATA_DIR"):
-        pytest.skip("real MNIST not found: set STABGEN_DATA_DIR")
+        missing("real MNIST not found: set STABGEN_DATA_DIR")
     r = subprocess.run([*BENCH, "reproduce", name, "--budget", "tiny", "--out", "out"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr

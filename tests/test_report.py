@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from conftest import missing
 from PIL import Image
 from scipy import stats as sps
 
@@ -171,9 +173,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (apt-get install chromium); "
-                                         ".ci/run installs it")
 def test_index_html_renders_with_every_image_loaded(ring_report, tmp_path):
+    if not CHROMIUM:
+        missing("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
     _, out = ring_report
     url = (out / "index.html").resolve().as_uri()
     cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]

@@ -15,6 +15,8 @@ import optuna
 import pandas as pd
 import pytest
 
+from conftest import missing
+
 from bench import spec as spec_mod
 from bench.space import grid, grid_values
 
@@ -205,9 +207,9 @@ def test_sigkill_mid_trial_then_rerun_keeps_every_completed_trial(tmp_path):
 POSTGRES = os.environ.get("STABGEN_TEST_POSTGRES")
 
 
-@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL "
-                                         "(.ci/run starts one with scripts/pg-scratch)")
 def test_three_workers_share_one_postgres_study(tmp_path):
+    if not POSTGRES:
+        missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
     name = f"workers-{uuid.uuid4().hex[:8]}"
     p = ring(tmp_path, name, n=9, steps=200, every=100)
     procs = [subprocess.Popen([*BENCH, "worker", "--study", str(p), "--storage", POSTGRES, "--heartbeat", "2"],
@@ -238,8 +240,9 @@ def _open(args):
         return f"{type(e).__name__}: {e}"
 
 
-@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL")
 def test_workers_starting_at_once_on_an_empty_database(tmp_path):
+    if not POSTGRES:
+        missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
     """Six processes create Optuna's tables at the same moment; the losers of that race retry."""
     import multiprocessing as mp
 
