@@ -41,3 +41,21 @@ def test_equals_reference_prdc_package():
 def test_expected_coverage_formula():
     # N = M: 1 − ∏(N − i)/(2N − i) → 1 − 2^−k for large N
     assert expected_coverage_same_distribution(10**7, 10**7, 5) == pytest.approx(1 - 2**-5, rel=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_equals_prdc_in_float32_with_tied_points(k):
+    """Features in float32 (what extractors give) with integer values, duplicated rows and fakes on
+    real points, so distances tie everywhere and k-th neighbour radii are hit exactly; integer
+    squared distances are exact in both implementations' arithmetic (torch.cdist here, sklearn's
+    dot-product form in prdc), so the strict inequalities must agree at every k. (On non-integer
+    grids the two round a tie differently: a reference cannot settle those.)"""
+    rng = np.random.default_rng(k)
+    real = rng.integers(-3, 4, size=(300, 5)).astype(np.float32)
+    real[150:200] = real[:50]  # exact duplicates: zero distances and tied radii
+    fake = (rng.integers(-3, 4, size=(280, 5)) + rng.integers(0, 2, size=(280, 5))).astype(np.float32)
+    fake[:40] = real[:40]  # fakes sitting exactly on real points
+    ours = prdc(torch.from_numpy(real), torch.from_numpy(fake), k=k, chunk=97)
+    ref = compute_prdc(real_features=real.astype(np.float64), fake_features=fake.astype(np.float64), nearest_k=k)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(float(ref[key]), abs=1e-9), key

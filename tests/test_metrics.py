@@ -137,11 +137,41 @@ def test_domain_fid_test_vs_train_far_below_noise(mnist_dir, mnist_test):
     assert noise_fid > 100 * test_fid
 
 
-def test_inception_fid_runs_on_cpu(mnist_dir, inception_weights, mnist_test):
-    ref = DATASETS.get("mnist").reference("train", 50, data_dir=str(mnist_dir))
-    m = fidelity.compute(mnist_test.subset(50, seed=1), ref, "inception", ("fid", "kid", "prc"),
-                         inception_weights=str(inception_weights))
-    assert np.isfinite(m["fid"]) and m["n_fake"] == 50 and m["extractor"] == "inception"
+def _reference_metrics(fake, real, **kw) -> dict:
+    """torch_fidelity.calculate_metrics end to end, on the same uint8 images (the reference)."""
+    import torch_fidelity
+
+    return torch_fidelity.calculate_metrics(input1=fidelity.U8Images(fake), input2=fidelity.U8Images(real),
+                                            fid=True, kid=True, prc=True, cuda=False, verbose=False,
+                                            cache=False, save_cpu_ram=True, **kw)
+
+
+def test_classifier_metrics_equal_torch_fidelity_calculate_metrics():
+    """Our whole pipeline (compute: extractor, features, every metric) against torch-fidelity's own
+    calculate_metrics with the registered domain extractor: FID, KID (mean, std) and precision/recall."""
+    fake, real = _blobs(400, 1), _blobs(300, 2, shift=2)
+    ours = fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"), dataset="mnist")
+    ref = _reference_metrics(fake, real, feature_extractor=fidelity.classifier_extractor("mnist"),
+                             kid_subset_size=300, batch_size=500)
+    assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-6)
+    assert ours["kid"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-6, abs=1e-9)
+    assert ours["kid_std"] == pytest.approx(ref["kernel_inception_distance_std"], rel=1e-6, abs=1e-9)
+    assert ours["precision"] == pytest.approx(ref["precision"]) and ours["recall"] == pytest.approx(ref["recall"])
+
+
+def test_inception_metrics_equal_torch_fidelity_calculate_metrics(mnist_dir, inception_weights, mnist_test):
+    """TF-Inception (the paper protocol's extractor) at a small N, end to end against torch-fidelity:
+    same images, same weights file, same FID/KID/PR."""
+    real = mnist_test.subset(40, seed=2)
+    fake = mnist_test.subset(40, seed=1)
+    ours = fidelity.compute(fake, real, "inception", ("fid", "kid", "prc"), inception_weights=str(inception_weights))
+    ref = _reference_metrics(fake, real, feature_extractor="inception-v3-compat", feature_extractor_weights_path=
+                             str(inception_weights), feature_layer_fid="2048", feature_layer_kid="2048",
+                             feature_layer_prc="2048", kid_subset_size=40, batch_size=64)
+    assert np.isfinite(ours["fid"]) and ours["n_fake"] == 40 and ours["extractor"] == "inception"
+    assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-5)
+    assert ours["kid"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-5, abs=1e-7)
+    assert ours["precision"] == pytest.approx(ref["precision"]) and ours["recall"] == pytest.approx(ref["recall"])
 
 
 def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
