@@ -151,13 +151,38 @@ class TrialRunner:
         return [float(v) for v in values] if spec.multi_objective else float(values[0])
 
 
+HOLD_ENV = "STABGEN_TEST_HOLD"
+
+
+def hold_point(trial_number: int, step: int) -> None:
+    """A synchronisation point for crash-safety tests, off unless $STABGEN_TEST_HOLD = "TRIAL:STEP:FILE":
+    trial TRIAL, on reaching step STEP, writes FILE and waits while it exists — so a test kills or
+    interrupts a run at a known step of a known trial instead of guessing with sleeps."""
+    hold = os.environ.get(HOLD_ENV)
+    if not hold:
+        return
+    number, at, path = hold.split(":", 2)
+    if trial_number == int(number) and step == int(at):
+        Path(path).write_text(str(os.getpid()))
+        while Path(path).exists():
+            time.sleep(0.05)
+
+
+def _step_callback(trial_number: int, on_step: Callable[[int, int], None] | None) -> Callable[[int], None]:
+    def step(s: int) -> None:
+        hold_point(trial_number, s)
+        if on_step:
+            on_step(trial_number, s)
+    return step
+
+
 def make_objective(runner: TrialRunner, on_step: Callable[[int, int], None] | None = None
                    ) -> Callable[[optuna.Trial], float | list[float]]:
     """One trial: start, train alone, finish (what study.optimize calls)."""
     def objective(trial: optuna.Trial) -> float | list[float]:
         cfg = runner.start(trial)
         result = train(cfg, runner.source, runner.opts.device, evaluate=runner.evaluate, on_eval=runner.pruner(trial),
-                       on_step=(lambda s: on_step(trial.number, s)) if on_step else None)
+                       on_step=_step_callback(trial.number, on_step))
         return runner.finish(trial, result)
 
     return objective
@@ -187,26 +212,33 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
         groups.setdefault(group_key(cfg), []).append((trial, cfg))
     untold = {t.number: t for t, _ in asked}
     try:
-        for group in groups.values():
-            trials = [t for t, _ in group]
-            with heartbeats(study, trials):
-                results = train_population(
-                    [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
-                    on_eval=lambda m, step, metrics: runner.pruner(trials[m])(step, metrics),
-                    on_step=(lambda s: on_step(trials[0].number, s)) if on_step else None)
-            for trial, result in zip(trials, results):
-                try:
-                    frozen = study.tell(trial, runner.finish(trial, result, population=len(group)))
-                except optuna.TrialPruned:
-                    frozen = study.tell(trial, state=State.PRUNED)
-                del untold[trial.number]
-                if on_trial_end:
-                    on_trial_end(frozen)
+        # one heartbeat for every trial of the round from the start, not per group: a trial asked here
+        # whose group has not started yet must go stale too if this worker dies (else it stays RUNNING)
+        with heartbeats(study, [t for t, _ in asked]):
+            _train_groups(study, runner, groups, untold, on_step, on_trial_end)
     except BaseException:  # e.g. ^C or an error: every trial of this round not yet told is failed, none left RUNNING
         for t in untold.values():
             study.tell(t, state=State.FAIL)
         raise
     return len(asked)
+
+
+def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold: dict, on_step, on_trial_end) -> None:
+    """Train each group of compatible configs as one population and tell its trials."""
+    for group in groups.values():
+        trials = [t for t, _ in group]
+        results = train_population(
+            [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
+            on_eval=lambda m, step, metrics, trials=trials: runner.pruner(trials[m])(step, metrics),
+            on_step=_step_callback(trials[0].number, on_step))
+        for trial, result in zip(trials, results):
+            try:
+                frozen = study.tell(trial, runner.finish(trial, result, population=len(group)))
+            except optuna.TrialPruned:
+                frozen = study.tell(trial, state=State.PRUNED)
+            del untold[trial.number]
+            if on_trial_end:
+                on_trial_end(frozen)
 
 
 def population_size(spec: StudySpec, device: str, source: Source) -> int:

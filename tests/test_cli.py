@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -338,25 +339,20 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
+    """^C while trial 1 is held at step 100 (bench.search.hold_point: a known point, not a sleep)."""
     import signal
-    import time
-    args = [*BENCH, "run", "--study", "ring_reg", "--trials", "2", "--steps", "1500"]
-    env = {**os.environ, "COLUMNS": "200"}
+    args = [*BENCH, "run", "--study", "ring_reg", "--trials", "2", "--steps", "300"]
+    flag = tmp_path / "held"
+    env = {**os.environ, "COLUMNS": "200", "STABGEN_TEST_HOLD": f"1:100:{flag}"}
     # A terminal user's process has SIGINT at its default; a CI runner may start us with SIGINT
     # ignored (background jobs of non-interactive shells), which exec would pass on to the child.
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     storage = f"sqlite:///{tmp_path}/runs/ring_reg/study.db"
     deadline = time.time() + 240
-    while time.time() < deadline:  # wait for trial 0 to finish and trial 1 to start
-        time.sleep(1)
-        try:
-            trials = optuna.load_study(study_name="ring_reg", storage=storage).trials
-        except Exception:
-            continue
-        if len(trials) == 2 and trials[0].state in FINISHED and trials[1].state == optuna.trial.TrialState.RUNNING:
-            break
-    time.sleep(2)
+    while not flag.exists():  # trial 0 finished, trial 1 at step 100
+        assert proc.poll() is None and time.time() < deadline, "the run did not reach the hold point"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=180)  # generous for a loaded machine; a swallowed ^C would exit 0, not 130
     assert proc.returncode == 130, err
@@ -365,9 +361,10 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     first = trials[0]
     assert first.state in FINISHED  # completed, or pruned as diverged / metric undefined
     assert trials[1].state == optuna.trial.TrialState.FAIL
-    r = subprocess.run([*args[:-1], "300"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    resume = {k: v for k, v in env.items() if k != "STABGEN_TEST_HOLD"}
+    r = subprocess.run(args, cwd=tmp_path, env=resume, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     after = optuna.load_study(study_name="ring_reg", storage=storage).trials
-    done = [t for t in after if t.state in FINISHED]
+    done = [t for t in after if t.state in FINISHED and "confirm_arm" not in t.user_attrs]
     assert len(done) == 2 and done[0].number == 0
     assert (done[0].state, done[0].value, done[0].user_attrs) == (first.state, first.value, first.user_attrs)

@@ -176,17 +176,35 @@ def _wait_for(storage: str, name: str, ok, timeout: float = 240) -> list:
     raise AssertionError(f"timed out waiting on study {name}")
 
 
+def _held(tmp_path: Path, trial: int, step: int) -> tuple[dict, Path]:
+    """The environment that holds `trial` at `step` (bench.search.hold_point), and the file it writes there."""
+    flag = tmp_path / f"held-{trial}-{step}"
+    return {**ENV, "STABGEN_TEST_HOLD": f"{trial}:{step}:{flag}"}, flag
+
+
+def _wait_file(flag: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while not flag.exists():
+        assert proc.poll() is None, "the run ended before reaching the hold point"
+        assert time.time() < deadline, f"the run did not reach the hold point ({flag.name}) in {timeout}s"
+        time.sleep(0.05)
+
+
 def test_sigkill_mid_trial_then_rerun_keeps_every_completed_trial(tmp_path):
-    p = ring(tmp_path, "kill", n=3, steps=600, every=300)
+    """Killed while trial 1 is held at step 100 (a known point, not a guess): trial 0 stays as it
+    was, trial 1 is failed by its missing heartbeat and re-run with its own config and seed."""
+    p = ring(tmp_path, "kill", n=3, steps=300, every=150)
     storage = f"sqlite:///{tmp_path}/runs/kill/study.db"
-    proc = subprocess.Popen([*BENCH, "run", "--study", str(p), "--heartbeat", "1"], cwd=tmp_path, env=ENV,
+    env, flag = _held(tmp_path, 1, 100)
+    proc = subprocess.Popen([*BENCH, "run", "--study", str(p), "--heartbeat", "1"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        before = _wait_for(storage, "kill", lambda ts: len(ts) == 2 and ts[0].state == State.COMPLETE)
+        _wait_file(flag, proc)
+        before = load("kill", storage).trials
     finally:
-        time.sleep(1)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+    assert len(before) == 2 and before[0].state == State.COMPLETE
     killed = load("kill", storage).trials
     assert killed[1].state == State.RUNNING  # SIGKILL: nobody told the storage
     r = bench("run", "--study", str(p), "--heartbeat", "1", cwd=tmp_path)
@@ -200,6 +218,34 @@ def test_sigkill_mid_trial_then_rerun_keeps_every_completed_trial(tmp_path):
     assert len(retry) == 1 and retry[0].params == after[1].params  # ... and run again with its config
     assert retry[0].user_attrs["config"]["seed"] == after[1].user_attrs["config"]["seed"]
     assert len({t.number for t in after}) == len(after)
+
+
+def test_sigkill_of_a_population_study_retries_every_member(tmp_path):
+    """A round of 3 (population = 3; its members may form several groups) held in its first group at
+    step 50 and killed: all three trials were RUNNING — the ones whose group had not started too, as
+    the round's heartbeat covers them all — go stale, and are each re-run once with their own config."""
+    p = ring(tmp_path, "popkill", n=3, steps=120, every=60)
+    p.write_text(p.read_text().replace("z_dim = 2", "z_dim = 2\npopulation = 3"))
+    storage = f"sqlite:///{tmp_path}/runs/popkill/study.db"
+    env, flag = _held(tmp_path, 0, 50)
+    proc = subprocess.Popen([*BENCH, "run", "--study", str(p), "--heartbeat", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_file(flag, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    killed = load("popkill", storage).trials
+    assert [t.state for t in killed] == [State.RUNNING] * 3
+    r = bench("run", "--study", str(p), "--heartbeat", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    after = load("popkill", storage).trials
+    assert [t.state for t in after[:3]] == [State.FAIL] * 3
+    for t in after[:3]:
+        retry = [u for u in after if u.system_attrs.get("failed_trial") == t.number]
+        assert len(retry) == 1 and retry[0].state == State.COMPLETE and retry[0].params == t.params
+        assert retry[0].user_attrs["config"]["seed"] == t.user_attrs["config"]["seed"]
+    assert sum(t.state == State.COMPLETE for t in after) == 3
 
 
 # --- distributed workers ----------------------------------------------------------------------------
