@@ -27,9 +27,10 @@ ROWS = ("mm", "ns", "ls", "wgan", "wgan_gp", "dragan", "vae")
 BUDGETS = {
     "tiny": {"trials": 1, "steps": 3, "samples": 200, "inception": 0, "datasets": ("mnist",), "confirm": 2,
              "rows": ("ns", "wgan_gp", "vae")},  # a pipeline check: one loss of each kind
-    # what a 2-core CPU allows in about 20 min: the InfoGAN-style nets take ≈ 0.3–0.5 s per step there,
+    # what a 2-core CPU allows in under an hour: the InfoGAN-style nets take ≈ 0.3–0.5 s per step there
+    # (×6 with 5 D steps), 2 search trials + 2 confirmation seeds per loss (a pipeline-level budget, gated);
     # so MNIST only; Fashion-MNIST runs at --budget paper (or on a GPU)
-    "small": {"trials": 2, "steps": 60, "samples": 1000, "inception": 100, "datasets": ("mnist",), "confirm": 5},
+    "small": {"trials": 2, "steps": 60, "samples": 1000, "inception": 100, "datasets": ("mnist",), "confirm": 2},
     "paper": {"trials": 100, "epochs": 20, "samples": 10000, "inception": 10000, "confirm": 10,
               "datasets": ("mnist", "fashion-mnist")},
 }
