@@ -176,10 +176,19 @@ def _wait_for(storage: str, name: str, ok, timeout: float = 240) -> list:
     raise AssertionError(f"timed out waiting on study {name}")
 
 
-def _held(tmp_path: Path, trial: int, step: int) -> tuple[dict, Path]:
-    """The environment that holds `trial` at `step` (bench.search.hold_point), and the file it writes there."""
+def _kill_when_held(tmp_path: Path, spec: Path, name: str, trial: int, step: int) -> list:
+    """`bench run` with `trial` held at `step` (bench.search.hold_point), SIGKILLed once it is there;
+    returns the study's trials as they stood at the hold point."""
     flag = tmp_path / f"held-{trial}-{step}"
-    return {**ENV, "STABGEN_TEST_HOLD": f"{trial}:{step}:{flag}"}, flag
+    env = {**ENV, "STABGEN_TEST_HOLD": f"{trial}:{step}:{flag}"}
+    proc = subprocess.Popen([*BENCH, "run", "--study", str(spec), "--heartbeat", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_file(flag, proc)
+        return load(name, f"sqlite:///{tmp_path}/runs/{name}/study.db").trials
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def _wait_file(flag: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -195,15 +204,7 @@ def test_sigkill_mid_trial_then_rerun_keeps_every_completed_trial(tmp_path):
     was, trial 1 is failed by its missing heartbeat and re-run with its own config and seed."""
     p = ring(tmp_path, "kill", n=3, steps=300, every=150)
     storage = f"sqlite:///{tmp_path}/runs/kill/study.db"
-    env, flag = _held(tmp_path, 1, 100)
-    proc = subprocess.Popen([*BENCH, "run", "--study", str(p), "--heartbeat", "1"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_file(flag, proc)
-        before = load("kill", storage).trials
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    before = _kill_when_held(tmp_path, p, "kill", 1, 100)
     assert len(before) == 2 and before[0].state == State.COMPLETE
     killed = load("kill", storage).trials
     assert killed[1].state == State.RUNNING  # SIGKILL: nobody told the storage
@@ -227,14 +228,7 @@ def test_sigkill_of_a_population_study_retries_every_member(tmp_path):
     p = ring(tmp_path, "popkill", n=3, steps=120, every=60)
     p.write_text(p.read_text().replace("z_dim = 2", "z_dim = 2\npopulation = 3"))
     storage = f"sqlite:///{tmp_path}/runs/popkill/study.db"
-    env, flag = _held(tmp_path, 0, 50)
-    proc = subprocess.Popen([*BENCH, "run", "--study", str(p), "--heartbeat", "1"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_file(flag, proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    _kill_when_held(tmp_path, p, "popkill", 0, 50)
     killed = load("popkill", storage).trials
     assert [t.state for t in killed] == [State.RUNNING] * 3
     r = bench("run", "--study", str(p), "--heartbeat", "1", cwd=tmp_path)
