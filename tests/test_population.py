@@ -226,3 +226,41 @@ def test_incompatible_configs_are_refused_naming_the_field(images, change, field
     with pytest.raises(StabgenError, match=f"{field}=.*a population may differ only in") as e:
         train_population([a, b], images)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("model, reg, d_bn", [("infogan", "none", True), ("dcgan", "r1", False),
+                                             ("gan", "spectral_norm", False)])
+def test_a_nan_injected_mid_run_freezes_only_its_member(images, monkeypatch, model, reg, d_bn):
+    """Member 1's discriminator weights are set to NaN after step 6 of 12 (conv nets with batch norm,
+    a conv net with R1, spectral-norm buffers): it is reported diverged at step 7 and the other
+    members' histories, weights, running statistics and power-iteration buffers are bit-identical
+    to a run without the injection."""
+    import stabgen.train as train_mod
+
+    real_get = train_mod.FAMILY_STEPS.get
+
+    def poisoned(family):
+        build_step = real_get(family)
+
+        def make(pop):
+            step = build_step(pop)
+
+            def wrapped(it):
+                out = step(it)
+                if it == 6:
+                    with torch.no_grad():
+                        pop.nets.flat["discriminator"][1].fill_(math.nan)
+                return out
+            return wrapped
+        return make
+
+    base = dict(model=model, regularizer=reg, lam=1.0, d_bn=d_bn, steps=12, batch_size=4, log_every=1)
+    cfgs = [TrialConfig(**base, seed=s) for s in (1, 2, 3)]
+    clean = train_population(cfgs, images, dtype=F64)
+    monkeypatch.setattr(train_mod.FAMILY_STEPS, "get", poisoned)
+    mixed = train_population(cfgs, images, dtype=F64)
+    assert mixed[1].status == "diverged" and mixed[1].diverged_step == 7
+    for k in (0, 2):
+        assert mixed[k].status == "completed" and mixed[k].history == clean[k].history
+        for name, value in clean[k].modules.state_dict().items():
+            assert torch.equal(mixed[k].modules.state_dict()[name], value), name
