@@ -173,8 +173,11 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir):
     r = bench("run", "--study", "smoke", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "wall time" in r.stderr
-    lb = pd.read_csv(tmp_path / "runs/smoke/trials.csv")  # per trial (leaderboard.csv: per config)
-    assert len(lb) == 2 and list(lb["rank"]) == [1, 2]
+    lb = pd.read_csv(tmp_path / "runs/smoke/trials.csv")  # per trial (leaderboard.csv: per search config)
+    search = lb[lb["confirm_arm"].isna()]
+    assert len(search) == 2 and list(lb["rank"]) == list(range(1, len(lb) + 1))
+    conf = pd.read_csv(tmp_path / "runs/smoke/confirm.csv")  # smoke's [confirm]: 2 seeds per arm
+    assert len(lb) == 2 + 2 * len(conf) and set(conf["seeds"]) == {2}
     assert len(pd.read_csv(tmp_path / "runs/smoke/leaderboard.csv")) == 2
     done = lb[lb["status"] == "completed"]
     assert len(done) >= 1 and all(math.isfinite(v) for v in done["domain_fid"])
@@ -185,7 +188,7 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir):
     r2 = bench("run", "--study", "smoke", cwd=tmp_path)
     assert r2.returncode == 0
     study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{tmp_path}/runs/smoke/study.db")
-    assert len(study.trials) == 2
+    assert len(study.trials) == len(lb)
 
 
 @pytest.mark.slow
