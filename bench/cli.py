@@ -112,7 +112,8 @@ def report(
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """Build a study's report from its storage: leaderboard.{md,csv,tex,html} with bootstrap CIs over
-    seeds, per-regularizer tests against `none`, seaborn figures (PNG + SVG) and index.html.
+    seeds, the confirmation verdicts (confirm.csv: each arm against the baseline on paired seeds), seaborn
+    figures (PNG + SVG) and index.html.
 
     Rebuildable at any time; needs no TensorBoard and no server (open index.html in a browser).
     """
