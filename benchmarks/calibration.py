@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "calibration.json")
     args = ap.parse_args(argv)
     if args.sims < 1:
-        raise SystemExit(f"--sims must be a positive number of simulations, got {args.sims}")
+        ap.error(f"--sims must be a positive number of simulations, got {args.sims}")  # one line, exit 2
     t0 = time.perf_counter()
     fpr = null_rates(args.sims, args.seed)
     res = {"alpha": ALPHA, "simulations": args.sims, "seed": args.seed,

@@ -91,6 +91,12 @@ MALFORMED = {
                                     "train.epochs needs a finite dataset"),
     "adam beta1 out of range": (VALID + "beta1 = { low = 0.5, high = 1.5 }\n", "space.beta1: Adam betas"),
     "zero batch size": (VALID + "batch_size = [0, 64]\n", "space.batch_size: batch sizes must be ≥ 1"),
+    "negative confirmation seeds": (VALID.replace("seeds = 0", "seeds = -3"), "confirm.seeds"),
+    "NaN equivalence margin": (VALID.replace("seeds = 0", "seeds = 6\nmargin = nan"), "confirm.margin"),
+    "confirmation baseline not in the space": (VALID.replace("seeds = 0", 'seeds = 6\nbaseline = "r1"'),
+                                               "confirm.baseline 'r1' is not one of the space's regularizers"),
+    "confirmation of a multi-objective study": (VALID.replace('n_trials = 2', 'n_trials = 2\npareto_with = ["late_std"]')
+                                                .replace("seeds = 0", "seeds = 6"), "set confirm.seeds = 0"),
     "zero population": (VALID.replace("steps = 20", "steps = 20\npopulation = 0"),
                         "train.population: population must be 'auto' or an integer in 1..4096"),
 }
