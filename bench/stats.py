@@ -149,6 +149,13 @@ def _paired_bootstrap(statistic, a: np.ndarray, b: np.ndarray, seed: int) -> tup
     return lo, hi
 
 
+def _far_worst(finite: np.ndarray, direction: str) -> tuple[float, float]:
+    """(span, stand-in): a finite value 10 spans beyond the data on the worse side, for order statistics
+    that must see divergences as the worst values; anything further than one span out came from it."""
+    span = float(finite.max() - finite.min()) + 1.0
+    return span, float(finite.max() + 10 * span if direction == "minimize" else finite.min() - 10 * span)
+
+
 def median_difference(a, b, direction: str, seed: int = 0) -> tuple[float, float, float]:
     """median(a) − median(b) in the metric's units with its paired percentile-bootstrap CI. Runs that
     diverged are the worst value: a median that falls on them is ±∞ ("most seeds diverged"), and so
@@ -159,8 +166,7 @@ def median_difference(a, b, direction: str, seed: int = 0) -> tuple[float, float
     fin = both[np.isfinite(both)]
     if fin.size == 0:
         return math.nan, math.nan, math.nan
-    span = float(fin.max() - fin.min()) + 1.0
-    far = fin.max() + 10 * span if direction == "minimize" else fin.min() - 10 * span
+    span, far = _far_worst(fin, direction)
     sa, sb = np.where(np.isfinite(a), a, far), np.where(np.isfinite(b), b, far)
 
     def diff(x, y):
@@ -180,8 +186,7 @@ def median_ci(values, direction: str, seed: int = 0) -> tuple[float, float, floa
     fin = v[np.isfinite(v)]
     if fin.size == 0:
         return (worst(direction),) * 3 if v.size else (math.nan,) * 3
-    span = float(fin.max() - fin.min()) + 1.0
-    far = fin.max() + 10 * span if direction == "minimize" else fin.min() - 10 * span
+    span, far = _far_worst(fin, direction)
     sv = np.where(np.isfinite(v), v, far)
 
     def back(x: float) -> float:
