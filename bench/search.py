@@ -161,8 +161,13 @@ def hold_point(trial_number: int, step: int) -> None:
     hold = os.environ.get(HOLD_ENV)
     if not hold:
         return
-    number, at, path = hold.split(":", 2)
-    if trial_number == int(number) and step == int(at):
+    try:
+        number, at, path = hold.split(":", 2)
+        number, at = int(number), int(at)
+    except ValueError:
+        from stabgen.errors import StabgenError
+        raise StabgenError(f"${HOLD_ENV}={hold!r} is not TRIAL:STEP:FILE (a test hook; unset it)") from None
+    if trial_number == number and step == at:
         Path(path).write_text(str(os.getpid()))
         while Path(path).exists():
             time.sleep(0.05)
