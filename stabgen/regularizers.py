@@ -72,9 +72,11 @@ class Regularizer:
     def transform(self, modules: nn.ModuleDict) -> None:
         """Rewrite modules once before training (default: nothing)."""
 
-    def d_inputs(self, x: torch.Tensor, progress: float, lam: torch.Tensor, noise: Streams) -> torch.Tensor:
-        """What D sees instead of x (K, B, …) at training progress ∈ [0, 1], with each member's λ
-        (K,) (default: x itself)."""
+    def d_inputs(self, x: torch.Tensor, progress: torch.Tensor | float, lam: torch.Tensor,
+                 noise: Streams) -> torch.Tensor:
+        """What D sees instead of x (K, B, …) at training progress ∈ [0, 1] (a 0-dim device tensor in
+        training, so a captured step replays it; no branch may read its value), with each member's
+        λ (K,) (default: x itself)."""
         return x
 
 
@@ -313,10 +315,12 @@ class InstanceNoise(Regularizer):
     acts_on = "discriminator_inputs_noise"
     loss = "discriminator"
 
-    def d_inputs(self, x: torch.Tensor, progress: float, lam: torch.Tensor, noise: Streams) -> torch.Tensor:
-        if progress >= 1.0:
-            return x
-        sigma = per_member(lam.to(x.dtype) * (1.0 - progress), x)
+    def d_inputs(self, x: torch.Tensor, progress: torch.Tensor | float, lam: torch.Tensor,
+                 noise: Streams) -> torch.Tensor:
+        # σ = 0 from progress 1 on by a clamp, not a branch on progress (a branch would sync, and a
+        # captured step would replay the branch taken at capture)
+        remaining = torch.clamp(1.0 - torch.as_tensor(progress, dtype=torch.float64, device=x.device), min=0.0)
+        sigma = per_member(lam.to(x.dtype) * remaining, x)
         return x + sigma * noise.normal(x.shape[1:], x.dtype)
 
     def penalty(self, ctx: RegContext) -> torch.Tensor:
@@ -365,8 +369,10 @@ class LeCam(Regularizer):
         real, fake = ctx.d_real.detach().mean(1), ctx.d_fake.detach().mean(1)
         if self.ema_real is None or self.ema_fake is None:
             self.ema_real, self.ema_fake = torch.zeros_like(real), torch.zeros_like(fake)
-        self.ema_real = self.decay * self.ema_real + (1 - self.decay) * real
-        self.ema_fake = self.decay * self.ema_fake + (1 - self.decay) * fake
+        # updated in place, never rebound: a captured step (stabgen.graphs) reads and writes the
+        # tensors that existed at capture
+        self.ema_real.copy_(self.decay * self.ema_real + (1 - self.decay) * real)
+        self.ema_fake.copy_(self.decay * self.ema_fake + (1 - self.decay) * fake)
         return ((ctx.d_real - self.ema_fake[:, None]).pow(2).mean(1)
                 + (ctx.d_fake - self.ema_real[:, None]).pow(2).mean(1))
 

@@ -48,3 +48,30 @@ def inception_weights(option: str | os.PathLike | None = None) -> Path | None:
 
     hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILENAME
     return hub if hub.exists() else None
+
+ENV_CUDA_GRAPHS = "STABGEN_CUDA_GRAPHS"
+ENV_TF32 = "STABGEN_TF32"
+
+
+def _flag(name: str, default: bool | None) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    from stabgen.errors import StabgenError
+
+    raise StabgenError(f"${name}={os.environ[name]!r} is not a switch; set it to 1 or 0")
+
+
+def cuda_graphs() -> bool:
+    """Replay each CUDA training step as one CUDA graph (default on; $STABGEN_CUDA_GRAPHS=0: eager)."""
+    return bool(_flag(ENV_CUDA_GRAPHS, True))
+
+
+def tf32() -> bool | None:
+    """TF32 matmuls and convolutions on CUDA: $STABGEN_TF32=1 on, =0 off; unset, None (torch's own
+    setting stands, fp32 by default)."""
+    return _flag(ENV_TF32, None)

@@ -9,6 +9,8 @@ SplitMix64 (Steele, Lea & Flood 2014) needs 64-bit multiplication modulo 2⁶⁴
 wraps on every backend we run on, and tests/test_population.py checks it against Python integers.
 Right shifts are masked to make them logical. Each 64-bit value gives two 24-bit uniforms
 ((b + ½) / 2²⁴ ∈ (0, 1)); normals come from Box–Muller on such a pair.
+The draw counter is a device tensor incremented in place, not a Python int: a step captured as a CUDA
+graph (stabgen.graphs) replays the increment, so every replay draws new numbers.
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ class Streams:
     def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> None:
         s = torch.tensor([_signed(int(v) % (1 << 64)) for v in seeds], dtype=torch.int64, device=device)
         self.keys = splitmix64(splitmix64(s) + _signed(GOLDEN))  # (K,)
-        self.draws = 0
+        self.counter = torch.zeros((), dtype=torch.int64, device=device)  # draws so far
+
+    @property
+    def draws(self) -> int:
+        """Draws so far (reads the device counter: a host sync, for tests and checks only)."""
+        return int(self.counter)
 
     @property
     def k(self) -> int:
@@ -58,8 +65,8 @@ class Streams:
 
     def words(self, n: int) -> torch.Tensor:
         """(K, n) int64: the next n 64-bit words of every member's stream."""
-        self.draws += 1
-        key = splitmix64(self.keys + _signed((self.draws * GOLDEN) % (1 << 64)))[:, None]
+        self.counter += 1  # in place (see the module docstring); int64 products wrap like the mod 2⁶⁴ of SplitMix64
+        key = splitmix64(self.keys + self.counter * _signed(GOLDEN))[:, None]
         idx = torch.arange(1, n + 1, dtype=torch.int64, device=self.keys.device)[None, :]
         return splitmix64(key + idx * _signed(GOLDEN))
 

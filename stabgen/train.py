@@ -9,7 +9,10 @@ non-finite is frozen (its update masked out) and reported diverged at that step;
 by `on_eval` stops updating; the rest go on. Evaluation samples every member in one batched pass.
 
 The step functions (FAMILY_STEPS) take (K,)-shaped everything: losses per member, hyperparameters
-per member, so the same code serves one trial and a population.
+per member, so the same code serves one trial and a population. A step is *capturable*: it reads the
+step number only from `pop.clock` (a device scalar the loop sets), changes state only in place and
+never reads a device value on the host, so on CUDA the whole step (forwards, penalties, backward,
+Adam, masks) runs as one replayed CUDA graph (stabgen.graphs) — the same code, eager on CPU.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from stabgen import sources
 from stabgen.data import ImageData
 from stabgen.errors import StabgenError
+from stabgen.graphs import capture, precision
 from stabgen.models.vae import vae_terms
 from stabgen.objectives import OBJECTIVES
 from stabgen.registry import Registry
@@ -80,7 +84,8 @@ class Population:
     source: sources.Source
     reg: Regularizer
     dtype: torch.dtype
-    active: torch.Tensor  # (K,) bool: not diverged, not pruned — only these members update
+    active: torch.Tensor  # (K,) bool: not diverged, not pruned — only these members update (set in place)
+    clock: torch.Tensor  # () float64: the current step number, 1-based (set in place by the loop)
 
     @property
     def k(self) -> int:
@@ -93,7 +98,9 @@ class Population:
         return self.noise.normal((self.cfg.batch_size, self.cfg.z_dim), self.dtype)
 
 
-Step = Callable[[int], dict[str, torch.Tensor]]  # step number (1-based) → losses, each (K,)
+# step number (1-based, informational: a captured step replays, so steps read the time from pop.clock)
+# → losses, each (K,)
+Step = Callable[[int], dict[str, torch.Tensor]]
 FAMILY_STEPS: Registry[Callable[[Population], Step]] = Registry("model family")
 
 
@@ -120,7 +127,7 @@ def gan_step(pop: Population) -> Step:
     opt_g = Adam([nets.flat["generator"]], h.lr, h.beta1, h.beta2)
 
     def step(it: int) -> dict[str, torch.Tensor]:
-        progress = (it - 1) / cfg.steps
+        progress = (pop.clock - 1) / cfg.steps
         see = lambda x: reg.d_inputs(x, progress, h.lam, pop.noise)  # noqa: E731  (instance noise hook)
         for _ in range(cfg.n_critic):
             real = pop.batch()
@@ -162,7 +169,7 @@ def vae_step(pop: Population) -> Step:
     def step(it: int) -> dict[str, torch.Tensor]:
         real = pop.batch()
         t = vae_terms(encode, features, logits, real, pop.latents())
-        kl_weight = h.beta * (min(1.0, it / cfg.kl_warmup) if cfg.kl_warmup else 1.0)
+        kl_weight = h.beta * torch.clamp(pop.clock / cfg.kl_warmup, max=1.0) if cfg.kl_warmup else h.beta
         loss = t["recon"] + kl_weight * t["kl"]
         pen = reg.penalty(RegContext(nets, real, real, pop.noise, features=t["features"]))
         gnorm = _update(opt, pop, loss + h.lam * pen, list(nets.flat))
@@ -209,8 +216,9 @@ def _start(cfgs: list[TrialConfig], data, device: torch.device, dtype: torch.dty
     source = data.to(device)
     nets = Stacked([build(c, source.shape, device).to(dtype) for c in cfgs])
     active = torch.ones(len(cfgs), dtype=torch.bool, device=device)
+    clock = torch.zeros((), dtype=torch.float64, device=device)
     return Population(cfgs[0], nets, Hyper.of(cfgs, device, dtype), Streams([c.seed for c in cfgs], device),
-                      source, REGULARIZERS.get(cfgs[0].regularizer)(), dtype, active)
+                      source, REGULARIZERS.get(cfgs[0].regularizer)(), dtype, active, clock)
 
 
 @dataclass
@@ -256,19 +264,30 @@ def _evaluate_round(pop: Population, cfgs: list[TrialConfig], evaluate: Evaluate
 def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | str = "cpu", *,
                      evaluate: Evaluate | None = None, on_eval: OnMemberEval | None = None,
                      on_step: Callable[[int], None] | None = None,
-                     dtype: torch.dtype = torch.float32) -> list[TrialResult]:
+                     dtype: torch.dtype = torch.float32, graphs: bool | None = None,
+                     tf32: bool | None = None) -> list[TrialResult]:
     """Train every config in one pass on a source (stabgen.sources) or an ImageData split; one
-    TrialResult per config, in order. Nothing syncs with the host between log steps."""
+    TrialResult per config, in order. Nothing syncs with the host between log steps.
+    graphs: replay the step as a CUDA graph (default: on for CUDA, $STABGEN_CUDA_GRAPHS=0 turns it
+    off; never on CPU). tf32: TF32 matmuls and convolutions on CUDA (default $STABGEN_TF32, off)."""
     cfgs, device = list(cfgs), torch.device(device)
+    with precision(device, tf32):
+        return _train(cfgs, data, device, evaluate, on_eval, on_step, dtype, graphs)
+
+
+def _train(cfgs: list[TrialConfig], data, device: torch.device, evaluate: Evaluate | None,
+           on_eval: OnMemberEval | None, on_step: Callable[[int], None] | None, dtype: torch.dtype,
+           graphs: bool | None) -> list[TrialResult]:
     pop = _start(cfgs, data, device, dtype)
     cfg, k = pop.cfg, pop.k
-    step_fn = FAMILY_STEPS.get(cfg.family)(pop)
+    step_fn = capture(FAMILY_STEPS.get(cfg.family)(pop), device, graphs)
     alive = torch.ones(k, dtype=torch.bool, device=device)  # not diverged
     kept = torch.ones(k, dtype=torch.bool, device=device)  # not pruned
     rec = _Log(k, device)
     t0 = time.perf_counter()
     it = 0
     for it in range(1, cfg.steps + 1):
+        pop.clock.fill_(it)
         losses = step_fn(it)
         rec.names = list(losses)
         vals = torch.stack([v.detach() for v in losses.values()])
@@ -280,7 +299,7 @@ def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | s
         rec.diverged_losses = vals.clone() if rec.diverged_losses is None else \
             torch.where(newly, vals, rec.diverged_losses)
         alive &= ~newly
-        pop.active = alive & kept
+        pop.active.copy_(alive & kept)
         last = it == cfg.steps
         if it % cfg.log_every == 0 or last:
             rec.rows.append((it, vals, pop.active.clone()))
@@ -290,7 +309,7 @@ def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | s
             on_step(it)
         if evaluate is not None and (it % cfg.eval_every == 0 or last):
             _evaluate_round(pop, cfgs, evaluate, it, last, rec, on_eval, kept)
-            pop.active = alive & kept
+            pop.active.copy_(alive & kept)
             if not bool(pop.active.any()):
                 break
     return _results(cfgs, pop, rec, it, time.perf_counter() - t0)
@@ -320,9 +339,10 @@ def _results(cfgs: list[TrialConfig], pop: Population, rec: _Log, it: int, secon
 
 def train(cfg: TrialConfig, data, device: torch.device | str = "cpu", *,
           evaluate: Evaluate | None = None, on_eval: OnEval | None = None,
-          on_step: Callable[[int], None] | None = None, dtype: torch.dtype = torch.float32) -> TrialResult:
+          on_step: Callable[[int], None] | None = None, dtype: torch.dtype = torch.float32,
+          graphs: bool | None = None, tf32: bool | None = None) -> TrialResult:
     """Train one trial on a source (stabgen.sources) or an ImageData split: a population of one,
     through the same step functions and loop as any population."""
     member_eval = (lambda m, step, metrics: on_eval(step, metrics)) if on_eval is not None else None
     return train_population([cfg], data, device, evaluate=evaluate, on_eval=member_eval, on_step=on_step,
-                            dtype=dtype)[0]
+                            dtype=dtype, graphs=graphs, tf32=tf32)[0]
