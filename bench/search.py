@@ -139,6 +139,7 @@ class TrialRunner:
         stab = finite_or_null(stab)
         for k, v in {"status": result.status, "diverged_step": result.diverged_step,
                      "steps_done": result.steps_done, "seconds": round(result.seconds, 2), "population": population,
+                     "arithmetic": result.arithmetic,
                      "metrics": final, "stability": stab, "trial_dir": str(trial_dir)}.items():
             trial.set_user_attr(k, v)
         if result.status != "completed":  # diverged or pruned: TPE learns the region is bad

@@ -26,7 +26,7 @@ import torch
 from stabgen import sources
 from stabgen.data import ImageData
 from stabgen.errors import StabgenError
-from stabgen.graphs import capture, precision
+from stabgen.graphs import GraphedStep, capture, precision
 from stabgen.models.vae import vae_terms
 from stabgen.objectives import OBJECTIVES
 from stabgen.registry import Registry
@@ -271,13 +271,19 @@ def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | s
     graphs: replay the step as a CUDA graph (default: on for CUDA, $STABGEN_CUDA_GRAPHS=0 turns it
     off; never on CPU). tf32: TF32 matmuls and convolutions on CUDA (default $STABGEN_TF32, off)."""
     cfgs, device = list(cfgs), torch.device(device)
-    with precision(device, tf32):
-        return _train(cfgs, data, device, evaluate, on_eval, on_step, dtype, graphs)
+    with precision(device, tf32) as tf32_on:
+        results, graphed = _train(cfgs, data, device, evaluate, on_eval, on_step, dtype, graphs)
+    arithmetic = [str(dtype).removeprefix("torch.")] + (["TF32 matmuls"] if tf32_on else []) \
+        + (["CUDA graphs"] if graphed else [])
+    for r in results:
+        r.arithmetic = ", ".join(arithmetic)
+    return results
 
 
 def _train(cfgs: list[TrialConfig], data, device: torch.device, evaluate: Evaluate | None,
            on_eval: OnMemberEval | None, on_step: Callable[[int], None] | None, dtype: torch.dtype,
-           graphs: bool | None) -> list[TrialResult]:
+           graphs: bool | None) -> tuple[list[TrialResult], bool]:
+    """The loop; also says whether the step ran as a CUDA graph."""
     pop = _start(cfgs, data, device, dtype)
     cfg, k = pop.cfg, pop.k
     step_fn = capture(FAMILY_STEPS.get(cfg.family)(pop), device, graphs)
@@ -312,7 +318,7 @@ def _train(cfgs: list[TrialConfig], data, device: torch.device, evaluate: Evalua
             pop.active.copy_(alive & kept)
             if not bool(pop.active.any()):
                 break
-    return _results(cfgs, pop, rec, it, time.perf_counter() - t0)
+    return _results(cfgs, pop, rec, it, time.perf_counter() - t0), isinstance(step_fn, GraphedStep)
 
 
 def _results(cfgs: list[TrialConfig], pop: Population, rec: _Log, it: int, seconds: float) -> list[TrialResult]:

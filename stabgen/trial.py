@@ -87,6 +87,7 @@ class TrialResult:
     evals: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     modules: nn.ModuleDict | None = None
+    arithmetic: str = ""  # what ran, e.g. "float32, TF32 matmuls, CUDA graphs" (stabgen.train)
 
     @property
     def final(self) -> dict:

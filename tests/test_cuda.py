@@ -108,3 +108,9 @@ def test_batched_evaluation_on_cuda_equals_per_member_evaluation():
         assert got.keys() == alone.keys()
         for key, value in alone.items():
             assert got[key] == (pytest.approx(value, rel=1e-5, abs=1e-7) if isinstance(value, float) else value), key
+
+
+def test_a_cuda_result_says_tf32_and_graphs():
+    cfg = TrialConfig(model="gan", regularizer="none", steps=6, batch_size=4)
+    assert train_population([cfg], _images(), "cuda", tf32=True)[0].arithmetic == "float32, TF32 matmuls, CUDA graphs"
+    assert train_population([cfg], _images(), "cuda", tf32=False, graphs=False)[0].arithmetic == "float32"

@@ -152,3 +152,38 @@ def test_tf32_is_scoped_and_never_claimed_on_cpu(monkeypatch):
     monkeypatch.setenv("STABGEN_TF32", "0")
     with graphs.precision(torch.device("cuda")) as on:
         assert not on
+
+
+def test_a_result_says_which_arithmetic_ran(images):
+    """CPU: the dtype only — no TF32 and no graphs there, whatever was asked."""
+    cfg = TrialConfig(model="gan", regularizer="none", steps=2, batch_size=4)
+    assert train_population([cfg], images, dtype=F64, tf32=True, graphs=True)[0].arithmetic == "float64"
+    assert train_population([cfg], images)[0].arithmetic == "float32"
+
+
+def test_the_device_check_scripts_parse_and_refuse_bad_arguments():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    for script in ("gpu_check.sh", "gpu_prepare.sh"):
+        assert subprocess.run(["bash", "-n", str(root / "benchmarks" / script)]).returncode == 0, script
+    bad = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh"), "--speed", "max"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "unknown argument --speed" in bad.stderr
+
+
+def test_the_committed_dry_run_summary_judges_no_target():
+    """A CPU dry run of benchmarks/gpu_check.sh is committed; its summary must not read as a measurement."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "benchmarks"
+    spec = importlib.util.spec_from_file_location("gpu_summary", root / "gpu_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    s = mod.summarize(root / "results" / "gpu-check-dry-run-cpu")
+    assert s["dry_run"] and s["populations"] and all(b["met"] is None for b in s["best_ratio"].values())
+    assert s["mnist_reg_study"]["met"] is None and s["fid_10k"]["met"] is None
+    assert "not judged" in mod.table(s)
+    assert all(p["rc"] in (0, 5) for p in s["phases"])  # 5: pytest found only deselected cuda tests
