@@ -28,7 +28,25 @@ console = Console(stderr=True)
 out = Console()
 
 
-StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Study name from studies/ (e.g. mnist_reg, smoke) "
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("stabgen")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            v = "unknown (not installed)"
+        print(f"stabgen {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print stabgen's version and exit.")] = False) -> None:
+    """stabgen's harness (also installed as `stabgen`)."""
+
+
+StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Name of a shipped study (bench/studies/, e.g. mnist_reg, smoke) "
                                       "or a path to your own TOML spec.")]
 TrialsOpt = Annotated[Optional[int], typer.Option(help="Total finished trials wanted in the study (default: the "
                                                   "spec's n_trials), shared by all workers. Rerunning resumes.")]

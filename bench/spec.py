@@ -6,6 +6,7 @@ unknown keys are rejected rather than silently ignored.
 
 from __future__ import annotations
 
+import importlib.resources
 import math
 import tomllib
 from pathlib import Path
@@ -22,7 +23,9 @@ from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+# the shipped study specs: package data of bench (bench/studies/*.toml, also reachable as studies/ in
+# the checkout), found through importlib.resources so an installed wheel finds them by name
+STUDIES = importlib.resources.files("bench") / "studies"
 
 
 class _Strict(BaseModel):
@@ -306,12 +309,12 @@ def resolve_path(study: str) -> Path:
         if not p.exists():
             raise StabgenError(f"study file {p} does not exist")
         return p
-    cand = STUDIES_DIR / f"{study}.toml"
-    if not cand.exists():
-        known = ", ".join(sorted(x.stem for x in STUDIES_DIR.glob("*.toml")))
-        raise StabgenError(f"no study named {study!r} in {STUDIES_DIR} (known: {known}); "
+    cand = STUDIES / f"{study}.toml"
+    if not cand.is_file():
+        known = ", ".join(sorted(x.name.removesuffix(".toml") for x in STUDIES.iterdir() if x.name.endswith(".toml")))
+        raise StabgenError(f"no study named {study!r} among the shipped studies (known: {known}); "
                            f"or pass a path to a .toml file")
-    return cand
+    return Path(str(cand))
 
 
 def load(study: str) -> StudySpec:
