@@ -53,7 +53,7 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
         records.tensorboard_writer_class()  # fails now, in one line, not after the first trial
     runs_dir = Path(runs_dir)
     return RunOptions(trials=trials or spec.n_trials, steps=steps, device=check_device(device or default_device()),
-                      storage=storage_url or spec.storage or storage.default_url(runs_dir, spec.name),
+                      storage=storage.resolve_url(storage_url, spec.storage, runs_dir, spec.name),
                       runs_dir=runs_dir, data_dir=data_dir, inception_weights=inception_weights, heartbeat=heartbeat,
                       tensorboard=tensorboard, allow_spec_change=allow_spec_change)
 

@@ -53,7 +53,8 @@ TrialsOpt = Annotated[Optional[int], typer.Option(help="Total finished trials wa
 StepsOpt = Annotated[Optional[int], typer.Option(help="Training steps per trial (default: the spec's).")]
 DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")]
 StorageOpt = Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
-                                                   "(default: the spec's storage, else "
+                                                   "(default: $STABGEN_STORAGE — keeps a password off the "
+                                                   "command line —, else the spec's storage, else "
                                                    "sqlite:///RUNS_DIR/STUDY/study.db).")]
 DataDirOpt = Annotated[Optional[Path], typer.Option(help="Folder holding mnist/ and fashion-mnist/ idx files "
                                                     "(else $STABGEN_DATA_DIR, ~/.cache/stabgen, download).")]

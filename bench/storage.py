@@ -9,6 +9,7 @@ runs folder, PostgreSQL for many machines). Optuna's verbosity and warnings are 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 import time
@@ -24,9 +25,18 @@ from stabgen.errors import StabgenError
 StudySpec = Any  # a bench.spec.StudySpec
 
 
+ENV_STORAGE = "STABGEN_STORAGE"
+
+
 def default_url(runs_dir: Path, study: str) -> str:
     """Where `bench run` keeps a study unless told otherwise."""
     return f"sqlite:///{Path(runs_dir) / study / 'study.db'}"
+
+
+def resolve_url(option: str | None, spec_storage: str | None, runs_dir: Path, study: str) -> str:
+    """The storage a command uses: --storage, else $STABGEN_STORAGE (so a password need not appear on
+    a command line, in `ps` or in job logs), else the spec's, else the SQLite file under runs_dir."""
+    return option or os.environ.get(ENV_STORAGE) or spec_storage or default_url(runs_dir, study)
 
 
 def redact(url: str) -> str:
@@ -100,7 +110,7 @@ def _storage_error(e: Exception, storage: str) -> Exception:
 
 def load_study(study_name: str, storage: str | None, runs_dir: Path = Path("runs")) -> tuple[optuna.Study, str]:
     """An existing study (what reports read), or one line saying where nothing was found."""
-    storage = storage or default_url(runs_dir, study_name)
+    storage = resolve_url(storage, None, runs_dir, study_name)
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
         raise StabgenError(f"no study storage at {storage.removeprefix('sqlite:///')}; run `bench run --study "
                            f"{study_name}` first, or pass --storage URL / --runs-dir")

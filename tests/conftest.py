@@ -25,6 +25,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 
 REQUIRE_ALL = os.environ.get("STABGEN_REQUIRE_ALL") == "1"
+os.environ.pop("STABGEN_STORAGE", None)  # a developer's cluster storage must never receive test studies
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -253,14 +253,27 @@ def test_sigkill_of_a_population_study_retries_every_member(tmp_path):
 POSTGRES = os.environ.get("STABGEN_TEST_POSTGRES")
 
 
+def test_the_storage_comes_from_the_option_then_the_environment_then_the_spec(monkeypatch, tmp_path):
+    from bench.storage import resolve_url
+
+    monkeypatch.delenv("STABGEN_STORAGE", raising=False)
+    assert resolve_url(None, None, tmp_path, "s") == f"sqlite:///{tmp_path}/s/study.db"
+    assert resolve_url(None, "sqlite:///spec.db", tmp_path, "s") == "sqlite:///spec.db"
+    monkeypatch.setenv("STABGEN_STORAGE", "postgresql://u:pw@h/db")
+    assert resolve_url(None, "sqlite:///spec.db", tmp_path, "s") == "postgresql://u:pw@h/db"
+    assert resolve_url("sqlite:///opt.db", "sqlite:///spec.db", tmp_path, "s") == "sqlite:///opt.db"
+
+
 def test_three_workers_share_one_postgres_study(tmp_path):
     if not POSTGRES:
         missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
     name = f"workers-{uuid.uuid4().hex[:8]}"
     p = ring(tmp_path, name, n=9, steps=200, every=100)
-    procs = [subprocess.Popen([*BENCH, "worker", "--study", str(p), "--storage", POSTGRES, "--heartbeat", "2"],
-                              cwd=tmp_path, env={**ENV, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    # worker 0 finds the server through $STABGEN_STORAGE (no password on its command line), 1 and 2 through --storage
+    procs = [subprocess.Popen([*BENCH, "worker", "--study", str(p), *(["--storage", POSTGRES] if i else []), "--heartbeat", "2"],
+                              cwd=tmp_path, env={**ENV, "OMP_NUM_THREADS": "1", **({} if i else {"STABGEN_STORAGE": POSTGRES})},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
     outs = [proc.communicate(timeout=600) for proc in procs]
     for proc, (out, err) in zip(procs, outs):
         assert proc.returncode == 0, err
