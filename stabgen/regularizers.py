@@ -4,6 +4,7 @@ adds λ · penalty to the loss of the network it regularizes.
 Where a regularizer acts decides what it needs from the step (see `RegContext`):
   generator_params      — the generator's weights (for a VAE: the decoder's)
   generator_features    — the generator's hidden activations h(z) for the batch
+  generator_outputs     — the generator's outputs G(z) for the batch (for a VAE: the decoder's mean)
   discriminator_inputs  — gradients of D with respect to its input (GANs only)
   discriminator_params  — the discriminator's weights (GANs only)
   discriminator_outputs — D's logits on the batch (LeCam)
@@ -151,6 +152,23 @@ class FeatureNorm(Regularizer):
     def penalty(self, ctx: RegContext) -> torch.Tensor:
         assert ctx.features is not None, "feature_norm needs the generator's features"
         return ctx.features.flatten(2).norm(dim=2).mean(1)
+
+
+@REGULARIZERS.register("output_norm")
+class OutputNorm(Regularizer):
+    """The seed article's feature regularization as written (its section 4.1): Reg(G) = Σᵢ ‖G(φᵢ)‖₂,
+    the L2 norm of each generated sample, *summed* over the B samples of the step (so λ = 10 means
+    what it meant there only at the seed's batch size). G(φᵢ) is the generator's output in model
+    space ([-1, 1] images, 2D points); for a VAE, the decoder's mean at the posterior samples.
+    `feature_norm` is the other reading (mean norm of a hidden layer), kept under its own name."""
+
+    description = "the seed's formula: Σ over the batch of the L2 norm of each generated sample"
+    families = frozenset({"gan", "vae"})
+    acts_on = "generator_outputs"
+    loss = "generator"
+
+    def penalty(self, ctx: RegContext) -> torch.Tensor:
+        return ctx.fake.flatten(2).norm(dim=2).sum(1)
 
 
 @REGULARIZERS.register("gp")

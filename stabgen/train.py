@@ -171,7 +171,7 @@ def vae_step(pop: Population) -> Step:
         t = vae_terms(encode, features, logits, real, pop.latents())
         kl_weight = h.beta * torch.clamp(pop.clock / cfg.kl_warmup, max=1.0) if cfg.kl_warmup else h.beta
         loss = t["recon"] + kl_weight * t["kl"]
-        pen = reg.penalty(RegContext(nets, real, real, pop.noise, features=t["features"]))
+        pen = reg.penalty(RegContext(nets, real, t["output"], pop.noise, features=t["features"]))
         gnorm = _update(opt, pop, loss + h.lam * pen, list(nets.flat))
         return {"loss": loss, "recon": t["recon"], "kl": t["kl"], "penalty": pen, "grad_norm": gnorm}
 

@@ -62,6 +62,38 @@ def test_feature_norm_is_mean_l2_norm_of_features():
     assert val.item() == pytest.approx(16.0 / 3)
 
 
+def test_output_norm_is_the_seeds_sum_of_sample_norms():
+    """Reg(G) = Σᵢ ‖G(φᵢ)‖₂ (the seed's §4.1): summed over samples, on the outputs, not the features."""
+    fake = torch.tensor([[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]])  # norms 5, 1, 10
+    features = torch.full((3, 2), 100.0)  # what feature_norm would read: must not enter
+    val = penalty("output_norm", ctx({"generator": small_generator()}, real=torch.zeros(3, 2), fake=fake,
+                                     features=features))
+    assert val.item() == pytest.approx(16.0)
+
+
+def test_output_norm_of_images_takes_each_samples_norm_over_all_pixels():
+    fake = torch.zeros(2, 1, 2, 2)
+    fake[0, 0, 0, 0], fake[0, 0, 1, 1] = 3.0, -4.0  # ‖·‖ = 5
+    fake[1] = 0.5  # four pixels of 0.5: ‖·‖ = 1
+    val = penalty("output_norm", ctx({"generator": small_generator()}, real=torch.zeros(2, 1, 2, 2), fake=fake))
+    assert val.item() == pytest.approx(6.0)
+
+
+def test_a_vae_offers_output_norm_its_decoders_mean():
+    """The VAE step hands the decoder's output (tanh of its logits, the generator's own output) to
+    the penalty, so output_norm reads G(z) at the posterior samples."""
+    import torch.nn.functional as F
+
+    from stabgen.models.vae import vae_terms
+
+    g = MLPGenerator(z_dim=2, image_shape=(1, 1, 3), hidden=2)
+    enc = lambda x: (torch.zeros(x.shape[0], 2), torch.zeros(x.shape[0], 2))  # noqa: E731  μ = 0, σ = 1
+    x, eps = torch.zeros(4, 1, 1, 3), torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    t = vae_terms(enc, g.features, g.logits, x, eps)
+    torch.testing.assert_close(t["output"], g(eps))
+    assert F.mse_loss(t["output"], torch.tanh(g.logits(g.features(eps)))).item() == 0.0
+
+
 def test_feature_norm_uses_the_generators_hidden_features():
     g = small_generator()
     z = torch.tensor([[1.0, 1.0]])
@@ -110,9 +142,9 @@ def test_r1_of_quadratic_discriminator():
 
 
 def test_families():
-    assert set(applicable("gan")) == {"none", "l1", "l2", "feature_norm", "gp", "r1", "r2", "dragan", "spectral_norm",
+    assert set(applicable("gan")) == {"none", "l1", "l2", "feature_norm", "output_norm", "gp", "r1", "r2", "dragan", "spectral_norm",
                                       "consistency", "instance_noise", "orthogonal", "lecam"}
-    assert set(applicable("vae")) == {"none", "l1", "l2", "feature_norm", "orthogonal"}
+    assert set(applicable("vae")) == {"none", "l1", "l2", "feature_norm", "output_norm", "orthogonal"}
 
 
 def test_r2_of_quadratic_discriminator_uses_fake():

@@ -38,16 +38,18 @@ def vae_terms(encode: Callable, features: Callable, logits: Callable, x: torch.T
               noise: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-member batch-mean reconstruction NLL (nats) and KL(q(z|x) ‖ N(0, I)), (K,) each, plus the
     decoder features. x is (K, B, …); the networks are the population's (encoder → (μ, log σ²),
-    generator.features, generator.logits). `noise` is the reparameterization ε ~ N(0, I), passed in
-    so the caller owns the random stream."""
+    generator.features, generator.logits) and the decoder's mean in model space (tanh of the logits,
+    the generator's own output). `noise` is the reparameterization ε ~ N(0, I), passed in so the
+    caller owns the random stream."""
     mu, logvar = encode(x)
     z = mu + torch.exp(0.5 * logvar) * noise
     h = features(z)
     target = (x + 1.0) / 2.0
-    bce = F.binary_cross_entropy_with_logits(2.0 * logits(h), target, reduction="none")
+    a = logits(h)
+    bce = F.binary_cross_entropy_with_logits(2.0 * a, target, reduction="none")
     recon = bce.flatten(1).sum(1) / x.shape[1]
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean(-1)
-    return {"recon": recon, "kl": kl, "z": z, "features": h}
+    return {"recon": recon, "kl": kl, "z": z, "features": h, "output": torch.tanh(a)}
 
 
 def build_mlp_vae(image_shape: tuple[int, int, int], z_dim: int, d_bn: bool = False) -> nn.ModuleDict:
