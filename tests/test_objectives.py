@@ -42,7 +42,7 @@ def one_member(cfg, real):
     nets = Stacked([build(cfg, (1, 28, 28), torch.device("cpu"))])
     h = Hyper.of([cfg], torch.device("cpu"), torch.float32)
     return Population(cfg, nets, h, Streams([cfg.seed]), Fixed(), REGULARIZERS.get(cfg.regularizer)(),
-                      torch.float32, torch.ones(1, dtype=torch.bool))
+                      torch.float32, torch.ones(1, dtype=torch.bool), torch.ones((), dtype=torch.float64))  # clock: step 1
 
 
 def test_ns_generator_step_scores_fake_not_real():
