@@ -51,7 +51,10 @@ StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Name of a shipped 
 TrialsOpt = Annotated[Optional[int], typer.Option(help="Total finished trials wanted in the study (default: the "
                                                   "spec's n_trials), shared by all workers. Rerunning resumes.")]
 StepsOpt = Annotated[Optional[int], typer.Option(help="Training steps per trial (default: the spec's).")]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when available).")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda or cuda:N. auto: cpu without CUDA; "
+                                                  "else the GPU of this worker's local rank (LOCAL_RANK, SLURM_LOCALID) "
+                                                  "or, without one, of its slot among this node's workers, so workers "
+                                                  "spread over the node's GPUs (CUDA_VISIBLE_DEVICES honoured).")]
 StorageOpt = Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
                                                    "(default: $STABGEN_STORAGE — keeps a password off the "
                                                    "command line —, else the spec's storage, else "

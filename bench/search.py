@@ -29,7 +29,7 @@ from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest
 from bench.spec import StudySpec
 from bench.storage import heartbeats, open_study, quiet, record_spec
 from stabgen.datasets import DATASETS, EvalRequest
-from stabgen.hardware import describe
+from stabgen.hardware import describe, workers_per_gpu
 from stabgen.metrics.stability import stability_objective, trial_stability
 from stabgen.sources import Source
 from stabgen.train import group_key, train, train_population
@@ -249,7 +249,8 @@ def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold
 
 def population_size(spec: StudySpec, device: str, source: Source) -> int:
     """K from the spec, or for 'auto' from free accelerator memory: a probe population of 2 measures
-    one member's peak memory, and K fills 70 % of what is free (at most 256). On CPU, 'auto' is 1:
+    one member's peak memory, and K fills 70 % of this worker's share of what is free (at most 256;
+    the share: free memory over the workers on this GPU, stabgen.hardware.workers_per_gpu). On CPU, 'auto' is 1:
     see benchmarks/results for what populations gain there."""
     k = spec.train.population
     if k != "auto":
@@ -263,7 +264,8 @@ def population_size(spec: StudySpec, device: str, source: Source) -> int:
         train_population([cfg, cfg], source, device)
         per_member = max(per_member, (torch.cuda.max_memory_allocated(device) - base) // 2)
     free, _ = torch.cuda.mem_get_info(torch.device(device))
-    return max(1, min(256, int(0.7 * free // per_member)))
+    sharing = workers_per_gpu()  # workers of this node on the same GPU each take their share
+    return max(1, min(256, int(0.7 * free / sharing // per_member)))
 
 
 def queue_grid(study: optuna.Study, spec: StudySpec, budget: int) -> None:
