@@ -42,7 +42,7 @@ def load_spec(study: str | Path) -> StudySpec:
 def options(spec: StudySpec, trials: int | None = None, steps: int | None = None, device: str | None = None,
             storage_url: str | None = None, runs_dir: str | Path = "runs", data_dir: str | None = None,
             inception_weights: str | None = None, heartbeat: float = 10.0, tensorboard: bool = False,
-            allow_spec_change: bool = False) -> RunOptions:
+            allow_spec_change: bool = False, artifacts: str | None = None) -> RunOptions:
     """Run options with the defaults `bench run` uses, each bad value refused in one line."""
     for name, v in (("trials", trials), ("steps", steps)):
         if v is not None and v < 1:
@@ -55,7 +55,7 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
     return RunOptions(trials=trials or spec.n_trials, steps=steps, device=check_device(device or default_device()),
                       storage=storage.resolve_url(storage_url, spec.storage, runs_dir, spec.name),
                       runs_dir=runs_dir, data_dir=data_dir, inception_weights=inception_weights, heartbeat=heartbeat,
-                      tensorboard=tensorboard, allow_spec_change=allow_spec_change)
+                      tensorboard=tensorboard, allow_spec_change=allow_spec_change, artifacts=artifacts)
 
 
 def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, command: str | None = None,
@@ -112,7 +112,7 @@ def confirmation(rec: StudyRecord) -> pd.DataFrame:
 
 def load_generator(rec: StudyRecord, trial: int, device: str = "cpu") -> torch.nn.Module:
     """A finished trial's generator in eval mode (z of size config.z_dim → samples in [-1, 1])."""
-    return records.load_generator(rec.study.trials[trial], device)
+    return records.load_generator(rec.study.trials[trial], device, study=rec.study)
 
 
 def build_report(rec: StudyRecord, out_dir: str | Path, command: str = "bench.api.build_report",

@@ -71,6 +71,9 @@ HeartbeatOpt = Annotated[float, typer.Option(help="Seconds between a running tri
                                              "for 3 heartbeats (a killed worker's) is failed and queued again.")]
 
 
+ArtifactsOpt = Annotated[Optional[str], typer.Option(help="Where trial files go for other machines to read: a folder "
+                                                     "every node sees, s3://BUCKET or gs://BUCKET (default: the store "
+                                                     "the study records, else RUNS_DIR/STUDY/artifacts).")]
 AllowChangeOpt = Annotated[bool, typer.Option("--allow-spec-change", help="Resume a study although the given spec "
                                               "differs from the one it was started with (the old one is kept in "
                                               "the study's spec_history).")]
@@ -81,6 +84,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
         runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
         tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
+        artifacts: ArtifactsOpt = None,
         figures: Annotated[bool, typer.Option("--figures", help="Also draw the report's figures and "
                                               "RUNS_DIR/STUDY/index.html (as `bench report` does).")] = False,
         ) -> None:
@@ -95,7 +99,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
 
     spec = api.load_spec(study)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
-                       heartbeat, tensorboard, allow_spec_change)
+                       heartbeat, tensorboard, allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # a bad storage fails in one line, before anything is printed
     with _resumable_on_interrupt():
         _run_and_report(spec, opts, figures)
@@ -105,7 +109,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
 def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None, steps: StepsOpt = None,
            device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
            heartbeat: HeartbeatOpt = 10.0, tensorboard: TensorboardOpt = False,
-           allow_spec_change: AllowChangeOpt = False) -> None:
+           allow_spec_change: AllowChangeOpt = False, artifacts: ArtifactsOpt = None) -> None:
     """Work on a shared study until its global trial budget is met, then exit (no report).
 
     Start as many as you like, on as many machines as reach the storage (PostgreSQL for several
@@ -116,7 +120,7 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
 
     spec = api.load_spec(study)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), None, heartbeat, tensorboard,
-                       allow_spec_change)
+                       allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # fails fast, in one line
     console.print(f"worker on {spec.name} · storage {storage_mod.redact(opts.storage)} · budget {opts.trials} "
                   f"trials · {describe(opts.device)}")

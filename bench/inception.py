@@ -41,7 +41,7 @@ def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: 
             continue
         trial = study.trials[number]
         cfg = TrialConfig(**trial.user_attrs["config"])
-        gen = records.load_generator(trial, device)
+        gen = records.load_generator(trial, device, study=study)
         t0 = time.perf_counter()
         fake = sampler(gen, cfg.z_dim, cfg.seed, torch.device(device))(spec.eval.inception_samples)
         m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=device,

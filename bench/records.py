@@ -152,16 +152,20 @@ def ranked(df: pd.DataFrame, metric: str, direction: str = "minimize") -> pd.Dat
     return df.reset_index(drop=True)
 
 
-def load_generator(trial: optuna.trial.FrozenTrial, device: str = "cpu") -> torch.nn.Module:
-    """A finished trial's generator, rebuilt from its config and the weights in its trial folder."""
+def load_generator(trial: optuna.trial.FrozenTrial, device: str = "cpu",
+                   study: optuna.Study | None = None) -> torch.nn.Module:
+    """A finished trial's generator, rebuilt from its config and the weights in its trial folder —
+    or, when that folder is on another machine, from the study's artifact store (bench.artifacts)."""
+    from bench import artifacts
     from stabgen.errors import StabgenError
     from stabgen.trial import TrialConfig
 
     cfg = TrialConfig(**trial.user_attrs["config"])
-    path = Path(trial.user_attrs.get("trial_dir", "")) / "generator.pt"
+    folder = artifacts.local_folder(study, trial, want=("generator.pt",)) if study is not None else None
+    path = (folder or Path(trial.user_attrs.get("trial_dir", ""))) / "generator.pt"
     if not path.is_file():
         raise StabgenError(f"trial {trial.number} has no generator weights at {path} "
-                           f"(diverged, or its folder is on another machine)")
+                           f"(diverged, or its folder is on another machine and the study has no artifact store)")
     gen = MODELS.get(cfg.model).build(DATASETS.get(cfg.dataset).shape, cfg.z_dim, d_bn=cfg.d_bn)["generator"]
     gen.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return gen.to(device).eval()

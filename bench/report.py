@@ -24,7 +24,7 @@ import optuna
 import pandas as pd
 from pydantic import ValidationError
 
-from bench import confirm, records, stats
+from bench import artifacts, confirm, records, stats
 from bench.space import CONFIRM_SEEDS
 from bench.spec import StudySpec
 from bench.storage import load_study, redact
@@ -70,7 +70,18 @@ def record_of(study: optuna.Study, storage: str) -> StudyRecord:
     trials = records.trials_frame(study)
     if not trials.empty and spec.metric not in trials:  # a metric outside the dataset's columns
         trials[spec.metric] = math.nan
+    if not trials.empty and "trial_dir" in trials:  # folders written on other machines: from the artifact store
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        trials["trial_dir"] = [_reachable(study, by_number.get(int(n)), d) for n, d in zip(trials["trial"], trials["trial_dir"])]
     return StudyRecord(study, spec, storage, trials)
+
+
+def _reachable(study: optuna.Study, trial, folder):
+    """The trial's folder if it is on this machine, else its local copy from the artifact store."""
+    if trial is None or not folder or (Path(str(folder)) / "config.json").is_file():
+        return folder
+    local = artifacts.local_folder(study, trial)
+    return str(local) if local is not None else folder
 
 
 # --- tables ----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from bench import records
 from bench import confirm
 from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest_config, trial_seed
 from bench.spec import StudySpec
+from bench import artifacts
 from bench.storage import heartbeats, open_study, quiet, record_spec
 from stabgen.datasets import DATASETS, EvalRequest
 from stabgen.hardware import describe, workers_per_gpu
@@ -52,6 +53,7 @@ class RunOptions:
     heartbeat: float = 10.0  # seconds; a RUNNING trial silent for 3 heartbeats is failed and retried
     tensorboard: bool = False  # also write each trial's curves as TensorBoard events
     allow_spec_change: bool = False  # resume a study although its stored spec differs (recorded)
+    artifacts: str | None = None  # artifact store URL (bench.artifacts); None: the study's, else beside runs_dir
 
 
 def n_finished(study: optuna.Study) -> int:
@@ -132,6 +134,9 @@ class TrialRunner:
         records.write_trial_dir(trial_dir, result, grid_)
         if opts.tensorboard:
             records.write_tensorboard(trial_dir, result)
+        store = trial.study.user_attrs.get(artifacts.STORE_ATTR)
+        if store:  # reachable from every machine that reaches the storage (bench.artifacts)
+            artifacts.upload(trial, trial_dir, store)
         stab = trial_stability(result.history, result.evals, result.status, result.diverged_step, spec.metric)
         # a diverged trial has no final model: its last pre-divergence evaluation stays in evals.csv only;
         # an undefined value (NaN) is recorded as null, never as a number
@@ -289,6 +294,7 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
     """
     probe = open_study(spec, opts.storage, heartbeat=opts.heartbeat)
     record_spec(probe, spec, opts.allow_spec_change)  # a changed spec stops here, nothing touched
+    artifacts.ensure(probe, opts.runs_dir, opts.artifacts)
     # a fresh RNG stream on resume; and one per worker, or simultaneous workers would propose alike
     offset = len(probe.trials) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)
     study = open_study(spec, opts.storage, seed_offset=offset, heartbeat=opts.heartbeat)

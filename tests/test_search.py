@@ -253,6 +253,48 @@ def test_sigkill_of_a_population_study_retries_every_member(tmp_path):
 POSTGRES = os.environ.get("STABGEN_TEST_POSTGRES")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_workers_in_other_folders_share_their_trial_files_through_the_artifact_store(tmp_path, backend):
+    """Workers in folders A and B (their runs/ folders apart, as on two machines) share one storage;
+    a report built from a third folder C finds every trial's samples and curves, and the Python API
+    loads a generator written by either worker — through the store the study records."""
+    if backend == "postgresql" and not POSTGRES:
+        missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
+    name = f"artifacts-{uuid.uuid4().hex[:8]}"
+    url = POSTGRES if backend == "postgresql" else f"sqlite:///{tmp_path / 'shared.db'}"
+    spec_path = ring(tmp_path, name, n=4, steps=40, every=20)
+    folders = [tmp_path / d for d in ("A", "B", "C")]
+    for f in folders:
+        f.mkdir()
+    procs = [subprocess.Popen([*BENCH, "worker", "--study", str(spec_path), "--storage", url, "--heartbeat", "2"],
+                              cwd=f, env={**ENV, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for f in folders[:2]]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    study = load(name, url)
+    store = study.user_attrs["artifact_store"]
+    assert store.startswith("file://") and Path(store.removeprefix("file://")).is_dir()
+    done = [t for t in study.trials if t.state == State.COMPLETE]
+    assert len(done) == 4 and {Path(t.user_attrs["trial_dir"]).parts[0] for t in done} == {"runs"}  # relative: local to A or B
+    r = bench("report", "--study", name, "--storage", url, cwd=folders[2], timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = folders[2] / "reports" / name
+    assert len(list((report / "samples").glob("trial-*.png"))) >= 2
+    assert "is not on this machine" not in (report / "index.html").read_text()
+    # a generator written by a worker in another folder, loaded from C through the API
+    from bench import api
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(folders[2])
+        rec = api.open_study(name, url)
+        gen = api.load_generator(rec, trial=done[0].number)
+    finally:
+        os.chdir(cwd)
+    assert sum(p.numel() for p in gen.parameters()) > 0
+
+
 def test_the_storage_comes_from_the_option_then_the_environment_then_the_spec(monkeypatch, tmp_path):
     from bench.storage import resolve_url
 
