@@ -7,8 +7,10 @@ line on stderr and exit with code 2; completed trials are already in the storage
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,6 +73,17 @@ HeartbeatOpt = Annotated[float, typer.Option(help="Seconds between a running tri
                                              "for 3 heartbeats (a killed worker's) is failed and queued again.")]
 
 
+class Format(str, Enum):
+    table = "table"
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", help="How tables print: table (rich on a terminal, Markdown "
+                                           "when piped or logged), md, csv (blank line between tables, each "
+                                           "under a '# title' line) or json (one JSON object per table and line; "
+                                           "csv and json carry the raw numbers).")]
 ArtifactsOpt = Annotated[Optional[str], typer.Option(help="Where trial files go for other machines to read: a folder "
                                                      "every node sees, s3://BUCKET or gs://BUCKET (default: the store "
                                                      "the study records, else RUNS_DIR/STUDY/artifacts).")]
@@ -84,7 +97,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
         runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
         tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
-        artifacts: ArtifactsOpt = None,
+        artifacts: ArtifactsOpt = None, format: FormatOpt = Format.table,
         figures: Annotated[bool, typer.Option("--figures", help="Also draw the report's figures and "
                                               "RUNS_DIR/STUDY/index.html (as `bench report` does).")] = False,
         ) -> None:
@@ -102,7 +115,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
                        heartbeat, tensorboard, allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # a bad storage fails in one line, before anything is printed
     with _resumable_on_interrupt():
-        _run_and_report(spec, opts, figures)
+        _run_and_report(spec, opts, figures, format)
 
 
 @app.command()
@@ -136,6 +149,7 @@ def report(
     storage: StorageOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: reports/STUDY).")] = None,
     runs_dir: RunsDirOpt = Path("runs"),
+    format: FormatOpt = Format.table,
 ) -> None:
     """Build a study's report from its storage: leaderboard.{md,csv,tex,html} with bootstrap CIs over
     seeds, the confirmation verdicts (confirm.csv: each arm against the baseline on paired seeds), seaborn
@@ -147,7 +161,7 @@ def report(
 
     rec = api.open_study(study, storage, runs_dir)
     r = api.build_report(rec, out or Path("reports") / rec.spec.name, records.command_line())
-    _print_report(r, rec, head=15)
+    _print_report(r, rec, format, head=15)
     console.print(f"wrote {len(r.files)} files; open {r.out_dir / 'index.html'}")
 
 
@@ -157,13 +171,14 @@ def leaderboard(
     storage: StorageOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
     out: Annotated[Optional[Path], typer.Option(help="Also write OUT.csv and OUT.md.")] = None,
+    format: FormatOpt = Format.table,
 ) -> None:
     """One table across several studies on the metrics they share, one row per config."""
     from bench import api, records
 
     recs = [api.open_study(s, storage, runs_dir) for s in studies]
     shown, shared, paths = api.cross_leaderboard(recs, out, records.command_line())
-    _print_table(shown, f"{' + '.join(studies)} on {', '.join(shared)}")
+    _print_table(shown, f"{' + '.join(studies)} on {', '.join(shared)}", format)
     if paths:
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
@@ -231,7 +246,7 @@ def _trial_line(spec, trial) -> str:
             f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
 
 
-def _run_and_report(spec, opts, figures: bool) -> None:
+def _run_and_report(spec, opts, figures: bool, fmt: "Format" = None) -> None:
     """`bench run`: progress while the search runs, then the report's leaderboard."""
     from bench import api, records
     from bench.storage import redact
@@ -254,36 +269,52 @@ def _run_and_report(spec, opts, figures: bool) -> None:
                             on_trial_start=lambda n: progress.reset(steps_bar, description=f"trial {n}"),
                             on_step=lambda n, s: progress.update(steps_bar, completed=s) if s % 20 == 0 else None,
                             on_trial_end=on_trial_end, log=progress.console.print)
-    _print_report(rec.report, rec)
+    _print_report(rec.report, rec, fmt or Format.table)
     console.print(f"wrote {opts.runs_dir / spec.name}/leaderboard.{{csv,md,tex,html}}, trials.csv · "
                   f"wall time {time.perf_counter() - t0:.1f}s")
 
 
-def _print_report(r, rec, head: int | None = None) -> None:
+def _print_report(r, rec, fmt: "Format", head: int | None = None) -> None:
     from bench import report as report_mod
 
     shown = report_mod.display_configs(r.configs, rec)
     if not r.confirmation.empty:
         _print_table(report_mod.display_confirm(r.confirmation, rec),
-                     f"{rec.spec.name}: confirmation on {rec.spec.confirm.seeds} fresh seeds (the verdicts)")
+                     f"{rec.spec.name}: confirmation on {rec.spec.confirm.seeds} fresh seeds (the verdicts)", fmt,
+                     raw=r.confirmation)
     _print_table(shown.head(head) if head and not shown.empty else shown,
-                 f"{rec.spec.name}: search configs (mean [95% CI]; ranked by score = median, diverged = worst)")
+                 f"{rec.spec.name}: search configs (mean [95% CI]; ranked by score = median, diverged = worst)", fmt,
+                 raw=r.configs)
     if not r.regularizers.empty:
-        _print_table(report_mod.display_regularizers(r.regularizers), "search trials per regularizer (no test)")
+        _print_table(report_mod.display_regularizers(r.regularizers), "search trials per regularizer (no test)", fmt,
+                     raw=r.regularizers)
     for note in r.notes:
         console.print(f"[yellow]note:[/] {note}")
 
 
-def _print_table(df, title: str) -> None:
-    """A rich table on a terminal; piped or logged, the whole table as Markdown (no cell squeezed to …)."""
-    if not out.is_terminal:
+LEFT = ("model", "regularizer", "status", "arm", "verdict", "name", "applies to", "description")
+
+
+def _print_table(df, title: str, fmt: "Format" = None, raw=None) -> None:
+    """A rich table on a terminal; piped or logged, the whole table as Markdown (no cell squeezed to …);
+    csv and json print `raw` (the unformatted numbers) where given, else the table shown."""
+    fmt = fmt or Format.table
+    if fmt in (Format.csv, Format.json):
+        data = raw if raw is not None else df
+        if fmt is Format.csv:
+            out.print(f"# {title}\n" + data.to_csv(index=False), markup=False, highlight=False, soft_wrap=True)
+        else:
+            rows = json.loads(data.to_json(orient="records", default_handler=str))
+            out.print(json.dumps({"table": title, "rows": rows}, ensure_ascii=False), markup=False, highlight=False, soft_wrap=True)
+        return
+    if fmt is Format.md or not out.is_terminal:
         out.print(f"\n{title}\n", markup=False, highlight=False)
         out.print(df.astype(str).to_markdown(index=False, disable_numparse=True), markup=False, highlight=False,
                   soft_wrap=True)
         return
     table = Table(title=title)
     for col in df.columns:
-        table.add_column(str(col), justify="right" if col not in ("model", "regularizer", "status") else "left")
+        table.add_column(str(col), justify="left" if col in LEFT else "right")
     for row in df.itertuples(index=False):
         table.add_row(*(str(v) for v in row))
     out.print(table)
@@ -337,6 +368,7 @@ def metrics(
 @app.command("list")
 def list_(
     what: Annotated[str, typer.Argument(help="models, objectives, regularizers or datasets")] = "regularizers",
+    format: FormatOpt = Format.table,
 ) -> None:
     """List a registry: each entry with a one-line description and where it applies."""
     from stabgen.datasets import DATASETS
@@ -356,12 +388,9 @@ def list_(
     }
     if what not in rows:
         raise StabgenError(f"cannot list {what!r}; choose one of {', '.join(rows)}")
-    table = Table(title=what)
-    for col in ("name", "applies to", "description"):
-        table.add_column(col)
-    for r in rows[what]():
-        table.add_row(*r)
-    out.print(table)
+    import pandas as pd
+
+    _print_table(pd.DataFrame(rows[what](), columns=["name", "applies to", "description"]), what, format)
 
 
 @app.command("train-classifier")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -147,6 +148,50 @@ def test_missing_data_is_one_line(tmp_path):
     assert err.startswith("error: mnist file") and "STABGEN_DATA_DIR" in err and "Traceback" not in r.stderr
 
 
+RING_SPEC = """
+dataset = "ring"
+metric = "modes_captured"
+n_trials = 2
+[train]
+steps = 40
+eval_every = 20
+batch_size = 50
+z_dim = 2
+[eval]
+samples = 300
+[confirm]
+seeds = 2
+[space]
+models = ["mlp2d_small"]
+regularizers = ["none", "r1"]
+"""
+
+
+def test_tables_print_as_json_csv_and_markdown(tmp_path):
+    """--format json: one object per table and line, raw numbers; csv: '# title' then the table;
+    md: Markdown even where rich would draw a box. The same tables as the report files."""
+    spec = tmp_path / "fmt.toml"
+    spec.write_text(RING_SPEC)
+    r = bench("run", "--study", str(spec), "--format", "json", cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    tables = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    titles = [t["table"] for t in tables]
+    assert any("confirmation" in t for t in titles) and any("search configs" in t for t in titles)
+    configs = next(t["rows"] for t in tables if "search configs" in t["table"])
+    assert len(configs) == len(pd.read_csv(tmp_path / "runs/fmt/leaderboard.csv"))
+    assert all(isinstance(row["modes_captured"], (int, float)) for row in configs)  # raw numbers, not "7 [6, 8]"
+    rep = bench("report", "--study", "fmt", "--format", "csv", cwd=tmp_path, timeout=600)
+    assert rep.returncode == 0, rep.stderr
+    blocks = [b for b in rep.stdout.strip().split("\n\n") if b.strip()]
+    assert blocks[0].startswith("# fmt: confirmation")
+    conf = pd.read_csv(io.StringIO(blocks[0]), comment="#")
+    assert len(conf) >= 1 and set(conf["arm"]) <= {"none", "r1"} and "seeds" in conf
+    md = bench("list", "regularizers", "--format", "md", cwd=tmp_path)
+    assert md.returncode == 0 and "| output_norm" in md.stdout
+    bad = bench("list", "--format", "xml", cwd=tmp_path)
+    assert bad.returncode == 2 and "'xml' is not one of" in bad.stderr
+
+
 def test_list_regularizers(tmp_path):
     r = bench("list", "regularizers", cwd=tmp_path)
     assert r.returncode == 0
@@ -179,6 +224,7 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir):
     r = bench("run", "--study", "smoke", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "wall time" in r.stderr
+    assert "| rank" in r.stdout and "…" not in r.stdout  # piped: whole Markdown tables, no squeezed cell
     lb = pd.read_csv(tmp_path / "runs/smoke/trials.csv")  # per trial (leaderboard.csv: per search config)
     search = lb[lb["confirm_arm"].isna()]
     assert len(search) == 2 and list(lb["rank"]) == list(range(1, len(lb) + 1))
@@ -226,7 +272,7 @@ def test_bench_metrics_needs_one_source(tmp_path, capsys, monkeypatch):
 
 
 def test_ring_study_reports_modes(tmp_path):
-    r = bench("run", "--study", "ring_reg", "--trials", "2", "--steps", "300", cwd=tmp_path)
+    r = bench("run", "--study", "ring_reg", "--trials", "2", "--steps", "300", cwd=tmp_path, timeout=900)
     assert r.returncode == 0, r.stderr
     lb = pd.read_csv(tmp_path / "runs/ring_reg/trials.csv")
     assert lb["confirm_arm"].isna().sum() == 2 and {"modes_captured", "high_quality", "reverse_kl"} <= set(lb.columns)
