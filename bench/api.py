@@ -44,14 +44,19 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
             inception_weights: str | None = None, heartbeat: float = 10.0, tensorboard: bool = False,
             allow_spec_change: bool = False, artifacts: str | None = None) -> RunOptions:
     """Run options with the defaults `bench run` uses, each bad value refused in one line."""
-    for name, v in (("trials", trials), ("steps", steps)):
+    for name, v, most in (("trials", trials, 10**6), ("steps", steps, 10**9)):
         if v is not None and v < 1:
             raise StabgenError(f"--{name} must be a positive integer, got {v}")
+        if v is not None and v > most:
+            raise StabgenError(f"--{name} {v} is beyond any run this tool is meant for (at most {most:,}); "
+                               f"pass a smaller number")
     if not heartbeat > 0:
         raise StabgenError(f"--heartbeat must be a positive number of seconds, got {heartbeat}")
     if tensorboard:
         records.tensorboard_writer_class()  # fails now, in one line, not after the first trial
     runs_dir = Path(runs_dir)
+    if artifacts and "://" not in artifacts and Path(artifacts).exists() and not Path(artifacts).is_dir():
+        raise StabgenError(f"artifact store {artifacts} is a file, not a folder; pass --artifacts FOLDER")
     return RunOptions(trials=trials or spec.n_trials, steps=steps, device=check_device(device or default_device()),
                       storage=storage.resolve_url(storage_url, spec.storage, runs_dir, spec.name),
                       runs_dir=runs_dir, data_dir=data_dir, inception_weights=inception_weights, heartbeat=heartbeat,
@@ -142,6 +147,8 @@ def score_samples(dataset: str | None, samples: str | Path | None = None, real_v
         raise StabgenError("give exactly one of --samples PATH or --real-vs SPLIT")
     if not n > 0:
         raise StabgenError(f"--n must be a positive number of images, got {n}")
+    if extractor not in ("classifier", "inception"):
+        raise StabgenError(f"unknown extractor {extractor!r}; use classifier (domain CNN) or inception (TF-Inception)")
     if not ds.classes or ds.load_split is None:
         raise StabgenError(f"dataset {dataset!r} has no labelled real split to score against")
     if samples is not None:

@@ -409,6 +409,8 @@ def train_classifier(
     from stabgen.metrics.classifier import train_classifier as fit
     from stabgen.userdata import resolve
 
+    if epochs < 1:
+        raise StabgenError(f"--epochs must be a positive integer, got {epochs}")
     ds = resolve(dataset or DEFAULT_DATASET)
     if ds.load_split is None or not ds.classes:
         raise StabgenError(f"dataset {ds.name!r} has no labelled splits to train a classifier on")

@@ -308,6 +308,8 @@ def resolve_path(study: str) -> Path:
     if p.suffix == ".toml" or p.exists():
         if not p.exists():
             raise StabgenError(f"study file {p} does not exist")
+        if not p.is_file():
+            raise StabgenError(f"study {p} is a directory, not a TOML file; pass the spec file inside it")
         return p
     cand = STUDIES / f"{study}.toml"
     if not cand.is_file():
@@ -320,7 +322,11 @@ def resolve_path(study: str) -> Path:
 def load(study: str) -> StudySpec:
     path = resolve_path(study)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise StabgenError(f"{path}: not a text file (not UTF-8); a study spec is TOML text") from None
+    except OSError as e:
+        raise StabgenError(f"{path}: cannot read it ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise StabgenError(f"{path}: invalid TOML: {e}") from None
     raw.setdefault("name", path.stem)

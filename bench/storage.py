@@ -67,7 +67,12 @@ def quiet() -> Iterator[None]:
 def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: float = 10.0) -> optuna.Study:
     """Create or load the spec's study; a bad URL, driver or server fails in one line."""
     if storage.startswith("sqlite:///"):
-        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(storage.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StabgenError(f"cannot open storage {redact(storage)}: cannot create its folder {folder} "
+                               f"({e.strerror}); pass --storage with a writable path") from None
     with quiet():
         for attempt in range(6):
             try:

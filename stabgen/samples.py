@@ -51,6 +51,15 @@ def to_uint8_nchw(x, source: str = "samples") -> torch.Tensor:
     return (t * 255).round().clamp(0, 255).to(torch.uint8)
 
 
+def _load_tensor_file(p: Path) -> torch.Tensor:
+    if p.suffix == ".pt":
+        return to_uint8_nchw(_pick(torch.load(p, map_location="cpu", weights_only=True), p), str(p))
+    if p.suffix == ".npz":
+        with np.load(p) as z:
+            return to_uint8_nchw(np.array(_pick(z, p)), str(p))
+    return to_uint8_nchw(np.load(p), str(p))
+
+
 def load_samples(path: str | Path) -> torch.Tensor:
     p = Path(path)
     if not p.exists():
@@ -68,11 +77,13 @@ def load_samples(path: str | Path) -> torch.Tensor:
         if len({i.shape for i in imgs}) != 1:
             raise StabgenError(f"images in {p} differ in size or channels")
         return to_uint8_nchw(torch.from_numpy(np.stack(imgs)), str(p))
-    if p.suffix == ".pt":
-        return to_uint8_nchw(_pick(torch.load(p, map_location="cpu", weights_only=True), p), str(p))
-    if p.suffix == ".npz":
-        with np.load(p) as z:
-            return to_uint8_nchw(np.array(_pick(z, p)), str(p))
-    if p.suffix == ".npy":
-        return to_uint8_nchw(np.load(p), str(p))
+    if p.suffix in (".pt", ".npz", ".npy"):
+        try:
+            return _load_tensor_file(p)
+        except StabgenError:
+            raise
+        except Exception as e:  # corrupt, truncated or empty: torch/numpy raise many kinds of error
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise StabgenError(f"{p}: not a readable {p.suffix} tensor file ({first[:120]}); "
+                               f"save the samples with torch.save or numpy.save") from None
     raise StabgenError(f"{p}: unsupported sample file; use .pt, .npz, .npy or a folder of images")

@@ -120,7 +120,7 @@ def test_malformed_spec_from_a_real_process(tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        "error: bad.toml: space.regularizers: unknown regularizer 'gpp'; known: none, l1, l2, feature_norm, gp, r1")
+        "error: bad.toml: space.regularizers: unknown regularizer 'gpp'; known: none, l1, l2, feature_norm, output_norm, gp, r1")
 
 
 def test_unknown_study_name(tmp_path, capsys, monkeypatch):
