@@ -77,6 +77,8 @@ def local_folder(study: optuna.Study, trial: optuna.trial.FrozenTrial, want: tup
     url = study.user_attrs.get(STORE_ATTR)
     if not url:
         return None
+    # a FrozenTrial's artifacts are found through its study's storage; Optuna exposes no public
+    # accessor for a Study's storage object, so its attribute is read here, in this one place
     metas = get_all_artifact_meta(trial, storage=study._storage)
     if not metas:
         return None

@@ -78,7 +78,7 @@ def record_of(study: optuna.Study, storage: str) -> StudyRecord:
 
 def _reachable(study: optuna.Study, trial, folder):
     """The trial's folder if it is on this machine, else its local copy from the artifact store."""
-    if trial is None or not folder or (Path(str(folder)) / "config.json").is_file():
+    if trial is None or not isinstance(folder, str) or not folder or (Path(folder) / "config.json").is_file():
         return folder
     local = artifacts.local_folder(study, trial)
     return str(local) if local is not None else folder

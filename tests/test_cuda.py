@@ -17,6 +17,7 @@ from stabgen.metrics import fidelity
 from stabgen.metrics.evaluate import DomainEvaluator
 from stabgen.train import train_population
 from stabgen.trial import TrialConfig
+from test_metrics import _blobs  # the same synthetic digit-like blobs as the CPU metric tests
 
 pytestmark = pytest.mark.cuda
 F64 = torch.float64
@@ -69,14 +70,6 @@ def test_graph_replay_equals_eager_cuda(case):
     eager = train_population(cfgs, images, "cuda", graphs=False)
     graphed = train_population(cfgs, images, "cuda", graphs=True)
     _assert_runs_agree(eager, graphed, 1e-6)
-
-
-def _blobs(n: int, seed: int, shift: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    cx, cy = (torch.randint(6, 22, (2, n), generator=g) + shift).float()
-    img = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 10.0)
-    return (img * 255).round().to(torch.uint8).unsqueeze(1)
 
 
 def test_domain_metrics_on_cuda_equal_the_cpu_values():
