@@ -15,6 +15,7 @@ or seaborn settings outlive the call that needs them).
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Callable
@@ -66,18 +67,19 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
 def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, command: str | None = None,
               figures: bool = False, on_trial_start: Callable[[int], None] | None = None,
               on_step: Callable[[int, int], None] | None = None, on_trial_end: Callable | None = None,
-              log: Callable[[str], None] = lambda m: None, **option_kw) -> StudyRecord:
+              **option_kw) -> StudyRecord:
     """Run (or resume) a study, evaluate its best trials with Inception, and write its report (tables;
-    figures too with `figures=True`) into RUNS_DIR/STUDY. Returns the study as the report sees it."""
+    figures too with `figures=True`) into RUNS_DIR/STUDY. Returns the study as the report sees it.
+    Messages go to the `bench` and `stabgen` loggers; progress to a stabgen.progress listener."""
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     opts = opts or options(spec, **option_kw)
     check_storage(spec, opts)
     t0 = time.perf_counter()
-    study = search.run(spec, opts, on_trial_start, on_step, on_trial_end, log=log)
+    study = search.run(spec, opts, on_trial_start, on_step, on_trial_end)
     try:
-        inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights, log=log)
+        inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
     except StabgenError as e:  # the search results stand; say why the Inception column is empty
-        log(f"Inception evaluation skipped: {e}")
+        logging.getLogger(__name__).warning(f"Inception evaluation skipped: {e}")
     command = command or f"bench run --study {spec.name}"
     storage.record_command(study, command)
     study.set_user_attr("last_wall_seconds", round(time.perf_counter() - t0, 1))

@@ -16,9 +16,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench import ui
 from stabgen.errors import StabgenError
 
 app = typer.Typer(
@@ -26,8 +26,8 @@ app = typer.Typer(
          "with Optuna, and rank the results on trustworthy metrics.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)  # a line in a log stays one line
+out = Console(soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -87,6 +87,8 @@ FormatOpt = Annotated[Format, typer.Option("--format", help="How tables print: t
 ArtifactsOpt = Annotated[Optional[str], typer.Option(help="Where trial files go for other machines to read: a folder "
                                                      "every node sees, s3://BUCKET or gs://BUCKET (default: the store "
                                                      "the study records, else RUNS_DIR/STUDY/artifacts).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only the tables (stdout), warnings and errors: "
+                                        "no progress, no per-trial lines.")]
 AllowChangeOpt = Annotated[bool, typer.Option("--allow-spec-change", help="Resume a study although the given spec "
                                               "differs from the one it was started with (the old one is kept in "
                                               "the study's spec_history).")]
@@ -100,7 +102,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
         artifacts: ArtifactsOpt = None, format: FormatOpt = Format.table,
         figures: Annotated[bool, typer.Option("--figures", help="Also draw the report's figures and "
                                               "RUNS_DIR/STUDY/index.html (as `bench report` does).")] = False,
-        ) -> None:
+        quiet: QuietOpt = False) -> None:
     """Run (or resume) a study: sample configs with Optuna, train, evaluate, print the leaderboard.
 
     Each trial's samples, history and metrics land in RUNS_DIR/STUDY/trials/N/; the report's tables
@@ -114,7 +116,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
                        heartbeat, tensorboard, allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # a bad storage fails in one line, before anything is printed
-    with _resumable_on_interrupt():
+    with _resumable_on_interrupt(), ui.shown(console, quiet):
         _run_and_report(spec, opts, figures, format)
 
 
@@ -122,7 +124,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
 def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None, steps: StepsOpt = None,
            device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
            heartbeat: HeartbeatOpt = 10.0, tensorboard: TensorboardOpt = False,
-           allow_spec_change: AllowChangeOpt = False, artifacts: ArtifactsOpt = None) -> None:
+           allow_spec_change: AllowChangeOpt = False, artifacts: ArtifactsOpt = None, quiet: QuietOpt = False) -> None:
     """Work on a shared study until its global trial budget is met, then exit (no report).
 
     Start as many as you like, on as many machines as reach the storage (PostgreSQL for several
@@ -135,12 +137,11 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), None, heartbeat, tensorboard,
                        allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # fails fast, in one line
-    console.print(f"worker on {spec.name} · storage {storage_mod.redact(opts.storage)} · budget {opts.trials} "
-                  f"trials · {describe(opts.device)}")
-    with _resumable_on_interrupt():
-        study_ = search.run(spec, opts, on_trial_end=lambda t: console.print(_trial_line(spec, t)),
-                            log=console.print, worker=True)
-    console.print(f"done: {search.n_finished(study_)} finished trials in the study")
+    with _resumable_on_interrupt(), ui.shown(console, quiet):
+        console.print(f"worker on {spec.name} · storage {storage_mod.redact(opts.storage)} · budget {opts.trials} "
+                      f"trials · {describe(opts.device)}")
+        study_ = search.run(spec, opts, on_trial_end=lambda t: console.print(_trial_line(spec, t)), worker=True)
+        console.print(f"done: {search.n_finished(study_)} finished trials in the study")
 
 
 @app.command()
@@ -150,6 +151,7 @@ def report(
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: reports/STUDY).")] = None,
     runs_dir: RunsDirOpt = Path("runs"),
     format: FormatOpt = Format.table,
+    quiet: QuietOpt = False,
 ) -> None:
     """Build a study's report from its storage: leaderboard.{md,csv,tex,html} with bootstrap CIs over
     seeds, the confirmation verdicts (confirm.csv: each arm against the baseline on paired seeds), seaborn
@@ -159,10 +161,11 @@ def report(
     """
     from bench import api, records
 
-    rec = api.open_study(study, storage, runs_dir)
-    r = api.build_report(rec, out or Path("reports") / rec.spec.name, records.command_line())
-    _print_report(r, rec, format, head=15)
-    console.print(f"wrote {len(r.files)} files; open {r.out_dir / 'index.html'}")
+    with ui.shown(console, quiet):
+        rec = api.open_study(study, storage, runs_dir)
+        r = api.build_report(rec, out or Path("reports") / rec.spec.name, records.command_line())
+        _print_report(r, rec, format, head=15)
+        console.print(f"wrote {len(r.files)} files; open {r.out_dir / 'index.html'}")
 
 
 @app.command()
@@ -172,15 +175,17 @@ def leaderboard(
     runs_dir: RunsDirOpt = Path("runs"),
     out: Annotated[Optional[Path], typer.Option(help="Also write OUT.csv and OUT.md.")] = None,
     format: FormatOpt = Format.table,
+    quiet: QuietOpt = False,
 ) -> None:
     """One table across several studies on the metrics they share, one row per config."""
     from bench import api, records
 
-    recs = [api.open_study(s, storage, runs_dir) for s in studies]
-    shown, shared, paths = api.cross_leaderboard(recs, out, records.command_line())
-    _print_table(shown, f"{' + '.join(studies)} on {', '.join(shared)}", format)
-    if paths:
-        console.print(f"wrote {', '.join(str(p) for p in paths)}")
+    with ui.shown(console, quiet):
+        recs = [api.open_study(s, storage, runs_dir) for s in studies]
+        shown, shared, paths = api.cross_leaderboard(recs, out, records.command_line())
+        _print_table(shown, f"{' + '.join(studies)} on {', '.join(shared)}", format)
+        if paths:
+            console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
 @app.command()
@@ -190,6 +195,10 @@ def reproduce(
                                         "(minutes on a 2-core CPU) or paper (the paper's own budget).")] = "small",
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/papers/NAME).")] = None,
     device: DeviceOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
+    quiet: QuietOpt = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Only say what the budget costs: its trainings, steps and "
+                                       "samples, and the wall time on this device estimated from a short timed "
+                                       "run of each kind of config. Writes nothing.")] = False,
 ) -> None:
     """Reproduce a paper's table: ours next to the paper's numbers, a verdict per claim, figures, and
     the command, hardware, budget and seeds at the top of reports/papers/NAME/README.md."""
@@ -199,9 +208,18 @@ def reproduce(
     if budget not in papers.BUDGETS:
         raise StabgenError(f"unknown budget {budget!r}; choose one of {', '.join(papers.BUDGETS)}")
     dev = check_device(device or default_device())
+    if plan:
+        from bench.papers import plan as plan_mod
+
+        works = plan_mod.PLANS.get(name)(budget)
+        with ui.shown(console, quiet):
+            table = plan_mod.estimate(works, dev, _str(data_dir), _str(inception_weights))
+        _print_table(table, f"{name} · budget {budget}: the plan (nothing run)")
+        out.print(plan_mod.total_line(table, describe(dev)), markup=False, highlight=False)
+        return
     ctx = papers.Context(out_dir or Path("reports") / "papers" / name, dev, str(data_dir) if data_dir else None,
-                         str(inception_weights) if inception_weights else None, log=console.print)
-    with _resumable_on_interrupt():
+                         str(inception_weights) if inception_weights else None)
+    with _resumable_on_interrupt(), ui.shown(console, quiet):
         rep, path = papers.run(name, budget, ctx, records.command_line(), describe(dev))
     table = Table(title=f"{rep.title} · budget {budget}")
     for col in ("claim", "verdict"):
@@ -256,19 +274,8 @@ def _run_and_report(spec, opts, figures: bool, fmt: "Format" = None) -> None:
     console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
                   f"storage {redact(opts.storage)} · {opts.trials} trials × {budget} · {describe(opts.device)}")
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        trials_bar = progress.add_task("trials", total=opts.trials, completed=0)
-        steps_bar = progress.add_task("steps", total=opts.steps or spec.train.steps)
-
-        def on_trial_end(trial) -> None:
-            progress.update(trials_bar, advance=1)
-            progress.console.print(_trial_line(spec, trial))
-
-        rec = api.run_study(spec, opts, command=records.command_line() if sys.argv[1:] else None, figures=figures,
-                            on_trial_start=lambda n: progress.reset(steps_bar, description=f"trial {n}"),
-                            on_step=lambda n, s: progress.update(steps_bar, completed=s) if s % 20 == 0 else None,
-                            on_trial_end=on_trial_end, log=progress.console.print)
+    rec = api.run_study(spec, opts, command=records.command_line() if sys.argv[1:] else None, figures=figures,
+                        on_trial_end=lambda trial: console.print(_trial_line(spec, trial)))
     _print_report(rec.report, rec, fmt or Format.table)
     console.print(f"wrote {opts.runs_dir / spec.name}/leaderboard.{{csv,md,tex,html}}, trials.csv · "
                   f"wall time {time.perf_counter() - t0:.1f}s")
@@ -336,6 +343,7 @@ def metrics(
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the idx files.")] = None,
     inception_weights: Annotated[Optional[Path], typer.Option(help="TF-Inception weights file.")] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Score samples (or a real split) against a dataset: FID, KID, precision/recall, density/coverage,
     IS and class coverage, each with its N and feature extractor named.
@@ -346,8 +354,9 @@ def metrics(
 
     from bench import api
 
-    res = api.score_samples(dataset, samples, real_vs, split, n, extractor, device, _str(data_dir),
-                            _str(inception_weights), fid_inf)
+    with ui.shown(console, quiet):
+        res = api.score_samples(dataset, samples, real_vs, split, n, extractor, device, _str(data_dir),
+                                _str(inception_weights), fid_inf)
     source = res["samples"]
     if json_out:
         out.print_json(json.dumps(res))
@@ -403,6 +412,7 @@ def train_classifier(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Weights file (default: the one "
                                                      "shipped in the package).")] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the domain classifier whose features the domain FID/KID/PR use; writes weights + a card."""
     from stabgen.datasets import DEFAULT_DATASET
@@ -415,8 +425,9 @@ def train_classifier(
     if ds.load_split is None or not ds.classes:
         raise StabgenError(f"dataset {ds.name!r} has no labelled splits to train a classifier on")
     splits = [ds.load_split(s, _str(data_dir)) for s in ("train", "test")]
-    card = fit(ds.name, *splits, epochs, seed, device, out_path, log=console.print)
-    console.print(card)
+    with ui.shown(console, quiet):
+        card = fit(ds.name, *splits, epochs, seed, device, out_path)
+        console.print(card)
 
 
 def _str(path: Optional[Path]) -> str | None:

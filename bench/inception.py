@@ -7,8 +7,8 @@ on `eval.inception_samples` images; results are kept as study attributes `incept
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Callable
 
 import optuna
 import torch
@@ -16,14 +16,15 @@ import torch
 from bench import records
 from bench.spec import StudySpec
 from stabgen.datasets import DATASETS
+from stabgen import progress
 from stabgen.trial import TrialConfig, sampler
+
+log = logging.getLogger(__name__)
 
 
 def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: str | None = None,
-                   inception_weights: str | None = None, log: Callable[[str], None] = print) -> None:
-    """Inception FID/KID/PR for the top-k completed trials that lack one."""
-    from stabgen.metrics import fidelity  # torch-fidelity: imported by the studies that use it
-
+                   inception_weights: str | None = None) -> None:
+    """Inception FID/KID/PR for the top-k completed trials that lack one (progress: one task)."""
     ds = DATASETS.get(spec.dataset)
     k = spec.eval.inception_top_k
     if k == 0 or not ds.inception:
@@ -35,19 +36,25 @@ def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: 
         return
     top = trials[trials["status"] == "completed"].head(k)
     ref = ds.reference(spec.eval.split, spec.eval.inception_samples, data_dir=data_dir)
-    for number in top["trial"].astype(int):
-        key = f"{records.INCEPTION_ATTR}{number}"
-        if key in study.user_attrs:
-            continue
-        trial = study.trials[number]
-        cfg = TrialConfig(**trial.user_attrs["config"])
-        gen = records.load_generator(trial, device, study=study)
-        t0 = time.perf_counter()
-        fake = sampler(gen, cfg.z_dim, cfg.seed, torch.device(device))(spec.eval.inception_samples)
-        m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=device,
-                             inception_weights=inception_weights)
-        m["seconds"] = round(time.perf_counter() - t0, 1)
-        study.set_user_attr(key, m)
-        log(f"trial {number}: Inception FID {m['fid']:.2f} (N={m['n_fake']} fake vs "
-            f"{m['n_real']} real {spec.dataset}/{spec.eval.split}, {m['seconds']}s)")
+    todo = [n for n in top["trial"].astype(int) if f"{records.INCEPTION_ATTR}{n}" not in study.user_attrs]
+    with progress.task(f"{spec.name}: Inception FID of the top {k} trials", total=len(todo)) as bar:
+        for number in todo:
+            _one(study, spec, int(number), ref, device, inception_weights)
+            bar.advance()
 
+
+def _one(study: optuna.Study, spec: StudySpec, number: int, ref, device: str, inception_weights: str | None) -> None:
+    """One trial's Inception metrics, kept as the study attribute inception/<number>."""
+    from stabgen.metrics import fidelity  # torch-fidelity: imported by the studies that use it
+
+    trial = study.trials[number]
+    cfg = TrialConfig(**trial.user_attrs["config"])
+    gen = records.load_generator(trial, device, study=study)
+    t0 = time.perf_counter()
+    fake = sampler(gen, cfg.z_dim, cfg.seed, torch.device(device))(spec.eval.inception_samples)
+    m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=device,
+                         inception_weights=inception_weights)
+    m["seconds"] = round(time.perf_counter() - t0, 1)
+    study.set_user_attr(f"{records.INCEPTION_ATTR}{number}", m)
+    log.info(f"trial {number}: Inception FID {m['fid']:.2f} (N={m['n_fake']} fake vs "
+             f"{m['n_real']} real {spec.dataset}/{spec.eval.split}, {m['seconds']}s)")

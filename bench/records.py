@@ -28,7 +28,9 @@ from stabgen.trial import TrialResult
 INCEPTION_ATTR = "inception/"
 
 
-def write_trial_dir(path: Path, result: TrialResult, sample_grid: torch.Tensor | None) -> None:
+def write_trial_dir(path: Path, result: TrialResult, sample_grid: torch.Tensor | None,
+                    modes: tuple[torch.Tensor, float] | None = None) -> None:
+    """The trial's files; `modes` (centres, σ) of a 2D mixture are drawn under its samples."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps(result.config.to_dict(), indent=2) + "\n")
     pd.DataFrame(result.history).to_csv(path / "history.csv", index=False)
@@ -42,7 +44,7 @@ def write_trial_dir(path: Path, result: TrialResult, sample_grid: torch.Tensor |
 
         save_image(sample_grid.float() / 255.0, path / "samples.png", nrow=8)
     elif sample_grid is not None:
-        _scatter(sample_grid, path / "samples.png")
+        _scatter(sample_grid, path / "samples.png", modes)
     if result.status != "diverged" and result.modules is not None:
         torch.save(result.modules["generator"].state_dict(), path / "generator.pt")
 
@@ -57,31 +59,27 @@ def tensorboard_writer_class():
     return SummaryWriter
 
 
-def write_tensorboard(path: Path, result: TrialResult) -> Path:
-    """The trial's curves as TensorBoard events in TRIAL_DIR/tensorboard: losses, penalty and gradient
-    norms per logged step (train/...), every intermediate and final metric (eval/...)."""
-    out = path / "tensorboard"
-    with tensorboard_writer_class()(log_dir=str(out)) as w:
-        for row in result.history:
-            for k, v in row.items():
-                if k != "step" and v is not None and math.isfinite(v):
-                    w.add_scalar(f"train/{k}", v, row["step"])
-        for row in result.evals:
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                    w.add_scalar(f"eval/{k}", v, row["step"])
-        w.add_text("config", "    " + json.dumps(result.config.to_dict(), indent=2).replace("\n", "\n    "))
-    return out
+def draw_points(ax, points, modes: tuple[torch.Tensor, float] | None = None) -> None:
+    """2D samples over the true modes (red ×) and their 3σ discs — the region PacGAN's counting calls
+    high quality — so a reader sees at a glance whether samples sit on the modes."""
+    import numpy as np
+    from matplotlib.patches import Circle
+
+    p = np.asarray(points.cpu() if isinstance(points, torch.Tensor) else points, dtype=float)
+    if modes is not None:
+        centers, sigma = modes
+        for c in np.asarray(centers.cpu() if isinstance(centers, torch.Tensor) else centers, dtype=float):
+            ax.add_patch(Circle(tuple(c), 3 * sigma, color="tab:red", alpha=0.25, lw=0))
+            ax.plot(*c, "x", color="tab:red", ms=4, mew=1)
+    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, color="black")
+    ax.set_aspect("equal")
 
 
-def _scatter(points: torch.Tensor, out: Path) -> None:
+def _scatter(points: torch.Tensor, out: Path, modes: tuple[torch.Tensor, float] | None = None) -> None:
     from matplotlib.figure import Figure  # no pyplot: no backend chosen, nothing left open
 
     fig = Figure(figsize=(4, 4))
-    ax = fig.subplots()
-    p = points.cpu().numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, color="black")
-    ax.set_aspect("equal")
+    draw_points(fig.subplots(), points, modes)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
 

@@ -379,8 +379,8 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, c
             index=False, disable_numparse=True)
     paths["md"].write_text(md + "\n")
     caption = _latex_escape(f"{rec.spec.name}: {header['metric']}")  # to_latex escapes cells, not captions
-    paths["tex"].write_text(shown.to_latex(index=False, escape=True, caption=caption,
-                                           label=f"tab:{rec.spec.name.replace('_', '-')}"))
+    paths["tex"].write_text(LATEX_NEEDS + _latex_symbols(shown.to_latex(
+        index=False, escape=True, caption=caption, label=f"tab:{rec.spec.name.replace('_', '-')}")))
     paths["html"].write_text(_html_page(f"Leaderboard: {rec.spec.name}", _header_html(header)
                                         + shown.to_html(index=False, border=0, classes="table")))
     return [*paths.values(), *extra]
@@ -392,6 +392,19 @@ CONFIRM_NOTE = ("Each arm's best search config re-trained on the same fresh seed
                 "CI], two-sided Wilcoxon signed-rank with exact permutation p, Holm across arms.")
 REGS_NOTE = ("A description of the search trials (not a test: an adaptive search samples arms unevenly and "
              "its trials are not independent). Median with diverged/pruned/undefined trials as the worst value.")
+
+
+LATEX_NEEDS = "% \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule); compiles with pdflatex as it is\n"
+# symbols tables print that pdflatex's default (utf8 + OT1/T1) fonts lack: math mode has them all
+_LATEX_SYMBOLS = {"∞": r"$\infty$", "−": r"$-$", "λ": r"$\lambda$", "Δ": r"$\Delta$", "±": r"$\pm$",
+                  "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$", "→": r"$\to$", "σ": r"$\sigma$",
+                  "β": r"$\beta$", "≈": r"$\approx$", "·": r"$\cdot$", "∅": r"$\emptyset$"}
+
+
+def _latex_symbols(tex: str) -> str:
+    """Non-ASCII symbols of the tables as math-mode commands (—, – and accented letters pdflatex reads
+    as they are)."""
+    return "".join(_LATEX_SYMBOLS.get(c, c) for c in tex)
 
 
 def _latex_escape(text: str) -> str:

@@ -11,6 +11,8 @@ parameters: a trial is neither lost nor counted twice.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import random
@@ -28,7 +30,9 @@ from bench import confirm
 from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest_config, trial_seed
 from bench.spec import StudySpec
 from bench import artifacts
+from bench.trackers import TensorBoard, flat_metrics
 from bench.storage import heartbeats, open_study, quiet, record_spec
+from stabgen import progress
 from stabgen.datasets import DATASETS, EvalRequest
 from stabgen.hardware import describe, workers_per_gpu
 from stabgen.metrics.stability import stability_objective, trial_stability
@@ -36,6 +40,7 @@ from stabgen.sources import Source
 from stabgen.train import group_key, train, train_population
 from stabgen.trial import TrialConfig, TrialResult, sample_output, sampler
 
+log = logging.getLogger(__name__)
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
 ACTIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)  # hold a place in the budget
@@ -98,6 +103,14 @@ class TrialRunner:
         e = self.spec.eval
         self.evaluate = DATASETS.get(self.spec.dataset).build_evaluator(
             EvalRequest(e.split, e.samples, self.opts.device, self.opts.data_dir, self.spec.metric))
+        self.tensorboard = TensorBoard() if self.opts.tensorboard else None  # written during training
+
+    def trial_dir(self, number: int) -> Path:
+        return self.opts.runs_dir / self.spec.name / "trials" / str(number)
+
+    def on_log(self, numbers: list[int]):
+        """The trainer's on_log for these trials (member order), or None: no host sync asked for."""
+        return self.tensorboard.on_log(numbers) if self.tensorboard else None
 
     def start(self, trial: optuna.Trial) -> TrialConfig:
         why_not = holds_slot(trial.study, trial, self.budget)
@@ -110,12 +123,16 @@ class TrialRunner:
         trial.set_user_attr("config", cfg.to_dict())
         trial.set_user_attr("device", describe(self.opts.device))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if self.tensorboard:
+            self.tensorboard.start(trial.number, self.trial_dir(trial.number), cfg)
         return cfg
 
     def pruner(self, trial: optuna.Trial) -> Callable[[int, dict], bool]:
         confirming = CONFIRM in trial.user_attrs  # a confirmation run is never pruned: every seed runs its budget
 
         def on_eval(step: int, metrics: dict) -> bool:
+            if self.tensorboard:
+                self.tensorboard.on_eval(trial.number, step, metrics)
             value = metrics.get(self.spec.metric)
             if confirming or self.spec.multi_objective or value is None or not math.isfinite(value):
                 return False  # multi-objective, or undefined here (no high-quality sample yet): no pruning
@@ -125,15 +142,17 @@ class TrialRunner:
 
     def finish(self, trial: optuna.Trial, result: TrialResult, population: int = 1) -> float | list[float]:
         spec, opts, cfg = self.spec, self.opts, result.config
-        trial_dir = opts.runs_dir / spec.name / "trials" / str(trial.number)
+        trial_dir = self.trial_dir(trial.number)
         grid_ = None
         if result.status != "diverged":
             n_show = 64 if self.source.kind == "image" else 2500
             grid_ = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(opts.device),
                             output=sample_output(self.source.kind))(n_show)
-        records.write_trial_dir(trial_dir, result, grid_)
-        if opts.tensorboard:
-            records.write_tensorboard(trial_dir, result)
+        centers = getattr(self.source, "centers", None)  # a 2D mixture: its modes under the samples
+        records.write_trial_dir(trial_dir, result, grid_,
+                                (centers, self.source.sigma) if centers is not None else None)
+        if self.tensorboard:
+            self.tensorboard.finish(trial.number, result, trial_dir / "samples.png")
         store = trial.study.user_attrs.get(artifacts.STORE_ATTR)
         if store:  # reachable from every machine that reaches the storage (bench.artifacts)
             artifacts.upload(trial, trial_dir, store)
@@ -145,7 +164,8 @@ class TrialRunner:
         for k, v in {"status": result.status, "diverged_step": result.diverged_step,
                      "steps_done": result.steps_done, "seconds": round(result.seconds, 2), "population": population,
                      "arithmetic": result.arithmetic,
-                     "metrics": final, "stability": stab, "trial_dir": str(trial_dir)}.items():
+                     "metrics": final, "stability": stab, "trial_dir": str(trial_dir),
+                     **flat_metrics(final)}.items():  # flat: what optuna-dashboard lists (bench.trackers)
             trial.set_user_attr(k, v)
         if result.status != "completed":  # diverged or pruned: TPE learns the region is bad
             raise optuna.TrialPruned(f"{result.status} at step {result.diverged_step or result.steps_done}")
@@ -193,7 +213,7 @@ def make_objective(runner: TrialRunner, on_step: Callable[[int, int], None] | No
     def objective(trial: optuna.Trial) -> float | list[float]:
         cfg = runner.start(trial)
         result = train(cfg, runner.source, runner.opts.device, evaluate=runner.evaluate, on_eval=runner.pruner(trial),
-                       on_step=_step_callback(trial.number, on_step))
+                       on_step=_step_callback(trial.number, on_step), on_log=runner.on_log([trial.number]))
         return runner.finish(trial, result)
 
     return objective
@@ -241,7 +261,7 @@ def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold
         results = train_population(
             [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
             on_eval=lambda m, step, metrics, trials=trials: runner.pruner(trials[m])(step, metrics),
-            on_step=_step_callback(trials[0].number, on_step))
+            on_step=_step_callback(trials[0].number, on_step), on_log=runner.on_log([t.number for t in trials]))
         for trial, result in zip(trials, results):
             try:
                 frozen = study.tell(trial, runner.finish(trial, result, population=len(group)))
@@ -285,12 +305,14 @@ def queue_grid(study: optuna.Study, spec: StudySpec, budget: int) -> None:
 
 
 def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on_trial_end=None,
-        poll: float = 1.0, log: Callable[[str], None] = lambda m: None, worker: bool = False) -> optuna.Study:
+        poll: float = 1.0, worker: bool = False) -> optuna.Study:
     """Work on the study until it holds `opts.trials` finished search trials (and their seed re-runs).
 
     Any number of processes may run this at once on one storage (`bench worker`): each asks for a
     trial, trains it and tells the result; when the budget is full but other workers' trials are
     still running, it waits for them (a killed worker's trial goes stale, is failed and queued again).
+    Progress: a stabgen.progress task for the search trials, then one for the owed re-runs and
+    confirmation runs (counted over all workers), each with its ETA.
     """
     probe = open_study(spec, opts.storage, heartbeat=opts.heartbeat)
     record_spec(probe, spec, opts.allow_spec_change)  # a changed spec stops here, nothing touched
@@ -299,12 +321,18 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
     offset = len(probe.trials) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)
     study = open_study(spec, opts.storage, seed_offset=offset, heartbeat=opts.heartbeat)
     with quiet():
-        _work(study, spec, opts, on_trial_start, on_step, on_trial_end, poll, log)
+        _work(study, spec, opts, on_trial_start, on_step, on_trial_end, poll)
     return study
 
 
+def _owed_counts(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
+    """(finished, all) seed re-runs and confirmation runs in the study: the owed phase's progress."""
+    extra = [t for t in trials if not is_search(t.user_attrs) and t.state != State.FAIL]
+    return sum(1 for t in extra if t.state in FINISHED), len(extra)
+
+
 def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start, on_step, on_trial_end,
-          poll: float, log: Callable[[str], None]) -> None:
+          poll: float) -> None:
     """The worker loop of `run`: train while the budget has room, wait for others' running trials,
     then queue the seed re-runs still owed, then the confirmation runs (bench.confirm); return when
     none is owed."""
@@ -313,35 +341,45 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
     source = runner = None
     size = 1
     waiting_said = False
-    while True:
-        optuna.storages.fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False)
-        n_search = sum(1 for t in trials if t.state in ACTIVE and is_search(t.user_attrs))
-        if n_search < opts.trials or any(t.state == State.WAITING for t in trials):
-            if runner is None:  # load data only when there is work: a finished study reports at once
-                source = DATASETS.get(spec.dataset).source(opts.data_dir).to(opts.device)
-                runner = TrialRunner(spec, opts, source, opts.trials)
-                size = population_size(spec, opts.device, source)
-            if size == 1:
-                _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
-            else:
-                room = opts.trials - n_search + sum(1 for t in trials if t.state == State.WAITING)
-                population_round(study, runner, max(1, min(size, room)), on_trial_start, on_step, on_trial_end)
-            waiting_said = False
-            continue
-        running = [t.number for t in trials if t.state == State.RUNNING]
-        if running:  # other workers' trials, or a killed one's until its heartbeat goes stale
-            if not waiting_said:
-                log(f"waiting for running trial(s) {running} (other workers, or stale after "
-                    f"{max(2, round(3 * opts.heartbeat))}s without a heartbeat)")
-                waiting_said = True
-            time.sleep(poll)
-            continue
-        owed = pending_reruns(study, spec) or confirm.pending(study, spec)
-        if not owed:
-            return
-        for params, attrs in owed:
-            study.enqueue_trial(params, user_attrs=attrs)
+    with contextlib.ExitStack() as bars, contextlib.ExitStack() as search_bar:
+        searching = search_bar.enter_context(progress.task(f"{spec.name}: search trials", total=opts.trials))
+        owed_bar = None
+        while True:
+            optuna.storages.fail_stale_trials(study)
+            trials = study.get_trials(deepcopy=False)
+            searching.update(completed=min(opts.trials, sum(1 for t in trials if t.state in FINISHED
+                                                             and is_search(t.user_attrs))))
+            if owed_bar is not None:
+                owed_bar.update(*_owed_counts(trials))
+            n_search = sum(1 for t in trials if t.state in ACTIVE and is_search(t.user_attrs))
+            if n_search < opts.trials or any(t.state == State.WAITING for t in trials):
+                if runner is None:  # load data only when there is work: a finished study reports at once
+                    source = DATASETS.get(spec.dataset).source(opts.data_dir).to(opts.device)
+                    runner = TrialRunner(spec, opts, source, opts.trials)
+                    size = population_size(spec, opts.device, source)
+                if size == 1:
+                    _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
+                else:
+                    room = opts.trials - n_search + sum(1 for t in trials if t.state == State.WAITING)
+                    population_round(study, runner, max(1, min(size, room)), on_trial_start, on_step, on_trial_end)
+                waiting_said = False
+                continue
+            running = [t.number for t in trials if t.state == State.RUNNING]
+            if running:  # other workers' trials, or a killed one's until its heartbeat goes stale
+                if not waiting_said:
+                    log.info(f"waiting for running trial(s) {running} (other workers, or stale after "
+                             f"{max(2, round(3 * opts.heartbeat))}s without a heartbeat)")
+                    waiting_said = True
+                time.sleep(poll)
+                continue
+            owed = pending_reruns(study, spec) or confirm.pending(study, spec)
+            if not owed:
+                return
+            for params, attrs in owed:
+                study.enqueue_trial(params, user_attrs=attrs)
+            if owed_bar is None:  # the search phase is over: its task ends, the owed runs' begins
+                search_bar.close()
+                owed_bar = bars.enter_context(progress.task(f"{spec.name}: seed re-runs and confirmation"))
 
 
 def _one_trial(study: optuna.Study, objective, on_trial_start, on_trial_end) -> None:

@@ -189,8 +189,8 @@ def median_ci(values, direction: str, seed: int = 0) -> tuple[float, float, floa
     span, far = _far_worst(fin, direction)
     sv = np.where(np.isfinite(v), v, far)
 
-    def back(x: float) -> float:
-        return x if fin.min() - span <= x <= fin.max() + span else worst(direction)
+    def back(x: float) -> float:  # NaN (one seed: no interval) stays NaN
+        return x if math.isnan(x) or fin.min() - span <= x <= fin.max() + span else worst(direction)
 
     lo, hi = _bootstrap_one(lambda x: float(np.median(x)), sv, seed)
     return back(float(np.median(sv))), back(lo), back(hi)

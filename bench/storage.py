@@ -148,6 +148,10 @@ def record_spec(study: optuna.Study, spec: StudySpec, allow_change: bool = False
     differs from the stored one, unless `allow_change`, which keeps the old one in `spec_history`."""
     given = spec.model_dump(mode="json")
     stored = study.user_attrs.get("spec")
+    if study.metric_names is None:  # what optuna-dashboard and optuna.visualization label the values with
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use: no warning for users
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(spec.metrics))
     if stored is None:
         study.set_user_attr("spec", given)
         return

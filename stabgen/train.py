@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from stabgen import sources
+from stabgen import progress, sources
 from stabgen.data import ImageData
 from stabgen.errors import StabgenError
 from stabgen.graphs import GraphedStep, capture, precision
@@ -204,6 +204,9 @@ def evaluate_members(evaluate: Evaluate, samples: list[Callable[[int], torch.Ten
 
 
 OnMemberEval = Callable[[int, int, dict], bool]  # (member, step, metrics) → True to prune that member
+# (step, {name: (K,) values on the host}, active members): the logged losses as they are logged — a
+# host sync per log step, paid only by callers that ask (TensorBoard during training)
+OnLog = Callable[[int, dict[str, list[float]], list[bool]], None]
 
 
 def _start(cfgs: list[TrialConfig], data, device: torch.device, dtype: torch.dtype) -> Population:
@@ -263,16 +266,17 @@ def _evaluate_round(pop: Population, cfgs: list[TrialConfig], evaluate: Evaluate
 
 def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | str = "cpu", *,
                      evaluate: Evaluate | None = None, on_eval: OnMemberEval | None = None,
-                     on_step: Callable[[int], None] | None = None,
+                     on_step: Callable[[int], None] | None = None, on_log: OnLog | None = None,
                      dtype: torch.dtype = torch.float32, graphs: bool | None = None,
                      tf32: bool | None = None) -> list[TrialResult]:
     """Train every config in one pass on a source (stabgen.sources) or an ImageData split; one
-    TrialResult per config, in order. Nothing syncs with the host between log steps.
+    TrialResult per config, in order. Nothing syncs with the host between log steps (`on_log`, when
+    given, receives each log step's losses on the host). Progress: one stabgen.progress task.
     graphs: replay the step as a CUDA graph (default: on for CUDA, $STABGEN_CUDA_GRAPHS=0 turns it
     off; never on CPU). tf32: TF32 matmuls and convolutions on CUDA (default $STABGEN_TF32, off)."""
     cfgs, device = list(cfgs), torch.device(device)
     with precision(device, tf32) as tf32_on:
-        results, graphed = _train(cfgs, data, device, evaluate, on_eval, on_step, dtype, graphs)
+        results, graphed = _train(cfgs, data, device, evaluate, on_eval, on_step, on_log, dtype, graphs)
     arithmetic = [str(dtype).removeprefix("torch.")] + (["TF32 matmuls"] if tf32_on else []) \
         + (["CUDA graphs"] if graphed else [])
     for r in results:
@@ -281,11 +285,21 @@ def train_population(cfgs: Sequence[TrialConfig], data, device: torch.device | s
 
 
 def _train(cfgs: list[TrialConfig], data, device: torch.device, evaluate: Evaluate | None,
-           on_eval: OnMemberEval | None, on_step: Callable[[int], None] | None, dtype: torch.dtype,
-           graphs: bool | None) -> tuple[list[TrialResult], bool]:
+           on_eval: OnMemberEval | None, on_step: Callable[[int], None] | None, on_log: OnLog | None,
+           dtype: torch.dtype, graphs: bool | None) -> tuple[list[TrialResult], bool]:
     """The loop; also says whether the step ran as a CUDA graph."""
     pop = _start(cfgs, data, device, dtype)
     cfg, k = pop.cfg, pop.k
+    what = f"train {cfg.model} {cfg.regularizer}" + (f" ×{k}" if k > 1 else f" (seed {cfg.seed})")
+    with progress.task(what, total=cfg.steps) as bar:
+        results, graphed = _loop(pop, cfgs, evaluate, on_eval, on_step, on_log, graphs, bar)
+    return results, graphed
+
+
+def _loop(pop: Population, cfgs: list[TrialConfig], evaluate: Evaluate | None, on_eval: OnMemberEval | None,
+          on_step: Callable[[int], None] | None, on_log: OnLog | None, graphs: bool | None,
+          bar: progress.Task) -> tuple[list[TrialResult], bool]:
+    cfg, k, device = pop.cfg, pop.k, pop.active.device
     step_fn = capture(FAMILY_STEPS.get(cfg.family)(pop), device, graphs)
     alive = torch.ones(k, dtype=torch.bool, device=device)  # not diverged
     kept = torch.ones(k, dtype=torch.bool, device=device)  # not pruned
@@ -309,8 +323,11 @@ def _train(cfgs: list[TrialConfig], data, device: torch.device, evaluate: Evalua
         last = it == cfg.steps
         if it % cfg.log_every == 0 or last:
             rec.rows.append((it, vals, pop.active.clone()))
+            if on_log is not None:
+                on_log(it, dict(zip(rec.names, vals.tolist())), pop.active.tolist())
             if not bool(pop.active.any()):
                 break
+        bar.advance()
         if on_step is not None:
             on_step(it)
         if evaluate is not None and (it % cfg.eval_every == 0 or last):
@@ -345,10 +362,10 @@ def _results(cfgs: list[TrialConfig], pop: Population, rec: _Log, it: int, secon
 
 def train(cfg: TrialConfig, data, device: torch.device | str = "cpu", *,
           evaluate: Evaluate | None = None, on_eval: OnEval | None = None,
-          on_step: Callable[[int], None] | None = None, dtype: torch.dtype = torch.float32,
-          graphs: bool | None = None, tf32: bool | None = None) -> TrialResult:
+          on_step: Callable[[int], None] | None = None, on_log: OnLog | None = None,
+          dtype: torch.dtype = torch.float32, graphs: bool | None = None, tf32: bool | None = None) -> TrialResult:
     """Train one trial on a source (stabgen.sources) or an ImageData split: a population of one,
     through the same step functions and loop as any population."""
     member_eval = (lambda m, step, metrics: on_eval(step, metrics)) if on_eval is not None else None
     return train_population([cfg], data, device, evaluate=evaluate, on_eval=member_eval, on_step=on_step,
-                            dtype=dtype, graphs=graphs, tf32=tf32)[0]
+                            on_log=on_log, dtype=dtype, graphs=graphs, tf32=tf32)[0]

@@ -28,12 +28,30 @@ def test_dirac_gan_fields_equal_their_closed_forms():
         "non-saturating": (-p * fp(-p * t), t * fp(p * t)),
         "WGAN (clip 1)": (-p, t),
         "WGAN-GP (λ=1)": (-p, t - 2 * (abs(p) - 1) * np.sign(p)),
-        "R1 (γ=0.3)": (-p * fp(p * t), t * fp(p * t) - 0.3 * p),
-        "R2 (γ=1)": (-p * fp(p * t), t * fp(p * t) - 1.0 * p),
+        "R1 = R2 (γ=0.3)": (-p * fp(p * t), t * fp(p * t) - 0.3 * p),
+        "R1 = R2 (γ=1)": (-p * fp(p * t), t * fp(p * t) - 1.0 * p),
     }
     for name, (v_th, v_psi) in cases.items():
         got = dirac.field(dirac.METHODS[name], th, psi)
         assert [g.item() for g in got] == pytest.approx([v_th, v_psi], rel=1e-12), name
+    got = dirac.field(dirac.R2_TWINS["R1 = R2 (γ=1)"], th, psi)  # R2: the penalty at the generated sample
+    assert [g.item() for g in got] == pytest.approx(list(cases["R1 = R2 (γ=1)"]), rel=1e-12)
+
+
+def test_r1_and_r2_are_one_field_on_the_dirac_gan():
+    assert dirac.r1_equals_r2() == 0.0
+
+
+def test_a_batch_of_starts_ends_where_each_single_trajectory_ends():
+    starts = np.array([[1.0, 1.0], [-1.5, 0.5], [0.3, -2.0]])
+    for name in ("unregularized", "WGAN (clip 1)", "WGAN-GP (λ=1)", "instance noise (σ=1)", "R1 = R2 (γ=0.3)",
+                 "consensus (γ=1)"):
+        for d_steps in (0, 1, 5):
+            m = dirac.METHODS[name]
+            batch = dirac.final_points(m, d_steps, 40, 0.2, starts)
+            for s0, end in zip(starts, batch):
+                one = dirac.trajectory(m, d_steps, 40, start=tuple(s0))[-1]
+                assert end == pytest.approx(one, rel=1e-10, abs=1e-12), (name, d_steps, s0)
 
 
 def test_dirac_gan_eigenvalues_match_the_closed_form():
@@ -43,7 +61,7 @@ def test_dirac_gan_eigenvalues_match_the_closed_form():
 
 
 def test_dirac_gan_trajectories_behave_as_the_paper_says():
-    assert np.hypot(*dirac.trajectory(dirac.METHODS["R1 (γ=1)"], 0, 300)[-1]) < 1e-6
+    assert np.hypot(*dirac.trajectory(dirac.METHODS["R1 = R2 (γ=1)"], 0, 300)[-1]) < 1e-6
     unreg = dirac.trajectory(dirac.METHODS["unregularized"], 0, 300)
     assert np.hypot(*unreg[-1]) > np.hypot(*unreg[0])  # simultaneous GD spirals outwards
     clipped = dirac.trajectory(dirac.METHODS["WGAN (clip 1)"], 0, 100)
@@ -82,9 +100,39 @@ def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
     if name == "seed-feature-reg":  # the claim's evidence quotes each arm's own runs, not the other's
         import pandas as pd
         runs = pd.read_csv(tmp_path / "out" / "runs.csv")
-        with_reg = runs.loc[runs["arm"].str.startswith("feature_norm"), "class_kl"].median()
-        without = runs.loc[runs["arm"] == "none", "class_kl"].median()
-        assert f"median {with_reg:.3g} (with feature_norm) vs {without:.3g} (without)" in readme
+        dose = runs[(runs.phase == "dose") & (runs.setting == "GAN (non-saturating)")]
+        with_reg = dose.loc[(dose.reading == "output_norm") & (dose.lam == 10.0), "class_kl"].median()
+        without = dose.loc[dose.reading == "none", "class_kl"].median()
+        assert f"median {with_reg:.3g} (with the regularizer) vs {without:.3g} (λ = 0)" in readme
+        assert "λ = 0.01" in readme and "λ = 10" in readme  # every λ of the dose-response is named
+        # both readings, both settings; the best λ re-trained on fresh seeds next to λ = 0
+        assert set(runs.reading) == {"none", "output_norm", "feature_norm"} and runs.setting.nunique() == 2
+        conf = runs[runs.phase == "confirm"]
+        assert set(conf.seed) == {200, 201} and not set(conf.seed) & set(runs[runs.phase == "dose"].seed)
+
+
+@pytest.mark.slow
+def test_plan_prints_the_budget_and_its_cost_without_running_it(tmp_path):
+    import pandas as pd
+
+    from bench.papers import pacgan2018
+
+    r = subprocess.run([*BENCH, "reproduce", "pacgan2018", "--budget", "small", "--plan"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(__import__("io").StringIO("\n".join(
+        line for line in r.stdout.splitlines() if line.startswith("|") and not line.startswith("|:"))),
+        sep="|", skipinitialspace=True).iloc[:, 1:-1]
+    table.columns = [c.strip() for c in table.columns]
+    runs = pacgan2018.configs("small")
+    assert len(table) == 12 and table["trainings"].astype(int).sum() == len(runs) == 120  # 6 variants × 2 × 10
+    assert (table["steps each"].astype(int) == 2500).all() and (table["eval samples"].astype(int) == 2500).all()
+    assert all(float(v) > 0 for v in table["estimated s"])
+    assert "120 trainings, 300,000 steps in all; estimated wall time ≈" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written: no report, no runs/
+    m = subprocess.run([*BENCH, "reproduce", "mescheder2018", "--budget", "paper", "--plan"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert m.returncode == 0 and "Dirac-GAN" in m.stdout and "0 trainings" in m.stdout
 
 
 def test_unknown_reproduction_is_one_line(tmp_path):
@@ -145,3 +193,56 @@ def test_lucic_claim_is_the_papers_no_loss_beats_ns():
     claim = _ns_claim(better, far, "mnist", "paper")
     assert claim.verdict == "inconclusive (below the paper's quality)" and "for the record" in claim.evidence
     assert _ns_claim(same, table, "mnist", "small").verdict.startswith("inconclusive")
+
+
+def test_pacgan_paper_networks_layer_shapes():
+    from stabgen.models import MODELS
+    from stabgen.models.toy import LinearMaxout
+
+    nets = MODELS.get("pacgan").build((2,), 2)
+    g, d = nets["generator"], nets["discriminator"]
+    linears = [m for m in g.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features, m.bias is not None) for m in linears] == \
+        [(2, 400, False), (400, 400, False), (400, 400, False), (400, 400, False), (400, 2, True)]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in g.modules()) == 4
+    maxouts = [m for m in d.modules() if isinstance(m, LinearMaxout)]
+    assert [(m.linear.in_features, m.units, m.pieces) for m in maxouts] == [(2, 200, 5), (200, 200, 5), (200, 200, 5)]
+    assert d.net[-1].in_features == 200 and d.net[-1].out_features == 1
+    packed = MODELS.get("pacgan").build((4,), 2)["discriminator"]  # PacGAN2: D sees 2 samples × 2 coordinates
+    assert packed.net[0].linear.in_features == 4
+    w = torch.cat([m.weight.detach().flatten() for m in linears])  # N(0, 0.02²), as the paper's code initializes
+    assert abs(float(w.std()) - 0.02) < 0.001 and float(linears[-1].bias.detach().abs().max()) == 0
+
+
+def test_linear_maxout_is_the_max_over_each_units_consecutive_pieces():
+    from stabgen.models.toy import LinearMaxout
+
+    m = LinearMaxout(2, units=2, pieces=3)
+    with torch.no_grad():
+        m.linear.weight.copy_(torch.tensor([[1.0, 0], [0, 1], [-1, 0], [2, 0], [0, -1], [1, 1]]))
+        m.linear.bias.copy_(torch.tensor([0.0, 0, 0, 0, 0, -5]))
+    x = torch.tensor([[3.0, -2.0]])
+    # unit 0: max(3, −2, −3) = 3; unit 1: max(6, 2, 3 − 2 − 5 = −4) = 6
+    assert m(x).tolist() == [[3.0, 6.0]]
+
+
+def test_pacgan_chance_rows_match_their_closed_forms():
+    """A generator that learned no mode, counted PacGAN's way: uniform noise puts a share (modes × π(3σ)²)
+    / box area of samples within 3σ of a mode; the mixture blurred to 10σ puts 1 − e^(−0.3²/2) = 4.4 %
+    there, yet captures every mode — why mode counts are judged only behind the quality gate."""
+    import math
+
+    from bench.papers import pacgan2018 as pac
+    from stabgen.metrics.modes import mixture_modes
+    from stabgen.sources import GRID, RING
+
+    for dataset, mix, box in (("ring", RING, 3.0), ("grid", GRID, 10.0)):
+        x = pac.chance_samples("uniform", dataset, 0, n=200_000)
+        assert float(x.abs().max()) <= box / 2
+        expect = mix.centers.shape[0] * math.pi * (3 * mix.sigma) ** 2 / box ** 2
+        assert mixture_modes(x, mix.centers, mix.sigma)["high_quality"] == pytest.approx(expect, rel=0.05)
+        blurred = mixture_modes(pac.chance_samples("blurred", dataset, 0, n=200_000), mix.centers, mix.sigma)
+        assert blurred["high_quality"] == pytest.approx(1 - math.exp(-0.045), rel=0.03)
+        assert blurred["modes_captured"] == mix.centers.shape[0]
+    rows = pac.chance_rows(2)
+    assert len(rows) == 4 and rows["variant"].str.startswith("chance:").all()

@@ -201,6 +201,54 @@ def test_tensorboard_events_hold_the_training_curves(ring_report):
     assert {"train/loss_d", "train/loss_g", "train/grad_norm_d", "eval/modes_captured"} <= tags
     history = pd.read_csv(root / "runs" / "rep" / "trials" / "0" / "history.csv")
     assert [e.value for e in acc.Scalars("train/loss_d")] == pytest.approx(history["loss_d"].tolist(), rel=1e-6)
+    assert "samples" in acc.Tags()["images"]  # the trial's samples.png (here the 2D scatter)
+    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")  # TensorBoard's HParams view
+
+
+def test_optuna_dashboard_sees_metric_names_and_flat_metrics(ring_report):
+    """optuna-dashboard labels values with the study's metric names and lists flat numeric attributes."""
+    import optuna
+
+    root, _ = ring_report
+    study = optuna.load_study(study_name="rep", storage=f"sqlite:///{root}/runs/rep/study.db")
+    assert study.metric_names == ["modes_captured"]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done
+    for t in done:
+        assert t.user_attrs["metric/modes_captured"] == t.user_attrs["metrics"]["modes_captured"] == t.value
+        assert all(isinstance(v, float) for k, v in t.user_attrs.items() if k.startswith("metric/"))
+
+
+PDFLATEX = shutil.which("pdflatex")
+
+
+def compile_tex(table: Path, work: Path) -> None:
+    """pdflatex on a plain article that \\input's the table, as a paper would; fails with LaTeX's first error."""
+    if PDFLATEX is None:
+        missing("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended; "
+                ".ci/run installs them)")
+    work.mkdir(parents=True, exist_ok=True)
+    doc = work / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+                   f"\\begin{{document}}\n\\input{{{table.resolve()}}}\n\\end{{document}}\n")
+    r = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=work,
+                       capture_output=True, text=True, timeout=120)
+    errors = [line for line in r.stdout.splitlines() if line.startswith("!")]
+    assert r.returncode == 0 and (work / "doc.pdf").stat().st_size > 1000, f"{table}: {errors[:3]}"
+
+
+def test_leaderboard_tex_compiles_with_pdflatex(ring_report, tmp_path):
+    """The fresh report's table and every committed one (underscores, %, —, ∞ of a diverged config)."""
+    _, out = ring_report
+    tables = [out / "leaderboard.tex", *sorted(Path(__file__).parents[1].glob("reports/*/leaderboard.tex"))]
+    for i, table in enumerate(tables):
+        compile_tex(table, tmp_path / str(i))
+
+
+def test_latex_symbols_become_math_mode():
+    from bench.report import _latex_symbols
+
+    assert _latex_symbols("∞ & −∞ & λ ≥ 1 & 3 ± 1 — x") == r"$\infty$ & $-$$\infty$ & $\lambda$ $\geq$ 1 & 3 $\pm$ 1 — x"
 
 
 def test_report_of_a_study_where_every_trial_diverged(tmp_path):
@@ -213,6 +261,8 @@ def test_report_of_a_study_where_every_trial_diverged(tmp_path):
     assert r.returncode == 0, r.stderr
     lb = pd.read_csv(tmp_path / "reports" / "dv" / "leaderboard.csv")
     assert (lb["divergence_rate"] == 1.0).all() and lb["modes_captured"].isna().all()
+    assert "infty" in (tmp_path / "reports" / "dv" / "leaderboard.tex").read_text()  # score ∞: every seed diverged
+    compile_tex(tmp_path / "reports" / "dv" / "leaderboard.tex", tmp_path / "latex")
     assert "nothing to draw" in (tmp_path / "reports" / "dv" / "index.html").read_text()
 
 

@@ -179,3 +179,164 @@ def test_calibration_small_mode_and_the_committed_rates(tmp_path):
             "non_inferiority", "superiority_by_margin"} <= set(committed["false_positive_rate"])
     assert all(v["max"] <= 0.06 for v in committed["false_positive_rate"].values())
     assert committed["power"]["signed_rank_two_sided"]
+
+
+# --- pinned against scipy and hand cases (each found by a mutant of bench/stats.py that survived) ----
+
+def _scipy_percentile(data, statistic, paired=False, n_resamples=stats.N_RESAMPLES, confidence=0.95):
+    """scipy.stats.bootstrap exactly as the reports promise: percentile method, rng seeded with 0."""
+    from scipy import stats as sps
+
+    res = sps.bootstrap(data, statistic, paired=paired, vectorized=False, confidence_level=confidence,
+                        n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(0))
+    return res.confidence_interval.low, res.confidence_interval.high
+
+
+def test_bootstrap_ci_is_scipys_percentile_bootstrap_at_seed_0():
+    x = [3.1, 2.4, 5.0, 4.2, 3.3, 2.9]
+    assert stats.bootstrap_ci(x) == pytest.approx(_scipy_percentile((np.array(x),), np.mean), rel=1e-12)
+    assert stats.bootstrap_ci(x, confidence=0.8) == pytest.approx(
+        _scipy_percentile((np.array(x),), np.mean, confidence=0.8), rel=1e-12)
+    # None and ±∞ are not values: the CI is that of the finite ones
+    assert stats.bootstrap_ci([3.1, None, 2.4, INF, 5.0]) == stats.bootstrap_ci([3.1, 2.4, 5.0])
+    assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)  # no spread, no width (scipy would give NaN)
+    assert all(math.isnan(v) for v in stats.bootstrap_ci([1.0, None]))
+
+
+def test_holm_caps_at_one():
+    assert stats.holm([0.6, 0.9]) == [1.0, 1.0]  # 0.6·2 = 1.2 → 1
+
+
+def test_improvement_for_a_maximized_metric():
+    # maximize: a better arm has the larger value; a diverged arm (−∞) is its largest loss
+    assert stats.improvement([3.0, 1.0, -INF, -INF], [1.0, 3.0, 2.0, -INF], "maximize").tolist() == \
+        [2.0, -2.0, -INF, 0.0]
+
+
+def test_finite_stand_in_is_twice_the_largest_magnitude_plus_one():
+    assert stats.finite_stand_in([1.0, -3.0, INF, -INF]).tolist() == [1.0, -3.0, 7.0, -7.0]
+    assert stats.finite_stand_in([INF, -INF]).tolist() == [1.0, -1.0]  # nothing finite: ±1
+
+
+def test_signed_rank_one_seed_and_all_equal_improvements():
+    assert stats.signed_rank_p([3.0], "greater") == 0.5  # one positive difference: half the 2 sign patterns
+    assert stats.signed_rank_p([1.0] * 6, "greater") == pytest.approx(1 / 64)
+    assert stats.signed_rank_p([0.0, 0.0, 0.0], "greater") == 1.0
+    assert stats.signed_rank_p([], "less") == 1.0
+
+
+def test_probability_of_improvement_counts_ties_half():
+    assert stats.probability_of_improvement([0.0, 0.0, 1.0]) == pytest.approx(2 / 3)
+    assert math.isnan(stats.probability_of_improvement([]))
+
+
+def test_median_difference_and_median_ci_are_scipys_bootstraps_at_seed_0():
+    a, b = np.array([1.0, 2.5, 3.0, 7.0, 4.0]), np.array([2.0, 2.0, 5.0, 6.0, 4.5])
+
+    def diff(x, y):
+        return float(np.median(x) - np.median(y))
+
+    lo, hi = _scipy_percentile((a, b), diff, paired=True)  # pairs resampled together, not apart
+    assert stats.median_difference(a, b, "minimize") == pytest.approx((-1.5, lo, hi), rel=1e-12)  # 3 − 4.5
+    lo, hi = _scipy_percentile((a,), lambda x: float(np.median(x)))
+    assert stats.median_ci(a, "minimize") == pytest.approx((3.0, lo, hi), rel=1e-12)
+    # two seeds already give an interval
+    lo, hi = _scipy_percentile((np.array([1.0, 3.0]),), lambda x: float(np.median(x)))
+    assert stats.median_ci([1.0, 3.0], "minimize") == pytest.approx((2.0, lo, hi))
+    lo, hi = _scipy_percentile((np.array([1.0, 3.0]), np.array([2.0, 2.5])), diff, paired=True)
+    assert stats.median_difference([1.0, 3.0], [2.0, 2.5], "minimize") == pytest.approx((-0.25, lo, hi))
+
+
+def test_median_difference_edge_cases():
+    # every resampled pair gives the same difference: scipy calls it degenerate; the CI is the point
+    assert stats.median_difference([1.0, 1.0, 1.0], [2.0, 2.0, 2.0], "minimize") == (-1.0, -1.0, -1.0)
+    # negative data: the span that tells stand-ins from values is the data's range, not a sum
+    assert stats.median_difference([-100.0, -99.0, -98.0], [-99.0, -98.0, -97.0], "minimize")[0] == -1.0
+    # one finite value in all is enough to place the stand-in: both medians are divergences here
+    assert stats.median_difference([1.0, INF, INF], [INF, INF, 2.0], "minimize")[0] == 0.0
+    assert stats.median_difference([1.0, INF], [INF, INF], "minimize")[0] == -INF  # a single finite value
+    # maximize: divergences (−∞) are the lowest values; a median on them is −∞, wherever the data lie
+    assert stats.median_difference([0.0, -INF, -INF], [50.0, 50.0, 50.0], "maximize")[0] == -INF
+    assert stats.median_difference([0.0, 100.0, -INF], [50.0, 50.0, 50.0], "maximize")[0] == -50.0
+    assert stats.median_difference([5.0, -INF, -INF], [4.0, 4.0, 4.0], "maximize")[0] == -INF
+
+
+def test_median_ci_edge_cases():
+    assert stats.median_ci([INF, INF], "minimize") == (INF, INF, INF)  # every seed diverged
+    assert stats.median_ci([-INF], "maximize") == (-INF, -INF, -INF)
+    assert all(math.isnan(v) for v in stats.median_ci([], "minimize"))
+    med, lo, hi = stats.median_ci([3.0], "minimize")  # one seed: a median, no interval
+    assert med == 3.0 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_noether_pairs_are_distinct_seeds_and_sums_are_compared_with_zero():
+    # d = [0.2, 0.3, 2.0]: the three pair sums 0.5, 2.2, 2.3 are all > 0 → p′ = 1 (not the 5/6 with
+    # each seed paired with itself, nor 2/3 counting only sums above 1)
+    z = 1.959963984540054 + 0.8416212335729143
+    assert stats.seeds_for_power([0.2, 0.3, 2.0]) == math.ceil(z ** 2 / (3 * 0.5 ** 2)) == 11
+
+
+def test_tost_refuses_a_margin_that_is_not_positive_saying_so():
+    with pytest.raises(ValueError, match="margin must be > 0, got -1"):
+        stats.equivalence_p([0.1, 0.2], -1.0)
+
+
+def test_paired_reports_each_statistic_of_its_parts():
+    from scipy import stats as sps
+
+    a = np.array([3.0, 5.5, 2.0, 4.0, 6.5, 1.0, 3.5, 2.5])
+    b = np.array([4.0, 5.0, 3.5, 4.6, 8.0, 2.2, 3.8, 2.4])
+    r = stats.paired(a, b, "minimize", margin=0.5)
+    d = b - a
+    assert r.n == 8
+    assert r.p == pytest.approx(sps.wilcoxon(d, method="exact").pvalue)  # no ties: scipy's exact test
+    assert r.p_better == pytest.approx(sps.wilcoxon(d, alternative="greater", method="exact").pvalue)
+    assert r.prob_improvement == pytest.approx(np.mean(d > 0))
+    assert r.prob_improvement_ci == pytest.approx(
+        _scipy_percentile((np.sign(d),), stats.probability_of_improvement), rel=1e-12)
+    assert (r.median_diff, *r.median_diff_ci) == stats.median_difference(a, b, "minimize", seed=0)
+    assert r.seeds_needed == stats.seeds_for_power(d)
+    assert r.p_equivalent == stats.equivalence_p(d, 0.5)
+    assert math.isnan(stats.paired(a, b, "minimize").p_equivalent)  # no margin, no TOST
+    row = r.row()
+    assert row["median_diff_ci_low"] == r.median_diff_ci[0] and row["median_diff_ci_high"] == r.median_diff_ci[1]
+    assert row["n"] == 8 and "median_diff_ci" not in row and row["p_equivalent"] == r.p_equivalent
+    with pytest.raises(ValueError, match="one value per seed on both sides"):
+        stats.paired(a, b[:3], "minimize")
+
+
+def test_claim_verdict_needs_p_below_alpha():
+    assert stats.claim_verdict(0.05, 0.9) == "inconclusive"
+    assert stats.claim_verdict(0.9, 0.05) == "inconclusive"
+    assert stats.claim_verdict(0.9, 0.9, p_equivalent=0.05) == "inconclusive"
+
+
+def test_describe_needed_in_words():
+    assert stats.describe_needed(math.nan, 3) == "too few seeds to estimate the effect"
+    assert stats.describe_needed(INF, 10) == "no effect seen: no number of seeds would make it significant"
+    assert stats.describe_needed(23.0, 10) == "≈ 23 seeds would give 80 % power at this effect (have 10)"
+
+
+def test_survival_without_any_divergence():
+    t, s = stats.survival([100, 300], [False, False])
+    assert t.tolist() == [0.0, 300.0] and s.tolist() == [1.0, 1.0]
+    t, s = stats.survival([], [])
+    assert t.tolist() == [0.0, 0.0] and s.tolist() == [1.0, 1.0]
+
+
+def test_expected_best_has_one_value_per_n():
+    assert stats.expected_best([1.0, 2.0], 4, "minimize").shape == (4,)
+
+
+def test_expected_best_band_is_scipys_bootstrap_and_degenerate_cases_are_the_curve():
+    vals = np.array([3.0, 1.0, 4.0, 1.5, 9.0])
+    lo, hi = stats.expected_best_band(vals, 3, "minimize")
+    ref_lo, ref_hi = _scipy_percentile((vals,), lambda x: stats.expected_best(x, 3, "minimize"), n_resamples=500)
+    assert lo.tolist() == pytest.approx(ref_lo.tolist(), rel=1e-12) and hi.tolist() == pytest.approx(ref_hi.tolist(), rel=1e-12)
+    two = np.array([1.0, 5.0])  # two distinct values already have a band
+    lo, hi = stats.expected_best_band(two, 2, "maximize")
+    ref_lo, ref_hi = _scipy_percentile((two,), lambda x: stats.expected_best(x, 2, "maximize"), n_resamples=500)
+    assert lo.tolist() == pytest.approx(ref_lo.tolist()) and hi.tolist() == pytest.approx(ref_hi.tolist())
+    for same in ([2.0], [2.0, 2.0, 2.0]):
+        lo, hi = stats.expected_best_band(same, 3, "maximize")
+        assert lo.tolist() == hi.tolist() == [2.0, 2.0, 2.0]

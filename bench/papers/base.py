@@ -39,7 +39,6 @@ class Context:
     device: str = "cpu"
     data_dir: str | None = None
     inception_weights: str | None = None
-    log: Callable[[str], None] = print
 
 
 @dataclass
@@ -107,23 +106,73 @@ def _train_one(args: tuple) -> dict:
     ds = DATASETS.get(cfg.dataset)
     evaluate = ds.build_evaluator(EvalRequest("test", n_eval, device, data_dir, metric))
     result = train(cfg, ds.source(data_dir), device, evaluate=evaluate)
-    return {"status": result.status, "diverged_step": result.diverged_step, "seconds": result.seconds,
-            "history": result.history, "evals": result.evals, **(result.final if result.status != "diverged" else {})}
+    out = {"status": result.status, "diverged_step": result.diverged_step, "seconds": result.seconds,
+           "history": result.history, "evals": result.evals, **(result.final if result.status != "diverged" else {})}
+    if ds.kind == "points" and result.status != "diverged":  # 2D: the samples themselves, for the figures
+        from stabgen.trial import sample_output, sampler
+
+        out["samples"] = sampler(result.modules["generator"], cfg.z_dim, cfg.seed, torch.device(device),
+                                 output=sample_output(ds.kind))(SAMPLES_KEPT).cpu().tolist()
+    return out
 
 
-def train_many(configs: list, ctx: Context, n_eval: int, metric: str, workers: int | None = None) -> list[dict]:
-    """Train fixed configs (no search: a paper's own settings), several processes at once on CPU."""
+def _cache_file(cache: Path, cfg, n_eval: int, metric: str) -> Path:
+    """One file per (config, evaluation): a config that changes in any field is a new training."""
+    import hashlib
+    import json
+
+    key = json.dumps({"config": cfg.to_dict(), "n_eval": n_eval, "metric": metric}, sort_keys=True)
+    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+
+
+SAMPLES_KEPT = 1000  # 2D points kept per training for the sample figures
+
+
+def train_many(configs: list, ctx: Context, n_eval: int, metric: str, workers: int | None = None,
+               cache: Path | None = None) -> list[dict]:
+    """Train fixed configs (no search: a paper's own settings), several processes at once on CPU;
+    one progress task counts the finished trainings. With `cache` (a folder), each finished training
+    is kept there as it ends and found again by a rerun: an interrupted reproduction resumes."""
+    import json
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     import multiprocessing as mp
 
-    workers = workers or (1 if ctx.device != "cpu" else min(os.cpu_count() or 1, len(configs)))
+    from stabgen import progress
+
+    results: list[dict | None] = [None] * len(configs)
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        for i, c in enumerate(configs):
+            f = _cache_file(cache, c, n_eval, metric)
+            if f.exists():
+                results[i] = json.loads(f.read_text())
+    todo = [i for i, r in enumerate(results) if r is None]
+
+    def keep(i: int, res: dict) -> None:
+        results[i] = res
+        if cache is not None:
+            tmp = _cache_file(cache, configs[i], n_eval, metric).with_suffix(".tmp")
+            tmp.write_text(json.dumps(res, default=float))
+            tmp.replace(tmp.with_suffix(".json"))  # whole or absent, even after a kill
+
+    workers = workers or (1 if ctx.device != "cpu" else max(1, min(os.cpu_count() or 1, len(todo))))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    tasks = [(c, ctx.device, ctx.data_dir, n_eval, metric, threads) for c in configs]
-    if workers == 1:
-        return [_train_one(t) for t in tasks]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(_train_one, tasks))
+    tasks = {i: (configs[i], ctx.device, ctx.data_dir, n_eval, metric, threads) for i in todo}
+    done_before = f", {len(configs) - len(todo)} kept from before" if len(todo) < len(configs) else ""
+    with progress.task(f"{len(todo)} trainings ({workers} process{'es' if workers > 1 else ''}{done_before})",
+                       total=len(todo)) as bar:
+        if workers == 1:
+            for i, t in tasks.items():
+                keep(i, _train_one(t))
+                bar.advance()
+            return results
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_train_one, t): i for i, t in tasks.items()}
+            for f in as_completed(futures):
+                keep(futures[f], f.result())
+                bar.advance()
+        return results
 
 
 def write(rep: Reproduction, name: str, ctx: Context, command: str, hardware: str, seconds: float) -> Path:

@@ -10,6 +10,7 @@ runs/papers/lucic2018/ and resume, so a killed reproduction picks up where it st
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -17,6 +18,10 @@ import pandas as pd
 import numpy as np
 
 from bench.papers.base import PAPERS, Claim, Context, Reproduction
+from bench.papers.plan import PLANS, Work
+from stabgen import progress
+
+log = logging.getLogger(__name__)
 
 # paper's best FID, mean ± std, per dataset and model
 PAPER = {"mnist": {"mm": (9.8, 0.9), "ns": (6.8, 0.5), "ls": (7.8, 0.6), "wgan": (6.7, 0.4),
@@ -59,45 +64,36 @@ def spec_for(dataset: str, row: str, budget: str):
     })
 
 
-@PAPERS.register("lucic2018")
-def reproduce(budget: str, ctx: Context) -> Reproduction:
-    from bench import confirm, records, search
-    from bench.inception import inception_eval
+@PLANS.register("lucic2018")
+def plan(budget: str) -> list[Work]:
+    """Per dataset × loss: its search trials and confirmation seeds (priced at n_critic = 5, the top of
+    the searched {1, 5}: an upper bound), one final evaluation each, Inception on the best trial."""
+    from dataclasses import replace
+
+    from bench.space import probe_configs
 
     b = BUDGETS[budget]
-    runs_dir = Path("runs") / "papers" / "lucic2018"
-    rows, confirmed = [], {}
+    out = []
     for dataset in b["datasets"]:
         for row in b.get("rows", ROWS):
             spec = spec_for(dataset, row, budget)
-            storage = f"sqlite:///{runs_dir / 'studies.db'}"
-            runs_dir.mkdir(parents=True, exist_ok=True)
-            opts = search.RunOptions(trials=b["trials"], steps=None, device=ctx.device, storage=storage,
-                                     runs_dir=runs_dir, data_dir=ctx.data_dir, inception_weights=ctx.inception_weights)
-            ctx.log(f"lucic2018: {dataset} {row}: {b['trials']} trial(s) × {spec.budget_label()}")
-            study = search.run(spec, opts)
-            inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights, log=ctx.log)
-            frame = records.trials_frame(study)
-            conf = confirm.confirm_rows(frame).sort_values("confirm_seed")
-            confirmed[(dataset, row)] = confirm.scores(conf, spec.metric, spec.direction)
-            lb = records.ranked(confirm.search_rows(frame), spec.metric, spec.direction)
-            done = lb[lb["status"] == "completed"]
-            best = done.iloc[0] if len(done) else None
-            paper = PAPER.get(dataset, {}).get(row)
-            rows.append({
-                "dataset": dataset, "model": row.upper().replace("_", "-") if row != "vae" else "VAE (ours)",
-                "trials": len(lb), "diverged": int((lb["status"] == "diverged").sum()),
-                "best domain FID": _f(best["domain_fid"]) if best is not None else "—",
-                "Inception FID of that trial": (_f(best["inception_fid"], 1) + f" (N={int(best['inception_n'])})")
-                if best is not None and not math.isnan(best["inception_fid"]) else "—",
-                "paper best FID": f"{paper[0]} ± {paper[1]}" if paper else "—",
-                "_incep": best["inception_fid"] if best is not None else math.nan,
-                "_seconds": (float(lb["seconds"].fillna(0).sum()) if not lb.empty else 0.0) + sum(
-                    v.get("seconds", 0) for k, v in study.user_attrs.items() if k.startswith("inception/")),
-                "_paper": paper[0] if paper else math.nan,
-                "best config": (f"lr {best['lr']:.1e}, β1 {best.get('beta1', math.nan):.2f}"
-                                if best is not None else "—"),
-            })
+            cfg = probe_configs(spec)[0]
+            cfg = replace(cfg, steps=spec.steps_for(64), n_critic=5 if row != "vae" else 1)
+            out.append(Work(f"{dataset} {row}", cfg, b["trials"] + b["confirm"], b["samples"], 1,
+                            inception=b["inception"], note="n_critic 5: an upper bound" if row != "vae" else ""))
+    return out
+
+
+@PAPERS.register("lucic2018")
+def reproduce(budget: str, ctx: Context) -> Reproduction:
+    b = BUDGETS[budget]
+    runs_dir = Path("runs") / "papers" / "lucic2018"
+    rows, confirmed = [], {}
+    studies = [(d, r) for d in b["datasets"] for r in b.get("rows", ROWS)]
+    with progress.task(f"lucic2018: {len(studies)} studies", total=len(studies)) as bar:
+        for dataset, row in studies:
+            _study(dataset, row, budget, b, ctx, runs_dir, rows, confirmed)
+            bar.advance()
     table = pd.DataFrame(rows)
     claims = [_ns_claim(confirmed, table[table.dataset == d], d, budget) for d in b["datasets"]]
     claims.append(_level_claim(table, budget))
@@ -121,6 +117,43 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                "Every trial's record is in runs/papers/lucic2018/studies.db (Optuna; `bench report` reads it); "
                "the studies resume, so the wall time above may cover only the last invocation: the compute in "
                f"all (training + Inception) is {table['_seconds'].sum():,.0f} s."])
+
+
+def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir: Path, rows: list,
+           confirmed: dict) -> None:
+    """One dataset × loss: its search, confirmation and Inception step; appends its table row."""
+    from bench import confirm, records, search
+    from bench.inception import inception_eval
+
+    spec = spec_for(dataset, row, budget)
+    storage = f"sqlite:///{runs_dir / 'studies.db'}"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    opts = search.RunOptions(trials=b["trials"], steps=None, device=ctx.device, storage=storage,
+                             runs_dir=runs_dir, data_dir=ctx.data_dir, inception_weights=ctx.inception_weights)
+    log.info(f"lucic2018: {dataset} {row}: {b['trials']} trial(s) × {spec.budget_label()}")
+    study = search.run(spec, opts)
+    inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
+    frame = records.trials_frame(study)
+    conf = confirm.confirm_rows(frame).sort_values("confirm_seed")
+    confirmed[(dataset, row)] = confirm.scores(conf, spec.metric, spec.direction)
+    lb = records.ranked(confirm.search_rows(frame), spec.metric, spec.direction)
+    done = lb[lb["status"] == "completed"]
+    best = done.iloc[0] if len(done) else None
+    paper = PAPER.get(dataset, {}).get(row)
+    rows.append({
+        "dataset": dataset, "model": row.upper().replace("_", "-") if row != "vae" else "VAE (ours)",
+        "trials": len(lb), "diverged": int((lb["status"] == "diverged").sum()),
+        "best domain FID": _f(best["domain_fid"]) if best is not None else "—",
+        "Inception FID of that trial": (_f(best["inception_fid"], 1) + f" (N={int(best['inception_n'])})")
+        if best is not None and not math.isnan(best["inception_fid"]) else "—",
+        "paper best FID": f"{paper[0]} ± {paper[1]}" if paper else "—",
+        "_incep": best["inception_fid"] if best is not None else math.nan,
+        "_seconds": (float(lb["seconds"].fillna(0).sum()) if not lb.empty else 0.0) + sum(
+            v.get("seconds", 0) for k, v in study.user_attrs.items() if k.startswith("inception/")),
+        "_paper": paper[0] if paper else math.nan,
+        "best config": (f"lr {best['lr']:.1e}, β1 {best.get('beta1', math.nan):.2f}"
+                        if best is not None else "—"),
+    })
 
 
 def _f(v, digits: int = 2) -> str:

@@ -9,6 +9,7 @@ Instance noise's expectations use Gauss-Hermite quadrature (deterministic, no se
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -19,10 +20,18 @@ import torch
 import torch.nn.functional as F
 
 from bench.papers.base import PAPERS, Claim, Context, Reproduction
+from bench.papers.plan import PLANS, Work
+
+log = logging.getLogger(__name__)
 
 T = torch.Tensor
 H, START = 0.2, (1.0, 1.0)
 STEPS = {"tiny": 50, "small": 500, "paper": 500}
+# the sweep: step sizes, a grid of starting points on [−2, 2]², and time T per run (steps = T / h)
+SWEEP = {"tiny": {"h": (0.2, 0.5), "grid": 5, "T": 10.0},
+         "small": {"h": (0.05, 0.1, 0.2, 0.5, 1.0), "grid": 21, "T": 200.0},
+         "paper": {"h": (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 1.5), "grid": 41, "T": 400.0}}
+LOCAL = 1.0  # "local" convergence: starts within this distance of the equilibrium
 SCHEMES = {"simultaneous": 0, "alternating 1 D step": 1, "alternating 5 D steps": 5}  # 0: simultaneous
 CONVERGED = 1e-2  # final distance to (0, 0) below this (the start is √2 away) counts as converged
 NOISE_NODES, NOISE_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)  # ∫ g(ε) N(ε; 0, 1) dε ≈ Σ wᵢ g(xᵢ)/√(2π)
@@ -39,7 +48,7 @@ def identity(t: T) -> T:
 def d_input_grad(psi: T, x: T) -> T:
     """∂D/∂x at x for D(x) = ψx, by autograd (what an R1/R2 penalty differentiates)."""
     x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(psi * x, x, create_graph=True)
+    (g,) = torch.autograd.grad((psi * x).sum(), x, create_graph=True)  # per element: a batch of starts
     return g
 
 
@@ -61,7 +70,7 @@ def _gan(link=f) -> tuple[Callable, Callable]:
 def _noisy(sigma: float) -> Method:
     eps = torch.tensor(NOISE_NODES, dtype=torch.float64) * sigma
     w = torch.tensor(NOISE_WEIGHTS, dtype=torch.float64) / math.sqrt(2 * math.pi)
-    value = lambda th, psi: (w * f(psi * (th + eps))).sum() + (w * f(-psi * eps)).sum()  # noqa: E731
+    value = lambda th, psi: (w * f(psi * (th + eps))).sum(-1) + (w * f(-psi * eps)).sum(-1)  # noqa: E731
     return Method(value, lambda th, psi: -value(th, psi))
 
 
@@ -70,7 +79,7 @@ def _penalized(gamma: float, at: str) -> Method:
 
     def d_loss(th: T, psi: T) -> T:
         x = torch.zeros_like(th) if at == "real" else th  # R1: at the data; R2: at the generated sample
-        return d(th, psi) + gamma / 2 * d_input_grad(psi, x).pow(2).sum()
+        return d(th, psi) + gamma / 2 * d_input_grad(psi, x).pow(2)  # per game (x has one coordinate)
 
     return Method(g, d_loss)
 
@@ -78,7 +87,7 @@ def _penalized(gamma: float, at: str) -> Method:
 def _wgan_gp(lam: float) -> Method:
     g, d = _gan(identity)
     # WGAN-GP: λ(‖∇ₓD‖ − 1)² at points between real and fake; for D = ψx the input gradient is ψ everywhere
-    return Method(g, lambda th, psi: d(th, psi) + lam * (d_input_grad(psi, th).abs() - 1).pow(2).sum())
+    return Method(g, lambda th, psi: d(th, psi) + lam * (d_input_grad(psi, th).abs() - 1).pow(2))
 
 
 METHODS: dict[str, Method] = {
@@ -87,23 +96,34 @@ METHODS: dict[str, Method] = {
     "WGAN (clip 1)": Method(*_gan(identity), clip=1.0),
     "WGAN-GP (λ=1)": _wgan_gp(1.0),
     "instance noise (σ=1)": _noisy(1.0),
-    "R1 (γ=0.3)": _penalized(0.3, "real"),
-    "R1 (γ=1)": _penalized(1.0, "real"),
-    "R2 (γ=0.3)": _penalized(0.3, "fake"),
-    "R2 (γ=1)": _penalized(1.0, "fake"),
+    "R1 = R2 (γ=0.3)": _penalized(0.3, "real"),  # γ below f′(0)·2 = 1: the iterates rotate in
+    "R1 = R2 (γ=1)": _penalized(1.0, "real"),  # γ at the critical value: real eigenvalues, no rotation
     "consensus (γ=1)": Method(*_gan(), consensus=1.0),
 }
-CONVERGES = {"unregularized": False, "WGAN (clip 1)": False, "WGAN-GP (λ=1)": False,
-             "instance noise (σ=1)": True, "R1 (γ=0.3)": True, "R1 (γ=1)": True, "R2 (γ=0.3)": True,
-             "R2 (γ=1)": True}  # the paper's claims
+# R2 penalizes at the generated sample instead of the data; on the Dirac-GAN D(x) = ψx has input gradient ψ
+# at every x, so R2's field is R1's — one behaviour, one row (the identity is checked, not assumed: R2_TWINS)
+R2_TWINS = {"R1 = R2 (γ=0.3)": _penalized(0.3, "fake"), "R1 = R2 (γ=1)": _penalized(1.0, "fake")}
+# the paper's claims, one per distinct behaviour: (method rows, converges?)
+CONVERGES = {"unregularized GAN": (("unregularized",), False), "WGAN": (("WGAN (clip 1)",), False),
+             "WGAN-GP": (("WGAN-GP (λ=1)",), False), "instance noise": (("instance noise (σ=1)",), True),
+             "zero-centred gradient penalties R1 and R2": (("R1 = R2 (γ=0.3)", "R1 = R2 (γ=1)"), True)}
+
+
+@PLANS.register("mescheder2018")
+def plan(budget: str) -> list[Work]:
+    return [Work(f"Dirac-GAN: {len(METHODS)} methods × {len(SCHEMES)} update schemes, {STEPS[budget]} steps each "
+                 "(closed-form dynamics, float64 autograd on two scalars)", None, 0,
+                 note="seconds on any CPU: nothing to train")]
 
 
 def field(m: Method, th: T, psi: T, create_graph: bool = False) -> tuple[T, T]:
-    """The update direction v = (−∂L_G/∂θ, −∂L_D/∂ψ), with the consensus term −γ∇(½‖v‖²) if any."""
+    """The update direction v = (−∂L_G/∂θ, −∂L_D/∂ψ), with the consensus term −γ∇(½‖v‖²) if any. θ and ψ
+    may hold a batch of independent games (shape (N, 1)): the losses are summed over it, so each game's
+    gradient is its own."""
     if not create_graph:  # plain iteration: a fresh leaf per step; for the Jacobian, keep the caller's graph
         th, psi = th.detach().requires_grad_(True), psi.detach().requires_grad_(True)
-    (gt,) = torch.autograd.grad(m.g_loss(th, psi), th, create_graph=True)
-    (gp,) = torch.autograd.grad(m.d_loss(th, psi), psi, create_graph=True)
+    (gt,) = torch.autograd.grad(m.g_loss(th, psi).sum(), th, create_graph=True)
+    (gp,) = torch.autograd.grad(m.d_loss(th, psi).sum(), psi, create_graph=True)
     v_th, v_psi = -gt, -gp
     if m.consensus:
         ct, cp = torch.autograd.grad(0.5 * (v_th.pow(2) + v_psi.pow(2)).sum(), (th, psi), create_graph=create_graph)
@@ -111,9 +131,9 @@ def field(m: Method, th: T, psi: T, create_graph: bool = False) -> tuple[T, T]:
     return (v_th, v_psi) if create_graph else (v_th.detach(), v_psi.detach())
 
 
-def trajectory(m: Method, d_steps: int, steps: int, h: float = H) -> np.ndarray:
+def trajectory(m: Method, d_steps: int, steps: int, h: float = H, start: tuple[float, float] = START) -> np.ndarray:
     """(steps+1, 2) iterates of simultaneous (d_steps = 0) or alternating gradient descent."""
-    th, psi = (torch.tensor([v], dtype=torch.float64) for v in START)
+    th, psi = (torch.tensor([v], dtype=torch.float64) for v in start)
     out = [(th.item(), psi.item())]
     project = (lambda p: p.clamp(-m.clip, m.clip)) if m.clip else (lambda p: p)
     for _ in range(steps):
@@ -126,6 +146,59 @@ def trajectory(m: Method, d_steps: int, steps: int, h: float = H) -> np.ndarray:
             th = th + h * field(m, th, psi)[0]
         out.append((th.item(), psi.item()))
     return np.array(out)
+
+
+def final_points(m: Method, d_steps: int, steps: int, h: float, starts: np.ndarray) -> np.ndarray:
+    """Where `trajectory` ends, for a batch of starting points (N, 2) at once: the same iteration, each
+    game on its own (see `field`). A run that overflows ends at NaN (never converged)."""
+    th = torch.tensor(starts[:, :1], dtype=torch.float64)
+    psi = torch.tensor(starts[:, 1:], dtype=torch.float64)
+    project = (lambda p: p.clamp(-m.clip, m.clip)) if m.clip else (lambda p: p)
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            if d_steps == 0:
+                v_th, v_psi = field(m, th, psi)
+                th, psi = th + h * v_th, project(psi + h * v_psi)
+            else:
+                for _ in range(d_steps):
+                    psi = project(psi + h * field(m, th, psi)[1])
+                th = th + h * field(m, th, psi)[0]
+    return torch.cat([th, psi], dim=1).numpy()
+
+
+def start_grid(n: int) -> np.ndarray:
+    """n × n starting points on [−2, 2]², without the equilibrium itself."""
+    g = np.linspace(-2.0, 2.0, n)
+    pts = np.array([(a, b) for b in g for a in g])
+    return pts[np.hypot(pts[:, 0], pts[:, 1]) > 1e-12]
+
+
+def sweep(budget: str) -> pd.DataFrame:
+    """Every method × update scheme × step size h from every start of the grid, run for time T (T/h
+    steps): one row per (method, scheme, h, start) with its final distance to the equilibrium."""
+    b = SWEEP[budget]
+    starts = start_grid(b["grid"])
+    rows = []
+    for name, m in METHODS.items():
+        for scheme, d_steps in SCHEMES.items():
+            for h in b["h"]:
+                end = final_points(m, d_steps, math.ceil(b["T"] / h), h, starts)
+                dist = np.hypot(end[:, 0], end[:, 1])
+                rows += [{"method": name, "scheme": scheme, "h": h, "θ0": s0[0], "ψ0": s0[1],
+                          "distance": float(d), "converged": bool(d < CONVERGED)} for s0, d in zip(starts, dist)]
+    return pd.DataFrame(rows)
+
+
+def r1_equals_r2(n: int = 9) -> float:
+    """Largest |R1 field − R2 field| over a grid of (θ, ψ): 0 on the Dirac-GAN, checked by autograd."""
+    pts = start_grid(n)
+    th = torch.tensor(pts[:, :1], dtype=torch.float64)
+    psi = torch.tensor(pts[:, 1:], dtype=torch.float64)
+    worst = 0.0
+    for name, twin in R2_TWINS.items():
+        a, b = field(METHODS[name], th, psi), field(twin, th, psi)
+        worst = max(worst, max(float((x - y).abs().max()) for x, y in zip(a, b)))
+    return worst
 
 
 def jacobian_at_origin(m: Method) -> np.ndarray:
@@ -167,16 +240,16 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                          "paper": {True: "converges", False: "does not converge"}.get(CONVERGES.get(name), "—")})
     table = pd.DataFrame(rows)
     eig = eigen_table()
-    ctx.log(f"mescheder2018: {len(rows)} trajectories × {steps} steps")
+    log.info(f"mescheder2018: {len(rows)} trajectories × {steps} steps")
 
-    claims = []
-    for name, converges in CONVERGES.items():
-        got = table[table["method"] == name]
-        ok = (got["converged"] == ("yes" if converges else "no")).all()
-        mixed = got["converged"].nunique() > 1
-        claims.append(Claim(f"{name} {'converges' if converges else 'does not converge'}",
-                            "reproduced" if ok else ("inconclusive" if mixed else "not reproduced"),
-                            "; ".join(f"{s}: distance {d}" for s, d in zip(got["scheme"], got["distance to (0,0)"]))))
+    sw = sweep(budget)
+    sw["local"] = np.hypot(sw["θ0"], sw["ψ0"]) <= LOCAL
+    claims = [_claim(behaviour, names, converges, sw) for behaviour, (names, converges) in CONVERGES.items()]
+    twin = r1_equals_r2()
+    claims.append(Claim("R2 (the penalty at the generated sample) has R1's dynamics on the Dirac-GAN, so the two "
+                        "are one behaviour here", "reproduced" if twin == 0.0 else "not reproduced",
+                        f"max |R1 field − R2 field| over a 9 × 9 grid of (θ, ψ), both γ: {twin:.1e} (D(x) = ψx has "
+                        "input gradient ψ at the data and at the sample alike)"))
     diffs = eig["max |difference|"].astype(float)
     kinds_ok = all((k == "real") == (g >= 1.0) for g, k in zip(eig["γ"], eig["kind"]))
     claims.append(Claim("R1's Jacobian at (0,0) has eigenvalues −γ/2 ± √(γ²/4 − f′(0)²); they turn real at "
@@ -185,24 +258,115 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                         f"autograd vs closed form: max difference {diffs.max():.1e} over γ ∈ {list(eig['γ'])}; "
                         f"complex below γ = 1, real from γ = 1"))
 
-    figures = [_plot(paths, ctx.out_dir, steps)]
+    figures = [_plot(paths, ctx.out_dir, steps), _plot_region(sw, ctx.out_dir), _plot_sweep(sw, ctx.out_dir)]
+    b = SWEEP[budget]
     return Reproduction(
         title="Mescheder et al. 2018 — the Dirac-GAN",
         budget=budget,
         setup=(f"step h = {H}, start (θ, ψ) = {START}, {steps} steps; simultaneous and alternating (1 and 5 D "
                f"steps) gradient descent; float64 autograd; 'converged' = final distance to (0, 0) < {CONVERGED}. "
-               "Deterministic: no seeds (instance noise by 40-node Gauss-Hermite quadrature)."),
-        tables=[("Final iterates", table), ("Eigenvalues of the R1-regularized Dirac-GAN at the equilibrium", eig)],
+               "Deterministic: no seeds (instance noise by 40-node Gauss-Hermite quadrature). Sweep: h ∈ "
+               f"{{{', '.join(f'{h:g}' for h in b['h'])}}}, starts on a {b['grid']} × {b['grid']} grid over [−2, 2]², "
+               f"each run for time T = {b['T']:g} (T/h steps); 'local' = starts within {LOCAL:g} of (0, 0)."),
+        tables=[("Final iterates", table), ("Share of starts that converge, by step size", sweep_table(sw)),
+                ("Eigenvalues of the R1-regularized Dirac-GAN at the equilibrium", eig)],
         claims=claims, figures=figures,
         notes=["Choices the claims leave open: WGAN-GP uses λ = 1 with the standard target ‖∇D‖ = 1 (λ = 10 "
                "makes h = 0.2 itself unstable), instance noise σ = 1, consensus optimization γ = 1.",
-               "R1 and R2 give the same vector field here: D(x) = ψx has input gradient ψ at every point.",
+               "R1 and R2 give the same vector field here (D(x) = ψx has input gradient ψ at every point), so they "
+               "are one row and one claim; off the Dirac case (a D whose input gradient varies) they differ.",
+               "Verdicts of the sweep: a method the paper says converges is *reproduced* when every local start "
+               f"converges at every swept h ≤ {H:g} (the paper's step) under all three update schemes, *not "
+               "reproduced* when a local start fails even at the smallest h; a method said not to converge is "
+               "*reproduced* when no start converges at any h or scheme. A run that converges only after T is "
+               "counted as not converged: at large h the contraction per step approaches 1.",
                "WGAN-GP's iterates come to rest at (θ, ψ) = (−2λ, 0⁺): as ψ → 0⁺ the penalty λ(|ψ| − 1)² pulls ψ "
                "up with force 2λ, which balances θ = −2λ — a stationary point made by the kink of |ψ| at 0, "
                "with the generator 2 away from the data. Not converging to the equilibrium, as the paper says.",
                "The non-saturating and consensus rows are reported without a claim (the issue lists none). "
                "Consensus optimization is defined for simultaneous updates; applied alternately with 5 D steps "
                "its extra term is no longer a gradient of one function and the iterates run away."])
+
+
+def _claim(behaviour: str, names: tuple[str, ...], converges: bool, sw: pd.DataFrame) -> Claim:
+    """One paper claim over the sweep (see the notes for the rule)."""
+    rows = sw[sw["method"].isin(names)]
+    small = rows[rows["h"] <= H + 1e-12]
+    local_small = small[small["local"]]
+    smallest = rows[(rows["h"] == rows["h"].min()) & rows["local"]]
+    if converges:
+        share = local_small.groupby(["method", "scheme", "h"])["converged"].mean()
+        verdict = ("reproduced" if (share == 1.0).all() else
+                   "not reproduced" if not smallest["converged"].all() else "inconclusive")
+        evidence = (f"local starts converged at h ≤ {H:g}: {100 * local_small['converged'].mean():.1f} % "
+                    f"(worst method × scheme × h: {100 * share.min():.1f} %); at every h swept, all starts: "
+                    f"{100 * rows['converged'].mean():.1f} %")
+    else:
+        any_conv = rows["converged"].any()
+        all_local = smallest.groupby("scheme")["converged"].all().any() if len(smallest) else False
+        verdict = "reproduced" if not any_conv else ("not reproduced" if all_local else "inconclusive")
+        evidence = (f"{int(rows['converged'].sum())} of {len(rows)} runs (every h, scheme and start) converged")
+    text = f"{behaviour} {'converges' if converges else 'does not converge'}"
+    return Claim(text, verdict, f"{' and '.join(names)}: {evidence}")
+
+
+def sweep_table(sw: pd.DataFrame) -> pd.DataFrame:
+    """% of local starts (and of all starts) that converge, per method × scheme, one column per h."""
+    g = sw.groupby(["method", "scheme", "h"], sort=False)
+    cell = (100 * g.apply(lambda d: d.loc[d["local"], "converged"].mean())).round(0).astype(int).astype(str) + \
+        " / " + (100 * g["converged"].mean()).round(0).astype(int).astype(str)
+    out = cell.unstack("h")
+    out.columns = [f"h = {h:g} (% local / all)" for h in out.columns]
+    return out.reset_index()
+
+
+def _plot_region(sw: pd.DataFrame, out_dir) -> str:
+    """The convergence region: each start of the grid at the paper's h, converged (dark) or not (light),
+    per method (columns) and update scheme (rows)."""
+    from bench.figures import save, subplots
+
+    names, schemes = list(METHODS), list(SCHEMES)
+    at = sw[np.isclose(sw["h"], H)] if np.isclose(sw["h"], H).any() else sw[sw["h"] == sw["h"].min()]
+    h = float(at["h"].iloc[0])
+    fig, axes = subplots(len(schemes), len(names), figsize=(2.1 * len(names), 2.3 * len(schemes)), sharex=True,
+                         sharey=True, squeeze=False)
+    for i, scheme in enumerate(schemes):
+        for j, name in enumerate(names):
+            ax = axes[i][j]
+            d = at[(at["method"] == name) & (at["scheme"] == scheme)]
+            ax.scatter(d["θ0"], d["ψ0"], c=np.where(d["converged"], "#1f4e79", "#f4b183"), s=6, marker="s")
+            ax.add_patch(__import__("matplotlib").patches.Circle((0, 0), LOCAL, fill=False, ls="--", lw=0.8))
+            ax.plot(0, 0, "r*", ms=6)
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"{scheme}\nψ₀", fontsize=8)
+            if i == len(schemes) - 1:
+                ax.set_xlabel("θ₀", fontsize=8)
+    fig.suptitle(f"Convergence region at h = {h:g}: starts that reach (0, 0) (dark) or not (light); dashed: "
+                 f"the local disc of radius {LOCAL:g}")
+    save(fig, out_dir, "convergence_region")
+    return "convergence_region.png"
+
+
+def _plot_sweep(sw: pd.DataFrame, out_dir) -> str:
+    """Share of local starts converging against the step size, per method, one panel per scheme."""
+    from bench.figures import save, subplots
+
+    fig, axes = subplots(1, len(SCHEMES), figsize=(15, 4), sharey=True)
+    local = sw[sw["local"]]
+    for ax, scheme in zip(axes, SCHEMES):
+        for name in METHODS:
+            d = local[(local["method"] == name) & (local["scheme"] == scheme)].groupby("h")["converged"].mean()
+            ax.plot(d.index, 100 * d.values, marker="o", label=name)
+        ax.axvline(H, ls=":", color="grey")
+        ax.set_xscale("log")
+        ax.set_xlabel("step size h")
+        ax.set_title(scheme)
+    axes[0].set_ylabel(f"% of starts within {LOCAL:g} that converge")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    save(fig, out_dir, "step_size_sweep")
+    return "step_size_sweep.png"
 
 
 def _plot(paths: dict, out_dir, steps: int) -> str:

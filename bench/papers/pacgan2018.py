@@ -8,6 +8,7 @@ reverse KL of the captured-mode histogram). GAN and PacGAN2/3/4, plus our regula
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -16,7 +17,10 @@ import pandas as pd
 
 from bench import stats
 from bench.papers.base import PAPERS, Claim, Context, Reproduction, claims_vs_baseline, train_many
+from bench.papers.plan import PLANS, Work
 from stabgen.trial import TrialConfig
+
+log = logging.getLogger(__name__)
 
 # (variant, dataset) → paper's (modes, s.e., high-quality %, s.e., reverse KL, s.e.) over 10 trials
 PAPER = {
@@ -31,8 +35,11 @@ VARIANTS = {"GAN": {}, "PacGAN2": {"pack": 2}, "PacGAN3": {"pack": 3}, "PacGAN4"
 BUDGETS = {  # the paper: 400 epochs of 100,000 samples at batch 100 = 400,000 steps, 10 trials
     "tiny": {"model": "mlp2d_small", "steps": 30, "trials": 1, "lr": 1e-3, "eval_every": 30},
     "small": {"model": "mlp2d_small", "steps": 2500, "trials": 10, "lr": 1e-3, "eval_every": 2500},
-    "paper": {"model": "mlp2d", "steps": 400_000, "trials": 10, "lr": 1e-4, "eval_every": 50_000},
+    "paper": {"model": "pacgan", "steps": 400_000, "trials": 10, "lr": 1e-4, "eval_every": 50_000},
 }
+MODEL_WORDS = {"mlp2d_small": "G and D 2×128 (ReLU / LeakyReLU)", "mlp2d": "G 3×400 ReLU, D 3×200 LeakyReLU",
+               "pacgan": "the paper's: G 4×400 with batch norm, D 3×200 LinearMaxout of 5 pieces"}
+CHANCE_BOXES = {"ring": 1.5, "grid": 5.0}  # uniform noise on [−a, a]²: the data's box and a margin
 N_EVAL = 2500
 QUALITY_GATE = 90.0  # % high-quality samples the GAN row must reach before mode counts are compared (paper: 98.2 / 94.8)
 MODE_METRICS = ("modes_captured", "high_quality", "reverse_kl")
@@ -51,6 +58,49 @@ def configs(budget: str) -> list[tuple[str, str, TrialConfig]]:
     return out
 
 
+@PLANS.register("pacgan2018")
+def plan(budget: str) -> list[Work]:
+    """One kind of work per variant × dataset: its seeds' trainings."""
+    groups: dict[tuple[str, str], list[TrialConfig]] = {}
+    for variant, dataset, cfg in configs(budget):
+        groups.setdefault((variant, dataset), []).append(cfg)
+    return [Work(f"{variant} on {dataset}", cfgs[0], len(cfgs), N_EVAL, math.ceil(cfgs[0].steps / cfgs[0].eval_every),
+                 "modes_captured") for (variant, dataset), cfgs in groups.items()]
+
+
+def chance_samples(kind: str, dataset: str, seed: int, n: int = N_EVAL):
+    """What scores a generator that learned no mode: `uniform` noise over the data's box, or `blurred`,
+    the mixture itself with every σ ten times wider (the right places, no sharpness)."""
+    import torch
+
+    from stabgen.sources import GRID, RING
+
+    mix = {"ring": RING, "grid": GRID}[dataset]
+    g = torch.Generator().manual_seed(seed)
+    if kind == "uniform":
+        a = CHANCE_BOXES[dataset]
+        return (torch.rand(n, 2, generator=g, dtype=torch.float64) * 2 - 1) * a
+    k = torch.randint(mix.centers.shape[0], (n,), generator=g)
+    return mix.centers[k].double() + 10 * mix.sigma * torch.randn(n, 2, generator=g, dtype=torch.float64)
+
+
+def chance_rows(trials: int) -> pd.DataFrame:
+    """The chance baselines under PacGAN's counting, `trials` draws of N_EVAL samples each."""
+    from stabgen.metrics.modes import mixture_modes
+    from stabgen.sources import GRID, RING
+
+    rows = []
+    for dataset, mix in (("ring", RING), ("grid", GRID)):
+        for kind, label in (("uniform", f"uniform noise on [−{CHANCE_BOXES[dataset]:g}, {CHANCE_BOXES[dataset]:g}]²"),
+                            ("blurred", "blurred mixture (σ × 10)")):
+            res = [mixture_modes(chance_samples(kind, dataset, 1000 * t + 7), mix.centers, mix.sigma)
+                   for t in range(trials)]
+            ms = [_mean_se([r[m] * (100 if m == "high_quality" else 1) for r in res]) for m in MODE_METRICS]
+            rows.append({"dataset": dataset, "variant": f"chance: {label}", "trials": trials, "diverged": 0,
+                         "modes (ours)": _pm(*ms[0]), "HQ % (ours)": _pm(*ms[1]), "rev-KL (ours)": _pm(*ms[2], 2)})
+    return pd.DataFrame(rows)
+
+
 def _mean_se(x: list[float]) -> tuple[float, float]:
     a = np.array([v for v in x if v is not None and math.isfinite(v)], dtype=float)
     if len(a) == 0:
@@ -67,7 +117,7 @@ def _pm(m: float, se: float, digits: int = 1) -> str:
 @PAPERS.register("pacgan2018")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     runs = configs(budget)
-    ctx.log(f"pacgan2018: {len(runs)} trainings × {BUDGETS[budget]['steps']} steps")
+    log.info(f"pacgan2018: {len(runs)} trainings × {BUDGETS[budget]['steps']} steps")
     results = train_many([c for _, _, c in runs], ctx, N_EVAL, "modes_captured")
     df = pd.DataFrame([{"variant": v, "dataset": d, "seed": c.seed, "status": r["status"],
                         "seconds": r["seconds"], **{m: r.get(m) for m in MODE_METRICS}}
@@ -90,7 +140,8 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                     tol = 3 * math.sqrt((se if not math.isnan(se) else 0) ** 2 + pse ** 2)
                     within.append((dataset, name, m, pm, tol, abs(m - pm) <= tol))
         rows.append(row)
-    table = pd.DataFrame(rows).fillna("—")
+    b = BUDGETS[budget]
+    table = pd.concat([pd.DataFrame(rows), chance_rows(b["trials"])], ignore_index=True).fillna("—")
 
     claims = [c for dataset in ("ring", "grid") for c in _mode_claims(df[df.dataset == dataset], dataset)]
     checks = [f"{d} {m}: ours {o:.3g} vs paper {p:.3g} (3 s.e. = {t:.2g}) {'✓' if ok else '✗'}"
@@ -99,9 +150,8 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
     claims.append(Claim("Our GAN rows land within 3 s.e. of the paper's",
                         "reproduced" if within and all(w[-1] for w in within) else "not reproduced",
                         "; ".join(checks)))
-    b = BUDGETS[budget]
     notes = _notes(budget)
-    fig = _plot(df, ctx.out_dir)
+    figs = [_plot(df, ctx.out_dir), _plot_samples(runs, results, ctx.out_dir)]
     return Reproduction(
         title="Lin et al. 2018 (PacGAN) — Table 1: 2D ring and grid",
         budget=budget,
@@ -109,7 +159,7 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                f"(seeds 7, 1007, …), {b['steps']:,} steps, Adam(lr {b['lr']:g}, β1 0.8), batch 100 packs, "
                f"z ∈ R², {N_EVAL} evaluation samples, PacGAN counting."),
         tables=[("Ours next to the paper (mean ± s.e. over trials)", table)],
-        claims=claims, figures=[fig], notes=notes)
+        claims=claims, figures=figs, notes=notes)
 
 
 def _by_seed(d: pd.DataFrame, variant: str) -> np.ndarray:
@@ -142,17 +192,45 @@ def _notes(budget: str) -> list[str]:
     return [
         f"Deviations from the paper's setup: {b['steps']:,} steps instead of 400,000 (400 epochs × 1,000), "
         +  (f"{b['trials']} trials instead of 10, " if b["trials"] != 10 else "") + f"model `{b['model']}` "
-        + ("(G and D 2×128) " if b["model"] == "mlp2d_small" else "(G 3×400 ReLU, D 3×200 LeakyReLU) ")
-        + "instead of G 4×400 with batch norm and D 3×200 maxout (5 pieces)"
+        + f"({MODEL_WORDS[b['model']]})" + ("" if b["model"] == "pacgan" else
+                                            " instead of G 4×400 with batch norm and D 3×200 maxout (5 pieces)")
         + (f", lr {b['lr']:g} instead of 1e-4 so that the short run can learn at all" if b["lr"] != 1e-4 else "")
         + f". Any gap between our GAN row and the paper's starts here: a GAN that has trained "
           f"{400_000 / b['steps']:,.0f}× fewer steps has not yet spread over (or collapsed onto) the modes the way "
-          "the paper's did." if budget != "paper" else "Setup as in the paper except the network: ours is "
-          "G 3×400 ReLU, D 3×200 LeakyReLU; the paper's G 4×400 with batch norm, D 3×200 maxout (5 pieces).",
+          "the paper's did." if budget != "paper" else "Setup as in the paper: its networks (`pacgan`: G 4×400 "
+          "with batch norm, no hidden bias; D 3×200 LinearMaxout of 5 pieces; weights N(0, 0.02²)), Adam(1e-4, "
+          "β1 0.8), batch 100, z ~ N(0, I₂), 400,000 steps, 10 trials.",
+        "Chance rows: uniform noise over the data's box and the mixture blurred to 10σ, counted the same way "
+        "(nearest mode, high quality within 3σ, a mode captured by one high-quality sample): what a generator "
+        "that learned no mode scores. Mode counts near these rows say nothing about mode collapse.",
         "s.e. = standard deviation over trials / √trials, as in the paper; 3 s.e. of a difference combines "
         "ours and the paper's. High quality in % of the 2,500 samples.",
         "The regularizer rows (R1, spectral norm) are ours; the paper has no such rows.",
     ]
+
+
+def _plot_samples(runs: list, results: list[dict], out_dir) -> str:
+    """Each variant's first trial: its samples over the true modes and their 3σ discs, ring and grid."""
+    from bench.figures import save, subplots
+    from bench.records import draw_points
+    from stabgen.sources import GRID, RING
+
+    firsts: dict[tuple[str, str], list] = {}
+    for (variant, dataset, _), r in zip(runs, results):
+        firsts.setdefault((variant, dataset), r.get("samples"))
+    fig, axes = subplots(2, len(VARIANTS), figsize=(2.8 * len(VARIANTS), 6), squeeze=False)
+    for i, (dataset, mix) in enumerate((("ring", RING), ("grid", GRID))):
+        for j, variant in enumerate(VARIANTS):
+            ax = axes[i][j]
+            pts = firsts.get((variant, dataset))
+            draw_points(ax, np.asarray(pts if pts else np.zeros((0, 2))), (mix.centers, mix.sigma))
+            a = CHANCE_BOXES[dataset]
+            ax.set_xlim(-a, a)
+            ax.set_ylim(-a, a)
+            ax.set_title(f"{variant} · {dataset}" + ("" if pts else " (diverged)"), fontsize=8)
+    fig.suptitle("First trial's samples (black) over the modes (×) and their 3σ discs (red: high quality)")
+    save(fig, out_dir, "samples")
+    return "samples.png"
 
 
 def _plot(df: pd.DataFrame, out_dir) -> str:

@@ -12,6 +12,7 @@ accuracy in a JSON file beside them; `bench train-classifier` retrains them.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from importlib import resources
 from pathlib import Path
@@ -21,8 +22,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from stabgen import data as data_mod
-from stabgen import settings
+from stabgen import progress, settings
 from stabgen.errors import StabgenError
+
+log = logging.getLogger(__name__)
 
 FEATURE_DIM = 128
 DEFAULT = "mnist"  # the classifier used where a caller names none (a tensor reference, Stacked MNIST)
@@ -107,7 +110,7 @@ def _fit_feature_standardization(model: DomainClassifier, split: data_mod.ImageD
 
 
 def train_classifier(dataset: str, train_set: data_mod.ImageData, test_set: data_mod.ImageData, epochs: int = 3,
-                     seed: int = 0, device: str = "cpu", out: Path | None = None, log=print) -> dict:
+                     seed: int = 0, device: str = "cpu", out: Path | None = None) -> dict:
     """Train the domain classifier with Adam and light translation augmentation; save weights + a card
     naming the data it learned (dataset, classes, a fingerprint of the training images)."""
     if tuple(train_set.images.shape[2:]) != (28, 28):
@@ -121,22 +124,24 @@ def train_classifier(dataset: str, train_set: data_mod.ImageData, test_set: data
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * batches)
     g = torch.Generator().manual_seed(seed)
     t0 = time.time()
-    for ep in range(epochs):
-        model.train()
-        perm = torch.randperm(len(train_set), generator=g)
-        for i in range(batches):
-            idx = perm[i * 128:(i + 1) * 128]
-            xb, yb = train_set.images[idx], train_set.labels[idx]
-            # random shift by up to 2 pixels: cheap augmentation that helps generalization
-            dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()
-            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
-            loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        acc = accuracy(model, test_set)
-        log(f"epoch {ep + 1}/{epochs}: test accuracy {acc:.4f} ({time.time() - t0:.0f}s)")
+    with progress.task(f"train the {dataset} classifier", total=epochs * batches) as bar:
+        for ep in range(epochs):
+            model.train()
+            perm = torch.randperm(len(train_set), generator=g)
+            for i in range(batches):
+                idx = perm[i * 128:(i + 1) * 128]
+                xb, yb = train_set.images[idx], train_set.labels[idx]
+                # random shift by up to 2 pixels: cheap augmentation that helps generalization
+                dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()
+                xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+                loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.advance()
+            acc = accuracy(model, test_set)
+            log.info(f"epoch {ep + 1}/{epochs}: test accuracy {acc:.4f} ({time.time() - t0:.0f}s)")
     _fit_feature_standardization(model, train_set)
     out = out or weights_path(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from stabgen.data import RealRef
-from stabgen import settings
+from stabgen import progress, settings
 from stabgen.errors import StabgenError
 from stabgen.metrics import classifier, coverage
 
@@ -84,7 +84,11 @@ def classifier_extractor(dataset: str) -> str:
 
 class U8Images(Dataset):
     """uint8 [N, C, H, W] tensor as a torch-fidelity input: grey images become 3 equal channels
-    (what inception-v3-compat requires; the domain extractor averages them back)."""
+    (what inception-v3-compat requires; the domain extractor averages them back). `tick` is called per
+    image read: torch-fidelity reads them in its own loop (num_workers = 0 with save_cpu_ram), so that
+    is how extraction reports progress (stabgen.progress) without a bar of torch-fidelity's own."""
+
+    tick = staticmethod(lambda: None)
 
     def __init__(self, images: torch.Tensor) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
@@ -95,8 +99,23 @@ class U8Images(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        self.tick()
         x = self.images[i]
         return x.expand(3, -1, -1) if x.shape[0] == 1 else x
+
+
+def _extract(input_id: int, dataset: U8Images, n: int, what: str, fe, **kwargs) -> dict:
+    """torch-fidelity's cached feature extraction of input 1 or 2, shown as a progress task (a cache hit
+    ends it at once)."""
+    from torch_fidelity.utils import extract_featuresdict_from_input_id_cached
+
+    with progress.task(what, total=n) as bar:
+        # torch-fidelity reads one image more than n (a first look at input 0): count to n, not past it
+        dataset.tick = lambda: bar.update(completed=min(n, bar.completed + 1))
+        try:
+            return extract_featuresdict_from_input_id_cached(input_id, fe, **kwargs)
+        finally:
+            del dataset.tick  # back to the class's no-op
 
 
 class _LazyReal(U8Images):
@@ -197,8 +216,7 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
     the real features and statistics are loaded, and the fakes' features are extracted in one pass
     for all sets; each set then gets its own metrics, exactly as `compute` gives them alone."""
     from torch_fidelity import metric_fid
-    from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
-                                      resolve_feature_layer_for_metric)
+    from torch_fidelity.utils import create_feature_extractor, resolve_feature_layer_for_metric
 
     unknown = set(metrics) - set(METRIC_NAMES)
     if unknown:
@@ -214,8 +232,9 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
     fe_kwargs = _extractor_kwargs(extractor, dataset, inception_weights)
     if "isc" in metrics and extractor == "inception":
         check_inception_logits(settings.inception_weights(inception_weights))
+    fake = U8Images(torch.cat([f.cpu() for f in fakes]))
     kwargs = dict(
-        input1=U8Images(torch.cat([f.cpu() for f in fakes])), input2=real, input2_cache_name=cache_name,
+        input1=fake, input2=real, input2_cache_name=cache_name,
         cache_root=str(settings.cache_dir() / "fidelity"), cuda=torch.device(device).type == "cuda",
         batch_size=batch_size or (500 if extractor == "classifier" else 64),
         kid_subset_size=min(1000, min(sizes), n_real), save_cpu_ram=True, verbose=False, **fe_kwargs,
@@ -227,10 +246,10 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
         raise StabgenError(f"Inception weights are not available offline and the download failed "
                            f"({e}); set ${settings.ENV_INCEPTION_WEIGHTS} to a local "
                            f"{settings.INCEPTION_FILENAME}") from None
-    f_all = extract_featuresdict_from_input_id_cached(1, fe, **kwargs)
+    f_all = _extract(1, fake, len(fake), f"{extractor} features of {len(fake)} samples", fe, **kwargs)
     f_real, st_real = None, None
     if set(metrics) & {"fid", "kid", "prc", "dc"}:
-        f_real = extract_featuresdict_from_input_id_cached(2, fe, **kwargs)
+        f_real = _extract(2, real, n_real, f"{extractor} features of {n_real} real images", fe, **kwargs)
     if "fid" in metrics:
         st_real = metric_fid.fid_featuresdict_to_statistics_cached(f_real, cache_name, fe, layers["fid"], **kwargs)
     per_set = [dict(zip(f_all, parts)) for parts in zip(*(v.split(sizes) for v in f_all.values()))]
@@ -275,8 +294,11 @@ def features(images: torch.Tensor, extractor: str = "classifier", dataset: str =
     layer = "features" if extractor == "classifier" else "2048"
     cuda = torch.device(device).type == "cuda"
     fe = create_feature_extractor(kw["feature_extractor"], [layer], cuda=cuda, verbose=False, **kw)
-    return get_featuresdict_from_dataset(U8Images(images), fe, 500 if extractor == "classifier" else 64,
-                                         cuda, True, False)[layer]
+    data = U8Images(images)
+    with progress.task(f"{extractor} features of {len(data)} images", total=len(data)) as bar:
+        data.tick = bar.advance
+        return get_featuresdict_from_dataset(data, fe, 500 if extractor == "classifier" else 64,
+                                             cuda, True, False)[layer]
 
 
 def cache_path() -> Path:

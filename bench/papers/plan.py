@@ -1,0 +1,138 @@
+"""`bench reproduce NAME --budget B --plan`: what a budget costs, before paying for it.
+
+Each reproduction registers in PLANS the work its budget asks for — groups of trainings of one kind
+of config (how many, steps each, evaluations and their sample counts, Inception images) — and this
+module prices it on the device at hand from a short timed run of each kind: a few training steps
+after a warm-up, one evaluation at the budget's sample count, and TF-Inception on a few images when
+the budget uses it. Nothing is written and nothing of the reproduction runs; the estimate is what a
+GPU user needs to decide whether `paper` fits their allocation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import pandas as pd
+
+from stabgen.registry import Registry
+from stabgen.trial import TrialConfig
+
+PROBE_STEPS = 10  # timed steps per kind of config, after WARMUP_STEPS (graph capture, allocations); best of 2
+WARMUP_STEPS = 3
+INCEPTION_PROBE = 8  # images timed through TF-Inception when the budget uses it
+
+
+@dataclass
+class Work:
+    """`count` trainings of configs like `config` (its steps are theirs), each evaluated `evals` times
+    on `eval_samples` samples (metric `metric`), and `inception` images through TF-Inception after."""
+
+    what: str
+    config: TrialConfig | None  # None: no training (e.g. the Dirac-GAN's closed-form dynamics)
+    count: int
+    eval_samples: int = 0
+    evals: int = 1
+    metric: str = "domain_fid"
+    inception: int = 0
+    note: str = ""
+
+
+PLANS: Registry[Callable[[str], list[Work]]] = Registry("reproduction plan")
+
+
+def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None) -> float:
+    """Seconds per training step of `cfg`: a warm-up run, then a longer one; the difference over the
+    extra steps (so building the networks and loading data are not counted as steps)."""
+    from stabgen.datasets import DATASETS
+    from stabgen.train import train
+
+    source = DATASETS.get(cfg.dataset).source(data_dir)
+    short = replace(cfg, steps=WARMUP_STEPS, eval_every=10**9)
+    t0 = time.perf_counter()
+    train(short, source, device)
+    warm = time.perf_counter() - t0
+    runs = []
+    for _ in range(2):  # the faster of two: a busy machine slows one run, never speeds it up
+        t0 = time.perf_counter()
+        train(replace(short, steps=WARMUP_STEPS + PROBE_STEPS), source, device)
+        runs.append(time.perf_counter() - t0)
+    return max(0.0, min(runs) - warm) / PROBE_STEPS
+
+
+def _eval_seconds(cfg: TrialConfig, n: int, metric: str, device: str, data_dir: str | None) -> float:
+    """One evaluation of an untrained generator's n samples, as the trainer calls it."""
+    import torch
+
+    from stabgen.datasets import DATASETS, EvalRequest
+    from stabgen.train import train
+    from stabgen.trial import sample_output, sampler
+
+    ds = DATASETS.get(cfg.dataset)
+    evaluate = ds.build_evaluator(EvalRequest("test", n, device, data_dir, metric))
+    res = train(replace(cfg, steps=1, eval_every=10**9), ds.source(data_dir), device)
+    sample = sampler(res.modules["generator"], cfg.z_dim, cfg.seed, torch.device(device),
+                     output=sample_output(ds.kind))
+    evaluate(sample, True)  # the first call builds the extractor and caches the real statistics
+    t0 = time.perf_counter()
+    evaluate(sample, True)
+    return time.perf_counter() - t0
+
+
+def _inception_seconds_per_image(device: str, inception_weights: str | None) -> float:
+    import torch
+
+    from stabgen.metrics import fidelity
+
+    images = torch.randint(0, 256, (INCEPTION_PROBE, 1, 28, 28), dtype=torch.uint8)
+    fidelity.features(images[:2], "inception", device=device, inception_weights=inception_weights)  # load once
+    t0 = time.perf_counter()
+    fidelity.features(images, "inception", device=device, inception_weights=inception_weights)
+    return (time.perf_counter() - t0) / INCEPTION_PROBE
+
+
+def estimate(works: list[Work], device: str, data_dir: str | None = None,
+             inception_weights: str | None = None) -> pd.DataFrame:
+    """One row per kind of work: trainings, steps, evaluation samples, and the estimated seconds."""
+    step_cache: dict[tuple, float] = {}
+    eval_cache: dict[tuple, float] = {}
+    incep = None
+    rows = []
+    for w in works:
+        seconds, step_s, eval_s = 0.0, math.nan, math.nan
+        if w.config is not None:
+            # what a step costs depends on the networks and the batch, not on which dataset of one kind it is
+            key = (w.config.model, w.config.objective, w.config.regularizer, w.config.pack, w.config.n_critic,
+                   w.config.batch_size, w.config.d_bn)
+            if key not in step_cache:
+                step_cache[key] = _step_seconds(w.config, device, data_dir)
+            step_s = step_cache[key]
+            seconds += w.count * w.config.steps * step_s
+            if w.eval_samples:
+                ekey = (w.config.dataset, w.config.model, w.eval_samples, w.metric)
+                if ekey not in eval_cache:
+                    eval_cache[ekey] = _eval_seconds(w.config, w.eval_samples, w.metric, device, data_dir)
+                eval_s = eval_cache[ekey]
+                seconds += w.count * w.evals * eval_s
+        if w.inception:
+            incep = incep if incep is not None else _inception_seconds_per_image(device, inception_weights)
+            seconds += w.inception * incep
+        rows.append({"work": w.what, "trainings": w.count, "steps each": w.config.steps if w.config else 0,
+                     "evaluations each": w.evals if w.eval_samples else 0, "eval samples": w.eval_samples,
+                     "Inception images": w.inception,
+                     "ms per step": round(1000 * step_s, 2) if not math.isnan(step_s) else "—",
+                     "s per evaluation": round(eval_s, 2) if not math.isnan(eval_s) else "—",
+                     "estimated s": round(seconds, 1), "note": w.note})
+    return pd.DataFrame(rows)
+
+
+def total_line(table: pd.DataFrame, hardware: str) -> str:
+    from stabgen.progress import duration
+
+    s = float(table["estimated s"].sum())
+    return (f"{int(table['trainings'].sum())} trainings, {int((table['trainings'] * table['steps each']).sum()):,} "
+            f"steps in all; estimated wall time ≈ {duration(s)} on {hardware} (one process; from {PROBE_STEPS} "
+            f"timed steps per kind of config after {WARMUP_STEPS} warm-up steps, one timed evaluation per sample "
+            f"count{', Inception on ' + str(INCEPTION_PROBE) + ' images' if table['Inception images'].sum() else ''})")
