@@ -16,30 +16,39 @@ globs=("$@")
 for g in "${globs[@]}"; do
   mutmut run "$g" || true  # a surviving mutant is a result, not an error
 done
-mutmut results --all true > mutants/results.txt || mutmut results > mutants/results.txt
+mutmut results --all true > mutants/results.txt
 python - <<'PY'
-"""mutants/results.txt ('module.function__mutmut_N: status' per line) → per-module counts and score."""
+"""mutants/results.txt ('module.function__mutmut_N: status' per line) → per-module counts and scores;
+survivors judged equivalent (benchmarks/mutation_equivalent.json, each with its reason) leave the
+denominator of `score`; every other survivor is listed as needing a test."""
 import collections, json, pathlib
+equivalent = json.loads(pathlib.Path("benchmarks/mutation_equivalent.json").read_text())
 counts = collections.defaultdict(collections.Counter)
 survivors = collections.defaultdict(list)
 for line in pathlib.Path("mutants/results.txt").read_text().splitlines():
     if ":" not in line:
         continue
     name, status = (s.strip() for s in line.rsplit(":", 1))
-    module = name.split(".x_")[0].split("__mutmut")[0].rsplit(".", 1)[0] if ".x_" in name else name.rsplit(".", 1)[0]
+    module = name.split(".x_")[0].split(".xǁ")[0]
     counts[module][status] += 1
-    if status == "survived":
-        survivors[module].append(name)
+    if status in ("survived", "no tests"):
+        survivors[module].append({"mutant": name, "status": status,
+                                  "equivalent": equivalent.get(name), "needs a test": name not in equivalent})
 out = {}
 for module, c in sorted(counts.items()):
-    judged = c["killed"] + c["survived"]
-    out[module] = {"mutants": sum(c.values()), "killed": c["killed"], "survived": c["survived"],
-                   "other": {k: v for k, v in c.items() if k not in ("killed", "survived")},
-                   "score": round(c["killed"] / judged, 4) if judged else None,
+    judged = c["killed"] + c["survived"] + c["no tests"] + c["timeout"]
+    eq = sum(1 for s in survivors[module] if s["equivalent"])
+    killed = c["killed"] + c["timeout"]  # a mutant that hangs the tests is caught by them
+    out[module] = {"mutants": sum(c.values()), "killed": c["killed"], "timeout": c["timeout"],
+                   "survived": c["survived"], "no_tests": c["no tests"], "equivalent": eq,
+                   "other": {k: v for k, v in c.items() if k not in ("killed", "survived", "no tests", "timeout")},
+                   "score_raw": round(killed / judged, 4) if judged else None,
+                   "score": round(killed / (judged - eq), 4) if judged - eq else None,
                    "survivors": survivors[module]}
 path = pathlib.Path("benchmarks/results/mutation.json")
-path.write_text(json.dumps(out, indent=2) + "\n")
+path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 for module, v in out.items():
-    print(f"{module:40s} {v['killed']:5d}/{v['killed'] + v['survived']:<5d} killed  score {v['score']}")
+    print(f"{module:34s} {v['killed'] + v['timeout']:5d} killed of {v['mutants']:5d}, {v['equivalent']} equivalent, "
+          f"{sum(s['needs a test'] for s in v['survivors'])} need a test · score {v['score']} (raw {v['score_raw']})")
 print(f"wrote {path}")
 PY

@@ -115,10 +115,10 @@ def duration(seconds: float | None) -> str:
 
 class LogLines:
     """For output that is not a terminal (a worker's log, a CI job): one `logging` line per task when it
-    has run `min_seconds`, then at each further `every` fraction of its total or `interval` seconds,
+    has run `min_seconds`, then at each further `every` fraction of its total (quarters) or `interval` seconds,
     with done/total, elapsed time and ETA — so a long phase in a log is never silent."""
 
-    def __init__(self, logger: logging.Logger | None = None, min_seconds: float = 5.0, every: float = 0.1,
+    def __init__(self, logger: logging.Logger | None = None, min_seconds: float = 5.0, every: float = 0.25,
                  interval: float = 60.0, clock: Callable[[], float] = time.perf_counter) -> None:
         self.logger = logger or logging.getLogger("stabgen.progress")
         self.min_seconds, self.every, self.interval, self.clock = min_seconds, every, interval, clock

@@ -340,3 +340,62 @@ def test_expected_best_band_is_scipys_bootstrap_and_degenerate_cases_are_the_cur
     for same in ([2.0], [2.0, 2.0, 2.0]):
         lo, hi = stats.expected_best_band(same, 3, "maximize")
         assert lo.tolist() == hi.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_the_bootstraps_are_scipys_at_seed_0_on_continuous_data():
+    """Continuous data (many distinct resample statistics), so a different seed, resample count or
+    interval method moves the interval (on a few discrete values it often would not)."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0.0, 1.0, 25), rng.normal(0.4, 1.0, 25)
+    assert stats._bootstrap_one(np.mean, a, 0) == pytest.approx(_scipy_percentile((a,), np.mean), rel=1e-12)
+    diff = lambda x, y: float(np.mean(x) - np.mean(y))  # noqa: E731
+    assert stats._paired_bootstrap(diff, a, b, 0) == pytest.approx(_scipy_percentile((a, b), diff, paired=True),
+                                                                     rel=1e-12)
+    med = lambda x: float(np.median(x))  # noqa: E731
+    mdiff = lambda x, y: float(np.median(x) - np.median(y))  # noqa: E731
+    assert stats.median_ci(a, "minimize")[1:] == pytest.approx(_scipy_percentile((a,), med), rel=1e-12)
+    assert stats.median_difference(a, b, "minimize")[1:] == pytest.approx(
+        _scipy_percentile((a, b), mdiff, paired=True), rel=1e-12)
+    r = stats.paired(a, b, "minimize")  # paired passes its seed (0) on to both bootstraps
+    assert r.median_diff_ci == stats.median_difference(a, b, "minimize", seed=0)[1:]
+    assert r.prob_improvement_ci == pytest.approx(
+        _scipy_percentile((np.sign(b - a),), stats.probability_of_improvement), rel=1e-12)
+
+
+def test_constant_improvements_have_a_point_interval():
+    r = stats.paired([INF] * 8, [5.0, 6, 7, 5, 6, 7, 5, 6], "minimize")
+    assert r.prob_improvement_ci == (0.0, 0.0)  # every seed lost: no spread
+
+
+def test_median_ci_of_nothing_is_three_nans():
+    out = stats.median_ci([], "maximize")
+    assert len(out) == 3 and all(math.isnan(v) for v in out)
+
+
+def test_noether_does_not_pair_a_seed_with_itself():
+    # d = [−0.1, 0.5, 0.6]: pair sums 0.4, 0.5, 1.1 → p′ = 1 → 11 seeds; with each seed also paired with
+    # itself (−0.2, 1.0, 1.2) p′ would be 5/6 → 24
+    z = 1.959963984540054 + 0.8416212335729143
+    assert stats.seeds_for_power([-0.1, 0.5, 0.6]) == math.ceil(z ** 2 / (3 * 0.5 ** 2)) == 11
+
+
+def test_survival_reads_0_1_flags_as_booleans():
+    a = stats.survival([10, 20, 30], [1, 0, 1])
+    b = stats.survival([10, 20, 30], [True, False, True])
+    assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
+
+
+def test_median_and_improvement_intervals_follow_the_seed_on_many_samples():
+    """Seed 0 everywhere: on discrete statistics one other seed may land on the same interval by
+    chance, never on ten samples in a row."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(11)
+    med = lambda x: float(np.median(x))  # noqa: E731
+    for _ in range(10):
+        a, b = rng.normal(0.0, 1.0, 40), rng.normal(0.0, 1.0, 40)
+        assert stats.median_ci(a, "minimize")[1:] == pytest.approx(_scipy_percentile((a,), med), rel=1e-12)
+        ref = sps.bootstrap((np.sign(b - a),), stats.probability_of_improvement, vectorized=False,
+                            method="percentile", n_resamples=stats.N_RESAMPLES, rng=np.random.default_rng(0))
+        assert stats.paired(a, b, "minimize").prob_improvement_ci == pytest.approx(
+            (ref.confidence_interval.low, ref.confidence_interval.high), rel=1e-12)

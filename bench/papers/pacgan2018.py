@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,8 @@ def _pm(m: float, se: float, digits: int = 1) -> str:
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     runs = configs(budget)
     log.info(f"pacgan2018: {len(runs)} trainings × {BUDGETS[budget]['steps']} steps")
-    results = train_many([c for _, _, c in runs], ctx, N_EVAL, "modes_captured")
+    results = train_many([c for _, _, c in runs], ctx, N_EVAL, "modes_captured",
+                         cache=Path("runs") / "papers" / "pacgan2018" / budget)  # resumable
     df = pd.DataFrame([{"variant": v, "dataset": d, "seed": c.seed, "status": r["status"],
                         "seconds": r["seconds"], **{m: r.get(m) for m in MODE_METRICS}}
                        for (v, d, c), r in zip(runs, results)])
