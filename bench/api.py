@@ -157,7 +157,7 @@ def score_samples(dataset: str | None, samples: str | Path | None = None, real_v
         fake, source = load_samples(samples)[:n], str(samples)
     else:  # a different fixed subset than the reference's, so train-vs-train is not the same images
         fake = ds.reference(real_vs, min(n, ds.split_size(real_vs)), seed=1, data_dir=data_dir).images()
-        source = f"{dataset}/{real_vs} (real)"
+        source = f"{ds.name}/{real_vs} (real)"  # the dataset resolved, also when --dataset was left out
     ref = ds.reference(split, min(n, ds.split_size(split)), data_dir=data_dir)
     t0 = time.perf_counter()
     res = evaluate_samples(fake, ref, ds.class_counts(split, data_dir), extractor,

@@ -246,10 +246,11 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir):
 @pytest.mark.slow
 def test_bench_metrics_real_vs_test_classifier(tmp_path, mnist_dir):
     # N = 3,000 (FID 0.51 on the reference machine; README shows N = 10,000, FID 0.26)
-    r = bench("metrics", "--dataset", "mnist", "--real-vs", "test", "--extractor", "classifier", "--n", "3000",
+    r = bench("metrics", "--real-vs", "test", "--extractor", "classifier", "--n", "3000",  # mnist: the default
               "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
+    assert res["samples"] == "mnist/test (real)" and res["dataset"] == "mnist"
     assert res["n_fake"] == 3000 and res["n_real"] == 3000 and res["extractor"] == "classifier"
     assert res["fid"] < 1.0 and res["classes_covered"] == 10 and res["is"] > 9.0
     assert 0.8 < res["precision"] <= 1 and 0.9 < res["coverage"] <= 1 and abs(res["density"] - 1) < 0.1
