@@ -45,6 +45,8 @@ def plot(df: pd.DataFrame, out: Path) -> None:
         fig, axes = subplots(2, 2, figsize=(11, 7), sharex=True)
         for j, dataset in enumerate(("ring", "grid")):
             d = df[df.dataset == dataset]
+            if d.empty:  # this dataset not run (yet): an empty panel
+                continue
             for (lr, seed), g in d.groupby(["lr", "seed"]):
                 axes[0][j].plot(g.step, g.high_quality_pct, marker="o", ms=3, label=f"lr {lr:g}, seed {seed}")
                 axes[1][j].plot(g.step, g.modes_captured, marker="o", ms=3, label=f"lr {lr:g}, seed {seed}")
