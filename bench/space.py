@@ -78,9 +78,13 @@ def suggest_config(trial, spec: StudySpec, steps: int | None = None, seed: int =
     beta2 = _float(trial, "beta2", sp.beta2) if sp.beta2 else t.beta2
     batch = _choice(trial, "batch_size", sp.batch_size) if sp.batch_size else t.batch_size
     steps = steps or spec.steps_for(batch)
+    if family == "gan" and t.budget_counts == "discriminator":  # compare_gan's count: D updates
+        steps = -(-steps // extra["n_critic"])
+    d_bn = _choice(trial, "d_bn", sp.d_bn) if family == "gan" and sp.d_bn else t.d_bn
     return TrialConfig(dataset=spec.dataset, model=model, regularizer=reg, lam=lam, lr=lr, beta1=beta1,
                        beta2=beta2, batch_size=batch, steps=steps, z_dim=t.z_dim, seed=seed,
-                       eval_every=min(t.eval_every, steps), kl_warmup=t.kl_warmup, d_bn=t.d_bn, **extra)
+                       eval_every=min(t.eval_every, steps), kl_warmup=t.kl_warmup, d_bn=d_bn,
+                       lr_schedule=t.lr_schedule, **extra)
 
 
 def grid_values(low: float, high: float, log: bool, points: int) -> list[float]:

@@ -59,9 +59,23 @@ class Train(_Strict):
     beta2: float = Field(0.999, ge=0, lt=1)
     kl_warmup: int = Field(0, ge=0, description="VAE: steps over which the KL weight ramps from 0 to β")
     d_bn: bool = Field(False, description="batch norm in conv discriminators")
+    budget_counts: Literal["generator", "discriminator"] = Field(
+        "generator", description="what steps/epochs count: generator updates (each after n_critic D updates) "
+        "or discriminator updates, as compare_gan (Lucic 2018) does — then G trains ⌈steps / n_critic⌉ times")
+    lr_schedule: str = Field("constant", description="learning-rate schedule (stabgen.schedules): constant, "
+                             "linear (decay to 0 over the run) or cosine")
     population: int | Literal["auto"] = Field(1, description="trials trained together in one vectorized "
                                               "pass (stabgen.train); 'auto' sizes it from free GPU "
                                               "memory (1 on CPU)")
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _known_schedule(cls, v: str) -> str:
+        from stabgen.schedules import SCHEDULES
+
+        if v not in SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {v!r}; known: {', '.join(SCHEDULES.names())}")
+        return v
 
     @field_validator("population")
     @classmethod
@@ -112,6 +126,8 @@ class Space(_Strict):
     obj_lam: Range = Field(Range(low=0.1, high=100.0, log=True), description="λ of wgan_gp / dragan (Lucic)")
     clip: Range = Field(Range(low=1e-3, high=1.0, log=True), description="wgan clip value (Lucic)")
     n_critic: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    d_bn: list[bool] | None = Field(None, min_length=1, description="batch norm in conv discriminators, "
+                                    "searched (Lucic 2018: [false, true]); absent: train.d_bn")
     beta: Range | None = Field(None, description="VAE KL weight β; absent: β = 1")
     beta1: Range | None = Field(None, description="Adam β1; absent: train.beta1")
     beta2: Range | None = Field(None, description="Adam β2; absent: train.beta2")

@@ -157,14 +157,16 @@ class Adam:
         self.t = torch.zeros_like(self.lr)  # steps taken, per member
 
     @torch.no_grad()
-    def step(self, grads: Sequence[torch.Tensor], mask: torch.Tensor) -> None:
+    def step(self, grads: Sequence[torch.Tensor], mask: torch.Tensor, scale: torch.Tensor | None = None) -> None:
+        """`scale`: this step's learning-rate multiplier (a () tensor from stabgen.schedules), or None."""
         keep = mask[:, None]
         self.t += keep
         t = self.t.clamp(min=1)
         c1 = (1 - self.beta1) * keep  # a masked member gets coefficients that leave it as it is
         b2 = torch.where(keep, self.beta2, 1.0)
         c2 = (1 - self.beta2) * keep
-        neg_step = -self.lr / (1 - self.beta1 ** t) * keep
+        lr = self.lr if scale is None else self.lr * scale.to(self.lr.dtype)
+        neg_step = -lr / (1 - self.beta1 ** t) * keep
         bc2_sqrt = torch.sqrt(1 - self.beta2 ** t)
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
             g = torch.where(keep, g, 0.0)  # a frozen member's gradient may be NaN; NaN · 0 is not 0

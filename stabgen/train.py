@@ -31,6 +31,7 @@ from stabgen.models.vae import vae_terms
 from stabgen.objectives import OBJECTIVES
 from stabgen.registry import Registry
 from stabgen.regularizers import REGULARIZERS, RegContext, Regularizer
+from stabgen.schedules import SCHEDULES
 from stabgen.stacked import Adam, Stacked, member_norm
 from stabgen.streams import Streams
 from stabgen.trial import Evaluate, OnEval, TrialConfig, TrialResult, build, fixed_noise, sample_output
@@ -97,6 +98,11 @@ class Population:
     def latents(self) -> torch.Tensor:
         return self.noise.normal((self.cfg.batch_size, self.cfg.z_dim), self.dtype)
 
+    def lr_scale(self) -> torch.Tensor | None:
+        """This step's learning-rate multiplier (stabgen.schedules), None for a constant lr."""
+        schedule = SCHEDULES.get(self.cfg.lr_schedule)
+        return None if schedule is None else schedule((self.clock - 1) / self.cfg.steps)
+
 
 # step number (1-based, informational: a captured step replays, so steps read the time from pop.clock)
 # → losses, each (K,)
@@ -109,7 +115,7 @@ def _update(opt: Adam, pop: Population, total: torch.Tensor, nets: Sequence[str]
     A member whose loss or gradient is not finite is not updated (it will be marked diverged)."""
     grads = pop.nets.grads(total.sum(), nets)
     norm = member_norm(grads)
-    opt.step(grads, pop.active & torch.isfinite(total) & torch.isfinite(norm))
+    opt.step(grads, pop.active & torch.isfinite(total) & torch.isfinite(norm), pop.lr_scale())
     return norm
 
 

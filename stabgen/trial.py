@@ -18,6 +18,7 @@ from stabgen.errors import StabgenError
 from stabgen.models import MODELS
 from stabgen.objectives import OBJECTIVES
 from stabgen.regularizers import REGULARIZERS
+from stabgen.schedules import SCHEDULES
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TrialConfig:
     beta: float = 1.0  # VAE: KL weight (β-VAE)
     kl_warmup: int = 0  # VAE: steps over which the KL weight ramps linearly from 0 to β
     pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated along the feature/channel axis
+    lr_schedule: str = "constant"  # stabgen.schedules: constant, linear (decay to 0), cosine
 
     @property
     def family(self) -> str:
@@ -63,6 +65,7 @@ class TrialConfig:
                                f"dataset {self.dataset!r} is {kind} data")
         if family == "gan":
             OBJECTIVES.get(self.objective)
+        SCHEDULES.get(self.lr_schedule)  # raises for an unknown schedule, naming the known ones
         if self.pack > 1 and family != "gan":
             raise StabgenError(f"pack={self.pack} (PacGAN) needs a GAN model, not {self.model!r}")
         if self.pack > 1 and self.batch_size < self.pack:

@@ -40,6 +40,7 @@ def files(tmp: Path) -> None:
     (tmp / "garbage.pt").write_bytes(b"\x00not a tensor file\xff" * 10)
     (tmp / "empty.npy").write_bytes(b"")
     (tmp / "a_file").write_text("x")
+    (tmp / "badsched.toml").write_text(VALID.replace("[train]\n", '[train]\nlr_schedule = "exponential"\n'))
 
 
 # (argv, text the one line must contain); "typer" = a usage error typer reports (exit 2, no traceback)
@@ -48,6 +49,7 @@ CASES = {
     "run: study is a directory": (["run", "--study", "adir.toml"], "is a directory"),
     "run: empty spec": (["run", "--study", "empty.toml"], "empty.toml"),
     "run: binary spec": (["run", "--study", "binary.toml"], "not a text file"),
+    "run: unknown lr schedule": (["run", "--study", "badsched.toml"], "unknown lr_schedule 'exponential'"),
     "run: missing spec file": (["run", "--study", "missing.toml"], "does not exist"),
     "run: zero trials": (["run", "--study", "ok.toml", "--trials", "0"], "--trials must be a positive integer"),
     "run: negative trials": (["run", "--study", "ok.toml", "--trials", "-3"], "--trials must be a positive integer"),

@@ -35,6 +35,11 @@ D_LOSS = {  # the papers' discriminator losses on logits
     "wgan_gp": lambda r, f: f.mean() - r.mean(),
 }
 G_LOSS = {"ns": lambda f: F.softplus(-f).mean(), "hinge": lambda f: -f.mean(), "wgan_gp": lambda f: -f.mean()}
+LR_LAMBDA = {  # torch.optim.lr_scheduler.LambdaLR's factor after s scheduler steps (one per G step)
+    "constant": lambda steps: lambda s: 1.0,
+    "linear": lambda steps: lambda s: 1.0 - s / steps,
+    "cosine": lambda steps: lambda s: 0.5 * (1.0 + math.cos(math.pi * s / steps)),
+}
 
 
 def input_grad(d, x):
@@ -49,6 +54,7 @@ def reference_gan(cfg: TrialConfig, source) -> dict:
     gen, disc = m["generator"], m["discriminator"]
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, LR_LAMBDA[cfg.lr_schedule](cfg.steps)) for o in (opt_d, opt_g)]
     noise = Streams([cfg.seed])
     for _ in range(cfg.steps):
         for _ in range(cfg.n_critic):
@@ -71,6 +77,8 @@ def reference_gan(cfg: TrialConfig, source) -> dict:
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
+        for sched in scheds:  # D's n_critic steps of one iteration share that iteration's lr
+            sched.step()
     return m
 
 
@@ -96,6 +104,11 @@ CASES = {
                                                  obj_lam=10.0, n_critic=2, z_dim=2), RING),
     "hinge + spectral norm (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="hinge",
                                                    regularizer="spectral_norm", z_dim=2), RING),
+    "ns + r1, linear lr decay (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="ns",
+                                                      regularizer="r1", lam=1.0, z_dim=2, lr_schedule="linear"), RING),
+    "wgan_gp, n_critic 2, cosine lr (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="wgan_gp",
+                                                            obj_lam=10.0, n_critic=2, z_dim=2, lr_schedule="cosine"),
+                                                RING),
     "ns, InfoGAN with batch norm": (TrialConfig(dataset="mnist", model="infogan", objective="ns", d_bn=True,
                                                 z_dim=16), IMAGES),
 }

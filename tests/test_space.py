@@ -1,0 +1,42 @@
+"""The search space's counting and searched switches (bench.space.suggest_config), with Optuna's
+FixedTrial standing in for a sampled trial."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from bench.space import suggest_config
+from bench.spec import StudySpec
+
+
+def spec(**train) -> StudySpec:
+    return StudySpec.model_validate({
+        "name": "s", "dataset": "mnist", "metric": "domain_fid", "n_trials": 1,
+        "train": {"steps": 3001, "batch_size": 64, **train},
+        "space": {"models": ["infogan"], "objectives": ["wgan"], "regularizers": ["none"], "n_critic": [1, 5],
+                  "d_bn": [False, True]}})
+
+
+PARAMS = {"lr": 1e-3, "clip": 0.01, "regularizer_gan": "none"}
+
+
+@pytest.mark.parametrize("n_critic, counts, g_steps", [(5, "discriminator", 601), (1, "discriminator", 3001),
+                                                       (5, "generator", 3001)])
+def test_steps_count_d_updates_as_compare_gan_does(n_critic, counts, g_steps):
+    """3,001 D steps at n_disc = 5 are ⌈3001 / 5⌉ = 601 G steps (each after 5 D steps: 3,005 D updates,
+    the last partial G interval rounded up, never below the budget)."""
+    cfg = suggest_config(optuna.trial.FixedTrial({**PARAMS, "n_critic": n_critic, "d_bn": False}),
+                         spec(budget_counts=counts))
+    assert (cfg.steps, cfg.n_critic) == (g_steps, n_critic)
+
+
+@pytest.mark.parametrize("d_bn", [False, True])
+def test_d_batch_norm_is_searched_when_the_space_lists_it(d_bn):
+    cfg = suggest_config(optuna.trial.FixedTrial({**PARAMS, "n_critic": 1, "d_bn": d_bn}), spec())
+    assert cfg.d_bn is d_bn
+
+
+def test_unknown_budget_count_is_refused():
+    with pytest.raises(ValueError, match="budget_counts"):
+        spec(budget_counts="epochs")
