@@ -195,6 +195,26 @@ def test_lucic_claim_is_the_papers_no_loss_beats_ns():
     assert _ns_claim(same, table, "mnist", "small").verdict.startswith("inconclusive")
 
 
+def test_lucic_paper_budget_follows_compare_gans_protocol():
+    """20 epochs of MNIST at batch 64 = 18,750 D steps (G every n_disc-th), D batch norm searched,
+    Inception FID on every trial of 10k vs 10k; the CPU budget: ≥ 10 trials of ≥ 3,000 D steps per loss."""
+    import optuna
+
+    from bench.papers.lucic2018 import BUDGETS, spec_for
+    from bench.space import suggest_config
+
+    spec = spec_for("mnist", "wgan", "paper")
+    assert spec.train.budget_counts == "discriminator" and spec.steps_for(64) == 18750
+    assert spec.space.d_bn == [False, True] and spec.space.n_critic == [1, 5]
+    assert spec.eval.inception_top_k == spec.n_trials == 100 and spec.eval.inception_samples == 10000
+    cfg = suggest_config(optuna.trial.FixedTrial({"regularizer_gan": "none", "lr": 1e-4, "beta1": 0.5,
+                                                  "clip": 0.01, "n_critic": 5, "d_bn": True}), spec)
+    assert (cfg.steps, cfg.n_critic, cfg.d_bn, cfg.model) == (3750, 5, True, "infogan")
+    small = BUDGETS["small"]
+    assert small["trials"] >= 10 and small["steps"] >= 3000 and small["confirm"] >= 10
+    assert "d_bn" not in spec_for("mnist", "vae", "paper").space.model_dump(exclude_none=True)
+
+
 def test_pacgan_paper_networks_layer_shapes():
     from stabgen.models import MODELS
     from stabgen.models.toy import LinearMaxout
