@@ -102,6 +102,14 @@ def study_dataset(study: optuna.Study) -> DatasetSpec:
     return DATASETS.get(study.user_attrs.get("spec", {}).get("dataset", DEFAULT_DATASET))
 
 
+def _recorded(recorded: dict, c) -> object:
+    """A column's value: an Inception column from the post-hoc Inception step, else from the trial's own
+    final metrics (a study searching by inception_fid evaluates every trial on Inception)."""
+    if c.source == "inception" and c.key not in recorded["inception"]:
+        return recorded["metrics"].get(f"inception_{c.key}")
+    return recorded[c.source].get(c.key)
+
+
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per finished trial: config, status, and every column of its dataset (DatasetSpec.columns)."""
     ds = study_dataset(study)
@@ -122,8 +130,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "confirm_seed": t.user_attrs.get("confirm_seed"),
             "status": t.user_attrs.get("status", t.state.name.lower()),
             "diverged_step": t.user_attrs.get("diverged_step"),
-            **{name: _num(recorded[c.source].get(c.key)) for name, c in ds.columns.items()},
-            "n": m.get("domain_n_fake", m.get("n_samples")), "inception_n": recorded["inception"].get("n_fake"),
+            **{name: _num(_recorded(recorded, c)) for name, c in ds.columns.items()},
+            "n": m.get("domain_n_fake", m.get("n_samples")),
+            "inception_n": recorded["inception"].get("n_fake", m.get("inception_n_fake")),
             "seconds": t.user_attrs.get("seconds"), "device": t.user_attrs.get("device"),
             **{k: cfg.get(k) for k in SEARCHED if k in cfg},
             "config_id": json.dumps(t.params, sort_keys=True),  # seed re-runs share their source's params

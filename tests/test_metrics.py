@@ -174,6 +174,30 @@ def test_inception_metrics_equal_torch_fidelity_calculate_metrics(mnist_dir, inc
     assert ours["precision"] == pytest.approx(ref["precision"]) and ours["recall"] == pytest.approx(ref["recall"])
 
 
+def test_a_study_searching_inception_fid_evaluates_every_trial_on_inception(mnist_dir, inception_weights, mnist_test,
+                                                                           monkeypatch):
+    """metric = "inception_fid" (Lucic 2018's ranking): the image evaluator adds TF-Inception FID of the very
+    samples its domain metrics saw, equal to torch-fidelity's
+    calculate_metrics on them; a trial's frame row reads it from the trial's own metrics."""
+    from bench import records
+    from stabgen.datasets import EvalRequest
+
+    monkeypatch.setenv("STABGEN_INCEPTION_WEIGHTS", str(inception_weights))
+    ds = DATASETS.get("mnist")
+    ev = ds.build_evaluator(EvalRequest("test", 20, "cpu", str(mnist_dir), "inception_fid"))
+    fake = mnist_test.subset(20, seed=1)
+    ref = _reference_metrics(fake, ds.reference("test", 20, data_dir=str(mnist_dir)).images(),
+                             feature_extractor="inception-v3-compat", feature_extractor_weights_path=
+                             str(inception_weights), feature_layer_fid="2048", feature_layer_kid="2048",
+                             feature_layer_prc="2048", kid_subset_size=20)
+    out = ev.many([lambda n: fake[:n]], True)[0]
+    assert out["inception_fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-5)
+    assert out["inception_n_fake"] == 20 and np.isfinite(out["domain_fid"]) and "domain_precision" in out
+    recorded = {"metrics": out, "inception": {}}
+    assert records._recorded(recorded, ds.columns["inception_fid"]) == out["inception_fid"]
+    assert records._recorded({**recorded, "inception": {"fid": 1.5}}, ds.columns["inception_fid"]) == 1.5
+
+
 def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
     from stabgen.errors import StabgenError
     with pytest.raises(StabgenError, match="does not exist"):

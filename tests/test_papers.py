@@ -206,7 +206,7 @@ def test_lucic_paper_budget_follows_compare_gans_protocol():
     spec = spec_for("mnist", "wgan", "paper")
     assert spec.train.budget_counts == "discriminator" and spec.steps_for(64) == 18750
     assert spec.space.d_bn == [False, True] and spec.space.n_critic == [1, 5]
-    assert spec.eval.inception_top_k == spec.n_trials == 100 and spec.eval.inception_samples == 10000
+    assert spec.metric == "inception_fid" and spec.eval.samples == 10000 and spec.n_trials == 100
     cfg = suggest_config(optuna.trial.FixedTrial({"regularizer_gan": "none", "lr": 1e-4, "beta1": 0.5,
                                                   "clip": 0.01, "n_critic": 5, "d_bn": True}), spec)
     assert (cfg.steps, cfg.n_critic, cfg.d_bn, cfg.model) == (3750, 5, True, "infogan")

@@ -45,7 +45,9 @@ class Evaluator:
 
 class DomainEvaluator(Evaluator):
     """Domain FID (or KID) on the classifier's features at intermediate steps, for pruning; at the
-    end FID, KID, precision/recall, density/coverage and class coverage."""
+    end FID, KID, precision/recall, density/coverage and class coverage. A study that searches by an
+    Inception metric (Lucic 2018 ranks every trial by Inception FID) gets the InceptionEvaluator's
+    numbers on the same samples beside them."""
 
     def __init__(self, ref: RealRef, class_counts: torch.Tensor, device: str = "cpu",
                  metric: str = "domain_fid") -> None:
@@ -54,7 +56,8 @@ class DomainEvaluator(Evaluator):
         self.n, self.device, self.fidelity = ref.n, device, fidelity
         self.ref, self.class_counts = ref, class_counts
         self.clf = classifier.load(ref.dataset, device)  # the domain classifier is named like its dataset
-        self.quick = (metric.removeprefix("domain_"),)
+        self.inception = InceptionEvaluator(ref, device, metric) if metric.startswith("inception_") else None
+        self.quick = ("fid",) if self.inception else (metric.removeprefix("domain_"),)
 
     def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
         fakes = [s(self.n) for s in samples]
@@ -65,6 +68,10 @@ class DomainEvaluator(Evaluator):
             preds = predict(self.clf, torch.cat(fakes), self.device).split([len(f) for f in fakes])
             for out, p in zip(outs, preds):
                 out.update(class_coverage(p, self.class_counts))
+        if self.inception:
+            same = [lambda n, f=f: f[:n] for f in fakes]  # the very samples the domain metrics saw
+            for out, m in zip(outs, self.inception.many(same, final)):
+                out.update(m)
         return outs
 
 
