@@ -199,6 +199,9 @@ def reproduce(
     plan: Annotated[bool, typer.Option("--plan", help="Only say what the budget costs: its trainings, steps and "
                                        "samples, and the wall time on this device estimated from a short timed "
                                        "run of each kind of config. Writes nothing.")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="Join the same reproduction running in another process "
+                                         "on this storage (studies: lucic2018): the trials are shared, this "
+                                         "worker's random search draws from its own stream.")] = False,
 ) -> None:
     """Reproduce a paper's table: ours next to the paper's numbers, a verdict per claim, figures, and
     the command, hardware, budget and seeds at the top of reports/papers/NAME/README.md."""
@@ -218,7 +221,7 @@ def reproduce(
         out.print(plan_mod.total_line(table, describe(dev)), markup=False, highlight=False)
         return
     ctx = papers.Context(out_dir or Path("reports") / "papers" / name, dev, str(data_dir) if data_dir else None,
-                         str(inception_weights) if inception_weights else None)
+                         str(inception_weights) if inception_weights else None, worker)
     with _resumable_on_interrupt(), ui.shown(console, quiet):
         rep, path = papers.run(name, budget, ctx, records.command_line(), describe(dev))
     table = Table(title=f"{rep.title} · budget {budget}")

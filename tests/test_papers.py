@@ -109,6 +109,15 @@ def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
         assert set(runs.reading) == {"none", "output_norm", "feature_norm"} and runs.setting.nunique() == 2
         conf = runs[runs.phase == "confirm"]
         assert set(conf.seed) == {200, 201} and not set(conf.seed) & set(runs[runs.phase == "dose"].seed)
+    if name == "lucic2018":  # a second process joins as a worker: the finished studies are shared, nothing re-trains
+        import optuna
+        db = f"sqlite:///{tmp_path / 'runs' / 'papers' / 'lucic2018' / 'studies.db'}"
+        before = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(db)}
+        w = subprocess.run([*BENCH, "reproduce", name, "--budget", "tiny", "--out", "out", "--worker"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+        assert w.returncode == 0, w.stderr
+        assert {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(db)} == before
+        assert "--worker" in (tmp_path / "out" / "README.md").read_text()
 
 
 @pytest.mark.slow

@@ -39,6 +39,7 @@ class Context:
     device: str = "cpu"
     data_dir: str | None = None
     inception_weights: str | None = None
+    worker: bool = False  # one more process on a reproduction already running: its search draws its own stream
 
 
 @dataclass

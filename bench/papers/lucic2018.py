@@ -148,7 +148,7 @@ def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir:
     opts = search.RunOptions(trials=b["trials"], steps=None, device=ctx.device, storage=storage,
                              runs_dir=runs_dir, data_dir=ctx.data_dir, inception_weights=ctx.inception_weights)
     log.info(f"lucic2018: {dataset} {row}: {b['trials']} trial(s) × {spec.budget_label()}")
-    study = search.run(spec, opts)
+    study = search.run(spec, opts, worker=ctx.worker)
     inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
     frame = records.trials_frame(study)
     conf = confirm.confirm_rows(frame).sort_values("confirm_seed")
