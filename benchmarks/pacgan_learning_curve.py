@@ -46,6 +46,8 @@ def curve(dataset: str, model: str, steps: int, every: int, lrs: list[float], se
 
 
 def plot(df: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
     from bench.figures import save, styled, subplots
 
     with styled():
@@ -54,9 +56,12 @@ def plot(df: pd.DataFrame, out: Path) -> None:
             d = df[df.dataset == dataset]
             if d.empty:  # this dataset not run (yet): an empty panel
                 continue
-            for (schedule, steps, lr, seed), g in d.groupby(["schedule", "steps", "lr", "seed"]):
+            runs = list(d.groupby(["schedule", "steps", "lr", "seed"]))
+            colors = matplotlib.colormaps["tab20"].colors  # one colour per run (tab10 repeats after ten)
+            for i, ((schedule, steps, lr, seed), g) in enumerate(runs):
                 label = f"lr {lr:g} {schedule}, {steps:,} steps, seed {seed}"
-                line, = axes[0][j].plot(g.step, g.high_quality_pct, marker="o", ms=3, label=label, lw=1)
+                line, = axes[0][j].plot(g.step, g.high_quality_pct, marker="o", ms=3, label=label, lw=1,
+                                        color=colors[i % len(colors)])
                 axes[1][j].plot(g.step, g.modes_captured, marker="o", ms=3, lw=1, color=line.get_color())
                 last = g[g.step == g.step.max()]  # the run's result (a decayed run ends here, not later)
                 axes[0][j].plot(last.step, last.high_quality_pct, marker="*", ms=10, color=line.get_color())
@@ -68,6 +73,11 @@ def plot(df: pd.DataFrame, out: Path) -> None:
             axes[1][j].set_xlabel("step")
             axes[0][j].legend(fontsize=6)
         save(fig, out, "learning_curve")
+
+
+def replot() -> None:
+    """Redraw the figure from the committed csv (no training)."""
+    plot(pd.read_csv(OUT / "learning_curve.csv").fillna({"schedule": "constant"}), OUT)
 
 
 def main() -> None:
