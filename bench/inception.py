@@ -8,6 +8,8 @@ on `eval.inception_samples` images; results are kept as study attributes `incept
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 
 import optuna
@@ -36,16 +38,34 @@ def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: 
         return
     top = trials[trials["status"] == "completed"].head(k)
     ref = ds.reference(spec.eval.split, spec.eval.inception_samples, data_dir=data_dir)
-    todo = [n for n in top["trial"].astype(int) if f"{records.INCEPTION_ATTR}{n}" not in study.user_attrs]
+    todo = [n for n in top["trial"].astype(int) if f"{records.INCEPTION_ATTR}{n}" not in study.user_attrs
+            and not _claimed_by_another(study, int(n))]
     with progress.task(f"{spec.name}: Inception FID of the top {k} trials", total=len(todo)) as bar:
         for number in todo:
             _one(study, spec, int(number), ref, device, inception_weights)
             bar.advance()
 
 
+CLAIM_ATTR = "inception_claim/"  # + trial number: {worker, time} of the worker computing it
+CLAIM_STALE = 3600.0  # seconds after which a claim counts as a dead worker's (no pass takes an hour per trial)
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claimed_by_another(study: optuna.Study, number: int) -> bool:
+    """Another live worker is computing this trial's Inception metrics: leave it to them (on a CPU one
+    pass is minutes; two workers of one study would otherwise both compute the same trial)."""
+    claim = study.user_attrs.get(f"{CLAIM_ATTR}{number}")
+    return bool(claim) and claim["worker"] != _me() and time.time() - claim["time"] < CLAIM_STALE
+
+
 def _one(study: optuna.Study, spec: StudySpec, number: int, ref, device: str, inception_weights: str | None) -> None:
-    """One trial's Inception metrics, kept as the study attribute inception/<number>."""
+    """One trial's Inception metrics, kept as the study attribute inception/<number> (claimed first)."""
     from stabgen.metrics import fidelity  # torch-fidelity: imported by the studies that use it
+
+    study.set_user_attr(f"{CLAIM_ATTR}{number}", {"worker": _me(), "time": time.time()})
 
     trial = study.trials[number]
     cfg = TrialConfig(**trial.user_attrs["config"])

@@ -40,3 +40,17 @@ def test_d_batch_norm_is_searched_when_the_space_lists_it(d_bn):
 def test_unknown_budget_count_is_refused():
     with pytest.raises(ValueError, match="budget_counts"):
         spec(budget_counts="epochs")
+
+
+def test_a_trial_another_live_worker_is_computing_inception_for_is_left_to_it(monkeypatch):
+    """bench.inception's claim: fresh and someone else's → skip; stale (a dead worker's) or ours → compute."""
+    import time
+
+    from bench import inception
+
+    study = optuna.create_study()
+    monkeypatch.setattr(inception, "_me", lambda: "here:1")
+    study.set_user_attr(f"{inception.CLAIM_ATTR}3", {"worker": "there:2", "time": time.time()})
+    study.set_user_attr(f"{inception.CLAIM_ATTR}4", {"worker": "there:2", "time": time.time() - inception.CLAIM_STALE - 1})
+    study.set_user_attr(f"{inception.CLAIM_ATTR}5", {"worker": "here:1", "time": time.time()})
+    assert [inception._claimed_by_another(study, n) for n in (3, 4, 5, 6)] == [True, False, False, False]
