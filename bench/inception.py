@@ -38,12 +38,28 @@ def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: 
         return
     top = trials[trials["status"] == "completed"].head(k)
     ref = ds.reference(spec.eval.split, spec.eval.inception_samples, data_dir=data_dir)
-    todo = [n for n in top["trial"].astype(int) if f"{records.INCEPTION_ATTR}{n}" not in study.user_attrs
-            and not _claimed_by_another(study, int(n))]
-    with progress.task(f"{spec.name}: Inception FID of the top {k} trials", total=len(todo)) as bar:
-        for number in todo:
-            _one(study, spec, int(number), ref, device, inception_weights)
+    missing = [int(n) for n in top["trial"] if f"{records.INCEPTION_ATTR}{int(n)}" not in study.user_attrs]
+    theirs = [n for n in missing if _claimed_by_another(study, n)]
+    with progress.task(f"{spec.name}: Inception FID of the top {k} trials", total=len(missing)) as bar:
+        for number in missing:
+            if number not in theirs:
+                _one(study, spec, number, ref, device, inception_weights)
+                bar.advance()
+        _wait_for(study, theirs, bar)
+
+
+def _wait_for(study: optuna.Study, numbers: list[int], bar, poll: float = 5.0) -> None:
+    """Wait for other workers' claimed Inception results, so what is reported next has them; a claim
+    that goes stale (its worker died) ends the wait, and that trial is left for a rerun to compute.
+    (Study.user_attrs reads the storage on every access, so polling it sees other workers' writes.)"""
+    while numbers:
+        done = [n for n in numbers if f"{records.INCEPTION_ATTR}{n}" in study.user_attrs
+                or not _claimed_by_another(study, n)]
+        for n in done:
+            numbers.remove(n)
             bar.advance()
+        if numbers:
+            time.sleep(poll)
 
 
 CLAIM_ATTR = "inception_claim/"  # + trial number: {worker, time} of the worker computing it

@@ -54,3 +54,22 @@ def test_a_trial_another_live_worker_is_computing_inception_for_is_left_to_it(mo
     study.set_user_attr(f"{inception.CLAIM_ATTR}4", {"worker": "there:2", "time": time.time() - inception.CLAIM_STALE - 1})
     study.set_user_attr(f"{inception.CLAIM_ATTR}5", {"worker": "here:1", "time": time.time()})
     assert [inception._claimed_by_another(study, n) for n in (3, 4, 5, 6)] == [True, False, False, False]
+
+
+def test_a_worker_waits_for_the_inception_result_another_worker_claimed(monkeypatch):
+    """What it reports next must have the value: it returns once the other worker's result is recorded."""
+    import threading
+    import time
+
+    from bench import inception, records
+    from stabgen import progress
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="w")
+    monkeypatch.setattr(inception, "_me", lambda: "here:1")
+    study.set_user_attr(f"{inception.CLAIM_ATTR}7", {"worker": "there:2", "time": time.time()})
+    threading.Timer(0.3, lambda: study.set_user_attr(f"{records.INCEPTION_ATTR}7", {"fid": 3.0})).start()
+    t0 = time.perf_counter()
+    with progress.task("wait", total=1) as bar:
+        inception._wait_for(study, [7], bar, poll=0.05)
+    assert 0.25 < time.perf_counter() - t0 < 5
