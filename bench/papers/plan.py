@@ -38,26 +38,28 @@ class Work:
     metric: str = "domain_fid"
     inception: int = 0
     note: str = ""
+    population: int = 1  # how many of them train at once, as one population (bench.papers.base.train_many)
 
 
 PLANS: Registry[Callable[[str], list[Work]]] = Registry("reproduction plan")
 
 
-def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None) -> float:
-    """Seconds per training step of `cfg`: a warm-up run, then a longer one; the difference over the
-    extra steps (so building the networks and loading data are not counted as steps)."""
+def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1) -> float:
+    """Seconds per training step of a population of `k` configs like `cfg` (seeds apart): a warm-up
+    run, then a longer one; the difference over the extra steps (so building the networks and
+    loading data are not counted as steps)."""
     from stabgen.datasets import DATASETS
-    from stabgen.train import train
+    from stabgen.train import train_population
 
     source = DATASETS.get(cfg.dataset).source(data_dir)
-    short = replace(cfg, steps=WARMUP_STEPS, eval_every=10**9)
+    short = [replace(cfg, steps=WARMUP_STEPS, eval_every=10**9, seed=cfg.seed + i) for i in range(k)]
     t0 = time.perf_counter()
-    train(short, source, device)
+    train_population(short, source, device)
     warm = time.perf_counter() - t0
     runs = []
     for _ in range(2):  # the faster of two: a busy machine slows one run, never speeds it up
         t0 = time.perf_counter()
-        train(replace(short, steps=WARMUP_STEPS + PROBE_STEPS), source, device)
+        train_population([replace(c, steps=WARMUP_STEPS + PROBE_STEPS) for c in short], source, device)
         runs.append(time.perf_counter() - t0)
     return max(0.0, min(runs) - warm) / PROBE_STEPS
 
@@ -104,12 +106,13 @@ def estimate(works: list[Work], device: str, data_dir: str | None = None,
         seconds, step_s, eval_s = 0.0, math.nan, math.nan
         if w.config is not None:
             # what a step costs depends on the networks and the batch, not on which dataset of one kind it is
+            k = max(1, min(w.population, w.count))
             key = (w.config.model, w.config.objective, w.config.regularizer, w.config.pack, w.config.n_critic,
-                   w.config.batch_size, w.config.d_bn)
+                   w.config.batch_size, w.config.d_bn, k)
             if key not in step_cache:
-                step_cache[key] = _step_seconds(w.config, device, data_dir)
+                step_cache[key] = _step_seconds(w.config, device, data_dir, k)
             step_s = step_cache[key]
-            seconds += w.count * w.config.steps * step_s
+            seconds += math.ceil(w.count / k) * w.config.steps * step_s
             if w.eval_samples:
                 ekey = (w.config.dataset, w.config.model, w.eval_samples, w.metric)
                 if ekey not in eval_cache:
@@ -119,10 +122,11 @@ def estimate(works: list[Work], device: str, data_dir: str | None = None,
         if w.inception:
             incep = incep if incep is not None else _inception_seconds_per_image(device, inception_weights)
             seconds += w.inception * incep
-        rows.append({"work": w.what, "trainings": w.count, "steps each": w.config.steps if w.config else 0,
+        rows.append({"work": w.what, "trainings": w.count, "at once": max(1, min(w.population, w.count)),
+                     "steps each": w.config.steps if w.config else 0,
                      "evaluations each": w.evals if w.eval_samples else 0, "eval samples": w.eval_samples,
                      "Inception images": w.inception,
-                     "ms per step": round(1000 * step_s, 2) if not math.isnan(step_s) else "—",
+                     "ms per step (all at once)": round(1000 * step_s, 2) if not math.isnan(step_s) else "—",
                      "s per evaluation": round(eval_s, 2) if not math.isnan(eval_s) else "—",
                      "estimated s": round(seconds, 1), "note": w.note})
     return pd.DataFrame(rows)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 SEED_LAMBDA = 10.0
-BUDGETS = {"tiny": {"seeds": 2, "steps": 20, "n_eval": 500, "lambdas": (1e-2, SEED_LAMBDA)},
+BUDGETS = {"tiny": {"seeds": 2, "steps": 20, "n_eval": 200, "lambdas": (1e-2, SEED_LAMBDA)},
            # 2-core CPU: 2 settings × (1 + 2 readings × 6 λ) × 10 seeds + the best λ's confirmation
            # (2 × 3 × 10) = 320 trainings of the seed MLP GAN at ≈ 20 ms a step: 1,500 steps keeps it ≈ 1.5 h
            "small": {"seeds": 10, "steps": 1500, "n_eval": 2000, "lambdas": LAMBDAS},
@@ -71,10 +71,11 @@ def plan(budget: str) -> list[Work]:
     runs = dose_runs(budget)
     works = [Work(f"{setting}: λ = 0 and {len(b['lambdas'])} λ × {len(READINGS)} readings", 
                   next(r["config"] for r in runs if r["setting"] == setting and r["reading"] == "output_norm"),
-                  sum(1 for r in runs if r["setting"] == setting), b["n_eval"])
+                  sum(1 for r in runs if r["setting"] == setting), b["n_eval"],
+                  population=len(b["lambdas"]) * b["seeds"])  # a reading's λ and seeds train at once
              for setting in SETTINGS]
     works.append(Work("best λ per reading and λ = 0 on fresh seeds", runs[0]["config"],
-                      len(SETTINGS) * (len(READINGS) + 1) * b["seeds"], b["n_eval"]))
+                      len(SETTINGS) * (len(READINGS) + 1) * b["seeds"], b["n_eval"], population=b["seeds"]))
     return works
 
 
