@@ -272,6 +272,19 @@ def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold
                 on_trial_end(frozen)
 
 
+OWED_POPULATION_CPU = 16
+
+
+def owed_population(size: int, device: str) -> int:
+    """How many queued runs (seed re-runs, confirmation) train at once once the search is done. They
+    are fixed configs, mostly one config on several seeds, so they train as populations even where
+    the search trains one trial at a time: a member computes what its solo run computes
+    (tests/test_population.py), and on CPU ten seeds of a small net cost a fraction of ten solo runs.
+    On CPU up to OWED_POPULATION_CPU at once; on an accelerator the spec's (or probed) size, which
+    knows its memory."""
+    return max(size, OWED_POPULATION_CPU) if torch.device(device).type == "cpu" else size
+
+
 def population_size(spec: StudySpec, device: str, source: Source) -> int:
     """K from the spec, or for 'auto' from free accelerator memory: a probe population of 2 measures
     one member's peak memory, and K fills 70 % of this worker's share of what is free (at most 256;
@@ -357,11 +370,13 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                     source = DATASETS.get(spec.dataset).source(opts.data_dir).to(opts.device)
                     runner = TrialRunner(spec, opts, source, opts.trials)
                     size = population_size(spec, opts.device, source)
-                if size == 1:
+                waiting = sum(1 for t in trials if t.state == State.WAITING)
+                k = owed_population(size, opts.device) if n_search >= opts.trials else size
+                if k == 1:
                     _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
                 else:
-                    room = opts.trials - n_search + sum(1 for t in trials if t.state == State.WAITING)
-                    population_round(study, runner, max(1, min(size, room)), on_trial_start, on_step, on_trial_end)
+                    room = opts.trials - n_search + waiting
+                    population_round(study, runner, max(1, min(k, room)), on_trial_start, on_step, on_trial_end)
                 waiting_said = False
                 continue
             running = [t.number for t in trials if t.state == State.RUNNING]

@@ -377,6 +377,9 @@ def test_confirmation_resumes_and_is_shared_by_workers(tmp_path):
     assert sorted((t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"]) for t in conf) == sorted(
         (a, i) for a in arms for i in range(3))
     assert all(t.state == State.COMPLETE or t.user_attrs.get("status") == "metric_undefined" for t in conf)
+    # the search trained one trial at a time; the owed runs (fixed configs) trained as populations (bench.search.owed_population)
+    assert {t.user_attrs["population"] for t in study.trials if t.number in before} == {1}
+    assert max(t.user_attrs["population"] for t in conf) == 3  # an arm's 3 seeds at once
     assert {t.number: t.params for t in study.trials if t.number in before} == before  # search untouched
     assert (tmp_path / "runs/conf/confirm.csv").exists()
     assert bench("run", "--study", str(p), "--allow-spec-change", cwd=tmp_path).returncode == 0
