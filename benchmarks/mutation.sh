@@ -34,8 +34,11 @@ for line in pathlib.Path("mutants/results.txt").read_text().splitlines():
     if status in ("survived", "no tests"):
         survivors[module].append({"mutant": name, "status": status,
                                   "equivalent": equivalent.get(name), "needs a test": name not in equivalent})
-out = {}
+path = pathlib.Path("benchmarks/results/mutation.json")
+out = json.loads(path.read_text()) if path.exists() else {}  # modules not run this time keep their last scores
 for module, c in sorted(counts.items()):
+    if set(c) <= {"not checked"}:  # mutated but not run by this call: its earlier result stands
+        continue
     judged = c["killed"] + c["survived"] + c["no tests"] + c["timeout"]
     eq = sum(1 for s in survivors[module] if s["equivalent"])
     killed = c["killed"] + c["timeout"]  # a mutant that hangs the tests is caught by them
@@ -45,7 +48,7 @@ for module, c in sorted(counts.items()):
                    "score_raw": round(killed / judged, 4) if judged else None,
                    "score": round(killed / (judged - eq), 4) if judged - eq else None,
                    "survivors": survivors[module]}
-path = pathlib.Path("benchmarks/results/mutation.json")
+out = dict(sorted(out.items()))
 path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 for module, v in out.items():
     print(f"{module:34s} {v['killed'] + v['timeout']:5d} killed of {v['mutants']:5d}, {v['equivalent']} equivalent, "

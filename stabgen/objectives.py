@@ -44,41 +44,49 @@ def _bce_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return F.softplus(-real).mean(-1) + F.softplus(fake).mean(-1)
 
 
-OBJECTIVES.register("mm")(Objective(
-    "minimax GAN (Goodfellow 2014): G minimizes log(1 − D(G(z)))",
-    d_loss=_bce_d,
-    g_loss=lambda fake: -F.softplus(fake).mean(-1),
-))
-OBJECTIVES.register("ns")(Objective(
-    "non-saturating GAN: G maximizes log D(G(z))",
-    d_loss=_bce_d,
-    g_loss=lambda fake: F.softplus(-fake).mean(-1),
-))
-OBJECTIVES.register("ls")(Objective(
-    "least-squares GAN (Mao 2017, ½ convention)",
-    d_loss=lambda real, fake: 0.5 * (real - 1).pow(2).mean(-1) + 0.5 * fake.pow(2).mean(-1),
-    g_loss=lambda fake: 0.5 * (fake - 1).pow(2).mean(-1),
-))
-OBJECTIVES.register("hinge")(Objective(
-    "hinge GAN (Lim & Ye 2017; Miyato 2018)",
-    d_loss=lambda real, fake: F.relu(1 - real).mean(-1) + F.relu(1 + fake).mean(-1),
-    g_loss=lambda fake: -fake.mean(-1),
-))
+def _mm_g(fake: torch.Tensor) -> torch.Tensor:
+    return -F.softplus(fake).mean(-1)  # log(1 − σ(f)) = −softplus(f)
+
+
+def _ns_g(fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake).mean(-1)  # −log σ(f)
+
+
+def _ls_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (real - 1).pow(2).mean(-1) + 0.5 * fake.pow(2).mean(-1)
+
+
+def _ls_g(fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (fake - 1).pow(2).mean(-1)
+
+
+def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real).mean(-1) + F.relu(1 + fake).mean(-1)
 
 
 def _wgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return fake.mean(-1) - real.mean(-1)
 
 
+def _critic_g(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean(-1)  # hinge and the WGAN family: G maximizes the critic's score of its samples
+
+
+# named functions, not lambdas: the mutation tool (benchmarks/mutation.sh) mutates only named functions
+OBJECTIVES.register("mm")(Objective(
+    "minimax GAN (Goodfellow 2014): G minimizes log(1 − D(G(z)))", d_loss=_bce_d, g_loss=_mm_g))
+OBJECTIVES.register("ns")(Objective("non-saturating GAN: G maximizes log D(G(z))", d_loss=_bce_d, g_loss=_ns_g))
+OBJECTIVES.register("ls")(Objective("least-squares GAN (Mao 2017, ½ convention)", d_loss=_ls_d, g_loss=_ls_g))
+OBJECTIVES.register("hinge")(Objective("hinge GAN (Lim & Ye 2017; Miyato 2018)", d_loss=_hinge_d, g_loss=_critic_g))
 OBJECTIVES.register("wgan")(Objective(
     "Wasserstein GAN (Arjovsky 2017) with weight clipping (clip_value searchable)",
-    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(-1), clip=True,
+    d_loss=_wgan_d, g_loss=_critic_g, clip=True,
 ))
 OBJECTIVES.register("wgan_gp")(Objective(
     "WGAN with gradient penalty (Gulrajani 2017), λ = obj_lam",
-    d_loss=_wgan_d, g_loss=lambda fake: -fake.mean(-1), penalty="gp",
+    d_loss=_wgan_d, g_loss=_critic_g, penalty="gp",
 ))
 OBJECTIVES.register("dragan")(Objective(
     "DRAGAN (Kodali 2017): non-saturating GAN + gradient penalty around the data, λ = obj_lam",
-    d_loss=_bce_d, g_loss=lambda fake: F.softplus(-fake).mean(-1), penalty="dragan",
+    d_loss=_bce_d, g_loss=_ns_g, penalty="dragan",
 ))

@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -80,3 +81,30 @@ def test_wgan_step_clips_the_critic_and_runs_n_critic_updates():
     gan_step(pop)(1)
     assert len(calls) == 3
     assert pop.nets.flat["discriminator"].abs().max() <= 0.005 + 1e-9
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES.names()))
+def test_population_logits_give_each_member_its_own_loss(name):
+    """(K, B) logits: member k's losses are those of its own (B,) logits alone, computed here by
+    torch's own functions (BCE with logits, MSE, ReLU hinge, means) — a loss that averaged over the
+    members (mean over every axis) or over the batch of another member would mix them."""
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(3, 7, generator=g, dtype=torch.float64), torch.randn(3, 7, generator=g, dtype=torch.float64)
+    obj = OBJECTIVES.get(name)
+    d, gl = obj.d_loss(real, fake), obj.g_loss(fake)
+    assert d.shape == gl.shape == (3,)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    for k in range(3):
+        r, f = real[k], fake[k]
+        want_d = {"mm": bce(r, torch.ones(7, dtype=r.dtype)) + bce(f, torch.zeros(7, dtype=r.dtype)),
+                  "ls": 0.5 * torch.nn.functional.mse_loss(r, torch.ones_like(r)) + 0.5 * (f ** 2).mean(),
+                  "hinge": torch.relu(1 - r).mean() + torch.relu(1 + f).mean(),
+                  "wgan": f.mean() - r.mean()}
+        want_d["ns"] = want_d["dragan"] = want_d["mm"]
+        want_d["wgan_gp"] = want_d["wgan"]
+        want_g = {"mm": torch.log(1 - torch.sigmoid(f)).mean(), "ns": -torch.log(torch.sigmoid(f)).mean(),
+                  "ls": 0.5 * torch.nn.functional.mse_loss(f, torch.ones_like(f)), "hinge": -f.mean()}
+        want_g["dragan"] = want_g["ns"]
+        want_g["wgan"] = want_g["wgan_gp"] = want_g["hinge"]
+        assert torch.allclose(d[k], want_d[name]), k
+        assert torch.allclose(gl[k], want_g[name]), k
