@@ -33,9 +33,14 @@ PAPER = {
 VARIANTS = {"GAN": {}, "PacGAN2": {"pack": 2}, "PacGAN3": {"pack": 3}, "PacGAN4": {"pack": 4},
             "GAN + R1 (λ=1)": {"regularizer": "r1", "lam": 1.0},
             "GAN + spectral norm": {"regularizer": "spectral_norm"}}
+PACGAN = ("GAN", "PacGAN2", "PacGAN3", "PacGAN4")
 BUDGETS = {  # the paper: 400 epochs of 100,000 samples at batch 100 = 400,000 steps, 10 trials
     "tiny": {"model": "mlp2d_small", "steps": 30, "trials": 1, "lr": 1e-3, "eval_every": 30},
-    "small": {"model": "mlp2d_small", "steps": 2500, "trials": 10, "lr": 1e-3, "eval_every": 2500},
+    # 2-core CPU, chosen from the learning curve (learning_curve.png): with the lr decayed linearly to 0,
+    # 40,000 steps put 95–98 % of ring samples near a mode, while the grid needs more (88–89 % at 40,000);
+    # the PacGAN rows only (4 variants × 2 datasets × 10 seeds, one population each: ≈ 5 h of one core)
+    "small": {"model": "mlp2d_small", "steps": {"ring": 40_000, "grid": 80_000}, "trials": 10, "lr": 1e-3,
+              "eval_every": 5_000, "lr_schedule": "linear", "variants": PACGAN},
     "paper": {"model": "pacgan", "steps": 400_000, "trials": 10, "lr": 1e-4, "eval_every": 50_000},
 }
 MODEL_WORDS = {"mlp2d_small": "G and D 2×128 (ReLU / LeakyReLU)", "mlp2d": "G 3×400 ReLU, D 3×200 LeakyReLU",
@@ -46,15 +51,24 @@ QUALITY_GATE = 90.0  # % high-quality samples the GAN row must reach before mode
 MODE_METRICS = ("modes_captured", "high_quality", "reverse_kl")
 
 
+def steps(b: dict, dataset: str) -> int:
+    """A budget's steps on `dataset` (one number for both, or one per dataset)."""
+    return b["steps"][dataset] if isinstance(b["steps"], dict) else b["steps"]
+
+
 def configs(budget: str) -> list[tuple[str, str, TrialConfig]]:
+    """(variant, dataset, config) of every training, the GAN rows first (they decide the quality
+    gate, so an interrupted run has its answer first)."""
     b = BUDGETS[budget]
-    base = TrialConfig(model=b["model"], lr=b["lr"], beta1=0.8, beta2=0.999, batch_size=100, steps=b["steps"],
-                       z_dim=2, eval_every=b["eval_every"], log_every=max(10, b["steps"] // 200))
     out = []
-    for dataset in ("ring", "grid"):
-        for name, change in VARIANTS.items():
+    for name in b.get("variants", VARIANTS):
+        for dataset in ("ring", "grid"):
+            n = steps(b, dataset)
+            base = TrialConfig(model=b["model"], lr=b["lr"], beta1=0.8, beta2=0.999, batch_size=100, steps=n,
+                               z_dim=2, eval_every=b["eval_every"], log_every=max(10, n // 200),
+                               lr_schedule=b.get("lr_schedule", "constant"))
             for trial in range(b["trials"]):
-                cfg = replace(base, dataset=dataset, seed=1000 * trial + 7, **change)
+                cfg = replace(base, dataset=dataset, seed=1000 * trial + 7, **VARIANTS[name])
                 out.append((name, dataset, replace(cfg, batch_size=100 * cfg.pack)))
     return out
 
@@ -66,7 +80,7 @@ def plan(budget: str) -> list[Work]:
     for variant, dataset, cfg in configs(budget):
         groups.setdefault((variant, dataset), []).append(cfg)
     return [Work(f"{variant} on {dataset}", cfgs[0], len(cfgs), N_EVAL, math.ceil(cfgs[0].steps / cfgs[0].eval_every),
-                 "modes_captured") for (variant, dataset), cfgs in groups.items()]
+                 "modes_captured", population=len(cfgs)) for (variant, dataset), cfgs in groups.items()]
 
 
 def chance_samples(kind: str, dataset: str, seed: int, n: int = N_EVAL):
@@ -118,7 +132,8 @@ def _pm(m: float, se: float, digits: int = 1) -> str:
 @PAPERS.register("pacgan2018")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     runs = configs(budget)
-    log.info(f"pacgan2018: {len(runs)} trainings × {BUDGETS[budget]['steps']} steps")
+    b = BUDGETS[budget]
+    log.info(f"pacgan2018: {len(runs)} trainings × {_steps_words(b)} steps")
     results = train_many([c for _, _, c in runs], ctx, N_EVAL, "modes_captured",
                          cache=Path("runs") / "papers" / "pacgan2018" / budget)  # resumable
     df = pd.DataFrame([{"variant": v, "dataset": d, "seed": c.seed, "status": r["status"],
@@ -142,7 +157,6 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                     tol = 3 * math.sqrt((se if not math.isnan(se) else 0) ** 2 + pse ** 2)
                     within.append((dataset, name, m, pm, tol, abs(m - pm) <= tol))
         rows.append(row)
-    b = BUDGETS[budget]
     table = pd.concat([pd.DataFrame(rows), chance_rows(b["trials"])], ignore_index=True).fillna("—")
 
     claims = [c for dataset in ("ring", "grid") for c in _mode_claims(df[df.dataset == dataset], dataset)]
@@ -153,13 +167,16 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                         "reproduced" if within and all(w[-1] for w in within) else "not reproduced",
                         "; ".join(checks)))
     notes = _notes(budget)
-    figs = [_plot(df, ctx.out_dir), _plot_samples(runs, results, ctx.out_dir)]
+    figs = [_plot(df, ctx.out_dir), _plot_samples(runs, results, ctx.out_dir), _plot_curves(runs, results, ctx.out_dir)]
     return Reproduction(
         title="Lin et al. 2018 (PacGAN) — Table 1: 2D ring and grid",
         budget=budget,
-        setup=(f"{len(df)} trainings: {', '.join(VARIANTS)} on ring and grid, {b['trials']} trial(s) each "
-               f"(seeds 7, 1007, …), {b['steps']:,} steps, Adam(lr {b['lr']:g}, β1 0.8), batch 100 packs, "
-               f"z ∈ R², {N_EVAL} evaluation samples, PacGAN counting."),
+        setup=(f"{len(df)} trainings: {', '.join(df.variant.unique())} on ring and grid, {b['trials']} trial(s) "
+               f"each (seeds 7, 1007, …), {_steps_words(b)} steps, Adam(lr {b['lr']:g}, β1 0.8"
+               + (f", {b['lr_schedule']} decay to 0" if b.get("lr_schedule", "constant") != "constant" else "")
+               + f"), batch 100 packs, z ∈ R², {N_EVAL} evaluation samples, PacGAN counting; the seeds of a "
+               f"variant trained as one population; {df.seconds.sum():,.0f} s of training in all (the sum over "
+               f"trainings, however many processes ran them)."),
         tables=[("Ours next to the paper (mean ± s.e. over trials)", table)],
         claims=claims, figures=figs, notes=notes)
 
@@ -188,17 +205,24 @@ def _mode_claims(d: pd.DataFrame, dataset: str) -> list[Claim]:
     return claims
 
 
+def _steps_words(b: dict) -> str:
+    return (", ".join(f"{v:,} ({k})" for k, v in b["steps"].items()) if isinstance(b["steps"], dict)
+            else f"{b['steps']:,}")
+
+
 def _notes(budget: str) -> list[str]:
     """How the budget deviates from the paper's setup, and how to read the table."""
     b = BUDGETS[budget]
     return [
-        f"Deviations from the paper's setup: {b['steps']:,} steps instead of 400,000 (400 epochs × 1,000), "
+        f"Deviations from the paper's setup: {_steps_words(b)} steps instead of 400,000 (400 epochs × 1,000), "
         +  (f"{b['trials']} trials instead of 10, " if b["trials"] != 10 else "") + f"model `{b['model']}` "
         + f"({MODEL_WORDS[b['model']]})" + ("" if b["model"] == "pacgan" else
                                             " instead of G 4×400 with batch norm and D 3×200 maxout (5 pieces)")
         + (f", lr {b['lr']:g} instead of 1e-4 so that the short run can learn at all" if b["lr"] != 1e-4 else "")
+        + (f", decayed linearly to 0 over the run (the paper's is constant)" if b.get("lr_schedule") == "linear" else "")
+        + ("" if "variants" not in b else ", no regularizer rows (the paper has none; they would cost a third more)")
         + f". Any gap between our GAN row and the paper's starts here: a GAN that has trained "
-          f"{400_000 / b['steps']:,.0f}× fewer steps has not yet spread over (or collapsed onto) the modes the way "
+          f"{400_000 / max(steps(b, d) for d in ('ring', 'grid')):,.0f}× fewer steps or more has not yet spread over (or collapsed onto) the modes the way "
           "the paper's did." if budget != "paper" else "Setup as in the paper: its networks (`pacgan`: G 4×400 "
           "with batch norm, no hidden bias; D 3×200 LinearMaxout of 5 pieces; weights N(0, 0.02²)), Adam(1e-4, "
           "β1 0.8), batch 100, z ~ N(0, I₂), 400,000 steps, 10 trials.",
@@ -207,8 +231,8 @@ def _notes(budget: str) -> list[str]:
         "that learned no mode scores. Mode counts near these rows say nothing about mode collapse.",
         "s.e. = standard deviation over trials / √trials, as in the paper; 3 s.e. of a difference combines "
         "ours and the paper's. High quality in % of the 2,500 samples.",
-        "The regularizer rows (R1, spectral norm) are ours; the paper has no such rows.",
-    ]
+    ] + (["The regularizer rows (R1, spectral norm) are ours; the paper has no such rows."] if "variants" not in b
+         else [])
 
 
 def _plot_samples(runs: list, results: list[dict], out_dir) -> str:
@@ -220,9 +244,10 @@ def _plot_samples(runs: list, results: list[dict], out_dir) -> str:
     firsts: dict[tuple[str, str], list] = {}
     for (variant, dataset, _), r in zip(runs, results):
         firsts.setdefault((variant, dataset), r.get("samples"))
-    fig, axes = subplots(2, len(VARIANTS), figsize=(2.8 * len(VARIANTS), 6), squeeze=False)
+    variants = list(dict.fromkeys(v for v, _, _ in runs))
+    fig, axes = subplots(2, len(variants), figsize=(2.8 * len(variants), 6), squeeze=False)
     for i, (dataset, mix) in enumerate((("ring", RING), ("grid", GRID))):
-        for j, variant in enumerate(VARIANTS):
+        for j, variant in enumerate(variants):
             ax = axes[i][j]
             pts = firsts.get((variant, dataset))
             draw_points(ax, np.asarray(pts if pts else np.zeros((0, 2))), (mix.centers, mix.sigma))
@@ -233,6 +258,32 @@ def _plot_samples(runs: list, results: list[dict], out_dir) -> str:
     fig.suptitle("First trial's samples (black) over the modes (×) and their 3σ discs (red: high quality)")
     save(fig, out_dir, "samples")
     return "samples.png"
+
+
+def _plot_curves(runs: list, results: list[dict], out_dir) -> str:
+    """High-quality share and modes captured at every evaluation, mean ± s.e. over the seeds of each
+    variant: the run's own learning curve (did the budget let every variant converge?)."""
+    from bench.figures import save, subplots
+
+    rows = [{"variant": v, "dataset": d, "step": e["step"], "hq": 100 * (e.get("high_quality") or 0.0),
+             "modes": e.get("modes_captured")} for (v, d, _), r in zip(runs, results) for e in r.get("evals", [])]
+    df = pd.DataFrame(rows, columns=["variant", "dataset", "step", "hq", "modes"])
+    fig, axes = subplots(2, 2, figsize=(11, 7), squeeze=False)
+    for j, dataset in enumerate(("ring", "grid")):
+        for variant, g in df[df.dataset == dataset].groupby("variant", sort=False):
+            for i, col in enumerate(("hq", "modes")):
+                m = g.groupby("step")[col].agg(["mean", "sem"]).reset_index()
+                line, = axes[i][j].plot(m.step, m["mean"], marker="o", ms=3, lw=1, label=variant)
+                axes[i][j].fill_between(m.step, m["mean"] - m["sem"].fillna(0), m["mean"] + m["sem"].fillna(0),
+                                        color=line.get_color(), alpha=0.2)
+        axes[0][j].axhline(QUALITY_GATE, ls="--", color="grey", label=f"quality gate {QUALITY_GATE:g} %")
+        axes[1][j].axhline(8 if dataset == "ring" else 25, ls=":", color="grey", label="all modes")
+        axes[0][j].set_title(f"{dataset}: % high-quality samples (mean ± s.e. over seeds)")
+        axes[1][j].set_title(f"{dataset}: modes captured")
+        axes[1][j].set_xlabel("step")
+        axes[0][j].legend(fontsize=7)
+    save(fig, out_dir, "curves")
+    return "curves.png"
 
 
 def _plot(df: pd.DataFrame, out_dir) -> str:
