@@ -66,3 +66,36 @@ def test_config_table_groups_seeds_and_counts_divergence_in_the_rate():
     assert a["seeds"] == 3 and a["reverse_kl"] == pytest.approx(0.12) and a["divergence_rate"] == pytest.approx(1 / 3)
     assert a["reverse_kl_ci_low"] <= 0.12 <= a["reverse_kl_ci_high"] and a["trials"] == "0,1,2"
     assert math.isnan(t.iloc[0]["reverse_kl_ci_low"])  # one seed: no interval
+
+
+def test_trial_stability_defaults_and_edge_cases_by_hand():
+    """The defaults (last 20 logged steps, last 3 evaluations), non-finite rows and evaluations
+    skipped (±inf rows dropped, None/NaN/missing metric ignored), a diverged status and its step,
+    and a two-row window (the shortest with a spread), each against numbers worked out here."""
+    import numpy as np
+
+    from stabgen.metrics.stability import stability_objective
+
+    hist = [{"step": s, "loss_d": float(s % 3), "grad_norm_d": 1.0} for s in range(1, 26)]
+    hist[3]["loss_d"], hist[4]["grad_norm_d"] = -math.inf, math.inf  # rows 4 and 5 dropped
+    evals = [{"step": 5, "domain_fid": 9.0}, {"step": 10, "domain_fid": None}, {"step": 12},
+             {"step": 15, "domain_fid": math.nan}, {"step": 20, "domain_fid": 4.0}, {"step": 25, "domain_fid": 6.0},
+             {"step": 30, "domain_fid": 5.0}]
+    m = trial_stability(hist, evals, "diverged", 26)
+    assert m["diverged"] is True and m["diverged_step"] == 26
+    assert m["domain_fid_evals"] == 4 and m["domain_fid_best"] == 4.0 and m["domain_fid_final"] == 5.0
+    assert m["domain_fid_std_last"] == pytest.approx(np.std([4.0, 6.0, 5.0]))  # the last 3 finite ones, not 4
+    window = [float(s % 3) for s in range(6, 26)]  # the last 20 finite rows: steps 6…25
+    assert m["loss_d_std"] == pytest.approx(np.std(window, ddof=1))
+    assert m["loss_d_osc"] == pytest.approx(np.mean(np.abs(np.diff(window))))
+    assert m["grad_norm_d_max"] == 1.0 and m["grad_norm_d_mean"] == 1.0  # the inf row is not a maximum
+    assert stability_objective("late_std", m, "domain_fid") == pytest.approx(np.std([4.0, 6.0, 5.0]))
+    assert stability_objective("loss_osc", m, "domain_fid") == pytest.approx(m["loss_d_osc"])
+    assert stability_objective("loss_osc", {"loss_osc": 0.5}, "domain_fid") == 0.5  # the VAE's total loss
+    assert stability_objective("late_std", {"domain_fid_std_last": math.nan}, "domain_fid") is None
+    assert stability_objective("late_std", {}, "domain_fid") is None
+    two = trial_stability([{"step": 1, "loss_g": 1.0}, {"step": 2, "loss_g": 4.0}], [], "completed", None)
+    assert two["loss_g_std"] == pytest.approx(np.std([1.0, 4.0], ddof=1)) and two["loss_g_osc"] == 3.0
+    assert two["diverged"] is False and two["diverged_step"] is None and "domain_fid_best" not in two
+    one = trial_stability([{"step": 1, "loss_g": 1.0}], [], "completed", None)
+    assert "loss_g_std" not in one and "loss_g_osc" not in one
