@@ -188,7 +188,8 @@ def train_many(configs: list, ctx: Context, n_eval: int, metric: str, workers: i
             tmp.write_text(json.dumps(res, default=float))
             tmp.replace(tmp.with_suffix(".json"))  # whole or absent, even after a kill
 
-    cores = len(os.sched_getaffinity(0))  # the cores this process may use (taskset, a batch system's cgroup)
+    # the cores this process may use (taskset, a batch system's cgroup); macOS has no affinity call
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = workers or (1 if ctx.device != "cpu" else max(1, min(cores, len(todo))))
     pops = populations(configs, todo, workers)
     workers = max(1, min(workers, len(pops)))
