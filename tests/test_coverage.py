@@ -59,3 +59,22 @@ def test_equals_prdc_in_float32_with_tied_points(k):
     ref = compute_prdc(real_features=real.astype(np.float64), fake_features=fake.astype(np.float64), nearest_k=k)
     for key in ("precision", "recall", "density", "coverage"):
         assert ours[key] == pytest.approx(float(ref[key]), abs=1e-9), key
+
+
+def test_expected_coverage_by_hand_for_small_sets():
+    # N = 10, M = 10, k = 2: 1 − (9/19)(8/18) = 1 − 72/342; N = 6, M = 4, k = 3: 1 − (5/9)(4/8)(3/7)
+    assert expected_coverage_same_distribution(10, 10, 2) == pytest.approx(1 - 72 / 342, rel=1e-12)
+    assert expected_coverage_same_distribution(6, 4, 3) == pytest.approx(1 - (5 / 9) * (4 / 8) * (3 / 7), rel=1e-12)
+
+
+def test_prdc_defaults_to_k_5_and_k_needs_more_samples_than_k():
+    from stabgen.metrics.coverage import kth_neighbour_distance
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(60, 3)), rng.normal(size=(50, 3)) + 0.3
+    ref = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    ours = prdc(torch.from_numpy(real), torch.from_numpy(fake))
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(float(ref[key]), abs=1e-9), key
+    with pytest.raises(ValueError, match="k=5 needs more than 5 samples"):
+        kth_neighbour_distance(torch.zeros(5, 2), 5)

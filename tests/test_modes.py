@@ -70,3 +70,15 @@ def test_stacked_mnist_counting_on_real_digits(mnist_test):
     assert 800 < m["modes_captured"] < 930 and m["kl"] < 0.7
     one = stacked_mnist_modes(stacked[:1].repeat(50, 1, 1, 1))
     assert one["modes_captured"] == 1 and one["kl"] == pytest.approx(math.log(1000))
+
+
+def test_class_histogram_counts_a_class_seen_once_and_names_every_field():
+    data_counts = torch.tensor([5, 5, 5, 5])
+    m = class_histogram_metrics(torch.tensor([0, 0, 0, 2]), data_counts)  # class 2 seen once: covered
+    assert m["classes_covered"] == 2 and m["num_classes"] == 4 and m["class_histogram"] == [3, 0, 1, 0]
+    assert class_histogram_metrics(torch.tensor([0, 0, 0, 2]), data_counts, min_count=2)["classes_covered"] == 1
+
+
+def test_mixture_modes_reports_the_number_of_modes_not_the_dimension():
+    assert mixture_modes(ring_centers(), ring_centers(), sigma=0.01)["num_modes"] == 8
+    assert mixture_modes(grid_centers()[:3], grid_centers(), sigma=0.05)["num_modes"] == 25

@@ -331,3 +331,54 @@ def test_consistency_compares_d_with_d_of_the_replayed_shift():
         flipped = (d(real) - d(torch.flip(real, dims=(3,)))).pow(2).mean()
         assert got.item() != pytest.approx(flipped.item(), rel=1e-3)
         assert max(abs(v) for v in shift) <= 2
+
+
+def test_consistency_on_2d_points_jitters_by_the_replayed_normal():
+    # points (K, B, 2) are not images: the augmentation is x + 0.01·ε, ε the member's next normal draw
+    want = (Quadratic(A.clone())(REAL) - Quadratic(A.clone())(REAL + 0.01 * Streams([3]).normal((4, 3), torch.float64)[0]))
+    got = penalty("consistency", ctx({"discriminator": Quadratic(A.clone())}, REAL, seed=3))
+    assert got.item() == pytest.approx(want.pow(2).mean().item(), rel=1e-10)
+    assert got.item() > 0
+
+
+def test_instance_noise_adds_the_replayed_normal_scaled_by_the_annealed_sigma():
+    reg = REGULARIZERS.get("instance_noise")()
+    x = torch.rand(2, 5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lam = torch.tensor([0.3, 1.7], dtype=torch.float64)
+    got = reg.d_inputs(x, 0.3, lam, Streams([4, 9]))
+    eps = Streams([4, 9]).normal((5, 3), torch.float64)
+    torch.testing.assert_close(got, x + (lam * 0.7)[:, None, None] * eps, rtol=1e-14, atol=0)
+    x32 = x.float()  # D's inputs keep D's dtype whatever λ's
+    assert reg.d_inputs(x32, 0.3, lam, Streams([4, 9])).dtype == torch.float32
+
+
+def test_lecam_moving_averages_accumulate_over_steps_per_member():
+    reg = REGULARIZERS.get("lecam")()
+    nets = Stacked([nn.ModuleDict({}), nn.ModuleDict({})])
+    real = torch.zeros(2, 2, 1)
+    ema_r, ema_f = torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    steps = [(torch.tensor([[1.0, 3.0], [0.5, -4.0]]), torch.tensor([[-2.0, 0.5], [7.0, 1.0]])),
+             (torch.tensor([[2.0, -1.0], [3.0, 3.0]]), torch.tensor([[0.25, -3.0], [1.5, 0.0]]))]
+    for d_real, d_fake in steps:
+        d_real, d_fake = d_real.double(), d_fake.double()
+        val = reg.penalty(RegContext(nets, real, real, Streams([0, 1]), None, d_real, d_fake))
+        ema_r = 0.99 * ema_r + 0.01 * d_real.mean(1)
+        ema_f = 0.99 * ema_f + 0.01 * d_fake.mean(1)
+        want = ((d_real - ema_f[:, None]) ** 2).mean(1) + ((d_fake - ema_r[:, None]) ** 2).mean(1)
+        torch.testing.assert_close(val, want, rtol=1e-12, atol=0)  # each member its own averages
+    torch.testing.assert_close(reg.ema_real, ema_r, rtol=1e-12, atol=0)
+    torch.testing.assert_close(reg.ema_fake, ema_f, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", ["gp", "dragan", "r1", "r2", "consistency"])
+def test_each_member_of_a_population_gets_its_solo_penalty(name):
+    # two members with their own D, data and stream: statistics taken over the batch (DRAGAN's
+    # std, the means) must be each member's own, never pooled over the population
+    a2 = A.clone() * torch.tensor([[1.0], [0.5], [2.0]], dtype=torch.float64)
+    reals, fakes, mats, seeds = [REAL, 3 * FAKE], [FAKE, REAL - 1], [A, a2], [5, 8]
+    nets = Stacked([nn.ModuleDict({"discriminator": Quadratic(m.clone())}) for m in mats])
+    both = RegContext(nets, torch.stack(reals), torch.stack(fakes), Streams(seeds), None, None, None)
+    got = REGULARIZERS.get(name)().penalty(both)
+    solo = [penalty(name, ctx({"discriminator": Quadratic(m.clone())}, r, f, seed=s))
+            for r, f, m, s in zip(reals, fakes, mats, seeds)]
+    torch.testing.assert_close(got, torch.stack(solo), rtol=1e-12, atol=0)

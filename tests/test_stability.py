@@ -99,3 +99,22 @@ def test_trial_stability_defaults_and_edge_cases_by_hand():
     assert two["diverged"] is False and two["diverged_step"] is None and "domain_fid_best" not in two
     one = trial_stability([{"step": 1, "loss_g": 1.0}], [], "completed", None)
     assert "loss_g_std" not in one and "loss_g_osc" not in one
+
+
+def test_fid_infinity_fits_a_line_in_one_over_n_like_numpy_polyfit():
+    """The default grid (15 sizes from max(M // 5, d + 1) to M), each FID_N on the replayed random
+    subset, and the fit checked against numpy.polyfit of FID_N on 1/N (slope and intercept)."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(3000, 4, generator=g, dtype=torch.float64)
+    fake = torch.randn(1003, 4, generator=g, dtype=torch.float64) * 1.2 + 0.3
+    res = fid_infinity(fake, real, seed=7)
+    assert res["n"] == sorted(set(np.round(np.linspace(200, 1003, 15)).astype(int).tolist()))
+    assert len(res["n"]) == 15
+    from stabgen.metrics.frechet import statistics
+    perm = torch.Generator().manual_seed(7)
+    first = fake[torch.randperm(1003, generator=perm)[:200]]
+    assert res["fid_n"][0] == pytest.approx(frechet_distance(*statistics(first), *statistics(real)), rel=1e-12)
+    slope, intercept = np.polyfit(1.0 / np.array(res["n"], dtype=float), np.array(res["fid_n"]), 1)
+    assert res["fid_inf"] == pytest.approx(intercept, rel=1e-9) and res["slope"] == pytest.approx(slope, rel=1e-9)

@@ -191,7 +191,10 @@ def train_many(configs: list, ctx: Context, n_eval: int, metric: str, workers: i
     # the cores this process may use (taskset, a batch system's cgroup); macOS has no affinity call
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = workers or (1 if ctx.device != "cpu" else max(1, min(cores, len(todo))))
-    pops = populations(configs, todo, workers)
+    # longest first (steps × members × pack): the last population to start is a short one, so no
+    # process sits idle while another finishes a long one (LPT scheduling)
+    pops = sorted(populations(configs, todo, workers),
+                  key=lambda idx: -sum(configs[i].steps * configs[i].pack for i in idx))
     workers = max(1, min(workers, len(pops)))
     threads = max(1, cores // workers)
     tasks = [(idx, ([configs[i] for i in idx], ctx.device, ctx.data_dir, n_eval, metric, threads)) for idx in pops]
