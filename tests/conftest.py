@@ -24,6 +24,17 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
+# Under pytest-xdist (`pytest -n 2`, optional; README's command runs serially) the cores are shared among the workers, so each
+# worker and the CLI subprocesses it starts use their share of torch threads — 2 workers × 2 threads
+# on a 2-core machine would oversubscribe the cores and slow the BLAS-bound tests (Inception) down.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _threads = max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_threads)
+    import torch
+
+    torch.set_num_threads(_threads)
+
 REQUIRE_ALL = os.environ.get("STABGEN_REQUIRE_ALL") == "1"
 os.environ.pop("STABGEN_STORAGE", None)  # a developer's cluster storage must never receive test studies
 

@@ -118,7 +118,11 @@ def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
                            capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
         assert w.returncode == 0, w.stderr
         assert {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(db)} == before
-        assert "--worker" in (tmp_path / "out" / "README.md").read_text()
+        worker_readme = (tmp_path / "out" / "README.md").read_text()
+        assert "--worker" in worker_readme
+        # the studies resumed, so the header names the compute over every invocation beside this one's wall time
+        assert re.search(r"\*\*wall time\*\*: \d+ s \(this invocation; [\d,]+ s of compute over every invocation\)",
+                         worker_readme)
 
 
 @pytest.mark.slow

@@ -118,7 +118,8 @@ def test_member_equals_solo_over_100_steps_float64(images, data, objective, reg,
 
 def test_conv_member_with_batch_norm_equals_solo(images):
     """InfoGAN nets (batch norm in G and D, stacked running statistics) under vmap. Grouped vs.
-    single convolutions sum in other orders: losses agree to 1e-7 relative in float64. Weights: Adam's
+    single convolutions sum in other orders (and the order depends on the thread count): losses and
+    gradient norms agree to 1e-6 relative in float64 (about 1e-7 typically). Weights: Adam's
     g/√v turns summation noise in a near-zero gradient entry into a step of up to lr, so a handful
     of the 13M weights differ by more than noise (biases right before a batch norm, whose true
     gradient is 0, random-walk on it): every weight is within 1e-6 (0.1 % of one step at lr 1e-3)
@@ -128,7 +129,7 @@ def test_conv_member_with_batch_norm_equals_solo(images):
     pop = train_population(cfgs, images, dtype=F64)
     solo = train(cfgs[1], images, dtype=F64)
     for a, b in zip(pop[1].history, solo.history):
-        assert a == pytest.approx(b, rel=1e-7, abs=1e-9)
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-9)
     diffs = []
     for name, value in solo.modules.state_dict().items():  # running means and vars included
         member = pop[1].modules.state_dict()[name]

@@ -51,6 +51,9 @@ class Reproduction:
     claims: list[Claim] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)  # PNG paths relative to the output folder
     notes: list[str] = field(default_factory=list)
+    # seconds of computation over every invocation, where the work resumes from storage (the header's
+    # wall time covers only the invocation that wrote the report)
+    compute_s: float | None = None
 
 
 PAPERS: Registry[Callable[[str, Context], Reproduction]] = Registry("reproduction")
@@ -223,7 +226,9 @@ def write(rep: Reproduction, name: str, ctx: Context, command: str, hardware: st
              f"- **command**: `{command}`", f"- **hardware**: {hardware}",
              f"- **budget**: `{rep.budget}`" + (" — a pipeline check; its numbers mean nothing" if rep.budget == "tiny"
                                                else ""),
-             f"- **setup**: {rep.setup}", f"- **wall time**: {seconds:.0f} s", "", "## Claims", "",
+             f"- **setup**: {rep.setup}", f"- **wall time**: {seconds:.0f} s" + (f" (this invocation; {rep.compute_s:,.0f} s of compute over every "
+                                                   "invocation)" if rep.compute_s is not None else ""),
+             "", "## Claims", "",
              "| claim | verdict | evidence |", "|---|---|---|"]
     lines += [f"| {c.text} | **{c.verdict}** | {c.evidence} |" for c in rep.claims]
     for title, df in rep.tables:
