@@ -6,6 +6,7 @@
 # in the background, never in CI. Resumable: mutmut keeps its state under mutants/.
 #   bash benchmarks/mutation.sh                 # every module
 #   bash benchmarks/mutation.sh "bench.stats*"  # one module (mutmut's mutant-name glob)
+#   MUTMUT_CHILDREN=2 bash benchmarks/mutation.sh ...  # mutants run in parallel (default 1: one core)
 # Writes benchmarks/results/mutation.json: per module the mutants, killed, survived and the score.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ pip install -q 'mutmut==3.8.1'
 globs=("$@")
 [ ${#globs[@]} -gt 0 ] || globs=("bench.stats*" "stabgen.regularizers*" "stabgen.objectives*" "stabgen.metrics*")
 for g in "${globs[@]}"; do
-  mutmut run "$g" || true  # a surviving mutant is a result, not an error
+  mutmut run --max-children "${MUTMUT_CHILDREN:-1}" "$g" || true  # a surviving mutant is a result, not an error
 done
 mutmut results --all true > mutants/results.txt
 python - <<'PY'
