@@ -287,10 +287,21 @@ def test_train_classifier_follows_its_recipe_and_writes_a_true_card(mnist_train,
         classifier.train_classifier("big", big, big)
 
 
-def test_classifier_file_names_and_homes():
+def test_classifier_file_names_and_homes(tmp_path, monkeypatch):
     """A user's dataset is named by its path: only letters, digits and -_. survive, the ends are
     trimmed of dots and underscores, and a name with nothing left is 'dataset'; the built-in
-    datasets resolve to the shipped weights."""
+    datasets resolve to the shipped weights. Loading: weights without a card have 10 classes, the
+    model goes to the device asked for, and missing weights say how to train them."""
+    from stabgen.errors import StabgenError
+
+    monkeypatch.setenv(classifier.settings.ENV_CACHE_DIR, str(tmp_path))
+    with pytest.raises(StabgenError, match=r"no domain classifier for 'mine' \(looked for .*mine\.pt\); "
+                                           r"train one with `bench train-classifier --dataset mine`"):
+        classifier.load("mine")
+    (tmp_path / "classifiers").mkdir()
+    torch.save(classifier.DomainClassifier().state_dict(), tmp_path / "classifiers" / "mine.pt")  # no card
+    assert classifier.load("mine").fc2.out_features == 10
+    assert classifier.load("mine", device="meta").fc1.weight.device.type == "meta"
     assert classifier._file_stem("a-b_c.d") == "a-b_c.d"
     assert classifier._file_stem("/home/u/my data.v2/") == "home_u_my_data.v2"
     assert classifier._file_stem("._x._") == "x" and classifier._file_stem("..") == "dataset"
