@@ -309,3 +309,88 @@ def test_classifier_file_names_and_homes(tmp_path, monkeypatch):
     for name in ("mnist", "fashion-mnist"):
         path = classifier.weights_path(name)
         assert path.parent.name == "weights" and path.name == f"{name}.pt" and classifier.has_weights(name)
+
+
+def test_inception_logit_check_refuses_non_finite_or_missing_logits(tmp_path):
+    """Inception Score is refused from weights whose `fc.` (logit) tensors hold a NaN or are absent,
+    and allowed when they are finite; torch-fidelity's own download (no path) is trusted."""
+    from stabgen.errors import StabgenError
+
+    conv = {"Conv2d_1a_3x3.conv.weight": torch.ones(2, 2)}
+    cases = {"finite": {**conv, "fc.weight": torch.ones(3, 2), "fc.bias": torch.zeros(3)},
+             "nan": {**conv, "fc.weight": torch.ones(3, 2), "fc.bias": torch.tensor([0.0, float("nan"), 0.0])},
+             "none": {**conv, "xfc.weight": torch.ones(3, 2)}}  # 'fc.' must start the key
+    for name, state in cases.items():
+        torch.save(state, tmp_path / f"{name}.pth")
+    fidelity.check_inception_logits(tmp_path / "finite.pth")
+    fidelity.check_inception_logits(None)
+    for name in ("nan", "none"):
+        with pytest.raises(StabgenError, match=rf"logit layer of .*{name}\.pth is not finite.*--extractor classifier"):
+            fidelity.check_inception_logits(tmp_path / f"{name}.pth")
+
+
+def test_weights_tag_fingerprints_the_file_it_names(tmp_path, monkeypatch):
+    """The cache key's weights fingerprint: torch-fidelity's download when no file is named, 'missing'
+    for a named file that is not there, else the first 10 hex digits of the file's SHA-256 — taken
+    anew when the file's size changes even at the same mtime; the argument wins over the env var."""
+    import hashlib
+    import os
+
+    monkeypatch.delenv(fidelity.settings.ENV_INCEPTION_WEIGHTS, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert fidelity.weights_tag("inception", "mnist") == "download"
+    assert fidelity.weights_tag("inception", "mnist", str(tmp_path / "absent.pth")) == "missing"
+    w = tmp_path / "w.pth"
+    w.write_bytes(b"abc")
+    os.utime(w, ns=(1, 1))
+    monkeypatch.setenv(fidelity.settings.ENV_INCEPTION_WEIGHTS, str(tmp_path / "elsewhere.pth"))
+    assert fidelity.weights_tag("inception", "mnist", str(w)) == hashlib.sha256(b"abc").hexdigest()[:10]
+    w.write_bytes(b"abcd")
+    os.utime(w, ns=(1, 1))
+    assert fidelity.weights_tag("inception", "mnist", str(w)) == hashlib.sha256(b"abcd").hexdigest()[:10]
+
+
+def test_classifier_extractor_names_and_resolves_datasets(monkeypatch):
+    """torch-fidelity's names for the domain extractors: built-in names kept, a path-named dataset
+    as 'user-' + 12 hex digits of its SHA-256, each registered with our extractor class; the
+    extractor loads the dataset its name stands for (from the prefix when it was never registered
+    here), and IS reads the logits while every other metric reads the features."""
+    import hashlib
+
+    import torch_fidelity
+
+    assert fidelity.classifier_extractor("fashion-mnist") == "stabgen-classifier-fashion-mnist"
+    user = fidelity.classifier_extractor("/data/my digits")
+    assert user == "stabgen-classifier-user-" + hashlib.sha256(b"/data/my digits").hexdigest()[:12]
+    for name in (user, "stabgen-classifier-fashion-mnist"):
+        assert torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY[name] is fidelity.DomainExtractor
+    monkeypatch.setattr(fidelity, "_EXTRACTOR_DATASETS", {})
+    images = _blobs(8, 4)
+    for dataset in ("fashion-mnist", "mnist"):
+        fe = fidelity.DomainExtractor(f"stabgen-classifier-{dataset}", ["features", "logits"])
+        feats, logits = classifier.load(dataset).features_and_logits(images)
+        got = fe(images.expand(-1, 3, -1, -1))
+        assert torch.equal(got[0], feats) and torch.equal(got[1], logits)
+    assert fidelity.DomainExtractor.get_default_feature_layer_for_metric("isc") == "logits"
+    assert {fidelity.DomainExtractor.get_default_feature_layer_for_metric(m) for m in ("fid", "kid", "prc")} == {"features"}
+
+
+def test_kid_subsets_hold_at_most_1000_and_k_reaches_density_coverage():
+    """With more than 1,000 samples a side, KID averages subsets of 1,000 (torch-fidelity's default
+    protocol) — against calculate_metrics at kid_subset_size = 1000; `compute`'s k is the k of
+    density/coverage (against prdc's formula on the same features, k = 3 vs 5)."""
+    from stabgen.metrics import coverage
+
+    fake, real = _blobs(1100, 5), _blobs(1100, 6, shift=1)
+    ours = fidelity.compute(fake, real, "classifier", ("kid",), dataset="mnist")
+    ref = _reference_metrics(fake, real, feature_extractor=fidelity.classifier_extractor("mnist"),
+                             kid_subset_size=1000, batch_size=500)
+    assert ours["kid"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-6, abs=1e-9)
+    small_f, small_r = fake[:200], real[:200]
+    f_f, f_r = (fidelity.features(x, "classifier", "mnist") for x in (small_f, small_r))
+    for k in (3, 5):
+        dc = fidelity.compute(small_f, small_r, "classifier", ("dc",), dataset="mnist", k=k)
+        want = coverage.prdc(f_r, f_f, k=k)
+        assert dc["density"] == pytest.approx(want["density"]) and dc["coverage"] == pytest.approx(want["coverage"])
+    assert fidelity.compute(small_f, small_r, "classifier", ("dc",), dataset="mnist", k=3)["density"] != \
+        fidelity.compute(small_f, small_r, "classifier", ("dc",), dataset="mnist", k=5)["density"]

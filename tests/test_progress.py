@@ -109,6 +109,9 @@ def test_feature_extraction_counts_its_images():
         fidelity.compute(fake, real, "classifier", ("fid",))
     got = {t.description: (t.completed, t.total) for t in rec.tasks}
     assert got == {"classifier features of 40 samples": (40, 40), "classifier features of 30 real images": (30, 30)}
+    # one image read, one count: 1, 2, …, 40 (torch-fidelity's extra first look at an image stays at 40)
+    steps = [c for d, c in rec.updates if d == "classifier features of 40 samples"]
+    assert steps[:40] == list(range(1, 41)) and set(steps[40:]) <= {40}
 
 
 def test_cli_ui_routes_logs_and_quiet_keeps_only_warnings():
