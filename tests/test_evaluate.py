@@ -1,0 +1,145 @@
+"""The evaluators a trial runs (stabgen.metrics.evaluate), each against the metric functions it
+composes, called directly: the same samples must give the same numbers, under the right names,
+with the class coverage and N recorded; and `evaluate_samples` (what `bench metrics` prints)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stabgen.data import ImageData, RealRef
+from stabgen.errors import StabgenError
+from stabgen.metrics import classifier, evaluate, fidelity, modes
+from stabgen.metrics.frechet import fid_infinity
+
+
+def _blobs(n: int, seed: int, shift: int = 0) -> torch.Tensor:
+    """Gaussian blobs at random places (uint8 [n, 1, 28, 28]): images the MNIST classifier has views on."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cx, cy = (torch.randint(6, 22, (2, n), generator=g) + shift).float()
+    img = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 10.0)
+    return (img * 255).round().to(torch.uint8).unsqueeze(1)
+
+
+REAL = _blobs(300, 1, shift=2)
+COUNTS = torch.tensor([30, 4, 10, 20, 2, 5, 5, 20, 20, 10])
+
+
+def _ref(n: int = 300, split: str = "blobs") -> RealRef:
+    return RealRef("mnist", split, n, load=lambda s, d: ImageData("mnist", s, REAL, torch.zeros(len(REAL)).long()))
+
+
+def _close(value):
+    """torch-fidelity's cache keeps a RealRef's features in float32: 1e-5 relative; KID's std over
+    subsets is a difference of large kernel sums, at float32's resolution (≈ 1e-6) here."""
+    return pytest.approx(value, rel=1e-5, abs=2e-6) if isinstance(value, float) else value
+
+
+def _sampler(images: torch.Tensor):
+    return lambda n: images[:n]
+
+
+def test_predict_is_the_classifiers_argmax_in_any_chunks():
+    clf = classifier.load("mnist")
+    images = _blobs(25, 3)
+    want = clf(images).argmax(1)
+    assert torch.equal(evaluate.predict(clf, images), want)
+    assert torch.equal(evaluate.predict(clf, images, chunk=4), want)
+
+
+def test_class_coverage_by_hand():
+    """Predictions 0, 0, 2, 2 against real counts 1:1:2 over classes 0–2: two classes covered;
+    KL(p_fake ‖ p_real) = ½ log(½ / ¼) + 0 + ½ log(½ / ½) = ½ log 2."""
+    out = evaluate.class_coverage(torch.tensor([0, 0, 2, 2]), torch.tensor([1, 1, 2]))
+    assert set(out) == {"classes_covered", "class_kl"}
+    assert out["classes_covered"] == 2
+    want = modes.class_histogram_metrics(torch.tensor([0, 0, 2, 2]), torch.tensor([1, 1, 2]))["class_kl"]
+    assert out["class_kl"] == pytest.approx(want)
+
+
+def test_domain_evaluator_quick_and_final_metrics_equal_the_functions(tmp_path, monkeypatch):
+    """Intermediate: only the pruning metric (FID, or KID when asked), under domain_ names; final:
+    FID, KID, PR and density/coverage of fidelity.compute on the very same samples, each member its
+    own, plus the class coverage of the classifier's predictions; N = the reference's n."""
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    ref = _ref()
+    a, b = _blobs(300, 4, shift=-4), _blobs(300, 5, shift=-2)
+    ev = evaluate.DomainEvaluator(ref, COUNTS)
+    quick = ev.many([_sampler(a), _sampler(b)], final=False)
+    alone = fidelity.compute(a, REAL, "classifier", ("fid",), dataset="mnist")
+    # a RealRef's real statistics go through torch-fidelity's cache (float32 features on disk): 1e-5 relative
+    assert quick[0].pop("domain_extractor") == "classifier"
+    assert quick[0] == {f"domain_{k}": _close(v) for k, v in alone.items() if k != "extractor"}
+    assert quick[1]["domain_fid"] == pytest.approx(fidelity.compute(b, REAL, "classifier", ("fid",))["fid"], rel=1e-5)
+    assert ev(_sampler(a), final=False)["domain_fid"] == quick[0]["domain_fid"]  # one trial: the same as a population of one
+    kid = evaluate.DomainEvaluator(ref, COUNTS, metric="domain_kid").many([_sampler(a)], final=False)[0]
+    assert set(kid) == {"domain_kid", "domain_kid_std", "domain_n_fake", "domain_n_real", "domain_extractor"}
+    final = ev.many([_sampler(a), _sampler(b)], final=True)
+    clf = classifier.load("mnist")
+    for out, imgs in zip(final, (a, b)):
+        want = fidelity.compute(imgs, REAL, "classifier", ("fid", "kid", "prc", "dc"), dataset="mnist")
+        for key, value in want.items():
+            assert out[f"domain_{key}"] == _close(value), key
+        cov = evaluate.class_coverage(evaluate.predict(clf, imgs), COUNTS)
+        assert out["classes_covered"] == cov["classes_covered"] and out["class_kl"] == pytest.approx(cov["class_kl"])
+        assert out["domain_n_fake"] == 300 and out["domain_n_real"] == 300
+    assert final[0]["class_kl"] != final[1]["class_kl"]  # each member's own predictions
+
+
+def test_mixture_evaluator_is_pacgan_counting_on_n_samples():
+    centers = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    g = torch.Generator().manual_seed(0)
+    pts = torch.randn(50, 2, generator=g) * 0.05  # all near the first centre
+    ev = evaluate.MixtureEvaluator(centers, 0.05, n=40)
+    out = ev.many([_sampler(pts), _sampler(pts + torch.tensor([1.0, 0.0]))], final=True)
+    for o, p in zip(out, (pts, pts + torch.tensor([1.0, 0.0]))):
+        m = modes.mixture_modes(p[:40].double(), centers.double(), 0.05)
+        assert o == {"modes_captured": m["modes_captured"], "high_quality": m["high_quality"],
+                     "reverse_kl": m["reverse_kl"], "n_samples": 40}
+
+
+def test_stacked_predictions_classify_each_channel_and_refuse_other_shapes():
+    x = torch.cat([_blobs(6, 7), _blobs(6, 8), _blobs(6, 9)], dim=1)
+    clf = classifier.load("mnist")
+    got = evaluate.stacked_predictions(x)
+    assert got.shape == (6, 3)
+    for c in range(3):
+        assert torch.equal(got[:, c], evaluate.predict(clf, x[:, c:c + 1]))
+    assert evaluate.stacked_mnist_modes(x) == modes.stacked_modes(got)
+    with pytest.raises(StabgenError, match=r"Stacked MNIST samples must be \[N, 3, 28, 28\], got \(6, 1, 28, 28\)"):
+        evaluate.stacked_predictions(x[:, :1])
+
+
+def test_evaluate_samples_is_every_metric_of_bench_metrics(tmp_path, monkeypatch):
+    """FID, KID, PR, density/coverage and the domain Inception Score of fidelity.compute, class
+    coverage, FID∞ on request (from the same features), the dataset and split; other image sizes are
+    refused in one line."""
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    ref, fake = _ref(), _blobs(300, 10, shift=-4)
+    out = evaluate.evaluate_samples(fake, ref, COUNTS, fid_inf=True)
+    want = fidelity.compute(fake, REAL, "classifier", ("fid", "kid", "prc", "dc", "isc"), dataset="mnist")
+    for key, value in want.items():
+        assert out[key] == _close(value), key
+    cov = evaluate.class_coverage(evaluate.predict(classifier.load("mnist"), fake), COUNTS)
+    assert out["classes_covered"] == cov["classes_covered"] and out["class_kl"] == pytest.approx(cov["class_kl"])
+    inf = fid_infinity(fidelity.features(fake), fidelity.features(REAL))
+    assert out["fid_inf"] == pytest.approx(inf["fid_inf"]) and out["fid_inf_points"] == len(inf["n"])
+    assert out["dataset"] == "mnist" and out["split"] == "blobs" and "is_unavailable" not in out
+    assert math.isfinite(out["is"])
+    plain = evaluate.evaluate_samples(fake, ref, COUNTS)
+    assert "fid_inf" not in plain and plain["fid"] == pytest.approx(out["fid"])
+    with pytest.raises(StabgenError, match=r"samples are \(32, 32\) images; mnist needs \(28, 28\)"):
+        evaluate.evaluate_samples(torch.zeros(4, 1, 32, 32, dtype=torch.uint8), ref, COUNTS)
+
+
+def test_evaluate_samples_on_inception_reports_why_is_is_missing(tmp_path, monkeypatch, inception_weights):
+    """With the offline TF-Inception weights (their logit layer is NaN) `bench metrics` gives every
+    other Inception metric and says why IS is not a number instead of printing NaN."""
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    ref, fake = _ref(12), _blobs(12, 11)
+    out = evaluate.evaluate_samples(fake, ref, COUNTS, extractor="inception", inception_weights=str(inception_weights))
+    assert "is" not in out and "logit layer" in out["is_unavailable"] and "not finite" in out["is_unavailable"]
+    assert out["extractor"] == "inception" and out["n_fake"] == 12 and math.isfinite(out["fid"])
