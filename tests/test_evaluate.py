@@ -75,6 +75,7 @@ def test_domain_evaluator_quick_and_final_metrics_equal_the_functions(tmp_path, 
     assert quick[0] == {f"domain_{k}": _close(v) for k, v in alone.items() if k != "extractor"}
     assert quick[1]["domain_fid"] == pytest.approx(fidelity.compute(b, REAL, "classifier", ("fid",))["fid"], rel=1e-5)
     assert ev(_sampler(a), final=False)["domain_fid"] == quick[0]["domain_fid"]  # one trial: the same as a population of one
+    assert "class_kl" in ev(_sampler(a), final=True) and "class_kl" not in quick[0]
     kid = evaluate.DomainEvaluator(ref, COUNTS, metric="domain_kid").many([_sampler(a)], final=False)[0]
     assert set(kid) == {"domain_kid", "domain_kid_std", "domain_n_fake", "domain_n_real", "domain_extractor"}
     final = ev.many([_sampler(a), _sampler(b)], final=True)
@@ -93,6 +94,7 @@ def test_mixture_evaluator_is_pacgan_counting_on_n_samples():
     centers = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     g = torch.Generator().manual_seed(0)
     pts = torch.randn(50, 2, generator=g) * 0.05  # all near the first centre
+    assert evaluate.MixtureEvaluator(centers, 0.05).n == 2500  # the paper's count
     ev = evaluate.MixtureEvaluator(centers, 0.05, n=40)
     out = ev.many([_sampler(pts), _sampler(pts + torch.tensor([1.0, 0.0]))], final=True)
     for o, p in zip(out, (pts, pts + torch.tensor([1.0, 0.0]))):
@@ -109,6 +111,9 @@ def test_stacked_predictions_classify_each_channel_and_refuse_other_shapes():
     for c in range(3):
         assert torch.equal(got[:, c], evaluate.predict(clf, x[:, c:c + 1]))
     assert evaluate.stacked_mnist_modes(x) == modes.stacked_modes(got)
+    other = evaluate.stacked_predictions(x, digits="fashion-mnist")  # another classifier reads the channels
+    assert not torch.equal(other, got)
+    assert evaluate.stacked_mnist_modes(x, digits="fashion-mnist") == modes.stacked_modes(other)
     with pytest.raises(StabgenError, match=r"Stacked MNIST samples must be \[N, 3, 28, 28\], got \(6, 1, 28, 28\)"):
         evaluate.stacked_predictions(x[:, :1])
 
@@ -139,7 +144,23 @@ def test_evaluate_samples_on_inception_reports_why_is_is_missing(tmp_path, monke
     """With the offline TF-Inception weights (their logit layer is NaN) `bench metrics` gives every
     other Inception metric and says why IS is not a number instead of printing NaN."""
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("STABGEN_INCEPTION_WEIGHTS", raising=False)  # the file named by the argument decides
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     ref, fake = _ref(12), _blobs(12, 11)
     out = evaluate.evaluate_samples(fake, ref, COUNTS, extractor="inception", inception_weights=str(inception_weights))
     assert "is" not in out and "logit layer" in out["is_unavailable"] and "not finite" in out["is_unavailable"]
     assert out["extractor"] == "inception" and out["n_fake"] == 12 and math.isfinite(out["fid"])
+
+
+def test_stacked_evaluator_counts_modes_of_each_member_on_n_samples():
+    """Modes of 1,000 and KL to uniform for each member from its own n samples, channel by channel."""
+    xs = [torch.cat([_blobs(10, 20 + 3 * i + c) for c in range(3)], dim=1) for i in range(2)]
+    ev = evaluate.StackedEvaluator(8)
+    outs = ev.many([_sampler(x) for x in xs], final=True)
+    for out, x in zip(outs, xs):
+        m = modes.stacked_modes(evaluate.stacked_predictions(x[:8]))
+        assert out == {"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": 8}
+    fashion = evaluate.StackedEvaluator(8, digits="fashion-mnist").many([_sampler(x) for x in xs], final=True)
+    for out, x in zip(fashion, xs):
+        m = modes.stacked_modes(evaluate.stacked_predictions(x[:8], digits="fashion-mnist"))
+        assert out == {"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": 8}

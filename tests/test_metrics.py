@@ -1,5 +1,7 @@
 """Metrics against closed forms and against torch-fidelity's own implementation."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -245,7 +247,7 @@ def _reference_classifier_recipe(train, seed: int, epochs: int, classes: int) ->
 
 def test_train_classifier_follows_its_recipe_and_writes_a_true_card(mnist_train, mnist_test, tmp_path, monkeypatch):
     """`bench train-classifier`'s training against the recipe rewritten by hand (weights equal after
-    two epochs), the class count from the labels (digits 0–4: five outputs), the feature
+    its default three epochs), the class count from the labels (digits 0–4: five outputs), the feature
     standardization (the training images' features come out with mean 0 and std 1 per dimension),
     the card's every field against what it describes, and its default home for a user's dataset."""
     import hashlib
@@ -255,17 +257,21 @@ def test_train_classifier_follows_its_recipe_and_writes_a_true_card(mnist_train,
     from stabgen.errors import StabgenError
 
     keep = mnist_train.labels < 5
-    train = replace(mnist_train, images=mnist_train.images[keep][:600], labels=mnist_train.labels[keep][:600])
+    # 640 images: 5 batches of 128 (a batch of 129 would make 4)
+    train = replace(mnist_train, images=mnist_train.images[keep][:640], labels=mnist_train.labels[keep][:640])
     keep_t = mnist_test.labels < 5
     test = replace(mnist_test, images=mnist_test.images[keep_t][:300], labels=mnist_test.labels[keep_t][:300])
     monkeypatch.setenv(classifier.settings.ENV_CACHE_DIR, str(tmp_path / "cache"))
     name = "/data/my digits.v2/"
     assert not classifier.has_weights(name)
-    card = classifier.train_classifier(name, train, test, epochs=2, seed=3)
+    (tmp_path / "cache" / "classifiers").mkdir(parents=True)  # a folder that is already there is fine
+    t0 = time.time()
+    card = classifier.train_classifier(name, train, test)  # the defaults: 3 epochs, seed 0
+    elapsed = time.time() - t0
     out = tmp_path / "cache" / "classifiers" / "data_my_digits.v2.pt"  # the name as a file name
     assert classifier.weights_path(name) == out and classifier.has_weights(name)
     trained = torch.load(out, weights_only=True)
-    expected = _reference_classifier_recipe(train, seed=3, epochs=2, classes=5)
+    expected = _reference_classifier_recipe(train, seed=0, epochs=3, classes=5)
     for key, value in expected.items():
         if key.startswith("feat_"):
             continue
@@ -276,12 +282,14 @@ def test_train_classifier_follows_its_recipe_and_writes_a_true_card(mnist_train,
         feats = torch.cat([model.features_and_logits(x)[0].double() for x in train.images.split(256)])
     assert torch.allclose(feats.mean(0), torch.zeros(128, dtype=torch.float64), atol=1e-4)
     assert torch.allclose(feats.std(0), torch.ones(128, dtype=torch.float64), atol=1e-4)
-    assert card == json.loads(out.with_suffix(".json").read_text())
-    assert card["dataset"] == name and card["classes"] == 5 and card["train_images"] == 600
+    assert out.with_suffix(".json").read_text() == json.dumps(card, indent=2) + "\n"
+    assert card["dataset"] == name and card["classes"] == 5 and card["train_images"] == 640
     assert card["train_sha256"] == hashlib.sha256(train.images.numpy().tobytes()).hexdigest()[:16]
     assert card["test_accuracy"] == classifier.accuracy(model, test)
-    assert card["epochs"] == 2 and card["seed"] == 3 and card["device"] == "cpu" and card["train_seconds"] >= 0
-    assert card["command"] == f"bench train-classifier --dataset {name} --epochs 2 --seed 3"
+    assert card["epochs"] == 3 and card["seed"] == 0 and card["device"] == "cpu"
+    assert isinstance(card["train_seconds"], float) and card["train_seconds"] == round(card["train_seconds"], 1)
+    assert 0 <= card["train_seconds"] <= elapsed + 0.05 and card["train_seconds"] > elapsed - 1.0
+    assert card["command"] == f"bench train-classifier --dataset {name} --epochs 3 --seed 0"
     big = replace(train, images=torch.zeros(4, 1, 32, 32, dtype=torch.uint8), labels=torch.zeros(4, dtype=torch.long))
     with pytest.raises(StabgenError, match=r"28×28 images; big has \(32, 32\).*Inception"):
         classifier.train_classifier("big", big, big)
@@ -305,6 +313,7 @@ def test_classifier_file_names_and_homes(tmp_path, monkeypatch):
     assert classifier._file_stem("a-b_c.d") == "a-b_c.d"
     assert classifier._file_stem("/home/u/my data.v2/") == "home_u_my_data.v2"
     assert classifier._file_stem("._x._") == "x" and classifier._file_stem("..") == "dataset"
+    assert classifier._file_stem("Xy.X") == "Xy.X"  # only dots and underscores are trimmed
     assert classifier._file_stem("ünï") == "ünï"  # str.isalnum: letters of any script
     for name in ("mnist", "fashion-mnist"):
         path = classifier.weights_path(name)
