@@ -403,3 +403,19 @@ def test_kid_subsets_hold_at_most_1000_and_k_reaches_density_coverage():
         assert dc["density"] == pytest.approx(want["density"]) and dc["coverage"] == pytest.approx(want["coverage"])
     assert fidelity.compute(small_f, small_r, "classifier", ("dc",), dataset="mnist", k=3)["density"] != \
         fidelity.compute(small_f, small_r, "classifier", ("dc",), dataset="mnist", k=5)["density"]
+
+
+def test_inception_features_are_the_pool_layer_of_the_weights_named(inception_weights, tmp_path, monkeypatch):
+    """`features(..., "inception")` (what FID∞ reads): torch-fidelity's 2048-d pool features of the
+    weights file named by the argument (no env var, no download to fall back on)."""
+    from torch_fidelity.utils import create_feature_extractor
+
+    monkeypatch.delenv(fidelity.settings.ENV_INCEPTION_WEIGHTS, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    images = _blobs(3, 12)
+    got = fidelity.features(images, "inception", inception_weights=str(inception_weights))
+    fe = create_feature_extractor(fidelity.INCEPTION, ["2048"], cuda=False, verbose=False,
+                                  feature_extractor_weights_path=str(inception_weights))
+    with torch.no_grad():
+        (want,) = fe(images.expand(-1, 3, -1, -1))
+    assert got.shape == (3, 2048) and torch.allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -136,3 +136,13 @@ def test_cli_ui_quiet_still_shows_warnings(capfd):
     with ui.shown(Console(file=io.StringIO()), quiet=True):
         logging.getLogger("bench.test_progress").warning("Inception evaluation skipped: no weights")
     assert "Inception evaluation skipped" in capfd.readouterr().err
+
+
+def test_features_count_their_images():
+    from stabgen.metrics import fidelity
+
+    images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    rec = Recorder()
+    with progress.listening(rec):
+        fidelity.features(images)
+    assert [(t.description, t.completed, t.total) for t in rec.tasks] == [("classifier features of 12 images", 12, 12)]

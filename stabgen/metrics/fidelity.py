@@ -296,7 +296,8 @@ def features(images: torch.Tensor, extractor: str = "classifier", dataset: str =
     fe = create_feature_extractor(kw["feature_extractor"], [layer], cuda=cuda, verbose=False, **kw)
     data = U8Images(images)
     with progress.task(f"{extractor} features of {len(data)} images", total=len(data)) as bar:
-        data.tick = bar.advance
+        # torch-fidelity reads one image more than there are (a first look at input 0): count to len, not past it
+        data.tick = lambda: bar.update(completed=min(len(data), bar.completed + 1))
         return get_featuresdict_from_dataset(data, fe, 500 if extractor == "classifier" else 64,
                                              cuda, True, False)[layer]
 
