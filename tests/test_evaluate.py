@@ -39,7 +39,10 @@ def _close(value):
 
 
 def _sampler(images: torch.Tensor):
-    return lambda n: images[:n]
+    def sample(n: int) -> torch.Tensor:
+        assert isinstance(n, int) and n <= len(images), n  # the evaluator asks for its n
+        return images[:n]
+    return sample
 
 
 def test_predict_is_the_classifiers_argmax_in_any_chunks():
@@ -164,3 +167,35 @@ def test_stacked_evaluator_counts_modes_of_each_member_on_n_samples():
     for out, x in zip(fashion, xs):
         m = modes.stacked_modes(evaluate.stacked_predictions(x[:8], digits="fashion-mnist"))
         assert out == {"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": 8}
+
+
+def test_inception_evaluator_alone_and_beside_the_domain_metrics(tmp_path, monkeypatch, inception_weights):
+    """A study searching an Inception metric: the Inception evaluator's quick metric (KID here) and
+    final FID/KID/PR equal fidelity.compute on TF-Inception from the weights file it was given, under
+    inception_ names; beside the domain evaluator (metric inception_kid) the domain side prunes on
+    FID and the very same samples get Inception's numbers too. Each sampler is asked for the
+    reference's n."""
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("STABGEN_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    ref, fake, w = _ref(12), _blobs(20, 13), str(inception_weights)
+
+    def sample(n: int) -> torch.Tensor:
+        assert n == 12
+        return fake[:n]
+
+    ev = evaluate.InceptionEvaluator(ref, metric="inception_kid", inception_weights=w)
+    quick = ev.many([sample], final=False)[0]
+    want = fidelity.compute(fake[:12], ref, "inception", ("kid",), inception_weights=w)
+    assert quick == {f"inception_{k}": _close(v) for k, v in want.items()}
+    final = ev(sample, final=True)
+    want = fidelity.compute(fake[:12], ref, "inception", ("fid", "kid", "prc"), inception_weights=w)
+    assert final == {f"inception_{k}": _close(v) for k, v in want.items()}
+    monkeypatch.setenv("STABGEN_INCEPTION_WEIGHTS", w)
+    both = evaluate.DomainEvaluator(ref, COUNTS, metric="inception_kid")
+    q = both.many([sample], final=False)[0]
+    assert set(q) == {"domain_fid", "domain_n_fake", "domain_n_real", "domain_extractor", "inception_kid",
+                      "inception_kid_std", "inception_n_fake", "inception_n_real", "inception_extractor"}
+    assert q["inception_kid"] == _close(quick["inception_kid"])
+    f = both.many([sample], final=True)[0]
+    assert f["inception_precision"] == _close(final["inception_precision"]) and "domain_density" in f
