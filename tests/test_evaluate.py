@@ -13,16 +13,7 @@ from stabgen.data import ImageData, RealRef
 from stabgen.errors import StabgenError
 from stabgen.metrics import classifier, evaluate, fidelity, modes
 from stabgen.metrics.frechet import fid_infinity
-
-
-def _blobs(n: int, seed: int, shift: int = 0) -> torch.Tensor:
-    """Gaussian blobs at random places (uint8 [n, 1, 28, 28]): images the MNIST classifier has views on."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    cx, cy = (torch.randint(6, 22, (2, n), generator=g) + shift).float()
-    img = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 10.0)
-    return (img * 255).round().to(torch.uint8).unsqueeze(1)
-
+from test_metrics import _blobs  # the same digit-like blobs as the metric tests
 
 REAL = _blobs(300, 1, shift=2)
 COUNTS = torch.tensor([30, 4, 10, 20, 2, 5, 5, 20, 20, 10])
