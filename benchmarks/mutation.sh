@@ -7,6 +7,7 @@
 #   bash benchmarks/mutation.sh                 # every module
 #   bash benchmarks/mutation.sh "bench.stats*"  # one module (mutmut's mutant-name glob)
 #   MUTMUT_CHILDREN=2 bash benchmarks/mutation.sh ...  # mutants run in parallel (default 1: one core)
+#   RESUME=1 bash benchmarks/mutation.sh "stabgen.metrics.fidelity*"  # only those not yet judged
 # Writes benchmarks/results/mutation.json: per module the mutants, killed, survived and the score.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +15,20 @@ cd "$(dirname "$0")/.."
 pip install -q 'mutmut==3.8.1'
 globs=("$@")
 [ ${#globs[@]} -gt 0 ] || globs=("bench.stats*" "stabgen.regularizers*" "stabgen.objectives*" "stabgen.metrics*")
-for g in "${globs[@]}"; do
-  mutmut run --max-children "${MUTMUT_CHILDREN:-1}" "$g" || true  # a surviving mutant is a result, not an error
-done
+if [ "${RESUME:-0}" = 1 ]; then  # only the mutants of these globs not yet judged (mutmut reruns every named one)
+  mutmut results --all true > mutants/results.txt
+  mapfile -t globs < <(python - "${globs[@]}" <<'PY'
+import fnmatch, pathlib, sys
+for line in pathlib.Path("mutants/results.txt").read_text().splitlines():
+    name, _, status = line.rpartition(":")
+    if status.strip() == "not checked" and any(fnmatch.fnmatchcase(name.strip(), g) for g in sys.argv[1:]):
+        print(name.strip())
+PY
+)
+  echo "resuming ${#globs[@]} mutants not yet checked"
+fi
+# one mutmut call for all globs: each call runs the clean tests of its mutants first
+[ ${#globs[@]} -eq 0 ] || mutmut run --max-children "${MUTMUT_CHILDREN:-1}" "${globs[@]}" || true  # a survivor is a result, not an error
 mutmut results --all true > mutants/results.txt
 python - <<'PY'
 """mutants/results.txt ('module.function__mutmut_N: status' per line) → per-module counts and scores;

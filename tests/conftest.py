@@ -44,12 +44,27 @@ def pytest_collection_modifyitems(config, items) -> None:
     design, and a skip there would read as something missing. benchmarks/gpu_check.sh runs them."""
     import torch
 
+    _fastest_first_under_mutmut(items)
     if torch.cuda.is_available():
         return
     gpu = [i for i in items if i.get_closest_marker("cuda")]
     if gpu:
         config.hook.pytest_deselected(items=gpu)
         items[:] = [i for i in items if not i.get_closest_marker("cuda")]
+
+
+def _fastest_first_under_mutmut(items) -> None:
+    """benchmarks/mutation.sh: mutmut runs a mutant's tests with -x in file order, so a mutant that a
+    0.5 s classifier test kills first waits for a 50 s Inception test above it. Under mutmut (it sets
+    $MUTANT_UNDER_TEST and runs from mutants/, beside its recorded test durations) the tests run fastest
+    first; the verdicts are the same (the tests are independent), only the killed mutants end sooner."""
+    stats = Path("mutmut-stats.json")
+    if "MUTANT_UNDER_TEST" not in os.environ or not stats.exists():
+        return
+    import json
+
+    durations = json.loads(stats.read_text()).get("duration_by_test", {})
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
 def missing(what: str) -> None:

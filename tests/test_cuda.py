@@ -103,6 +103,22 @@ def test_batched_evaluation_on_cuda_equals_per_member_evaluation():
             assert got[key] == (pytest.approx(value, rel=1e-5, abs=1e-7) if isinstance(value, float) else value), key
 
 
+def test_bench_metrics_on_cuda_equal_the_cpu_values():
+    """`bench metrics --device cuda` (evaluate_samples): every metric, class coverage and FID∞ as on the
+    CPU; the classifier that predicts the classes is on the device the samples are sent to."""
+    from stabgen.data import RealRef
+    from stabgen.metrics.evaluate import evaluate_samples
+
+    real = ImageData("blobs", "synthetic", _blobs(400, 2, shift=2), torch.zeros(400, dtype=torch.long))
+    ref = RealRef("mnist", "synthetic-blobs-400", 400, load=lambda split, data_dir: real)
+    counts, fake = torch.full((10,), 40), _blobs(400, 5, shift=-3)
+    cpu = evaluate_samples(fake, ref, counts, device="cpu", fid_inf=True)
+    gpu = evaluate_samples(fake, ref, counts, device="cuda", fid_inf=True)
+    assert cpu.keys() == gpu.keys()
+    for key, value in cpu.items():
+        assert (_close(value, gpu[key], 1e-4) if isinstance(value, float) else value == gpu[key]), (key, value, gpu[key])
+
+
 def test_a_cuda_result_says_tf32_and_graphs():
     cfg = TrialConfig(model="gan", regularizer="none", steps=6, batch_size=4)
     assert train_population([cfg], _images(), "cuda", tf32=True)[0].arithmetic == "float32, TF32 matmuls, CUDA graphs"

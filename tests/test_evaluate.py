@@ -136,14 +136,35 @@ def test_evaluate_samples_is_every_metric_of_bench_metrics(tmp_path, monkeypatch
 
 def test_evaluate_samples_on_inception_reports_why_is_is_missing(tmp_path, monkeypatch, inception_weights):
     """With the offline TF-Inception weights (their logit layer is NaN) `bench metrics` gives every
-    other Inception metric and says why IS is not a number instead of printing NaN."""
+    other Inception metric and says why IS is not a number instead of printing NaN. FID∞ takes the
+    fakes' and the reals' features from the same extractor and weights file: on 12 samples of 2048-d
+    pool features it is refused for too few samples (its fit needs 2,051), the refusal naming 2048."""
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("STABGEN_INCEPTION_WEIGHTS", raising=False)  # the file named by the argument decides
+    # the file named by the argument decides: a path that is not there in the environment must not be read
+    monkeypatch.setenv("STABGEN_INCEPTION_WEIGHTS", str(tmp_path / "not-these.pth"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     ref, fake = _ref(12), _blobs(12, 11)
     out = evaluate.evaluate_samples(fake, ref, COUNTS, extractor="inception", inception_weights=str(inception_weights))
     assert "is" not in out and "logit layer" in out["is_unavailable"] and "not finite" in out["is_unavailable"]
     assert out["extractor"] == "inception" and out["n_fake"] == 12 and math.isfinite(out["fid"])
+    with pytest.raises(StabgenError, match=r"feature dimension \(2048\) plus two, got 12"):
+        evaluate.evaluate_samples(fake, ref, COUNTS, extractor="inception", inception_weights=str(inception_weights),
+                                  fid_inf=True)
+
+
+def test_evaluate_samples_fid_inf_uses_the_references_own_classifier(tmp_path, monkeypatch):
+    """FID∞ of a Fashion-MNIST reference comes from the Fashion-MNIST classifier's features of the fakes
+    and of the reals, not the default (MNIST) classifier's: the two give different numbers here."""
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    ref = RealRef("fashion-mnist", "blobs", 300,
+                  load=lambda s, d: ImageData("fashion-mnist", s, REAL, torch.zeros(len(REAL)).long()))
+    fake = _blobs(300, 10, shift=-4)
+    out = evaluate.evaluate_samples(fake, ref, COUNTS, fid_inf=True)
+    want = fid_infinity(fidelity.features(fake, dataset="fashion-mnist"), fidelity.features(REAL, dataset="fashion-mnist"))
+    mnist = fid_infinity(fidelity.features(fake), fidelity.features(REAL))["fid_inf"]
+    assert out["fid_inf"] == pytest.approx(want["fid_inf"]) and out["fid_inf"] != pytest.approx(mnist, rel=1e-3)
+    mixed = fid_infinity(fidelity.features(fake, dataset="fashion-mnist"), fidelity.features(REAL))["fid_inf"]
+    assert out["fid_inf"] != pytest.approx(mixed, rel=1e-3)
 
 
 def test_stacked_evaluator_counts_modes_of_each_member_on_n_samples():
@@ -175,6 +196,9 @@ def test_inception_evaluator_alone_and_beside_the_domain_metrics(tmp_path, monke
         assert n == 12
         return fake[:n]
 
+    default = evaluate.InceptionEvaluator(ref, inception_weights=w).many([sample], final=False)[0]
+    want = fidelity.compute(fake[:12], ref, "inception", ("fid",), inception_weights=w)
+    assert default == {f"inception_{k}": _close(v) for k, v in want.items()}  # prunes on Inception FID by default
     ev = evaluate.InceptionEvaluator(ref, metric="inception_kid", inception_weights=w)
     quick = ev.many([sample], final=False)[0]
     want = fidelity.compute(fake[:12], ref, "inception", ("kid",), inception_weights=w)

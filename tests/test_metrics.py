@@ -295,6 +295,29 @@ def test_train_classifier_follows_its_recipe_and_writes_a_true_card(mnist_train,
         classifier.train_classifier("big", big, big)
 
 
+def test_train_classifier_steps_one_batch_per_128_images_and_at_least_one(tmp_path, monkeypatch):
+    """Training reports its optimizer steps as one progress task, "train the <dataset> classifier", of
+    epochs × batches steps: 256 images make 2 batches (3 epochs: 6 steps); a set smaller than one
+    batch is one batch, not none and not an empty second one (that would train on nothing and leave
+    NaN weights)."""
+    from stabgen import progress
+    from stabgen.data import ImageData
+    from test_progress import Recorder
+
+    monkeypatch.setenv(classifier.settings.ENV_CACHE_DIR, str(tmp_path))
+    g = torch.Generator().manual_seed(0)
+    for n, epochs, steps in ((256, 3, 6), (100, 2, 2)):
+        images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g)
+        data = ImageData("tiny", "train", images, torch.arange(n) % 3)
+        rec = Recorder()
+        with progress.listening(rec):
+            classifier.train_classifier("tiny", data, data, epochs=epochs, out=tmp_path / f"tiny{n}.pt")
+        assert [(t.description, t.completed, t.total) for t in rec.tasks] == \
+            [("train the tiny classifier", steps, steps)], n
+        weights = torch.load(tmp_path / f"tiny{n}.pt", weights_only=True)
+        assert all(bool(torch.isfinite(v).all()) for v in weights.values()), n
+
+
 def test_classifier_file_names_and_homes(tmp_path, monkeypatch):
     """A user's dataset is named by its path: only letters, digits and -_. survive, the ends are
     trimmed of dots and underscores, and a name with nothing left is 'dataset'; the built-in
