@@ -1,5 +1,6 @@
 """Metrics against closed forms and against torch-fidelity's own implementation."""
 
+import math
 import time
 
 import numpy as np
@@ -391,11 +392,16 @@ def test_classifier_extractor_names_and_resolves_datasets(monkeypatch):
 
     import torch_fidelity
 
+    registry = torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY
+    user_name = "stabgen-classifier-user-" + hashlib.sha256(b"/data/my digits").hexdigest()[:12]
+    for name in (user_name, "stabgen-classifier-fashion-mnist"):  # as in a fresh process: not yet registered
+        monkeypatch.delitem(registry, name, raising=False)
     assert fidelity.classifier_extractor("fashion-mnist") == "stabgen-classifier-fashion-mnist"
+    assert fidelity.classifier_extractor("--").startswith("stabgen-classifier-user-")  # nothing but delimiters
     user = fidelity.classifier_extractor("/data/my digits")
     assert user == "stabgen-classifier-user-" + hashlib.sha256(b"/data/my digits").hexdigest()[:12]
     for name in (user, "stabgen-classifier-fashion-mnist"):
-        assert torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY[name] is fidelity.DomainExtractor
+        assert registry[name] is fidelity.DomainExtractor
     monkeypatch.setattr(fidelity, "_EXTRACTOR_DATASETS", {})
     images = _blobs(8, 4)
     for dataset in ("fashion-mnist", "mnist"):
@@ -405,6 +411,62 @@ def test_classifier_extractor_names_and_resolves_datasets(monkeypatch):
         assert torch.equal(got[0], feats) and torch.equal(got[1], logits)
     assert fidelity.DomainExtractor.get_default_feature_layer_for_metric("isc") == "logits"
     assert {fidelity.DomainExtractor.get_default_feature_layer_for_metric(m) for m in ("fid", "kid", "prc")} == {"features"}
+
+
+def test_compute_defaults_and_refuses_what_is_not_uint8_nchw():
+    """`compute(fake, real)` is the domain classifier's FID, KID and PR; float images or a batch without
+    its channel axis are refused in one line naming the dtype and shape."""
+    from stabgen.errors import StabgenError
+
+    fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
+    assert fidelity.compute(fake, real) == fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"))
+    with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.float32 \(60, 1, 28, 28\)"):
+        fidelity.compute(fake.float(), real)
+    with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.uint8 \(60, 28, 28\)"):
+        fidelity.compute(fake[:, 0], real)
+
+
+def test_a_users_classifier_extracts_its_features_and_nan_weights_are_refused(tmp_path, monkeypatch):
+    """A dataset named by its path gets its own domain classifier as extractor (the one trained for
+    that path, not a built-in one). A classifier whose weights went NaN is refused in one line naming
+    the features, before any metric (torch-fidelity's FID would die in numpy with a traceback); one
+    whose logits rule a class out (softmax exactly 0 for it: a NaN Inception Score from finite
+    features) is refused naming the metric."""
+    from stabgen.data import ImageData
+    from stabgen.errors import StabgenError
+
+    monkeypatch.setenv(classifier.settings.ENV_CACHE_DIR, str(tmp_path))
+    name, images = "/data/my digits/", _blobs(130, 7)
+    classifier.train_classifier(name, ImageData("mine", "train", images, torch.arange(130) % 4),
+                                ImageData("mine", "test", images[:20], torch.arange(20) % 4), epochs=1)
+    with torch.no_grad():
+        want = classifier.load(name).features_and_logits(images[:10])[0]
+    assert torch.allclose(fidelity.features(images[:10], dataset=name), want, rtol=1e-5, atol=1e-6)
+    path = classifier.weights_path(name)
+    good = torch.load(path, weights_only=True)
+    saturated = {**good, "fc2.bias": good["fc2.bias"] - torch.tensor([0.0, 0.0, 0.0, 1e4])}
+    torch.save(saturated, path)
+    assert math.isfinite(fidelity.compute(images[:40], images[40:80], metrics=("fid",), dataset=name)["fid"])
+    with pytest.raises(StabgenError, match=r"^classifier is came out nan: the feature extractor produced "
+                                           r"non-finite features \(corrupt weights\?\); refusing to report it$"):
+        fidelity.compute(images[:40], images[40:80], metrics=("isc",), dataset=name)
+    torch.save({**good, "fc1.weight": torch.full_like(good["fc1.weight"], float("nan"))}, path)
+    for metric in ("fid", "kid", "prc", "dc"):
+        with pytest.raises(StabgenError, match=r"^classifier features of 40 samples are not finite: the feature "
+                                               r"extractor's weights are corrupt"):
+            fidelity.compute(images[:40], images[40:80], metrics=(metric,), dataset=name)
+    with pytest.raises(StabgenError, match=r"^classifier features of 10 images are not finite"):
+        fidelity.features(images[:10], dataset=name)
+
+
+def test_metrics_print_nothing(capfd):
+    """The library never draws on a terminal it does not own (stabgen.progress): torch-fidelity's own
+    progress bars and metric lines stay off, on stdout and stderr."""
+    fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
+    capfd.readouterr()
+    fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc", "isc", "dc"))
+    fidelity.features(fake)
+    assert capfd.readouterr() == ("", "")
 
 
 def test_kid_subsets_hold_at_most_1000_and_k_reaches_density_coverage():

@@ -146,3 +146,5 @@ def test_features_count_their_images():
     with progress.listening(rec):
         fidelity.features(images)
     assert [(t.description, t.completed, t.total) for t in rec.tasks] == [("classifier features of 12 images", 12, 12)]
+    steps = [c for _, c in rec.updates]  # one image read, one count (the extra first look stays at 12)
+    assert steps[:12] == list(range(1, 13)) and set(steps[12:]) <= {12}

@@ -113,9 +113,18 @@ def _extract(input_id: int, dataset: U8Images, n: int, what: str, fe, **kwargs) 
         # torch-fidelity reads one image more than n (a first look at input 0): count to n, not past it
         dataset.tick = lambda: bar.update(completed=min(n, bar.completed + 1))
         try:
-            return extract_featuresdict_from_input_id_cached(input_id, fe, **kwargs)
+            return _finite(extract_featuresdict_from_input_id_cached(input_id, fe, **kwargs), what)
         finally:
             del dataset.tick  # back to the class's no-op
+
+
+def _finite(feats: dict, what: str) -> dict:
+    """NaN weights give NaN features, on which torch-fidelity's FID dies in numpy's eigvals with a
+    traceback (and KID/PR would be NaN): refuse them in one line, before any metric."""
+    if not all(bool(torch.isfinite(v).all()) for v in feats.values()):
+        raise StabgenError(f"{what} are not finite: the feature extractor's weights are corrupt (NaN or "
+                           f"inf); retrain it (bench train-classifier) or fix the weights file")
+    return feats
 
 
 class _LazyReal(U8Images):
@@ -295,11 +304,12 @@ def features(images: torch.Tensor, extractor: str = "classifier", dataset: str =
     cuda = torch.device(device).type == "cuda"
     fe = create_feature_extractor(kw["feature_extractor"], [layer], cuda=cuda, verbose=False, **kw)
     data = U8Images(images)
-    with progress.task(f"{extractor} features of {len(data)} images", total=len(data)) as bar:
+    what = f"{extractor} features of {len(data)} images"
+    with progress.task(what, total=len(data)) as bar:
         # torch-fidelity reads one image more than there are (a first look at input 0): count to len, not past it
         data.tick = lambda: bar.update(completed=min(len(data), bar.completed + 1))
-        return get_featuresdict_from_dataset(data, fe, 500 if extractor == "classifier" else 64,
-                                             cuda, True, False)[layer]
+        return _finite(get_featuresdict_from_dataset(data, fe, 500 if extractor == "classifier" else 64,
+                                                     cuda, True, False), what)[layer]
 
 
 def cache_path() -> Path:
