@@ -414,12 +414,16 @@ def test_classifier_extractor_names_and_resolves_datasets(monkeypatch):
 
 
 def test_compute_defaults_and_refuses_what_is_not_uint8_nchw():
-    """`compute(fake, real)` is the domain classifier's FID, KID and PR; float images or a batch without
-    its channel axis are refused in one line naming the dtype and shape."""
+    """`compute(fake, real)` and `compute_many([fake], real)` are the domain classifier's FID, KID and PR;
+    an unknown metric, float images or a batch without its channel axis are refused in one line
+    naming what is wrong."""
     from stabgen.errors import StabgenError
 
     fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
-    assert fidelity.compute(fake, real) == fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"))
+    want = fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"))
+    assert fidelity.compute(fake, real) == want and fidelity.compute_many([fake], real) == [want]
+    with pytest.raises(StabgenError, match=r"^unknown metric\(s\) \['fdi'\]; use fid, kid, prc, isc, dc$"):
+        fidelity.compute(fake, real, metrics=("fid", "fdi"))
     with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.float32 \(60, 1, 28, 28\)"):
         fidelity.compute(fake.float(), real)
     with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.uint8 \(60, 28, 28\)"):
