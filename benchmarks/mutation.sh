@@ -7,7 +7,7 @@
 #   bash benchmarks/mutation.sh                 # every module
 #   bash benchmarks/mutation.sh "bench.stats*"  # one module (mutmut's mutant-name glob)
 #   MUTMUT_CHILDREN=2 bash benchmarks/mutation.sh ...  # mutants run in parallel (default 1: one core)
-#   RESUME=1 bash benchmarks/mutation.sh "stabgen.metrics.fidelity*"  # only those not yet judged
+#   RESUME=1 bash benchmarks/mutation.sh "stabgen.metrics.fidelity*"  # those not yet judged + open survivors
 # Writes benchmarks/results/mutation.json: per module the mutants, killed, survived and the score.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,17 +15,20 @@ cd "$(dirname "$0")/.."
 pip install -q 'mutmut==3.8.1'
 globs=("$@")
 [ ${#globs[@]} -gt 0 ] || globs=("bench.stats*" "stabgen.regularizers*" "stabgen.objectives*" "stabgen.metrics*")
-if [ "${RESUME:-0}" = 1 ]; then  # only the mutants of these globs not yet judged (mutmut reruns every named one)
+if [ "${RESUME:-0}" = 1 ]; then  # mutmut reruns every mutant named: name only those of these globs
+  # not yet judged, and the survivors not listed as equivalent (the tests added for them are new)
   mutmut results --all true > mutants/results.txt
   mapfile -t globs < <(python - "${globs[@]}" <<'PY'
-import fnmatch, pathlib, sys
+import fnmatch, json, pathlib, sys
+equivalent = json.loads(pathlib.Path("benchmarks/mutation_equivalent.json").read_text())
 for line in pathlib.Path("mutants/results.txt").read_text().splitlines():
-    name, _, status = line.rpartition(":")
-    if status.strip() == "not checked" and any(fnmatch.fnmatchcase(name.strip(), g) for g in sys.argv[1:]):
-        print(name.strip())
+    name, _, status = (s.strip() for s in line.rpartition(":"))
+    rerun = status == "not checked" or (status in ("survived", "no tests") and name not in equivalent)
+    if rerun and any(fnmatch.fnmatchcase(name, g) for g in sys.argv[1:]):
+        print(name)
 PY
 )
-  echo "resuming ${#globs[@]} mutants not yet checked"
+  echo "resuming ${#globs[@]} mutants: not yet checked, or survivors not listed as equivalent"
 fi
 # one mutmut call for all globs: each call runs the clean tests of its mutants first
 [ ${#globs[@]} -eq 0 ] || mutmut run --max-children "${MUTMUT_CHILDREN:-1}" "${globs[@]}" || true  # a survivor is a result, not an error

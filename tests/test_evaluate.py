@@ -206,6 +206,8 @@ def test_inception_evaluator_alone_and_beside_the_domain_metrics(tmp_path, monke
     final = ev(sample, final=True)
     want = fidelity.compute(fake[:12], ref, "inception", ("fid", "kid", "prc"), inception_weights=w)
     assert final == {f"inception_{k}": _close(v) for k, v in want.items()}
+    tag = fidelity.weights_tag("inception", "mnist", w)  # the reals' cache is named by the file given
+    assert any(p.name.startswith(f"{ref.cache_name}-w{tag}-inception-v3-compat") for p in fidelity.cache_path().iterdir())
     monkeypatch.setenv("STABGEN_INCEPTION_WEIGHTS", w)
     both = evaluate.DomainEvaluator(ref, COUNTS, metric="inception_kid")
     q = both.many([sample], final=False)[0]

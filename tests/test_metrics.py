@@ -103,16 +103,29 @@ def test_real_statistics_are_cached(mnist_dir, monkeypatch):
 
 
 def test_cache_key_changes_with_the_extractor_weights(tmp_path, monkeypatch):
-    """Retrained classifier weights must not reuse real statistics cached for the old ones."""
+    """Retrained classifier weights must not reuse real statistics cached for the old ones: the real
+    reference's cache entries are named by the fingerprint of the classifier's weights file."""
     import shutil
+
+    from stabgen.data import ImageData, RealRef
+
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path / "cache"))
     w = tmp_path / "mnist.pt"
     shutil.copy(classifier.weights_path("mnist"), w)
     monkeypatch.setattr(classifier, "weights_path", lambda dataset: w)
-    before = fidelity.weights_tag("classifier", "mnist")
-    state = torch.load(w, weights_only=True)
-    state["fc2.bias"] += 1.0
-    torch.save(state, w)
-    assert fidelity.weights_tag("classifier", "mnist") != before
+    real = ImageData("mnist", "blobs", _blobs(50, 2), torch.zeros(50, dtype=torch.long))
+    ref = RealRef("mnist", "blobs", 50, load=lambda split, data_dir: real)
+    tags = []
+    for _ in range(2):
+        tags.append(fidelity.weights_tag("classifier", "mnist"))
+        fidelity.compute(_blobs(50, 1), ref, "classifier", ("fid",))
+        state = torch.load(w, weights_only=True)
+        state["fc2.bias"] += 1.0
+        torch.save(state, w)
+    assert tags[0] != tags[1]
+    cached = {p.name for p in fidelity.cache_path().iterdir()}
+    for tag in tags:
+        assert any(name.startswith(f"{ref.cache_name}-w{tag}-stabgen-classifier-mnist") for name in cached), (tag, cached)
 
 
 def test_mnist_classifier_accuracy(mnist_test):
@@ -165,13 +178,13 @@ def test_classifier_metrics_equal_torch_fidelity_calculate_metrics():
 def test_inception_metrics_equal_torch_fidelity_calculate_metrics(mnist_dir, inception_weights, mnist_test):
     """TF-Inception (the paper protocol's extractor) at a small N, end to end against torch-fidelity:
     same images, same weights file, same FID/KID/PR."""
-    real = mnist_test.subset(40, seed=2)
-    fake = mnist_test.subset(40, seed=1)
+    real = mnist_test.subset(24, seed=2)
+    fake = mnist_test.subset(24, seed=1)
     ours = fidelity.compute(fake, real, "inception", ("fid", "kid", "prc"), inception_weights=str(inception_weights))
     ref = _reference_metrics(fake, real, feature_extractor="inception-v3-compat", feature_extractor_weights_path=
                              str(inception_weights), feature_layer_fid="2048", feature_layer_kid="2048",
-                             feature_layer_prc="2048", kid_subset_size=40, batch_size=64)
-    assert np.isfinite(ours["fid"]) and ours["n_fake"] == 40 and ours["extractor"] == "inception"
+                             feature_layer_prc="2048", kid_subset_size=24, batch_size=64)
+    assert np.isfinite(ours["fid"]) and ours["n_fake"] == 24 and ours["extractor"] == "inception"
     assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-5)
     assert ours["kid"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-5, abs=1e-7)
     assert ours["precision"] == pytest.approx(ref["precision"]) and ours["recall"] == pytest.approx(ref["recall"])
@@ -213,10 +226,35 @@ def test_density_coverage_and_domain_is_through_compute():
     assert 0.5 < m["density"] < 1.5 and m["coverage"] > 0.8 and m["is"] >= 1.0
 
 
-def test_inception_score_refused_for_nan_logit_weights(inception_weights):
+def test_inception_score_refused_for_nan_logit_weights(inception_weights, tmp_path, monkeypatch):
+    """The logit check reads the weights file named by the argument (the environment naming another
+    file, here one that is not there, must not matter)."""
     from stabgen.errors import StabgenError
-    with pytest.raises(StabgenError, match="Inception Score unavailable"):
+
+    monkeypatch.setenv("STABGEN_INCEPTION_WEIGHTS", str(tmp_path / "not-these.pth"))
+    with pytest.raises(StabgenError, match="Inception Score unavailable: the logit layer of .*6726825d.pth is not finite"):
         fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("isc",), inception_weights=str(inception_weights))
+
+
+def test_inception_download_failing_offline_is_one_line(tmp_path, monkeypatch):
+    """No weights file named anywhere: torch-fidelity downloads its own; offline that fails, and the
+    user is told in one line which variable names a local file (no traceback of urllib)."""
+    import urllib.error
+
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+    from stabgen.errors import StabgenError
+
+    monkeypatch.delenv("STABGEN_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(tf_inception, "load_state_dict_from_url", offline)
+    with pytest.raises(StabgenError, match=r"^Inception weights are not available offline and the download failed "
+                                           r"\(<urlopen error \[Errno -3\] Temporary failure in name resolution>\); "
+                                           r"set \$STABGEN_INCEPTION_WEIGHTS to a local "
+                                           r"weights-inception-2015-12-05-6726825d.pth$"):
+        fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("fid",))
 
 
 def _reference_classifier_recipe(train, seed: int, epochs: int, classes: int) -> dict:

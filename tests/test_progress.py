@@ -112,6 +112,10 @@ def test_feature_extraction_counts_its_images():
     # one image read, one count: 1, 2, …, 40 (torch-fidelity's extra first look at an image stays at 40)
     steps = [c for d, c in rec.updates if d == "classifier features of 40 samples"]
     assert steps[:40] == list(range(1, 41)) and set(steps[40:]) <= {40}
+    rec = Recorder()
+    with progress.listening(rec):  # the Inception Score needs no real images: none are read
+        fidelity.compute(fake, real, "classifier", ("isc",))
+    assert [t.description for t in rec.tasks] == ["classifier features of 40 samples"]
 
 
 def test_cli_ui_routes_logs_and_quiet_keeps_only_warnings():

@@ -246,7 +246,7 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
         input1=fake, input2=real, input2_cache_name=cache_name,
         cache_root=str(settings.cache_dir() / "fidelity"), cuda=torch.device(device).type == "cuda",
         batch_size=batch_size or (500 if extractor == "classifier" else 64),
-        kid_subset_size=min(1000, min(sizes), n_real), save_cpu_ram=True, verbose=False, **fe_kwargs,
+        save_cpu_ram=True, verbose=False, **fe_kwargs,  # KID's subset size is each set's own (_score)
     )
     layers = {m: resolve_feature_layer_for_metric("prc" if m == "dc" else m, **kwargs) for m in metrics}
     try:
