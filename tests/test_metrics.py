@@ -460,6 +460,9 @@ def test_compute_defaults_and_refuses_what_is_not_uint8_nchw():
     fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
     want = fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"))
     assert fidelity.compute(fake, real) == want and fidelity.compute_many([fake], real) == [want]
+    for metric, keys in (("prc", ("precision", "recall")), ("kid", ("kid", "kid_std"))):  # one metric alone
+        alone = fidelity.compute(fake, real, metrics=(metric,))
+        assert {k: alone[k] for k in keys} == {k: want[k] for k in keys}, metric
     with pytest.raises(StabgenError, match=r"^unknown metric\(s\) \['fdi'\]; use fid, kid, prc, isc, dc$"):
         fidelity.compute(fake, real, metrics=("fid", "fdi"))
     with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.float32 \(60, 1, 28, 28\)"):
