@@ -124,8 +124,10 @@ def test_cache_key_changes_with_the_extractor_weights(tmp_path, monkeypatch):
         torch.save(state, w)
     assert tags[0] != tags[1]
     cached = {p.name for p in fidelity.cache_path().iterdir()}
-    for tag in tags:
-        assert any(name.startswith(f"{ref.cache_name}-w{tag}-stabgen-classifier-mnist") for name in cached), (tag, cached)
+    for tag in tags:  # the reals' features and their FID statistics, each cached in stabgen's cache
+        for entry in ("features", "stat-fid-features"):
+            want = f"{ref.cache_name}-w{tag}-stabgen-classifier-mnist-{entry}"
+            assert any(name.startswith(want) for name in cached), (want, cached)
 
 
 def test_mnist_classifier_accuracy(mnist_test):
