@@ -467,6 +467,8 @@ def test_compute_defaults_and_refuses_what_is_not_uint8_nchw():
         assert {k: alone[k] for k in keys} == {k: want[k] for k in keys}, metric
     with pytest.raises(StabgenError, match=r"^unknown metric\(s\) \['fdi'\]; use fid, kid, prc, isc, dc$"):
         fidelity.compute(fake, real, metrics=("fid", "fdi"))
+    with pytest.raises(StabgenError, match=r"^unknown extractor 'inceptoin'; known: classifier, inception$"):
+        fidelity.compute(fake, real, "inceptoin")
     with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.float32 \(60, 1, 28, 28\)"):
         fidelity.compute(fake.float(), real)
     with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.uint8 \(60, 28, 28\)"):
