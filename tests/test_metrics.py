@@ -496,8 +496,8 @@ def test_a_users_classifier_extracts_its_features_and_nan_weights_are_refused(tm
     saturated = {**good, "fc2.bias": good["fc2.bias"] - torch.tensor([0.0, 0.0, 0.0, 1e4])}
     torch.save(saturated, path)
     assert math.isfinite(fidelity.compute(images[:40], images[40:80], metrics=("fid",), dataset=name)["fid"])
-    with pytest.raises(StabgenError, match=r"^classifier is came out nan: the feature extractor produced "
-                                           r"non-finite features \(corrupt weights\?\); refusing to report it$"):
+    with pytest.raises(StabgenError, match=r"^classifier is came out nan from finite features \(for IS: a class "
+                                           r"the classifier rules out entirely, softmax 0\); refusing to report it$"):
         fidelity.compute(images[:40], images[40:80], metrics=("isc",), dataset=name)
     torch.save({**good, "fc1.weight": torch.full_like(good["fc1.weight"], float("nan"))}, path)
     for metric in ("fid", "kid", "prc", "dc"):

@@ -123,7 +123,8 @@ def _finite(feats: dict, what: str) -> dict:
     traceback (and KID/PR would be NaN): refuse them in one line, before any metric."""
     if not all(bool(torch.isfinite(v).all()) for v in feats.values()):
         raise StabgenError(f"{what} are not finite: the feature extractor's weights are corrupt (NaN or "
-                           f"inf); retrain it (bench train-classifier) or fix the weights file")
+                           f"inf); retrain the domain classifier (bench train-classifier) or use an intact "
+                           f"Inception weights file")
     return feats
 
 
@@ -288,8 +289,10 @@ def _score(f_fake: dict, n_fake: int, f_real: dict | None, st_real: dict | None,
         out.update(density=dc["density"], coverage=dc["coverage"])
     for key, v in out.items():
         if not math.isfinite(v):
-            raise StabgenError(f"{extractor} {key} came out {v}: the feature extractor produced non-finite "
-                               f"features (corrupt weights?); refusing to report it")
+            # the features were checked finite (_finite): what is left is the formula, e.g. IS is NaN in
+            # torch-fidelity when a class has softmax exactly 0 in a whole split (0 · log 0)
+            raise StabgenError(f"{extractor} {key} came out {v} from finite features (for IS: a class the "
+                               f"classifier rules out entirely, softmax 0); refusing to report it")
     out.update(n_fake=n_fake, n_real=n_real, extractor=extractor)
     return out
 
