@@ -56,10 +56,12 @@ class Task:
     t0: float = field(default_factory=time.perf_counter)
     _listener: Listener = field(default_factory=Silent, repr=False)
     _handle: object = field(default=None, repr=False)
+    stopped: bool = False  # set when its block ends: a listener never hears of a task it has let go
 
     def advance(self, n: float = 1) -> None:
         self.completed += n
-        self._listener.update(self._handle, self)
+        if not self.stopped:
+            self._listener.update(self._handle, self)
 
     def update(self, completed: float | None = None, total: float | None = None,
                description: str | None = None) -> None:
@@ -69,7 +71,8 @@ class Task:
             self.total = total
         if description is not None:
             self.description = description
-        self._listener.update(self._handle, self)
+        if not self.stopped:  # rich's Progress raises KeyError on a removed task (the TTY crash, issue 33)
+            self._listener.update(self._handle, self)
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left at the mean rate so far (None before any progress or without a total)."""
@@ -88,7 +91,9 @@ def task(description: str, total: float | None = None) -> Iterator[Task]:
     try:
         yield t
     finally:
-        listener.stop(t._handle, t)
+        if not t.stopped:
+            t.stopped = True
+            listener.stop(t._handle, t)
 
 
 @contextlib.contextmanager
