@@ -58,7 +58,7 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
     runs_dir = Path(runs_dir)
     if artifacts and "://" not in artifacts and Path(artifacts).exists() and not Path(artifacts).is_dir():
         raise StabgenError(f"artifact store {artifacts} is a file, not a folder; pass --artifacts FOLDER")
-    return RunOptions(trials=trials or spec.n_trials, steps=steps, device=check_device(device or default_device()),
+    return RunOptions(trials=trials or spec.per_arm or spec.n_trials, steps=steps, device=check_device(device or default_device()),
                       storage=storage.resolve_url(storage_url, spec.storage, runs_dir, spec.name),
                       runs_dir=runs_dir, data_dir=data_dir, inception_weights=inception_weights, heartbeat=heartbeat,
                       tensorboard=tensorboard, allow_spec_change=allow_spec_change, artifacts=artifacts)

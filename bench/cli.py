@@ -50,8 +50,9 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Name of a shipped study (bench/studies/, e.g. mnist_reg, smoke) "
                                       "or a path to your own TOML spec.")]
-TrialsOpt = Annotated[Optional[int], typer.Option(help="Total finished trials wanted in the study (default: the "
-                                                  "spec's n_trials), shared by all workers. Rerunning resumes.")]
+TrialsOpt = Annotated[Optional[int], typer.Option(help="Search trials per arm (the per-arm search; default: the "
+                                                  "spec's search.per_arm), or in all for a joint search (default: "
+                                                  "n_trials); shared by all workers. Rerunning resumes.")]
 StepsOpt = Annotated[Optional[int], typer.Option(help="Training steps per trial (default: the spec's).")]
 DeviceOpt = Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda or cuda:N. auto: cpu without CUDA; "
                                                   "else the GPU of this worker's local rank (LOCAL_RANK, SLURM_LOCALID) "
@@ -138,8 +139,8 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
                        allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # fails fast, in one line
     with _resumable_on_interrupt(), ui.shown(console, quiet):
-        console.print(f"worker on {spec.name} · storage {storage_mod.redact(opts.storage)} · budget {opts.trials} "
-                      f"trials · {describe(opts.device)}")
+        console.print(f"worker on {spec.name} · storage {storage_mod.redact(opts.storage)} · budget "
+                      f"{_search_budget(spec, opts)} · {describe(opts.device)}")
         study_ = search.run(spec, opts, on_trial_end=lambda t: console.print(_trial_line(spec, t)), worker=True)
         console.print(f"done: {search.n_finished(study_)} finished trials in the study")
 
@@ -267,6 +268,14 @@ def _trial_line(spec, trial) -> str:
             f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
 
 
+def _search_budget(spec, opts) -> str:
+    """The search budget in words: per arm × arms (the fair default), or a joint search's total."""
+    if spec.search.joint:
+        return f"{opts.trials} trials (joint search: exploration, no verdicts)"
+    n_arms = spec.search_budget(opts.trials) // opts.trials
+    return f"{opts.trials} trials per arm × {n_arms} arms"
+
+
 def _run_and_report(spec, opts, figures: bool, fmt: "Format" = None) -> None:
     """`bench run`: progress while the search runs, then the report's leaderboard."""
     from bench import api, records
@@ -275,7 +284,7 @@ def _run_and_report(spec, opts, figures: bool, fmt: "Format" = None) -> None:
 
     budget = f"{opts.steps} steps" if opts.steps else spec.budget_label()
     console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
-                  f"storage {redact(opts.storage)} · {opts.trials} trials × {budget} · {describe(opts.device)}")
+                  f"storage {redact(opts.storage)} · {_search_budget(spec, opts)} × {budget} · {describe(opts.device)}")
     t0 = time.perf_counter()
     rec = api.run_study(spec, opts, command=records.command_line() if sys.argv[1:] else None, figures=figures,
                         on_trial_end=lambda trial: console.print(_trial_line(spec, trial)))
@@ -296,7 +305,7 @@ def _print_report(r, rec, fmt: "Format", head: int | None = None) -> None:
                  f"{rec.spec.name}: search configs (mean [95% CI]; ranked by score = median, diverged = worst)", fmt,
                  raw=r.configs)
     if not r.regularizers.empty:
-        _print_table(report_mod.display_regularizers(r.regularizers), "search trials per regularizer (no test)", fmt,
+        _print_table(report_mod.display_regularizers(r.regularizers), "search trials per arm (no test)", fmt,
                      raw=r.regularizers)
     for note in r.notes:
         console.print(f"[yellow]note:[/] {note}")

@@ -1,7 +1,8 @@
 """The confirmation stage: search finds candidates, confirmation decides (README, Statistics).
 
-After the search (and its seed re-runs), the best config of each arm — each regularizer by default,
-or each objective or model (`[confirm] arm`) — is re-trained on the same `confirm.seeds` fresh seeds
+After the search (and its seed re-runs), the best config of each arm — (model, objective,
+regularizer) by default, or (model, objective) or the model (`[confirm] arm`; bench.arms) — is
+re-trained on the same `confirm.seeds` fresh seeds
 (bench.space.trial_seed: one seed set for every arm, none a search seed), so arms are compared
 paired by seed. Confirmation runs are ordinary Optuna trials queued with user attributes
 `confirm_arm`, `confirm_of` (the config's first trial) and `confirm_seed`: workers share them,
@@ -13,10 +14,18 @@ undefined runs counting as the worst value (stats.scored); ties go to the better
 completed seeds, then to the earlier trial. The plan is kept in the study (`confirm/plan`) with the
 number of search runs it was chosen from, so every worker confirms the same configs, and a study
 extended by more search trials chooses again.
+
+Each arm is tested against the baseline arm of its own family (bench.arms: a VAE arm never against a
+GAN baseline), after a quality gate (the dataset's, stabgen.datasets.Gate): an arm whose median run
+is below it "did not train at this budget" and is neither better nor worse; a baseline below it
+leaves its family without a verdict. Where every baseline seed already sits at the metric's ceiling,
+"better" cannot be shown at this budget: such an arm is "untestable at this budget" unless it is
+significantly worse.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -24,10 +33,14 @@ import optuna
 import pandas as pd
 
 from bench import records, stats
+from bench.arms import baseline_label, label_of
 from bench.space import CONFIRM
+from stabgen.datasets import DATASETS
 
 PLAN_ATTR = "confirm/plan"
+PROTOCOL = 2  # arms within one family, per-arm search, gates (a plan of an older protocol is made again)
 State = optuna.trial.TrialState
+log = logging.getLogger(__name__)
 
 
 def scores(df: pd.DataFrame, metric: str, direction: str) -> np.ndarray:
@@ -46,11 +59,17 @@ def confirm_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["confirm_arm"].notna()] if "confirm_arm" in df and not df.empty else df.iloc[0:0]
 
 
-def select(df: pd.DataFrame, arm: str, metric: str, direction: str) -> dict[str, int]:
-    """arm value → first trial of its best config (see the module doc for "best")."""
+def arm_labels(df: pd.DataFrame, kind: str) -> pd.Series:
+    """Each row's arm label (bench.arms) under `kind`."""
+    return pd.Series([label_of(r, kind) for r in df.to_dict("records")], index=df.index, dtype=object)
+
+
+def select(df: pd.DataFrame, kind: str, metric: str, direction: str) -> dict[str, int]:
+    """arm label → first trial of its best config (see the module doc for "best")."""
     df = search_rows(df)
     if df.empty:
         return {}
+    df = df.assign(_arm=arm_labels(df, kind))
     df = df.assign(_score=scores(df, metric, direction))
     sign = 1.0 if direction == "minimize" else -1.0
     best: dict[str, tuple] = {}
@@ -58,7 +77,7 @@ def select(df: pd.DataFrame, arm: str, metric: str, direction: str) -> dict[str,
         done = g.loc[g["status"] == "completed", metric].dropna()
         key = (sign * float(np.median(g["_score"])), sign * float(done.mean()) if len(done) else math.inf,
                int(g["trial"].min()))
-        value = str(g[arm].iloc[0])
+        value = str(g["_arm"].iloc[0])
         if value not in best or key < best[value]:
             best[value] = key
     return {value: key[2] for value, key in best.items()}
@@ -69,12 +88,26 @@ def plan(study: optuna.Study, spec) -> dict:
     df = records.trials_frame(study)
     based_on = len(search_rows(df))
     stored = study.user_attrs.get(PLAN_ATTR)
-    if stored and stored.get("based_on") == based_on and stored.get("arm") == spec.confirm.arm:
+    if (stored and stored.get("based_on") == based_on and stored.get("arm") == spec.confirm.arm
+            and stored.get("protocol") == PROTOCOL):
         return stored
     new = {"arm": spec.confirm.arm, "arms": select(df, spec.confirm.arm, spec.metric, spec.direction),
-           "based_on": based_on}
+           "based_on": based_on, "protocol": PROTOCOL}
+    unequal = search_counts(df, spec.confirm.arm)
+    if len(set(unequal.values())) > 1:
+        log.warning("arms unequal in search trials before confirmation: "
+                    + ", ".join(f"{k} {v}" for k, v in unequal.items()))
     study.set_user_attr(PLAN_ATTR, new)
     return new
+
+
+def search_counts(df: pd.DataFrame, kind: str) -> dict[str, int]:
+    """Search trials (not seed re-runs) per arm: equal under the per-arm search."""
+    df = search_rows(df)
+    if df.empty:
+        return {}
+    df = df[df["seed_rerun_of"].isna()] if "seed_rerun_of" in df else df
+    return {str(k): int(v) for k, v in arm_labels(df, kind).value_counts(sort=False).sort_index().items()}
 
 
 def pending(study: optuna.Study, spec) -> list[tuple[dict, dict]]:
@@ -100,32 +133,58 @@ def seed_matrix(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
     return rows.pivot_table(index="confirm_seed", columns="confirm_arm", values="_score", aggfunc="first")
 
 
+def gate_values(runs: pd.DataFrame, spec) -> tuple[dict[str, float], bool | None]:
+    """An arm's gate: each gate column's median over its confirmation seeds (a run that diverged or
+    left the column undefined counts as the worst value) and whether the medians pass (None: no gate)."""
+    gate = DATASETS.get(spec.dataset).gate
+    if gate is None:
+        return {}, None
+    med = {c.column: float(np.median(scores(runs, c.column, c.direction))) if c.column in runs and len(runs)
+           else math.nan for c in gate.checks}
+    return med, gate.passes(med)
+
+
+def _at_ceiling(values: np.ndarray, spec) -> bool:
+    """Every baseline seed at the best value the study metric can take (no arm can be shown better)."""
+    ceiling = DATASETS.get(spec.dataset).ceilings.get(spec.metric)
+    return ceiling is not None and len(values) > 0 and bool(np.all(values == ceiling))
+
+
 def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
-    """Per arm: its confirmed config, the median over confirmation seeds (divergences = worst) with
-    its CI, the divergence rate, and against the baseline, paired by seed: the two-sided signed-rank
-    p with Holm across arms, probability of improvement and difference of medians with CIs, TOST
-    against `confirm.margin`, the seeds 80 % power would need, and a verdict."""
+    """Per arm: its family (model, objective), its confirmed config, the median over confirmation seeds
+    (divergences = worst) with its CI, the divergence rate, its quality gate, and against the baseline
+    arm of its own family, paired by seed: the two-sided signed-rank p with Holm over every tested arm,
+    the Hodges–Lehmann estimate (the test's estimand) with its exact CI, probability of improvement,
+    difference of medians, TOST against `confirm.margin`, the seeds 80 % power would need, a verdict."""
     m = seed_matrix(df, spec, arms)
     if m.empty:
         return pd.DataFrame()
     c, metric, direction = spec.confirm, spec.metric, spec.direction
     runs = confirm_rows(df)
+    gates: dict[str, bool | None] = {}
     rows = []
     for arm in m.columns:
         mine = runs[(runs["confirm_arm"] == arm) & (runs["confirm_of"] == arms[arm])]
         med, lo, hi = stats.median_ci(m[arm].dropna().to_numpy(), direction)
         first = df[df["trial"] == arms[arm]].iloc[0]
-        row = {"arm": arm, "config_trial": arms[arm], **first[records.CONFIG_KEYS].to_dict(),
+        gate_med, gates[arm] = gate_values(mine, spec)
+        row = {"arm": arm, "baseline": baseline_label(arm, spec) or "", "config_trial": arms[arm],
+               **first[records.CONFIG_KEYS].to_dict(),
                "seeds": int(m[arm].notna().sum()), "diverged": float((mine["status"] == "diverged").mean()),
                "median": med, "median_ci_low": lo, "median_ci_high": hi,
-               "mean_completed": float(mine.loc[mine["status"] == "completed", metric].mean())}
-        if arm != c.baseline and c.baseline in m:
-            pair = m[[arm, c.baseline]].dropna()
-            row.update({"paired_seeds": len(pair),
-                        **stats.paired(pair[arm], pair[c.baseline], direction, c.margin).row()})
+               "mean_completed": float(mine.loc[mine["status"] == "completed", metric].mean()),
+               "gate": {None: "none", True: "passed", False: "did not train"}[gates[arm]], "baseline_at_ceiling": False,
+               **{f"gate_{k}": v for k, v in gate_med.items()}}
         rows.append(row)
+    for row in rows:
+        base = row["baseline"]
+        if row["arm"] == base or base not in m or gates[row["arm"]] is False or gates.get(base) is False:
+            continue
+        pair = m[[row["arm"], base]].dropna()
+        row.update({"paired_seeds": len(pair), "baseline_at_ceiling": _at_ceiling(pair[base].to_numpy(), spec),
+                    **stats.paired(pair[row["arm"]], pair[base], direction, c.margin).row()})
     out = pd.DataFrame(rows)
-    for col in ("paired_seeds", "p", "p_holm", "verdict"):  # the same columns whether or not anything was tested
+    for col in ("paired_seeds", "p", "p_holm", "p_verdict", "verdict"):  # the same columns whether or not anything was tested
         if col not in out:
             out[col] = math.nan
     if out["p"].notna().any():
@@ -133,7 +192,9 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
         out.loc[tested, "p_holm"] = stats.holm(out.loc[tested, "p"])
         if c.margin:
             out.loc[tested, "p_equivalent_holm"] = stats.holm(out.loc[tested, "p_equivalent"])
-    out["verdict"] = [_verdict(r, c) for _, r in out.iterrows()]
+    verdicts = [_verdict(r, c, gates) for _, r in out.iterrows()]
+    out["verdict"] = [v for v, _ in verdicts]
+    out["p_verdict"] = [p for _, p in verdicts]
     sign = 1 if direction == "minimize" else -1  # ties of the median: the better mean of completed seeds
     out = out.assign(_k=sign * out["median"], _m=sign * out["mean_completed"]).sort_values(
         ["_k", "_m", "arm"], na_position="last").drop(columns=["_k", "_m"])
@@ -141,13 +202,33 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _verdict(r: pd.Series, c) -> str:
-    if r["arm"] == c.baseline:
-        return "baseline"
+def _verdict(r: pd.Series, c, gates: dict[str, bool | None]) -> tuple[str, float]:
+    """(verdict, the p it rests on). A decisive verdict rests on Holm's two-sided p and its direction on
+    the smaller one-sided p; the evidence names both."""
+    arm, base = r["arm"], r["baseline"]
+    if arm == base:
+        return ("baseline" if gates.get(arm) is not False
+                else "baseline did not train at this budget: no verdict for its family"), math.nan
+    if gates.get(arm) is False:
+        return "did not train at this budget", math.nan
+    if not base:
+        return f"untested (no {c.baseline!r} arm in its family)", math.nan
+    if gates.get(base) is False:
+        return f"no verdict: baseline {base} did not train at this budget", math.nan
     if "p_holm" not in r or pd.isna(r.get("p_holm")):
-        return f"untested (no baseline {c.baseline!r} runs)"
+        return f"untested (no baseline {base} runs)", math.nan
+    better = r["p_better"] < r["p_worse"]
+    one_sided = r["p_better"] if better else r["p_worse"]
+    effect = (f"Hodges–Lehmann Δ {r['hodges_lehmann']:+.4g} [{r['hodges_lehmann_ci_low']:.4g}, "
+              f"{r['hodges_lehmann_ci_high']:.4g}]")
     if r["p_holm"] < stats.ALPHA:
-        return f"{'better' if r['p_better'] < r['p_worse'] else 'worse'} than {c.baseline}"
+        return (f"{'better' if better else 'worse'} than {base} (p_holm {r['p_holm']:.3g}, one-sided p "
+                f"{one_sided:.3g}; {effect})"), float(r["p_holm"])
     if c.margin and r.get("p_equivalent_holm", 1.0) < stats.ALPHA:
-        return f"equivalent to {c.baseline} (±{c.margin:g})"
-    return f"inconclusive: {stats.describe_needed(r['seeds_needed'], int(r['paired_seeds']))}"
+        return (f"equivalent to {base} (±{c.margin:g}; TOST p_holm {r['p_equivalent_holm']:.3g})",
+                float(r["p_equivalent_holm"]))
+    if r["baseline_at_ceiling"] is True:
+        return (f"untestable at this budget: every {base} seed is at the metric's ceiling, so no arm can "
+                f"be shown better (p_holm {r['p_holm']:.3g})"), float(r["p_holm"])
+    return (f"inconclusive (p_holm {r['p_holm']:.3g}; {effect}): "
+            f"{stats.describe_needed(r['seeds_needed'], int(r['paired_seeds']))}"), float(r["p_holm"])

@@ -127,7 +127,7 @@ def config_table(rec: StudyRecord) -> pd.DataFrame:
 
 
 def regularizer_table(rec: StudyRecord) -> pd.DataFrame:
-    """Per regularizer, a description of its search trials: how many, how many completed, diverged
+    """Per arm (bench.arms: model, objective, regularizer), a description of its search trials: how many, how many completed, diverged
     and were pruned, the best completed value, the median with divergences as the worst value, and
     the mean seed std of its multi-seed configs. No test here: search trials of an adaptive sampler
     are not independent draws of an arm (the confirmation table tests arms)."""
@@ -135,11 +135,12 @@ def regularizer_table(rec: StudyRecord) -> pd.DataFrame:
     if df.empty or metric not in df:
         return pd.DataFrame()
     rows = []
-    for reg, g in df.groupby("regularizer"):
+    df = df.assign(_arm=confirm.arm_labels(df, rec.spec.confirm.arm))  # per arm: families are never pooled
+    for arm, g in df.groupby("_arm"):
         done = g.loc[g["status"] == "completed", metric].dropna()
         multi = g.groupby("config_id")[metric].agg(["count", "std"])
         seed_std = multi.loc[multi["count"] > 1, "std"]
-        rows.append({"regularizer": reg, "trials": len(g), "completed": len(done),
+        rows.append({"arm": arm, "trials": len(g), "completed": len(done),
                      "best": (done.min() if direction == "minimize" else done.max()) if len(done) else math.nan,
                      "median": float(np.median(confirm.scores(g, metric, direction))),
                      "divergence_rate": float((g["status"] == "diverged").mean()),
@@ -159,11 +160,13 @@ def confirm_table(rec: StudyRecord) -> pd.DataFrame:
 
 
 def display_confirm(table: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
-    """The confirmation table for reading: median [CI], P(improvement) [CI], Δ median [CI], p's."""
+    """The confirmation table for reading: each arm's family and baseline, median [CI], gate,
+    P(improvement) [CI], the Hodges–Lehmann effect [exact CI] the test is about, p's, the verdict."""
     if table.empty:
         return table
     fmt = column_format(rec, rec.spec.metric)
-    out = table[["rank", "arm", "config_trial"]].copy()
+    out = table[["rank", "arm", "model", "objective", "regularizer", "baseline", "config_trial"]].copy()
+    out["objective"] = out["objective"].map(lambda v: v if isinstance(v, str) and v else "—")
     out["λ"] = [records.display_lam(r, v) for r, v in zip(table["regularizer"], table["lam"])]
     out["lr"] = table["lr"].map(lambda v: f"{v:.2e}")
     out["seeds"] = table["seeds"]
@@ -173,12 +176,14 @@ def display_confirm(table: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
     if table["p"].notna().any():
         out["P(improvement)"] = [display_ci(v, lo, hi, "{:.2f}") for v, lo, hi in zip(
             table["prob_improvement"], table["prob_improvement_ci_low"], table["prob_improvement_ci_high"])]
-        out["Δ median"] = [display_ci(v, lo, hi, fmt) for v, lo, hi in zip(
-            table["median_diff"], table["median_diff_ci_low"], table["median_diff_ci_high"])]
+        out["HL Δ (arm − baseline)"] = [display_ci(v, lo, hi, fmt) for v, lo, hi in zip(
+            table["hodges_lehmann"], table["hodges_lehmann_ci_low"], table["hodges_lehmann_ci_high"])]
         out["p"] = table["p"].map(lambda v: _fmt(v, "{:.3g}"))
         out["p_holm"] = table["p_holm"].map(lambda v: _fmt(v, "{:.3g}"))
         if "p_equivalent_holm" in table:
             out["p_equiv_holm"] = table["p_equivalent_holm"].map(lambda v: _fmt(v, "{:.3g}"))
+    if "gate" in table and (table["gate"] != "none").any():
+        out.insert(out.columns.get_loc("seeds") + 2, "gate", table["gate"])
     out["verdict"] = table["verdict"]
     return out.astype(str)
 
@@ -273,7 +278,7 @@ def _draw_figures(rec: StudyRecord, report: Report, figs_mod) -> None:
     spec, fig_dir = rec.spec, report.out_dir / "figures"
     search = confirm.search_rows(rec.trials)  # confirmation runs feed the verdicts, never these figures
     if not search.empty:
-        search = search.assign(arm=search[spec.confirm.arm])
+        search = search.assign(arm=confirm.arm_labels(search, spec.confirm.arm))
     drawn = {name: draw(search, spec.metric, spec.direction) if not search.empty else None
              for name, draw in figs_mod.FIGURES.items()}
     if not search.empty:
@@ -341,10 +346,12 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
                  f"top_k={spec.seeds.top_k}, extra={spec.seeds.extra}; confirmation: {spec.confirm.seeds} fresh seeds "
                  f"({spec.seed}+{CONFIRM_SEEDS:,}+i, the same for every {spec.confirm.arm})",
         "ranking": RANKING,
-        "tests": (f"confirmation runs only, each {spec.confirm.arm} against {spec.confirm.baseline!r} paired by "
-                  f"seed: two-sided Wilcoxon signed-rank, exact permutation p (divergences as the worst value, "
-                  f"ties split), Holm across arms at α = {stats.ALPHA}; P(improvement) and Δ median with 95 % "
-                  f"paired percentile-bootstrap CIs"
+        "tests": (f"confirmation runs only, each arm against the {spec.confirm.baseline!r} arm of its own family "
+                  f"({'joint search: no verdicts' if spec.search.joint else f'{spec.per_arm} search trials per arm'}), "
+                  f"paired by seed, after the quality gate ({_gate_text(spec)}): two-sided Wilcoxon signed-rank, exact "
+                  f"permutation p (divergences as the worst value, ties split), Holm across every tested arm at "
+                  f"α = {stats.ALPHA}; Hodges–Lehmann estimate with its exact CI; P(improvement) with a 95 % "
+                  f"paired percentile-bootstrap CI"
                   + (f"; TOST equivalence within ±{spec.confirm.margin:g}" if spec.confirm.margin else "")
                   + "; size and power measured in benchmarks/results/calibration.json"),
         "metric": f"{spec.metric} ({spec.direction}) on N={spec.eval.samples} samples vs "
@@ -352,6 +359,11 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
                   f"({stats.N_RESAMPLES} resamples; with 2–3 seeds it is close to the range of the values), "
                   f"— where a config has one seed",
     }
+
+
+def _gate_text(spec) -> str:
+    gate = DATASETS.get(spec.dataset).gate
+    return gate.text if gate is not None else "none declared for this dataset"
 
 
 def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, conf: pd.DataFrame, out_dir: Path,
@@ -375,7 +387,7 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, c
                + display_confirm(conf, rec).to_markdown(index=False, disable_numparse=True) + "\n\n")
     md += "## Search: configs (candidates)\n\n" + shown.to_markdown(index=False, disable_numparse=True)
     if not shown_regs.empty:
-        md += f"\n\n## Search: per regularizer\n\n{REGS_NOTE}\n\n" + shown_regs.to_markdown(
+        md += f"\n\n## Search: per arm\n\n{REGS_NOTE}\n\n" + shown_regs.to_markdown(
             index=False, disable_numparse=True)
     paths["md"].write_text(md + "\n")
     caption = _latex_escape(f"{rec.spec.name}: {header['metric']}")  # to_latex escapes cells, not captions
@@ -386,10 +398,15 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, c
     return [*paths.values(), *extra]
 
 
-CONFIRM_NOTE = ("Each arm's best search config re-trained on the same fresh seeds; only these runs are "
-                "tested. Median over seeds (a diverged seed is the worst value) [95 % bootstrap CI]; against the "
-                "baseline, paired by seed: P(improvement) and Δ median (arm − baseline) [95 % paired bootstrap "
-                "CI], two-sided Wilcoxon signed-rank with exact permutation p, Holm across arms.")
+CONFIRM_NOTE = ("An arm is a (model, objective, regularizer) and is tested only against the baseline arm of its own "
+                "model and objective; every arm, the baseline included, had the same number of search trials. "
+                "Each arm's best search config re-trained on the same fresh seeds; only these runs are tested. "
+                "Median over seeds (a diverged seed is the worst value) [95 % bootstrap CI]; an arm below the "
+                "dataset's quality gate did not train at this budget and is never called better or worse. Against "
+                "the baseline, paired by seed: P(improvement) [95 % paired bootstrap CI], the Hodges–Lehmann "
+                "estimate (pseudo-median of arm − baseline, the signed-rank test's estimand) [exact 95 % CI], "
+                "two-sided Wilcoxon signed-rank with exact permutation p, Holm across every tested arm; the "
+                "verdict names the p it rests on.")
 REGS_NOTE = ("A description of the search trials (not a test: an adaptive search samples arms unevenly and "
              "its trials are not independent). Median with diverged/pruned/undefined trials as the worst value.")
 
@@ -462,7 +479,7 @@ def render_html(r: Report, rec: StudyRecord) -> str:
     body += ["<h2>Search: configs (candidates; score = median over seeds, diverged = worst)</h2>",
              display_configs(r.configs, rec).to_html(index=False, border=0)]
     if not r.regularizers.empty:
-        body += [f"<h2>Search: per regularizer</h2><p class='note'>{html.escape(REGS_NOTE)}</p>",
+        body += [f"<h2>Search: per arm</h2><p class='note'>{html.escape(REGS_NOTE)}</p>",
                  display_regularizers(r.regularizers).to_html(index=False, border=0)]
     body.append("<h2>Figures</h2>")
     for name, png in r.figures.items():

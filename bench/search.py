@@ -27,6 +27,7 @@ import torch
 
 from bench import records
 from bench import confirm
+from bench.arms import ARM_ATTR, arms
 from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest_config, trial_seed
 from bench.spec import StudySpec
 from bench import artifacts
@@ -75,9 +76,11 @@ class Surplus(Exception):
     """A trial asked after the budget was met (or a second copy of a queued seed re-run): not trained."""
 
 
-def holds_slot(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | None:
+def holds_slot(study: optuna.Study, trial: optuna.Trial, budget: int, per_arm: bool = False) -> str | None:
     """None if this freshly asked trial may run, else why not. Trial numbers are assigned under a lock
-    on the study, so every trial numbered before this one is already visible in the storage."""
+    on the study, so every trial numbered before this one is already visible in the storage. Under the
+    per-arm search `budget` is per arm, and a trial's arm is fixed when it is queued (queue_arms), so
+    the count needs nothing another worker may not have written yet."""
     before = [t for t in study.get_trials(deepcopy=False, states=ACTIVE) if t.number < trial.number]
     for kind, attrs in (("seed re-run", (REEVAL, "seed_index")), ("confirmation run", ("confirm_of", "confirm_seed"))):
         key = tuple(trial.user_attrs.get(a) for a in attrs)
@@ -85,8 +88,12 @@ def holds_slot(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | N
             if any(tuple(t.user_attrs.get(a) for a in attrs) == key for t in before):
                 return f"{kind} {key} already taken by another worker"
             return None
-    n_before = sum(1 for t in before if is_search(t.user_attrs))
-    return f"trial budget {budget} already met by other workers" if n_before >= budget else None
+    arm = trial.user_attrs.get(ARM_ATTR)
+    if per_arm and arm is None:  # asked with no arm queued: the per-arm search trains only queued trials
+        return "no arm was queued for this trial (per-arm search)"
+    n_before = sum(1 for t in before if is_search(t.user_attrs) and t.user_attrs.get(ARM_ATTR) == arm)
+    what = f"arm {arm}'s budget of {budget} trials" if per_arm else f"trial budget {budget}"
+    return f"{what} already met by other workers" if n_before >= budget else None
 
 
 @dataclass
@@ -113,7 +120,7 @@ class TrialRunner:
         return self.tensorboard.on_log(numbers) if self.tensorboard else None
 
     def start(self, trial: optuna.Trial) -> TrialConfig:
-        why_not = holds_slot(trial.study, trial, self.budget)
+        why_not = holds_slot(trial.study, trial, self.budget, per_arm=not self.spec.search.joint)
         if why_not:
             trial.set_user_attr("surplus", why_not)
             raise Surplus(why_not)
@@ -317,6 +324,26 @@ def queue_grid(study: optuna.Study, spec: StudySpec, budget: int) -> None:
             held.append(params)
 
 
+def queue_arms(study: optuna.Study, spec: StudySpec, per_arm: int,
+               trials: list[optuna.trial.FrozenTrial] | None = None) -> int:
+    """The per-arm search: queue every arm's missing trials (its arm's parameters fixed, the rest left to
+    the arm's own sampler), slot by slot across arms so that a partial study has every arm. A trial that
+    failed for good frees its slot, which is queued again; returns how many were queued."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    held: dict[str, int] = {}
+    for t in trials:
+        if t.state in ACTIVE and is_search(t.user_attrs) and ARM_ATTR in t.user_attrs:
+            held[t.user_attrs[ARM_ATTR]] = held.get(t.user_attrs[ARM_ATTR], 0) + 1
+    queued = 0
+    for slot in range(per_arm):
+        for arm in arms(spec):
+            if held.get(arm.label, 0) <= slot:
+                study.enqueue_trial(arm.fixed_params(spec), user_attrs={ARM_ATTR: arm.label})
+                held[arm.label] = held.get(arm.label, 0) + 1
+                queued += 1
+    return queued
+
+
 def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on_trial_end=None,
         poll: float = 1.0, worker: bool = False) -> optuna.Study:
     """Work on the study until it holds `opts.trials` finished search trials (and their seed re-runs).
@@ -351,31 +378,34 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
     none is owed."""
     if spec.sampler == "grid":
         queue_grid(study, spec, opts.trials)
+    total = spec.search_budget(opts.trials)  # per-arm: opts.trials per arm, over every arm
     source = runner = None
     size = 1
     waiting_said = False
     with contextlib.ExitStack() as bars, contextlib.ExitStack() as search_bar:
-        searching = search_bar.enter_context(progress.task(f"{spec.name}: search trials", total=opts.trials))
+        searching = search_bar.enter_context(progress.task(f"{spec.name}: search trials", total=total))
         owed_bar = None
         while True:
             optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
-            searching.update(completed=min(opts.trials, sum(1 for t in trials if t.state in FINISHED
-                                                             and is_search(t.user_attrs))))
+            if not spec.search.joint and queue_arms(study, spec, opts.trials, trials):
+                trials = study.get_trials(deepcopy=False)
+            searching.update(completed=min(total, sum(1 for t in trials if t.state in FINISHED
+                                                      and is_search(t.user_attrs))))
             if owed_bar is not None:
                 owed_bar.update(*_owed_counts(trials))
             n_search = sum(1 for t in trials if t.state in ACTIVE and is_search(t.user_attrs))
-            if n_search < opts.trials or any(t.state == State.WAITING for t in trials):
+            if n_search < total or any(t.state == State.WAITING for t in trials):
                 if runner is None:  # load data only when there is work: a finished study reports at once
                     source = DATASETS.get(spec.dataset).source(opts.data_dir).to(opts.device)
                     runner = TrialRunner(spec, opts, source, opts.trials)
                     size = population_size(spec, opts.device, source)
                 waiting = sum(1 for t in trials if t.state == State.WAITING)
-                k = owed_population(size, opts.device) if n_search >= opts.trials else size
+                k = owed_population(size, opts.device) if n_search >= total else size
                 if k == 1:
                     _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
                 else:
-                    room = opts.trials - n_search + waiting
+                    room = total - n_search + waiting
                     population_round(study, runner, max(1, min(k, room)), on_trial_start, on_step, on_trial_end)
                 waiting_said = False
                 continue

@@ -105,6 +105,17 @@ class Seeds(_Strict):
 ARMS = ("regularizer", "objective", "model")
 
 
+class Search(_Strict):
+    """How the search budget is spent. The fair default: every arm (bench.arms), the baseline included,
+    gets `per_arm` trials over its own λ and lr, the sampler running within the arm, so each arm's best
+    config is a best-of-N with the same N. `joint = true` is the old joint search over the whole space
+    (exploration: its leaderboards carry no verdict, so it takes no confirmation)."""
+
+    per_arm: int | None = Field(None, ge=1, le=10**6, description="search trials per arm (absent: "
+                                "⌈n_trials / arms⌉)")
+    joint: bool = Field(False, description="one joint search of n_trials over every arm (exploration, no verdicts)")
+
+
 class Confirm(_Strict):
     """After the search, the best config of each arm is re-trained on `seeds` fresh seeds, the same
     seeds for every arm, and only these runs enter tests and headline tables (README, Statistics)."""
@@ -213,6 +224,7 @@ class StudySpec(_Strict):
     storage: str | None = Field(None, description="Optuna storage URL (default: SQLite under runs/)")
     train: Train = Train()
     eval: Eval = Eval()
+    search: Search = Search()
     seeds: Seeds = Seeds()
     confirm: Confirm = Confirm()
     space: Space
@@ -292,12 +304,33 @@ class StudySpec(_Strict):
             raise ValueError(f"train.epochs needs a finite dataset; {self.dataset!r} is sampled fresh: use train.steps")
 
     def arms(self) -> list[str]:
-        """The values the confirmation's arm takes in this space."""
+        """The values the confirmation's compared factor takes in this space."""
         sp = self.space
         return {"regularizer": sp.regularizers, "objective": sp.objectives, "model": sp.models}[self.confirm.arm]
 
+    @property
+    def per_arm(self) -> int | None:
+        """Search trials per arm under the per-arm search; None for a joint search."""
+        if self.search.joint:
+            return None
+        from bench.arms import arms
+
+        return self.search.per_arm or math.ceil(self.n_trials / len(arms(self)))
+
+    def search_budget(self, trials: int | None = None) -> int:
+        """All search trials: `trials` (or the spec's) per arm × arms, or the joint search's total."""
+        from bench.arms import arms
+
+        n = trials or self.per_arm or self.n_trials
+        return n if self.search.joint else n * len(arms(self))
+
     def _check_confirm(self) -> None:
         c = self.confirm
+        if c.seeds and self.search.joint:
+            raise ValueError("a joint search is exploration and carries no verdict: set confirm.seeds = 0 "
+                             "with search.joint = true, or drop joint for the per-arm search")
+        if not self.search.joint and self.sampler == "grid":
+            raise ValueError("sampler 'grid' enumerates the whole space: use it with search.joint = true")
         if c.seeds and c.baseline not in self.arms() and len(self.arms()) > 1:
             raise ValueError(f"confirm.baseline {c.baseline!r} is not one of the space's {c.arm}s "
                              f"({', '.join(self.arms())}); name one of them")

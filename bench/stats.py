@@ -117,6 +117,49 @@ def signed_rank_p(d, alternative: Literal["two-sided", "greater", "less"] = "two
     return min(1.0, p)
 
 
+def signed_rank_null(n: int) -> np.ndarray:
+    """P(T⁺ = t), t = 0 … n(n+1)/2, for n untied non-zero differences (ranks 1..n): one convolution per rank."""
+    dist = np.zeros(n * (n + 1) // 2 + 1)
+    dist[0] = 1.0
+    for r in range(1, n + 1):
+        shifted = np.zeros_like(dist)
+        shifted[r:] = dist[:-r]
+        dist = 0.5 * (dist + shifted)
+    return dist
+
+
+def hodges_lehmann(d, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """The estimate the signed-rank test is about: the pseudo-median of paired differences `d` (the
+    median of the Walsh averages (dᵢ + dⱼ)/2, i ≤ j; Hodges & Lehmann 1963), with its exact CI from
+    inverting the test (Walsh averages W₍c+1₎ … W₍M−c₎, c the largest t with P(T⁺ ≤ t) ≤ α/2 under
+    the untied null; Hollander & Wolfe, Nonparametric Statistical Methods, §3.3). With too few pairs
+    for that confidence the interval is (−∞, ∞). ±∞ (a divergence on one side) is kept: it enters as a
+    stand-in beyond every finite value, and an average that only the stand-in can produce is ±∞.
+    Why here: scipy ships neither; tests/test_stats.py inverts scipy's exact wilcoxon to check it."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    finite = np.abs(d[np.isfinite(d)])
+    m = float(finite.max()) if finite.size else 0.0
+    big = 3.0 * m + 1.0  # (big − m)/2 > m: an average with one stand-in lies beyond every finite average
+    x = np.where(np.isposinf(d), big, np.where(np.isneginf(d), -big, d))
+    i, j = np.triu_indices(n)
+    walsh = np.sort((x[i] + x[j]) / 2)
+
+    def back(v: float) -> float:
+        return v if abs(v) <= m else math.copysign(math.inf, v)
+
+    cdf = np.cumsum(signed_rank_null(n))
+    below = np.nonzero(cdf <= (1 - confidence) / 2 + 1e-12)[0]
+    if below.size == 0:
+        lo, hi = -math.inf, math.inf
+    else:
+        c = int(below[-1])  # T⁺ ≤ c rejects: the interval drops the c smallest and c largest averages
+        lo, hi = back(float(walsh[c])), back(float(walsh[len(walsh) - 1 - c]))
+    return back(float(np.median(walsh))), lo, hi
+
+
 def probability_of_improvement(d) -> float:
     """P(the arm beats the baseline on a seed), ties half: the paired form of rliable's
     probability of improvement."""
@@ -232,8 +275,10 @@ class Paired:
     p_worse: float  # one-sided: the arm is worse
     prob_improvement: float
     prob_improvement_ci: tuple[float, float]
-    median_diff: float  # median(arm) − median(baseline), metric units
+    median_diff: float  # median(arm) − median(baseline), metric units (descriptive; not what the test is about)
     median_diff_ci: tuple[float, float]
+    hodges_lehmann: float  # pseudo-median of arm − baseline per seed (metric units): the signed-rank test's estimand
+    hodges_lehmann_ci: tuple[float, float]  # its exact CI (test inversion)
     seeds_needed: float  # for POWER at ALPHA against this effect (Noether)
     p_equivalent: float = math.nan  # TOST against the margin, where one is given
 
@@ -258,9 +303,12 @@ def paired(a, b, direction: str, margin: float | None = None, seed: int = 0) -> 
     signs = np.sign(finite_stand_in(d))  # P(improvement) depends on the signs alone
     pi_ci = _bootstrap_one(probability_of_improvement, signs, seed)
     md, md_lo, md_hi = median_difference(a, b, direction, seed)
+    sign = 1.0 if direction == "minimize" else -1.0
+    hl, hl_lo, hl_hi = hodges_lehmann(-sign * d)  # arm − baseline: improvement d = sign·(b − a)
     return Paired(n=len(d), p=signed_rank_p(d), p_better=signed_rank_p(d, "greater"),
                   p_worse=signed_rank_p(d, "less"), prob_improvement=probability_of_improvement(d),
                   prob_improvement_ci=pi_ci, median_diff=md, median_diff_ci=(md_lo, md_hi),
+                  hodges_lehmann=hl, hodges_lehmann_ci=(hl_lo, hl_hi),
                   seeds_needed=seeds_for_power(d),
                   p_equivalent=equivalence_p(d, margin) if margin else math.nan)
 

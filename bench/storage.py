@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import optuna
 
-from bench.strategies import PRUNERS, SAMPLERS
+from bench.strategies import PRUNERS, make_sampler
 from stabgen.errors import StabgenError
 
 StudySpec = Any  # a bench.spec.StudySpec
@@ -90,7 +90,7 @@ def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: floa
         storage, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
     return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
-                               sampler=SAMPLERS[spec.sampler](spec, spec.seed + seed_offset),
+                               sampler=make_sampler(spec, spec.seed + seed_offset),
                                pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
 
 

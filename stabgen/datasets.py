@@ -47,6 +47,33 @@ class EvalRequest:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One condition of a quality gate: a report column against a threshold in its direction."""
+
+    column: str  # a key of DatasetSpec.columns
+    direction: str  # "minimize": pass when ≤ threshold; "maximize": pass when ≥ threshold
+    threshold: float
+
+    def passes(self, value: float) -> bool:
+        if value != value:  # NaN: undefined, never a pass
+            return False
+        return value <= self.threshold if self.direction == "minimize" else value >= self.threshold
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a run trained at all: every check must pass (on an arm's median over its seeds). Set
+    against the dataset's chance rows, so an arm below it "did not train at this budget" and is
+    never called better or worse (README, Statistics)."""
+
+    checks: tuple[Check, ...]
+    text: str  # the gate and the chance rows it is set against, in words (reports print it)
+
+    def passes(self, values: Mapping[str, float]) -> bool:
+        return all(c.passes(float(values.get(c.column, float("nan")))) for c in self.checks)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     description: str
@@ -60,6 +87,12 @@ class DatasetSpec:
     load_split: SplitLoader | None = None  # (split, data_dir) → labelled images (the metrics' reference)
     classes: int = 0  # label classes (class coverage); 0 where there are none
     inception: bool = False  # Inception FID/KID/PR apply (natural-image-like grey or RGB images)
+    # chance rows: what samples that learned nothing score (name → column → value, measured at N = 5,000
+    # against the test split: tests/test_gates.py recomputes them), the gate set against them, and the
+    # best value a column can take (a claim that the baseline is beaten there is untestable)
+    chance: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    gate: Gate | None = None
+    ceilings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def finite(self) -> bool:
@@ -147,7 +180,15 @@ STACKED_METRICS = {"stacked_kl": "minimize", "stacked_modes": "maximize"}
 IDX_SPLITS = {"train": 60000, "test": 10000}
 
 
-def idx_dataset(name: str, description: str) -> DatasetSpec:
+def image_gate(chance: Mapping[str, Mapping[str, float]], classes: int = 9) -> Gate:
+    """MNIST-like: domain FID below half of the best chance row's, and at least `classes` classes."""
+    floor = min(row["domain_fid"] for row in chance.values())
+    rows = ", ".join(f"{k} {v['domain_fid']:.0f}" for k, v in chance.items())
+    return Gate((Check("domain_fid", "minimize", round(floor / 2, 1)), Check("classes", "maximize", classes)),
+                f"domain FID ≤ {floor / 2:.1f} (half the chance rows' best: {rows}) and ≥ {classes} classes covered")
+
+
+def idx_dataset(name: str, description: str, chance: Mapping[str, Mapping[str, float]]) -> DatasetSpec:
     """MNIST-like: 28×28 grey idx files, 10 classes, a shipped domain classifier."""
     def load_split(split: str, data_dir: str | None = None) -> ImageData:
         return data_mod.load(name, split, data_dir)
@@ -155,23 +196,45 @@ def idx_dataset(name: str, description: str) -> DatasetSpec:
     return DatasetSpec(name, description, "image", (1, 28, 28),
                        source=lambda data_dir=None: sources.ImageSource(load_split("train", data_dir)),
                        evaluator=domain_evaluator, metrics=IMAGE_METRICS, columns=IMAGE_COLUMNS,
-                       splits=IDX_SPLITS, load_split=load_split, classes=10, inception=True)
+                       splits=IDX_SPLITS, load_split=load_split, classes=10, inception=True,
+                       chance=chance, gate=image_gate(chance), ceilings={"classes": 10})
 
 
-register(idx_dataset("mnist", "MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files"))
-register(idx_dataset("fashion-mnist", "Fashion-MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files"))
+# chance rows (measured at N = 5,000 vs the test split; tests/test_gates.py recomputes them): uniform noise, and the train split's mean image plus N(0, 30²) noise
+register(idx_dataset("mnist", "MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files",
+                     {"uniform noise": {"domain_fid": 327.6, "classes": 1},
+                      "blurred mean": {"domain_fid": 477.9, "classes": 3}}))
+register(idx_dataset("fashion-mnist", "Fashion-MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files",
+                     {"uniform noise": {"domain_fid": 201.4, "classes": 2},
+                      "blurred mean": {"domain_fid": 198.9, "classes": 3}}))
+
+
+RING_CHANCE = {"uniform noise": {"high_quality": 0.002, "modes_captured": 3.8},
+               "blurred mixture": {"high_quality": 0.045, "modes_captured": 8.0}}
+GRID_CHANCE = {"uniform noise": {"high_quality": 0.018, "modes_captured": 21.8},
+               "blurred mixture": {"high_quality": 0.045, "modes_captured": 25.0}}
+
+
+def mixture_gate(name: str, chance: Mapping[str, Mapping[str, float]]) -> Gate:
+    """2D mixtures: at least half of the samples within 3σ of a mode (PacGAN's high quality). Chance
+    puts a few per cent there (uniform noise on the data's box; PacGAN's chance rows), and a blurred
+    mixture that learned nothing can still touch every mode — so mode counts alone never gate."""
+    return Gate((Check("high_quality", "maximize", 0.5),),
+                f"≥ 50 % of samples within 3σ of a mode (the {name}'s chance rows put "
+                + ", ".join(f"{v['high_quality']:.1%}" for v in chance.values()) + " there: reports/papers/pacgan2018)")
 register(DatasetSpec(
     "stacked-mnist", "three MNIST digits as RGB channels, 1,000 modes (infinite sampler)", "image", (3, 28, 28),
     source=lambda data_dir=None: sources.StackedMNIST(data_mod.load("mnist", "train", data_dir)),
-    evaluator=stacked_evaluator, metrics=STACKED_METRICS, columns=STACKED_COLUMNS))
+    evaluator=stacked_evaluator, metrics=STACKED_METRICS, columns=STACKED_COLUMNS,
+    ceilings={"stacked_modes": 1000}))
 register(DatasetSpec(
     "ring", "2D ring of 8 Gaussians, radius 1, σ 0.01 (PacGAN 2018)", "points", (2,),
     source=lambda data_dir=None: sources.RING, evaluator=mixture_evaluator, metrics=MIXTURE_METRICS,
-    columns=MIXTURE_COLUMNS))
+    columns=MIXTURE_COLUMNS, chance=RING_CHANCE, gate=mixture_gate("ring", RING_CHANCE), ceilings={"modes_captured": 8, "high_quality": 1.0}))
 register(DatasetSpec(
     "grid", "2D grid of 25 Gaussians at {−4,−2,0,2,4}², σ 0.05 (PacGAN 2018)", "points", (2,),
     source=lambda data_dir=None: sources.GRID, evaluator=mixture_evaluator, metrics=MIXTURE_METRICS,
-    columns=MIXTURE_COLUMNS))
+    columns=MIXTURE_COLUMNS, chance=GRID_CHANCE, gate=mixture_gate("grid", GRID_CHANCE), ceilings={"modes_captured": 25, "high_quality": 1.0}))
 
 
 def load_source(name: str, data_dir: str | None = None) -> sources.Source:

@@ -64,7 +64,7 @@ def load(name: str, storage: str) -> optuna.Study:
 # --- the conditional grid -------------------------------------------------------------------------
 
 def test_grid_holds_each_reachable_config_once(tmp_path):
-    p = ring(tmp_path, "g", top='sampler = "grid"', extra='objectives = ["ns", "wgan_gp"]\ngrid_points = 2\n')
+    p = ring(tmp_path, "g", top='sampler = "grid"\n[search]\njoint = true', extra='objectives = ["ns", "wgan_gp"]\ngrid_points = 2\n')
     spec = spec_mod.load(str(p))
     points = grid(spec)
     # ns: none + r1×2λ + l2×2λ = 5 branches; wgan_gp: the same × 2 obj_lam; each × 2 lr
@@ -77,7 +77,7 @@ def test_grid_holds_each_reachable_config_once(tmp_path):
 
 
 def test_grid_study_runs_the_first_grid_points(tmp_path):
-    p = ring(tmp_path, "grid", n=3, steps=30, top='sampler = "grid"', extra="grid_points = 2\n")
+    p = ring(tmp_path, "grid", n=3, steps=30, top='sampler = "grid"\n[search]\njoint = true', extra="grid_points = 2\n")
     r = bench("run", "--study", str(p), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     trials = load("grid", f"sqlite:///{tmp_path}/runs/grid/study.db").trials
@@ -395,3 +395,73 @@ def test_confirmation_resumes_and_is_shared_by_workers(tmp_path):
     done = [(t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"]) for t in study.trials
             if "confirm_arm" in t.user_attrs and t.state != State.FAIL]
     assert sorted(done) == sorted((a, i) for a in study.user_attrs["confirm/plan"]["arms"] for i in range(4))
+
+
+# --- the per-arm search (issue 29: an equal tuning budget per arm) --------------------------------
+
+def _per_arm_study(tmp_path, per_arm: int, sampler: str = "tpe"):
+    from bench import api, search
+
+    p = ring(tmp_path, "arms", n=1, steps=20, every=20, top=f'sampler = "{sampler}"\n[search]\nper_arm = {per_arm}')
+    spec = spec_mod.load(str(p))
+    opts = api.options(spec, device="cpu", runs_dir=tmp_path / "runs")
+    return spec, opts, search.run(spec, opts)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_every_arm_gets_exactly_its_search_budget(tmp_path, sampler):
+    from bench.arms import ARM_ATTR, arms
+
+    spec, opts, study = _per_arm_study(tmp_path, 3, sampler)
+    search_trials = [t for t in study.trials if t.state in (State.COMPLETE, State.PRUNED) and ARM_ATTR in t.user_attrs]
+    by_arm = pd.Series([t.user_attrs[ARM_ATTR] for t in search_trials]).value_counts().to_dict()
+    assert by_arm == {a.label: 3 for a in arms(spec)}  # the baseline included
+    for t in search_trials:  # the trial trained the arm it was queued for
+        cfg = t.user_attrs["config"]
+        assert t.user_attrs[ARM_ATTR] == f"{cfg['model']}/{cfg['objective']}/{cfg['regularizer']}"
+    assert not [t for t in study.trials if t.state == State.FAIL]
+    assert opts.trials == 3 and spec.search_budget() == 9
+
+
+def test_the_arm_sampler_sees_only_its_arms_trials(tmp_path):
+    """TPE inside an arm learns from that arm alone: its view of the study holds no other arm's trial."""
+    from bench.arms import ARM_ATTR
+    from bench.strategies import _ArmView
+
+    _, _, study = _per_arm_study(tmp_path, 2)
+    view = _ArmView(study, "mlp2d_small/ns/r1")
+    mine = view._get_trials(deepcopy=False)
+    assert len(mine) == 2 and {t.user_attrs[ARM_ATTR] for t in mine} == {"mlp2d_small/ns/r1"}
+    assert len(view.get_trials(states=(State.COMPLETE, State.PRUNED))) == 2 and view.directions == study.directions
+
+
+def test_a_failed_search_trial_frees_its_arms_slot_and_surplus_is_refused(tmp_path):
+    from bench import api, search
+    from bench.arms import ARM_ATTR
+    from bench.storage import open_study
+
+    spec = spec_mod.load(str(ring(tmp_path, "q", steps=20, every=20, top="[search]\nper_arm = 1")))
+    study = open_study(spec, api.options(spec, device="cpu", runs_dir=tmp_path / "runs").storage)
+    assert search.queue_arms(study, spec, 1) == 3 and search.queue_arms(study, spec, 1) == 0  # queued once
+    first = study.ask()  # arm none's slot, taken and then failed for good (a worker's error)
+    assert first.user_attrs[ARM_ATTR] == "mlp2d_small/ns/none"
+    assert study._storage.get_trial(first._trial_id).system_attrs["fixed_params"] == {"regularizer_gan": "none"}  # the arm, pinned; λ and lr sampled
+    study.tell(first, state=State.FAIL)
+    assert search.queue_arms(study, spec, 1) == 1  # its slot is queued again
+    waiting = study.get_trials(states=(State.WAITING,))
+    assert sorted(t.user_attrs[ARM_ATTR] for t in waiting) == ["mlp2d_small/ns/l2", "mlp2d_small/ns/none",
+                                                               "mlp2d_small/ns/r1"]
+    # a second copy of an arm's slot (two workers queued it at once) is surplus; an unqueued ask is refused
+    study.enqueue_trial({"regularizer_gan": "r1"}, user_attrs={ARM_ATTR: "mlp2d_small/ns/r1"})
+    asked = [study.ask() for _ in range(4)]
+    r1 = [t for t in asked if t.user_attrs[ARM_ATTR] == "mlp2d_small/ns/r1"]
+    assert search.holds_slot(study, r1[0], 1, per_arm=True) is None
+    assert "budget of 1 trials already met" in search.holds_slot(study, r1[1], 1, per_arm=True)
+    assert "no arm was queued" in search.holds_slot(study, study.ask(), 1, per_arm=True)
+
+
+def test_joint_search_carries_no_verdict_and_grid_needs_it(tmp_path):
+    with pytest.raises(Exception, match="joint search is exploration"):
+        spec_mod.load(str(ring(tmp_path, "j", confirm=3, top="[search]\njoint = true")))
+    with pytest.raises(Exception, match="sampler 'grid' enumerates"):
+        spec_mod.load(str(ring(tmp_path, "g2", top='sampler = "grid"')))
