@@ -35,9 +35,20 @@ __all__ = ["load_spec", "options", "run_study", "open_study", "trials", "leaderb
            "build_report", "score_samples", "check_storage", "cross_leaderboard", "StudyRecord", "RunOptions", "StudySpec"]
 
 
-def load_spec(study: str | Path) -> StudySpec:
-    """A validated spec: a name from studies/ or a path to the user's own TOML file."""
-    return spec_mod.load(str(study))
+def load_spec(study: str | Path, confirm_seeds: int | None = None) -> StudySpec:
+    """A validated spec: a name from studies/ or a path to the user's own TOML file. `confirm_seeds`
+    sizes the confirmation from the CLI as a fixed design of that many seeds per arm (confirm.stages = 1);
+    it becomes part of the study's spec (as an edit of the file would)."""
+    spec = spec_mod.load(str(study))
+    if confirm_seeds is None:
+        return spec
+    if not 0 <= confirm_seeds <= 1000:
+        raise StabgenError(f"--confirm-seeds must be an integer in 0..1000, got {confirm_seeds}")
+    try:
+        return StudySpec.model_validate({**spec.model_dump(), "confirm": {**spec.confirm.model_dump(),
+                                                                          "seeds": confirm_seeds, "stages": 1}})
+    except ValueError as e:
+        raise StabgenError(f"--confirm-seeds {confirm_seeds}: {str(e).splitlines()[-1].strip()}") from None
 
 
 def options(spec: StudySpec, trials: int | None = None, steps: int | None = None, device: str | None = None,

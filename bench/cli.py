@@ -53,6 +53,9 @@ StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Name of a shipped 
 TrialsOpt = Annotated[Optional[int], typer.Option(help="Search trials per arm (the per-arm search; default: the "
                                                   "spec's search.per_arm), or in all for a joint search (default: "
                                                   "n_trials); shared by all workers. Rerunning resumes.")]
+ConfirmSeedsOpt = Annotated[Optional[int], typer.Option(
+    "--confirm-seeds", help="A fixed confirmation of N seeds per arm (default: the spec's confirm.seeds and "
+    "stages); recorded in the study's spec, like an edit of the file.")]
 StepsOpt = Annotated[Optional[int], typer.Option(help="Training steps per trial (default: the spec's).")]
 DeviceOpt = Annotated[Optional[str], typer.Option(help="auto (default), cpu, cuda or cuda:N. auto: cpu without CUDA; "
                                                   "else the GPU of this worker's local rank (LOCAL_RANK, SLURM_LOCALID) "
@@ -96,7 +99,8 @@ AllowChangeOpt = Annotated[bool, typer.Option("--allow-spec-change", help="Resum
 
 
 @app.command()
-def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, device: DeviceOpt = None,
+def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confirm_seeds: ConfirmSeedsOpt = None,
+        device: DeviceOpt = None,
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
         runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
         tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
@@ -113,7 +117,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
     """
     from bench import api
 
-    spec = api.load_spec(study)
+    spec = api.load_spec(study, confirm_seeds)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
                        heartbeat, tensorboard, allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # a bad storage fails in one line, before anything is printed
@@ -123,7 +127,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, devic
 
 @app.command()
 def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None, steps: StepsOpt = None,
-           device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
+           confirm_seeds: ConfirmSeedsOpt = None, device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
            heartbeat: HeartbeatOpt = 10.0, tensorboard: TensorboardOpt = False,
            allow_spec_change: AllowChangeOpt = False, artifacts: ArtifactsOpt = None, quiet: QuietOpt = False) -> None:
     """Work on a shared study until its global trial budget is met, then exit (no report).
@@ -134,7 +138,7 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
     from bench import api, search, storage as storage_mod
     from stabgen.hardware import describe
 
-    spec = api.load_spec(study)
+    spec = api.load_spec(study, confirm_seeds)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), None, heartbeat, tensorboard,
                        allow_spec_change, artifacts)
     api.check_storage(spec, opts)  # fails fast, in one line

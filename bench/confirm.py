@@ -111,15 +111,36 @@ def search_counts(df: pd.DataFrame, kind: str) -> dict[str, int]:
 
 
 def pending(study: optuna.Study, spec) -> list[tuple[dict, dict]]:
-    """Confirmation runs still owed: every planned arm × seed not finished, running or queued."""
+    """Confirmation runs still owed: every planned arm × seed of its current stage (`targets`) not
+    finished, running or queued. Called when nothing is running, so every queued stage is complete."""
     if spec.confirm.seeds == 0 or spec.multi_objective:
         return []
     p = plan(study, spec)
+    want = targets(records.trials_frame(study), spec, {k: int(v) for k, v in p["arms"].items()})
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     have = {(t.user_attrs.get("confirm_of"), t.user_attrs.get("confirm_seed")) for t in trials.values()
             if CONFIRM in t.user_attrs and t.state != State.FAIL}
     return [(trials[src].params, {CONFIRM: arm, "confirm_of": src, "confirm_seed": i})
-            for arm, src in p["arms"].items() for i in range(spec.confirm.seeds) if (src, i) not in have]
+            for arm, src in p["arms"].items() for i in range(want[arm]) if (src, i) not in have]
+
+
+def targets(df: pd.DataFrame, spec, arms: dict[str, int]) -> dict[str, int]:
+    """Seeds each arm is owed now. The sequential design (confirm.stages > 1): every arm gets `seeds`;
+    at each look (a stage complete) an arm still open — tested, undecided at Pocock's level, below
+    the cap, its own two-sided p not above stats.FUTILITY — gets `seeds` more, and its family's baseline as many as its open arms need (paired by
+    seed). Decided, gated and ceiling-bound arms stop where they are."""
+    c = spec.confirm
+    first = {a: c.seeds for a in arms}
+    m = seed_matrix(df, spec, arms)
+    n = {a: int(m[a].notna().sum()) if a in m else 0 for a in arms}
+    if c.stages == 1 or any(n[a] < c.seeds for a in arms):
+        return first
+    out = dict(n)
+    for r in table(df, spec, arms).itertuples():
+        if r.open:
+            out[r.arm] = max(out[r.arm], n[r.arm] + c.seeds)
+            out[r.baseline] = max(out.get(r.baseline, 0), n[r.arm] + c.seeds)
+    return out
 
 
 def seed_matrix(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
@@ -192,9 +213,13 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
         out.loc[tested, "p_holm"] = stats.holm(out.loc[tested, "p"])
         if c.margin:
             out.loc[tested, "p_equivalent_holm"] = stats.holm(out.loc[tested, "p_equivalent"])
-    verdicts = [_verdict(r, c, gates) for _, r in out.iterrows()]
+    level = stats.look_level(c.stages)
+    verdicts = [_verdict(r, c, gates, level) for _, r in out.iterrows()]
     out["verdict"] = [v for v, _ in verdicts]
     out["p_verdict"] = [p for _, p in verdicts]
+    out["level"] = level  # the nominal level each look is held to (Pocock; α itself for a fixed design)
+    out["open"] = [v.startswith("inconclusive") and s < c.seeds * c.stages and p <= stats.FUTILITY
+                   for v, s, p in zip(out["verdict"], out["seeds"], out["p"])]  # more seeds owed at the next look
     sign = 1 if direction == "minimize" else -1  # ties of the median: the better mean of completed seeds
     out = out.assign(_k=sign * out["median"], _m=sign * out["mean_completed"]).sort_values(
         ["_k", "_m", "arm"], na_position="last").drop(columns=["_k", "_m"])
@@ -202,9 +227,9 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _verdict(r: pd.Series, c, gates: dict[str, bool | None]) -> tuple[str, float]:
-    """(verdict, the p it rests on). A decisive verdict rests on Holm's two-sided p and its direction on
-    the smaller one-sided p; the evidence names both."""
+def _verdict(r: pd.Series, c, gates: dict[str, bool | None], level: float = stats.ALPHA) -> tuple[str, float]:
+    """(verdict, the p it rests on). A decisive verdict rests on Holm's two-sided p below the design's
+    per-look level and its direction on the smaller one-sided p; the evidence names both."""
     arm, base = r["arm"], r["baseline"]
     if arm == base:
         return ("baseline" if gates.get(arm) is not False
@@ -221,14 +246,14 @@ def _verdict(r: pd.Series, c, gates: dict[str, bool | None]) -> tuple[str, float
     one_sided = r["p_better"] if better else r["p_worse"]
     effect = (f"Hodges–Lehmann Δ {r['hodges_lehmann']:+.4g} [{r['hodges_lehmann_ci_low']:.4g}, "
               f"{r['hodges_lehmann_ci_high']:.4g}]")
-    if r["p_holm"] < stats.ALPHA:
+    if r["p_holm"] < level:
         return (f"{'better' if better else 'worse'} than {base} (p_holm {r['p_holm']:.3g}, one-sided p "
                 f"{one_sided:.3g}; {effect})"), float(r["p_holm"])
-    if c.margin and r.get("p_equivalent_holm", 1.0) < stats.ALPHA:
+    if c.margin and r.get("p_equivalent_holm", 1.0) < level:
         return (f"equivalent to {base} (±{c.margin:g}; TOST p_holm {r['p_equivalent_holm']:.3g})",
                 float(r["p_equivalent_holm"]))
     if r["baseline_at_ceiling"] is True:
         return (f"untestable at this budget: every {base} seed is at the metric's ceiling, so no arm can "
                 f"be shown better (p_holm {r['p_holm']:.3g})"), float(r["p_holm"])
-    return (f"inconclusive (p_holm {r['p_holm']:.3g}; {effect}): "
+    return (f"inconclusive (p_holm {r['p_holm']:.3g} at level {level:.3g}; {effect}): "
             f"{stats.describe_needed(r['seeds_needed'], int(r['paired_seeds']))}"), float(r["p_holm"])

@@ -120,8 +120,11 @@ class Confirm(_Strict):
     """After the search, the best config of each arm is re-trained on `seeds` fresh seeds, the same
     seeds for every arm, and only these runs enter tests and headline tables (README, Statistics)."""
 
-    seeds: int = Field(10, ge=0, le=1000, description="confirmation seeds per arm (0: no confirmation; "
-                       "below 6 the paired two-sided test cannot reach p < 0.05 at all)")
+    seeds: int = Field(10, ge=0, le=1000, description="confirmation seeds per arm in each stage (0: no "
+                       "confirmation; below 6 the paired two-sided test cannot reach p < 0.05 at all)")
+    stages: int = Field(3, ge=1, le=5, description="sequential confirmation: up to `stages` looks, `seeds` more "
+                        "seeds each for the arms still undecided, at Pocock's per-look level (bench.stats.POCOCK); "
+                        "1: a fixed design of `seeds` seeds")
     arm: Literal["regularizer", "objective", "model"] = Field("regularizer", description="what an arm is")
     baseline: str = Field("none", description="the arm every other arm is tested against")
     margin: float | None = Field(None, gt=0, description="equivalence margin in metric units (TOST); "

@@ -313,6 +313,22 @@ def paired(a, b, direction: str, margin: float | None = None, seed: int = 0) -> 
                   p_equivalent=equivalence_p(d, margin) if margin else math.nan)
 
 
+# Pocock's (1977) constant nominal two-sided level per look that spends α = 0.05 over K equally spaced
+# looks (Jennison & Turnbull, Group Sequential Methods, table 2.1). Derived for normal statistics with
+# independent increments; benchmarks/calibration.py measures it with the signed-rank test and Holm.
+POCOCK = {1: 0.05, 2: 0.0294, 3: 0.0221, 4: 0.0182, 5: 0.0158}
+# futility: an arm whose own two-sided p exceeds this at a look gets no more seeds. Non-binding (stopping
+# early can only lower the false-positive rate); its cost in power is measured in calibration.json
+FUTILITY = 0.5
+
+
+def look_level(stages: int, alpha: float = ALPHA) -> float:
+    """The nominal level at each look of a `stages`-look sequential design (α = 0.05 only)."""
+    if alpha != 0.05:
+        raise ValueError(f"Pocock's levels here are for α = 0.05, got {alpha}")
+    return POCOCK[stages]
+
+
 Verdict = Literal["reproduced", "not reproduced", "inconclusive"]
 
 
@@ -320,10 +336,12 @@ def claim_verdict(p_claimed: float, p_opposite: float, p_equivalent: float = mat
                   alpha: float = ALPHA) -> Verdict:
     """The house rule: reproduced = significant in the claimed direction; not reproduced =
     significant the other way, or equivalence shown; otherwise inconclusive. p-values already
-    corrected for the family (Holm) where the claim is one of several."""
-    if p_claimed < alpha:
+    corrected for the family (Holm) where the claim is one of several. Each direction is tested at
+    α/2, so a decisive verdict either way has probability ≤ α under the null (at α per side it would
+    be ≈ 2α: benchmarks/results/calibration.json, decisive_claim_verdict)."""
+    if p_claimed < alpha / 2:
         return "reproduced"
-    if p_opposite < alpha or p_equivalent < alpha:
+    if p_opposite < alpha / 2 or p_equivalent < alpha:
         return "not reproduced"
     return "inconclusive"
 

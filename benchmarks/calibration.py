@@ -15,6 +15,16 @@ The margin tests are calibrated at their boundary (true gain = margin on every s
 without divergences and rounding (a seed where both runs diverge is a tie, gain 0).
 Power: the two-sided test at shifts of 0.5, 1 and 1.5 noise s.d. with 6, 10 and 20 seeds, with and
 without divergences; and at the seed count Noether's formula (stats.seeds_for_power) asks for.
+Non-exchangeable nulls (issue 29): the arms differ in shape but not in what the test is about —
+- skewed_equal_pseudomedian: the arm's noise is a centred exponential with twice the baseline's
+  spread, shifted so that the paired differences' pseudo-median (the Hodges–Lehmann estimand) is 0;
+- equal_medians_unequal_divergence: the arm diverges on 20 % of seeds and is better where it runs,
+  so that its median (divergences the worst value) equals the baseline's. Not the test's null (the
+  pseudo-median of the differences is not 0): reported so a reader sees what "equal medians" gives.
+decisive_claim_verdict: a paper claim's verdict is decisive either way (reproduced or not) under the
+null, with each direction at α/2 as bench.stats.claim_verdict does. holm_power: the power to find one
+arm better by 1 s.d. among m arms (the others null) with Holm over all m, as a confirmation table
+tests them; the default confirmation seed count (spec.Confirm.seeds) is the smallest with ≥ 0.8 at m = 4.
 
     python benchmarks/calibration.py                 # 4,000 simulations each → benchmarks/results/calibration.json
     python benchmarks/calibration.py --sims 200 --out /tmp/cal.json   # the small mode the tests run
@@ -58,6 +68,132 @@ def draw(rng: np.random.Generator, n: int, shift: float, noise: str, p_div: floa
 
 def improvement(a, b):
     return stats.improvement(a, b, "minimize")
+
+
+def _pseudomedian(draw_d, rng: np.random.Generator, n: int = 400_000) -> float:
+    """The population pseudo-median of D (median of (D + D′)/2 over independent pairs), by simulation."""
+    return float(np.median((draw_d(rng, n) + draw_d(rng, n)) / 2))
+
+
+def _skewed_d(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Arm − baseline without the shared seed effect: 2·(Exp(1) − 1) − N(0, 1)."""
+    return 2.0 * (rng.exponential(1.0, n) - 1.0) - rng.normal(0, 1, n)
+
+
+def nonexchangeable_nulls(sims: int, seed: int) -> dict:
+    """Two-sided rejection rate of the confirmation's test under the non-exchangeable nulls (module doc)."""
+    rng = np.random.default_rng(seed + 3)
+    centre = _pseudomedian(_skewed_d, np.random.default_rng(seed + 4))
+    mu = sps.norm.ppf(1 - 0.5 / 0.8)  # arm ~ N(mu, 1) on 80 % of seeds: P(arm ≤ 0) = 0.8 Φ(−mu) = ½
+    out: dict[str, dict[str, float]] = {"skewed_equal_pseudomedian": {}, "equal_medians_unequal_divergence": {}}
+    for n in SEEDS:
+        hits_skew = hits_div = 0
+        for _ in range(sims):
+            s = rng.normal(0, 1, n)
+            b = 10 + s + rng.normal(0, 1, n)
+            a = b + _skewed_d(rng, n) - centre  # minimized; d's pseudo-median is 0
+            hits_skew += stats.signed_rank_p(improvement(a, b)) < ALPHA
+            b2 = 10 + rng.normal(0, 1, n)
+            a2 = 10 + mu + rng.normal(0, 1, n)
+            a2[rng.random(n) < 0.2] = math.inf
+            hits_div += stats.signed_rank_p(improvement(a2, b2)) < ALPHA
+        out["skewed_equal_pseudomedian"][f"n={n}"] = hits_skew / sims
+        out["equal_medians_unequal_divergence"][f"n={n}"] = hits_div / sims
+    return {k: {"max": max(v.values()), "by_scenario": v} for k, v in out.items()}
+
+
+def decisive_claim_rate(sims: int, seed: int) -> dict:
+    """P(a paper claim gets a decisive verdict, either way) under the null, one claim, no divergence."""
+    rng = np.random.default_rng(seed + 5)
+    out = {}
+    for n, noise in itertools.product(SEEDS, NOISES):
+        hits = 0
+        for _ in range(sims):
+            d = improvement(*draw(rng, n, 0.0, noise, 0.0))
+            v = stats.claim_verdict(stats.signed_rank_p(d, "greater"), stats.signed_rank_p(d, "less"))
+            hits += v != "inconclusive"
+        out[f"n={n},{noise}"] = hits / sims
+    return {"max": max(out.values()), "by_scenario": out}
+
+
+HOLM_SEEDS = (10, 15, 20, 25, 30)
+HOLM_FAMILIES = (4, 8)  # ring_seeds' four arms; mnist_reg's eight (six GAN, four VAE arms less two baselines)
+
+
+def holm_power(sims: int, seed: int, shift: float = 1.0) -> dict:
+    """Power to call one arm (better by `shift` s.d.) better, with m − 1 null arms beside it and Holm over
+    all m, normal noise, every arm against the baseline on the same seeds."""
+    rng = np.random.default_rng(seed + 6)
+    out = {}
+    for m, n in itertools.product(HOLM_FAMILIES, HOLM_SEEDS):
+        hits = 0
+        for _ in range(sims):
+            runs = 10 + rng.normal(0, 1, n) + rng.normal(0, 1, (m + 1, n))
+            runs[0] -= shift
+            ds = [improvement(runs[k], runs[m]) for k in range(m)]
+            ps = stats.holm([stats.signed_rank_p(d) for d in ds])
+            hits += ps[0] < ALPHA and stats.signed_rank_p(ds[0], "greater") < stats.signed_rank_p(ds[0], "less")
+        out[f"m={m},n={n}"] = hits / sims
+    smallest = next((n for n in HOLM_SEEDS if out[f"m=4,n={n}"] >= stats.POWER), None)
+    return {"shift_sd": shift, "by_scenario": out, "smallest_seeds_for_0.8_at_m=4": smallest}
+
+
+def _sequential_once(runs: np.ndarray, stage: int, stages: int, level: float) -> tuple[list[bool], int]:
+    """One confirmation of m arms (rows 0..m−1) against the baseline (row m) as bench.confirm.targets runs
+    it: looks after every `stage` seeds; an arm stops once Holm's p over every arm's current p is below
+    `level`, or (futility) once its own two-sided p exceeds stats.FUTILITY; the others (and the baseline)
+    get `stage` more seeds, up to `stages` looks. Returns which
+    arms were called significant and how many trainings it spent."""
+    m = runs.shape[0] - 1
+    n = [stage] * m
+    decided = [False] * m
+    for look in range(1, stages + 1):
+        ps = [stats.signed_rank_p(improvement(runs[k, :n[k]], runs[m, :n[k]])) for k in range(m)]
+        holm = stats.holm(ps)
+        decided = [d or h < level for d, h in zip(decided, holm)]
+        stopped = [d or p > stats.FUTILITY for d, p in zip(decided, ps)]  # non-binding futility (bench.confirm)
+        if look == stages or all(stopped):
+            break
+        n = [x if st else x + stage for x, st in zip(n, stopped)]
+    return decided, sum(n) + max(n)
+
+
+def sequential(sims: int, seed: int, m: int = 4, stage: int = 10) -> dict:
+    """Family-wise false-positive rate under the null and power at 1 s.d. (one arm better, m − 1 null)
+    of the sequential design (3 looks at Pocock's level) against fixed designs of 10, 20 and 30 seeds,
+    with the trainings each spends per confirmation."""
+    rng = np.random.default_rng(seed + 7)
+    designs = {"fixed-10": (10, 1), "fixed-20": (20, 1), "fixed-30": (30, 1), "sequential-3x10": (stage, 3)}
+    out: dict = {}
+    for name, (size, looks) in designs.items():
+        level = stats.look_level(looks)
+        for noise, p_div in (("normal", 0.0), ("heavy", 0.0), ("coarse", 0.15), ("normal", 0.3)):
+            fp = spent = 0
+            for _ in range(sims):
+                n = size * looks
+                runs = 10 + rng.normal(0, 1, n) + (rng.standard_t(3, (m + 1, n)) / math.sqrt(3) if noise == "heavy"
+                                                   else rng.normal(0, 1, (m + 1, n)))
+                if noise == "coarse":
+                    runs = np.round(runs)
+                runs[rng.random((m + 1, n)) < p_div] = math.inf
+                dec, cost = _sequential_once(runs, size, looks, level)
+                fp += any(dec)
+                spent += cost
+            out.setdefault(name, {})[f"null,{noise},divergence={p_div}"] = fp / sims
+            out[name].setdefault("trainings_under_null", spent / sims)
+        hits = spent = 0
+        for _ in range(sims):
+            n = size * looks
+            runs = 10 + rng.normal(0, 1, n) + rng.normal(0, 1, (m + 1, n))
+            runs[0] -= 1.0
+            dec, cost = _sequential_once(runs, size, looks, level)
+            hits += dec[0]
+            spent += cost
+        out[name]["power_1sd"] = hits / sims
+        out[name]["trainings_at_1sd"] = spent / sims
+    for v in out.values():
+        v["max_null_rate"] = max(x for k, x in v.items() if k.startswith("null"))
+    return {"arms": m, "designs": out}
 
 
 def null_rates(sims: int, seed: int) -> dict:
@@ -135,8 +271,16 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--sims must be a positive number of simulations, got {args.sims}")  # one line, exit 2
     t0 = time.perf_counter()
     fpr = null_rates(args.sims, args.seed)
+    fpr.update(nonexchangeable_nulls(args.sims, args.seed))
+    relied = {k: v for k, v in fpr.items() if k != "equal_medians_unequal_divergence"}
     res = {"alpha": ALPHA, "simulations": args.sims, "seed": args.seed,
-           "false_positive_rate": fpr, "power": {"signed_rank_two_sided": power(args.sims, args.seed)},
+           "false_positive_rate": fpr,
+           "not_the_tests_null": ["equal_medians_unequal_divergence"],
+           "max_rate_the_reports_rely_on": max(v["max"] for v in relied.values()),
+           "decisive_claim_verdict": decisive_claim_rate(args.sims, args.seed),
+           "sequential_confirmation": sequential(max(200, args.sims // 2), args.seed),
+           "power": {"signed_rank_two_sided": power(args.sims, args.seed),
+                     "holm": holm_power(max(200, args.sims // 4), args.seed)},
            "noether": noether_check(args.sims, args.seed),
            "monte_carlo_se_at_alpha": math.sqrt(ALPHA * (1 - ALPHA) / args.sims),
            "seconds": round(time.perf_counter() - t0, 1)}
@@ -148,6 +292,16 @@ def main(argv: list[str] | None = None) -> dict:
     print("power of the two-sided paired test (normal noise):")
     for k, v in res["power"]["signed_rank_two_sided"].items():
         print(f"  {k:36s} {v:.3f}")
+    print(f"decisive claim verdict (either way) under the null: max {res['decisive_claim_verdict']['max']:.4f}")
+    h = res["power"]["holm"]
+    print(f"power with Holm, one arm better by {h['shift_sd']} s.d.:")
+    for k, v in h["by_scenario"].items():
+        print(f"  {k:20s} {v:.3f}")
+    print(f"  smallest seed count with power ≥ 0.8 at m = 4: {h['smallest_seeds_for_0.8_at_m=4']}")
+    print("confirmation designs (4 arms + baseline; Holm; family-wise null rate, power at 1 s.d., trainings):")
+    for k, v in res["sequential_confirmation"]["designs"].items():
+        print(f"  {k:16s} null ≤ {v['max_null_rate']:.3f} · power {v['power_1sd']:.3f} · "
+              f"{v['trainings_under_null']:.0f} trainings (null), {v['trainings_at_1sd']:.0f} (1 s.d.)")
     for k, v in res["noether"].items():
         print(f"  Noether {k}: {v['seeds']} seeds → simulated power {v['simulated_power']:.3f}")
     print(f"wrote {args.out} ({res['seconds']} s)")

@@ -171,3 +171,30 @@ def test_signed_rank_null_is_the_enumerated_distribution():
     sums = [sum(r for r, s in zip(range(1, n + 1), signs) if s) for signs in itertools.product((0, 1), repeat=n)]
     expect = np.bincount(sums, minlength=n * (n + 1) // 2 + 1) / 2 ** n
     assert np.allclose(stats.signed_rank_null(n), expect)
+
+
+def test_sequential_confirmation_spends_seeds_only_where_the_answer_is_open():
+    """confirm.stages = 3 of 10 seeds: after the first look a decided arm, a gated arm and a futile arm
+    (own p > stats.FUTILITY) stop; the open arm and its baseline get 10 more seeds; at the cap of 30
+    nothing more is owed."""
+    spec = _spec(models=("gan",), regs=("none", "l1", "l2", "r1", "gp"), confirm={"seeds": 10, "stages": 3})
+    lean = [0.3, -0.2, 0.5, -0.4, 0.6, -0.1, 0.4, -0.3, 0.7, 0.05] * 3  # p 0.26 at 10 seeds: still open
+    even = [0.3, -0.2, 0.1, -0.4, 0.2, -0.1, 0.4, -0.3, 0.05, -0.05] * 3  # p 1.0 at 10 seeds: futile
+    base = BASE + BASE[:10]
+    values = {"gan/ns/none": base, "gan/ns/l1": [v - 3 for v in base],
+              "gan/ns/l2": [v + 300 for v in base],  # does not train: gated
+              "gan/ns/r1": [v + e for v, e in zip(base, lean)], "gan/ns/gp": [v + e for v, e in zip(base, even)]}
+    df, plan = _frame({k: v[:10] for k, v in values.items()})
+    assert confirm.targets(_ok(df), spec, plan) == {"gan/ns/none": 20, "gan/ns/l1": 10, "gan/ns/l2": 10,
+                                                    "gan/ns/r1": 20, "gan/ns/gp": 10}
+    t = confirm.table(_ok(df), spec, plan).set_index("arm")
+    assert t.loc["gan/ns/l1", "level"] == stats.POCOCK[3] and t.loc["gan/ns/l1", "verdict"].startswith("better")
+    assert bool(t.loc["gan/ns/r1", "open"]) and not t.loc["gan/ns/l1", "open"] and not t.loc["gan/ns/l2", "open"]
+    assert not t.loc["gan/ns/gp", "open"] and t.loc["gan/ns/gp", "verdict"].startswith("inconclusive")
+    stopped = ("gan/ns/l1", "gan/ns/l2", "gan/ns/gp")
+    df, plan = _frame({k: (v[:10] if k in stopped else v) for k, v in values.items()})
+    assert confirm.targets(_ok(df), spec, plan) == {"gan/ns/none": 30, "gan/ns/l1": 10, "gan/ns/l2": 10,
+                                                    "gan/ns/r1": 30, "gan/ns/gp": 10}  # the cap: no fourth stage
+    # a fixed design owes its seeds and nothing more
+    fixed = _spec(models=("gan",), regs=("none", "l1", "l2", "r1", "gp"), confirm={"seeds": 10, "stages": 1})
+    assert set(confirm.targets(_ok(df), fixed, plan).values()) == {10}

@@ -167,8 +167,11 @@ def test_each_variant_is_tested_on_its_own_paired_by_seed_with_holm():
     family = {"up": ("up > GAN", gan + 2), "down": ("down > GAN", gan - 2),
               "same": ("same > GAN", gan + np.array([1.0, -1, 1, -1, 0, 0, 1, -1, 0, 0]))}
     c = {k: v for k, v in zip(family, claims_vs_baseline(family, gan, "maximize", ("x", "GAN")))}
-    assert c["up"].verdict == "reproduced" and "Holm" in c["up"].evidence and "(over 3)" in c["up"].evidence
+    assert c["up"].verdict == "reproduced" and "Holm" in c["up"].evidence and "(over 3;" in c["up"].evidence
     assert c["down"].verdict == "not reproduced"
+    # the evidence names the p the verdict rests on: the opposite direction's, not the claimed one's (= 1)
+    assert "p (opposite direction) = 0.000977" in c["down"].evidence and "Holm 0.00293" in c["down"].evidence
+    assert "p (claimed direction) = 0.000977" in c["up"].evidence and "Hodges–Lehmann Δ 2 " in c["up"].evidence
     assert c["same"].verdict == "inconclusive" and "seeds" in c["same"].evidence
     # Holm: p = 1/1024 for "up" alone, times 3 in a family of three
     assert "Holm 0.00293" in c["up"].evidence

@@ -305,9 +305,10 @@ def test_paired_reports_each_statistic_of_its_parts():
         stats.paired(a, b[:3], "minimize")
 
 
-def test_claim_verdict_needs_p_below_alpha():
-    assert stats.claim_verdict(0.05, 0.9) == "inconclusive"
-    assert stats.claim_verdict(0.9, 0.05) == "inconclusive"
+def test_claim_verdict_needs_p_below_half_alpha_per_direction():
+    """Each direction at α/2: a decisive verdict either way has probability ≤ α under the null."""
+    assert stats.claim_verdict(0.025, 0.9) == "inconclusive" and stats.claim_verdict(0.024, 0.9) == "reproduced"
+    assert stats.claim_verdict(0.9, 0.025) == "inconclusive" and stats.claim_verdict(0.9, 0.024) == "not reproduced"
     assert stats.claim_verdict(0.9, 0.9, p_equivalent=0.05) == "inconclusive"
 
 

@@ -81,10 +81,14 @@ def claims_vs_baseline(family: dict[str, tuple[str, object]], baseline, directio
     for k, pf, pa, pe in zip(keys, p_for, p_against, p_eq):
         r, (text, a) = res[k], family[k]
         verdict = stats.claim_verdict(pf, pa, pe)
+        # the p the verdict rests on: the opposite direction's where the claim is significantly wrong
+        against = verdict == "not reproduced" and pa < stats.ALPHA / 2
+        p_raw = (r.p_better if (claimed == "better") != against else r.p_worse)
         ev = (f"median {_g(np.median(a))} ({names[0]}) vs {_g(np.median(b))} ({names[1]}) over {r.n} paired seeds; "
               f"P(improvement) {r.prob_improvement:.2f} [{_g(r.prob_improvement_ci[0])}, {_g(r.prob_improvement_ci[1])}], "
-              f"Δ median {_g(r.median_diff)} [{_g(r.median_diff_ci[0])}, {_g(r.median_diff_ci[1])}]; one-sided "
-              f"signed-rank p = {(r.p_better if claimed == 'better' else r.p_worse):.3g}, Holm {pf:.3g} (over {len(keys)})"
+              f"Hodges–Lehmann Δ {_g(r.hodges_lehmann)} [{_g(r.hodges_lehmann_ci[0])}, {_g(r.hodges_lehmann_ci[1])}]; "
+              f"one-sided signed-rank p ({'opposite direction' if against else 'claimed direction'}) = {p_raw:.3g}, "
+              f"Holm {(pa if against else pf):.3g} (over {len(keys)}; each direction at α/2 = {stats.ALPHA / 2:g})"
               + (f"; TOST ±{margin:g}: Holm p = {pe:.3g}" if margin else ""))
         if verdict == "inconclusive":
             ev += f"; {stats.describe_needed(r.seeds_needed, r.n)}"
