@@ -29,12 +29,17 @@ IMAGES = sources.ImageSource(ImageData(
     "tiny", "train", torch.randint(0, 256, (64, 1, 28, 28), generator=torch.Generator().manual_seed(0),
                                    dtype=torch.uint8), torch.zeros(64, dtype=torch.long)))
 
-D_LOSS = {  # the papers' discriminator losses on logits
+D_LOSS = {  # the papers' discriminator losses on logits (Lucic 2018, table 1)
     "ns": lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),
+    "dragan": lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),
+    "ls": lambda r, f: 0.5 * (r - 1).pow(2).mean() + 0.5 * f.pow(2).mean(),
     "hinge": lambda r, f: F.relu(1 - r).mean() + F.relu(1 + f).mean(),
+    "wgan": lambda r, f: f.mean() - r.mean(),
     "wgan_gp": lambda r, f: f.mean() - r.mean(),
 }
-G_LOSS = {"ns": lambda f: F.softplus(-f).mean(), "hinge": lambda f: -f.mean(), "wgan_gp": lambda f: -f.mean()}
+G_LOSS = {"ns": lambda f: F.softplus(-f).mean(), "dragan": lambda f: F.softplus(-f).mean(),
+          "ls": lambda f: 0.5 * (f - 1).pow(2).mean(), "hinge": lambda f: -f.mean(), "wgan": lambda f: -f.mean(),
+          "wgan_gp": lambda f: -f.mean()}
 LR_LAMBDA = {  # torch.optim.lr_scheduler.LambdaLR's factor after s scheduler steps (one per G step)
     "constant": lambda steps: lambda s: 1.0,
     "linear": lambda steps: lambda s: 1.0 - s / steps,
@@ -48,37 +53,94 @@ def input_grad(d, x):
     return g.flatten(1)
 
 
-def reference_gan(cfg: TrialConfig, source) -> dict:
-    """n_critic Adam steps on D (loss + λ·R1 or obj_lam·GP), then one on G; returns the modules."""
+def one_centred(d, x_hat):
+    """E(‖∇D(x̂)‖ − 1)² (Gulrajani 2017; Kodali 2017)."""
+    return (input_grad(d, x_hat).norm(dim=1) - 1).pow(2).mean()
+
+
+def grad_norm(params) -> float:
+    """‖∇‖₂ over every parameter of a net: what the trainer logs as grad_norm_d / grad_norm_g."""
+    return math.sqrt(sum(float(p.grad.pow(2).sum()) for p in params if p.grad is not None))
+
+
+def d_penalty(cfg, disc, real, fake, d_real, noise) -> torch.Tensor:
+    """The regularizer under study on D's side, from its paper (0 for the others)."""
+    if cfg.regularizer == "r1":  # Mescheder 2018: ½ E‖∇D(x_real)‖²
+        return 0.5 * input_grad(disc, real).pow(2).sum(1).mean()
+    if cfg.regularizer == "r2":  # ½ E‖∇D(G(z))‖²
+        return 0.5 * input_grad(disc, fake).pow(2).sum(1).mean()
+    if cfg.regularizer == "consistency":  # Zhang 2020 on 2D points: T(x) = x + 0.01·N(0, I)
+        return (d_real - disc(real + 0.01 * noise.normal(real.shape, F64)[0])).pow(2).mean()
+    return real.new_zeros(())
+
+
+def objective_penalty(cfg, disc, real, fake, noise) -> torch.Tensor:
+    """The objective's own penalty, weighted by obj_lam."""
+    if cfg.objective == "wgan_gp":  # x̂ on real–fake lines, ε ~ U(0, 1) per sample
+        eps = noise.uniform((cfg.batch_size,), F64)[0].reshape(-1, *[1] * (real.dim() - 1))
+        return one_centred(disc, eps * real + (1 - eps) * fake)
+    if cfg.objective == "dragan":  # x̂ = αx + (1 − α)(x + ½·std(x)·u), u, α ~ U(0, 1)
+        u = noise.uniform(real.shape, F64)[0]
+        alpha = noise.uniform((cfg.batch_size,), F64)[0].reshape(-1, *[1] * (real.dim() - 1))
+        return one_centred(disc, alpha * real + (1 - alpha) * (real + 0.5 * real.flatten().std() * u))
+    return real.new_zeros(())
+
+
+def g_penalty(cfg, gen, hidden) -> torch.Tensor:
+    if cfg.regularizer == "feature_norm":  # mean over the batch of ‖h(z)‖₂
+        return hidden.flatten(1).norm(dim=1).mean()
+    if cfg.regularizer == "l2":  # Σw² over G's weight matrices (not biases)
+        return sum(p.pow(2).sum() for p in gen.parameters() if p.dim() >= 2)
+    return hidden.new_zeros(())
+
+
+def reference_gan(cfg: TrialConfig, source, log: list | None = None) -> dict:
+    """n_critic Adam steps on D (loss + λ·its penalty + obj_lam·the objective's; WGAN clips every D
+    weight after each of them), then one on G (loss + λ·its penalty). Instance noise (Sønderby 2017):
+    D sees x + λ(1 − t)·ε on real and fake inputs alike, t = (step − 1)/steps. Appends each step's
+    logged figures to `log`; returns the modules."""
     m = build(cfg, source.shape, torch.device("cpu")).to(F64)
     gen, disc = m["generator"], m["discriminator"]
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, LR_LAMBDA[cfg.lr_schedule](cfg.steps)) for o in (opt_d, opt_g)]
     noise = Streams([cfg.seed])
-    for _ in range(cfg.steps):
+    for it in range(1, cfg.steps + 1):
+        sigma = cfg.lam * max(0.0, 1.0 - (it - 1) / cfg.steps)
+
+        def see(x):
+            return x + sigma * noise.normal(x.shape, F64)[0] if cfg.regularizer == "instance_noise" else x
+
         for _ in range(cfg.n_critic):
             real = source.batch(cfg.batch_size, noise)[0].to(F64)
             z = noise.normal((cfg.batch_size, cfg.z_dim), F64)[0]
             with torch.no_grad():
                 fake = gen(z)
-            loss = D_LOSS[cfg.objective](disc(real), disc(fake))
-            if cfg.regularizer == "r1":  # Mescheder 2018: ½ E‖∇D(x_real)‖²
-                loss = loss + cfg.lam * 0.5 * input_grad(disc, real).pow(2).sum(1).mean()
-            if cfg.objective == "wgan_gp":  # Gulrajani 2017: E(‖∇D(x̂)‖ − 1)², x̂ on real–fake lines
-                eps = noise.uniform((cfg.batch_size,), F64)[0].reshape(-1, *[1] * (real.dim() - 1))
-                x_hat = eps * real + (1 - eps) * fake
-                loss = loss + cfg.obj_lam * (input_grad(disc, x_hat).norm(dim=1) - 1).pow(2).mean()
+            d_real, d_fake = disc(see(real)), disc(see(fake))
+            loss_d = D_LOSS[cfg.objective](d_real, d_fake)
+            pen_d = d_penalty(cfg, disc, real, fake, d_real, noise)
+            pen_obj = objective_penalty(cfg, disc, real, fake, noise)
             opt_d.zero_grad()
-            loss.backward()
+            (loss_d + cfg.lam * pen_d + cfg.obj_lam * pen_obj).backward()
+            gnorm_d = grad_norm(disc.parameters())
             opt_d.step()
+            if cfg.objective == "wgan":  # Arjovsky 2017: clip after every critic update
+                with torch.no_grad():
+                    for p in disc.parameters():
+                        p.clamp_(-cfg.clip_value, cfg.clip_value)
         z = noise.normal((cfg.batch_size, cfg.z_dim), F64)[0]
-        loss_g = G_LOSS[cfg.objective](disc(gen(z)))
+        hidden = gen.features(z)
+        loss_g = G_LOSS[cfg.objective](disc(see(gen.decode(hidden))))
+        pen_g = g_penalty(cfg, gen, hidden)
         opt_g.zero_grad()
-        loss_g.backward()
+        (loss_g + cfg.lam * pen_g).backward()
+        gnorm_g = grad_norm(gen.parameters())
         opt_g.step()
         for sched in scheds:  # D's n_critic steps of one iteration share that iteration's lr
             sched.step()
+        if log is not None:
+            log.append({"step": it, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                        "penalty": (pen_d + pen_g + pen_obj).item(), "grad_norm_d": gnorm_d, "grad_norm_g": gnorm_g})
     return m
 
 
@@ -111,6 +173,24 @@ CASES = {
                                                 RING),
     "ns, InfoGAN with batch norm": (TrialConfig(dataset="mnist", model="infogan", objective="ns", d_bn=True,
                                                 z_dim=16), IMAGES),
+    # every objective's own step (issue 34): WGAN clipping after each of 3 critic updates, LS, DRAGAN
+    "wgan, clipping after each of 3 critic steps (2D MLP)": (TrialConfig(
+        dataset="ring", model="mlp2d_small", objective="wgan", clip_value=0.05, n_critic=3, z_dim=2), RING),
+    "ls (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="ls", z_dim=2), RING),
+    "dragan (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="dragan", obj_lam=5.0, z_dim=2),
+                        RING),
+    # one regularizer of each placement: D-input transform, D-output penalty, D penalty on fakes,
+    # G features, G weights
+    "ns + instance noise, annealed (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="ns",
+                                                            regularizer="instance_noise", lam=0.5, z_dim=2), RING),
+    "ns + consistency (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="ns",
+                                               regularizer="consistency", lam=2.0, z_dim=2), RING),
+    "hinge + r2, n_critic 2 (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="hinge",
+                                                     regularizer="r2", lam=1.0, n_critic=2, z_dim=2), RING),
+    "ns + feature_norm (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="ns",
+                                                regularizer="feature_norm", lam=0.1, z_dim=2), RING),
+    "ls + l2 (2D MLP)": (TrialConfig(dataset="ring", model="mlp2d_small", objective="ls", regularizer="l2",
+                                     lam=1e-3, z_dim=2), RING),
 }
 
 
@@ -124,7 +204,14 @@ def test_gan_training_equals_the_reference_loop(name):
     build_start.update(build(cfg, source.shape, torch.device("cpu")).to(F64))
     res = train(cfg, source, "cpu", dtype=F64)
     assert res.status == "completed"
-    assert_same(res.modules, reference_gan(cfg, source))
+    log: list[dict] = []
+    assert_same(res.modules, reference_gan(cfg, source, log))
+    # the logged figures (what the stability figures and the divergence detector read) by hand
+    ref = {row["step"]: row for row in log}
+    assert [row["step"] for row in res.history] == list(range(10, steps + 1, 10))
+    for row in res.history:
+        for key in ("loss_d", "loss_g", "penalty", "grad_norm_d", "grad_norm_g"):
+            assert row[key] == pytest.approx(ref[row["step"]][key], rel=1e-6, abs=1e-9), (row["step"], key)
 
 
 def reference_vae(cfg: TrialConfig, source):
