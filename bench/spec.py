@@ -41,6 +41,8 @@ class Range(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> "Range":
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"a range needs finite bounds, got low={self.low}, high={self.high}")
         if not self.low < self.high:
             raise ValueError(f"empty or inverted range: low={self.low} must be < high={self.high}")
         if self.log and self.low <= 0:
@@ -148,6 +150,17 @@ class Space(_Strict):
     batch_size: list[int] | None = Field(None, min_length=1, description="absent: train.batch_size")
     grid_points: int = Field(3, ge=1, description="values per continuous range when sampler = grid")
 
+    @field_validator("lam", "lr", "obj_lam", "clip")
+    @classmethod
+    def _positive(cls, v: Range, info) -> Range:
+        """Checked when the spec is read, before a study is stored (issue 33: a negative λ or lr range
+        was refused only at trial time, after a FAIL trial was stored)."""
+        if info.field_name == "lam" and v.low < 0:
+            raise ValueError(f"λ must be ≥ 0, got a range from {v.low}")
+        if info.field_name != "lam" and v.low <= 0:
+            raise ValueError(f"{info.field_name} must be > 0, got a range from {v.low}")
+        return v
+
     @field_validator("beta1", "beta2")
     @classmethod
     def _adam_beta(cls, v: Range | None) -> Range | None:
@@ -213,7 +226,7 @@ def _known(names: list[str], registry, kind: str) -> list[str]:
 
 
 class StudySpec(_Strict):
-    name: str = ""
+    name: str = Field("", validate_default=True, description="the study's name (default: the file's stem)")
     description: str = ""
     dataset: str = DEFAULT_DATASET  # a name in stabgen.datasets.DATASETS
     metric: str = ""  # one of the dataset's metrics (default: its first)
@@ -223,7 +236,8 @@ class StudySpec(_Strict):
     sampler: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = "tpe"
     pruner: Literal["none", "median", "hyperband"] = "none"
     n_trials: int = Field(20, gt=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**31 - 1 - 2 * 10**9, description="base seed (trial and confirmation "
+                      "seeds are offsets from it)")
     storage: str | None = Field(None, description="Optuna storage URL (default: SQLite under runs/)")
     train: Train = Train()
     eval: Eval = Eval()
@@ -231,6 +245,17 @@ class StudySpec(_Strict):
     seeds: Seeds = Seeds()
     confirm: Confirm = Confirm()
     space: Space
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        """One path component: runs/<name>/ must stay inside runs/ (issue 33: "../../x" escaped it)."""
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v) or ".." in v:
+            raise ValueError(f"study name {v!r} must be 1–100 letters, digits, '-', '_' or '.', starting with a "
+                             f"letter or digit (it names a folder under runs/)")
+        return v
 
     @field_validator("dataset")
     @classmethod
@@ -297,6 +322,10 @@ class StudySpec(_Strict):
 
     def _check_sizes(self, ds) -> None:
         if ds.finite:
+            batches = self.space.batch_size or [self.train.batch_size]
+            if max(batches) > ds.split_size("train"):
+                raise ValueError(f"batch size {max(batches)} exceeds the {ds.split_size('train')} samples of "
+                                 f"{self.dataset!r}'s train split")
             size = ds.split_size(self.eval.split)
             inception = self.eval.inception_top_k > 0 and ds.inception
             for name in ("samples", "inception_samples") if inception else ("samples",):

@@ -36,7 +36,34 @@ def default_url(runs_dir: Path, study: str) -> str:
 def resolve_url(option: str | None, spec_storage: str | None, runs_dir: Path, study: str) -> str:
     """The storage a command uses: --storage, else $STABGEN_STORAGE (so a password need not appear on
     a command line, in `ps` or in job logs), else the spec's, else the SQLite file under runs_dir."""
-    return option or os.environ.get(ENV_STORAGE) or spec_storage or default_url(runs_dir, study)
+    return driver_url(option or os.environ.get(ENV_STORAGE) or spec_storage or default_url(runs_dir, study))
+
+
+def driver_url(url: str) -> str:
+    """A PostgreSQL URL as written (`postgresql://…`, `postgres://…`) bound to the driver that is
+    installed: SQLAlchemy 2.1 maps the bare scheme to psycopg 3, while stabgen's `postgres` extra installs
+    psycopg2-binary (issue 33: the README's recipe failed). An explicit `+driver` is kept as given."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            try:
+                import psycopg  # noqa: F401  (psycopg 3: what SQLAlchemy picks for the bare scheme)
+                return "postgresql://" + url.removeprefix(scheme)
+            except ImportError:
+                return "postgresql+psycopg2://" + url.removeprefix(scheme)
+    return url
+
+
+CONNECT_TIMEOUT = 10  # seconds before an unreachable or silent PostgreSQL server is refused in one line
+
+
+def engine_kwargs(url: str) -> dict:
+    """Connection settings: PostgreSQL gives up after CONNECT_TIMEOUT seconds (a port where another
+    service listens otherwise hangs for minutes); SQLite waits up to 60 s for another worker's lock."""
+    if url.startswith("postgresql"):
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {}
 
 
 def redact(url: str) -> str:
@@ -87,7 +114,8 @@ def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: f
 
 def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: float) -> optuna.Study:
     rdb = optuna.storages.RDBStorage(
-        storage, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
+        storage, engine_kwargs=engine_kwargs(storage),
+        heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
     return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
                                sampler=make_sampler(spec, spec.seed + seed_offset),
@@ -121,7 +149,8 @@ def load_study(study_name: str, storage: str | None, runs_dir: Path = Path("runs
                            f"{study_name}` first, or pass --storage URL / --runs-dir")
     with quiet():
         try:
-            return optuna.load_study(study_name=study_name, storage=storage), storage
+            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs(storage))
+            return optuna.load_study(study_name=study_name, storage=rdb), storage
         except KeyError:
             raise StabgenError(f"storage {redact(storage)} holds no study named {study_name!r}") from None
         except Exception as e:

@@ -85,7 +85,8 @@ MALFORMED = {
                                                       'pareto_with = ["late_std"]'), "needs a single objective"),
     "unknown pareto objective": (VALID.replace('n_trials = 2', 'n_trials = 2\npareto_with = ["speed"]'),
                                  "pareto_with: unknown objective 'speed'"),
-    "grid smaller than n_trials": (VALID.replace('n_trials = 2', 'n_trials = 50\nsampler = "grid"'),
+    "grid smaller than n_trials": (VALID.replace('n_trials = 2', 'n_trials = 50\nsampler = "grid"').replace(
+        "[space]", "[search]\njoint = true\n[space]"),
                                    "n_trials=50 exceeds the 12 points of the grid"),
     "epochs on a sampled dataset": (VALID.replace('dataset = "mnist"', 'dataset = "ring"\nmetric = "reverse_kl"')
                                     .replace('["gan"]', '["mlp2d"]').replace("steps = 20", "epochs = 2"),
@@ -100,6 +101,19 @@ MALFORMED = {
                                                 .replace("seeds = 0", "seeds = 6"), "set confirm.seeds = 0"),
     "zero population": (VALID.replace("steps = 20", "steps = 20\npopulation = 0"),
                         "train.population: population must be 'auto' or an integer in 1..4096"),
+    # issue 33: validated before anything is stored
+    "name escapes runs/": ('name = "../../escaped"\n' + VALID, "name: study name '../../escaped' must be"),
+    "empty name": ('name = ""\n' + VALID, "name: study name '' must be"),
+    "λ range up to inf": (VALID + 'lam = { low = 1e-3, high = inf, log = true }\n', "space.lam: a range needs finite bounds"),
+    "negative lr range": (VALID + 'lr = { low = -1e-3, high = 1e-2 }\n', "space.lr: lr must be > 0"),
+    "negative λ range": (VALID + 'lam = { low = -1.0, high = 1.0 }\n', "space.lam: λ must be ≥ 0"),
+    "negative seed": ("seed = -3\n" + VALID, "seed: Input should be greater than or equal to 0"),
+    "batch beyond the dataset": (VALID.replace("[eval]", "batch_size = 70000\n[eval]"), "batch size 70000 exceeds"),
+    "grid without joint": (VALID.replace('n_trials = 2', 'n_trials = 2\nsampler = "grid"'), "sampler 'grid' enumerates"),
+    "joint search with verdicts": (VALID.replace("seeds = 0", "seeds = 3").replace("[space]", "[search]\njoint = true\n[space]"),
+                                   "a joint search is exploration"),
+    "zero per-arm trials": (VALID.replace("[space]", "[search]\nper_arm = 0\n[space]"), "search.per_arm"),
+    "six confirmation stages": (VALID.replace("seeds = 0", "seeds = 3\nstages = 6"), "confirm.stages"),
 }
 
 

@@ -198,3 +198,23 @@ def test_sequential_confirmation_spends_seeds_only_where_the_answer_is_open():
     # a fixed design owes its seeds and nothing more
     fixed = _spec(models=("gan",), regs=("none", "l1", "l2", "r1", "gp"), confirm={"seeds": 10, "stages": 1})
     assert set(confirm.targets(_ok(df), fixed, plan).values()) == {10}
+
+
+def test_the_report_prints_the_tests_estimand_and_never_pools_families():
+    """display_confirm shows each arm's family and baseline and the Hodges–Lehmann effect (4.75 here,
+    where the difference of medians is 2.5); the search table is per arm, GAN and VAE apart."""
+    from bench import report
+    from bench.report import StudyRecord
+
+    extra = [0.0] * 10 + [float(k) for k in range(5, 15)]
+    df, plan = _frame({"gan/ns/none": BASE, "gan/ns/l2": [v + e for v, e in zip(BASE, extra)],
+                       "vae/none": BASE, "vae/l2": BASE})
+    spec = _spec()
+    rec = StudyRecord(None, spec, "", _ok(df))
+    t = confirm.table(rec.trials, spec, plan)
+    row = t.set_index("arm").loc["gan/ns/l2"]
+    assert row["hodges_lehmann"] == pytest.approx(4.75) and row["median_diff"] == pytest.approx(2.5)
+    shown = report.display_confirm(t, rec).set_index("arm")
+    assert shown.loc["gan/ns/l2", "HL Δ (arm − baseline)"].startswith("4.75 [")
+    assert list(shown.loc["vae/l2", ["model", "objective", "regularizer", "baseline"]]) == ["vae", "—", "l2", "vae/none"]
+    assert sorted(report.regularizer_table(rec)["arm"]) == sorted(plan)

@@ -1,0 +1,82 @@
+"""Storage URLs work as written (issue 33): the README's `postgresql://` reaches the installed driver,
+and a server that never answers is refused in one line naming its host and port, within the timeout."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import storage
+
+POSTGRES = os.environ.get("STABGEN_TEST_POSTGRES")
+
+
+def test_the_bare_postgresql_scheme_is_bound_to_the_installed_driver():
+    try:
+        import psycopg  # noqa: F401
+        want = "postgresql://u:p@h:5432/db"
+    except ImportError:
+        want = "postgresql+psycopg2://u:p@h:5432/db"
+    assert storage.driver_url("postgresql://u:p@h:5432/db") == want
+    assert storage.driver_url("postgres://u:p@h:5432/db") == want
+    assert storage.driver_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"  # as given
+    assert storage.driver_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert storage.resolve_url("postgresql://u@h/db", None, "runs", "s").startswith("postgresql")
+
+
+def test_the_readme_recipe_runs_a_study_on_postgresql_as_written(tmp_path):
+    """STABGEN_STORAGE=postgresql://… (README, Running on many machines), with the scheme as written."""
+    if not POSTGRES:
+        from conftest import missing
+        missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
+    url = "postgresql://" + POSTGRES.split("://", 1)[1]  # whatever the server script printed, the bare scheme
+    name = f"readme-{os.getpid()}-{int(time.time())}"
+    (tmp_path / "s.toml").write_text(f"""
+name = "{name}"
+dataset = "ring"
+metric = "modes_captured"
+n_trials = 1
+[train]
+steps = 20
+eval_every = 20
+batch_size = 50
+z_dim = 2
+[eval]
+samples = 200
+[confirm]
+seeds = 0
+[space]
+models = ["mlp2d_small"]
+regularizers = ["none"]
+""")
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--study", "s.toml"], cwd=tmp_path,
+                       env={**os.environ, "STABGEN_STORAGE": url}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "stabgen-secret" not in r.stdout + r.stderr  # the password is never printed
+
+
+def test_a_server_that_never_answers_is_refused_in_one_line_naming_host_and_port(tmp_path, monkeypatch):
+    """A port where something listens but never speaks PostgreSQL: refused after the connect timeout."""
+    from bench import api
+    from stabgen.errors import StabgenError
+
+    monkeypatch.setattr(storage, "CONNECT_TIMEOUT", 2)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections into its backlog, never answers
+    port = silent.getsockname()[1]
+    spec = api.load_spec("smoke")
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(StabgenError) as e:
+            storage.open_study(spec, storage.driver_url(f"postgresql://u:pw@127.0.0.1:{port}/db"))
+    finally:
+        silent.close()
+    msg = str(e.value)
+    assert f"127.0.0.1:{port}" in msg and "pw" not in msg.replace("postgresql", "") and "\n" not in msg
+    assert time.perf_counter() - t0 < 30
