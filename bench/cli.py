@@ -153,7 +153,8 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
 def report(
     study: Annotated[str, typer.Option("--study", "-s", help="Study name (as in its storage).")],
     storage: StorageOpt = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: reports/STUDY).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: RUNS_DIR/STUDY/report; the "
+                                                "committed reports/ are written only when named here).")] = None,
     runs_dir: RunsDirOpt = Path("runs"),
     format: FormatOpt = Format.table,
     quiet: QuietOpt = False,
@@ -168,7 +169,7 @@ def report(
 
     with ui.shown(console, quiet):
         rec = api.open_study(study, storage, runs_dir)
-        r = api.build_report(rec, out or Path("reports") / rec.spec.name, records.command_line())
+        r = api.build_report(rec, out or runs_dir / rec.spec.name / "report", records.command_line())
         _print_report(r, rec, format, head=15)
         console.print(f"wrote {len(r.files)} files; open {r.out_dir / 'index.html'}")
 
@@ -198,7 +199,8 @@ def reproduce(
     name: Annotated[str, typer.Argument(help="mescheder2018, pacgan2018, lucic2018 or seed-feature-reg")],
     budget: Annotated[str, typer.Option(help="tiny (a pipeline check in seconds; numbers mean nothing), small "
                                         "(minutes on a 2-core CPU) or paper (the paper's own budget).")] = "small",
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/papers/NAME).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: runs/papers/NAME; the "
+                                                    "committed reports/papers/NAME only when named here).")] = None,
     device: DeviceOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
     quiet: QuietOpt = False,
     plan: Annotated[bool, typer.Option("--plan", help="Only say what the budget costs: its trainings, steps and "
@@ -225,7 +227,7 @@ def reproduce(
         _print_table(table, f"{name} · budget {budget}: the plan (nothing run)")
         out.print(plan_mod.total_line(table, describe(dev)), markup=False, highlight=False)
         return
-    ctx = papers.Context(out_dir or Path("reports") / "papers" / name, dev, str(data_dir) if data_dir else None,
+    ctx = papers.Context(out_dir or Path("runs") / "papers" / name, dev, str(data_dir) if data_dir else None,
                          str(inception_weights) if inception_weights else None, worker)
     with _resumable_on_interrupt(), ui.shown(console, quiet):
         rep, path = papers.run(name, budget, ctx, records.command_line(), describe(dev))
@@ -238,15 +240,30 @@ def reproduce(
     console.print(f"wrote {path}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm's time limit, `timeout`, `kill`): handled as ^C is, exit code 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 @contextlib.contextmanager
 def _resumable_on_interrupt():
-    """Ctrl-C: Optuna has already marked the running trial FAIL; finished trials stay in the storage."""
+    """^C or SIGTERM: the running trial is failed and its config queued again (bench.search.requeue),
+    finished trials stay in the storage; rerunning the command resumes."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
-    except KeyboardInterrupt:
-        print("interrupted: finished trials are saved in the storage; rerun the same command to resume",
-              file=sys.stderr)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"{what}: finished trials are saved in the storage and the running one is queued again; rerun "
+              f"the same command to resume", file=sys.stderr)
+        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _trial_line(spec, trial) -> str:
@@ -274,7 +291,7 @@ def _trial_line(spec, trial) -> str:
 
 def _search_budget(spec, opts) -> str:
     """The search budget in words: per arm × arms (the fair default), or a joint search's total."""
-    if spec.search.joint:
+    if spec.joint:
         return f"{opts.trials} trials (joint search: exploration, no verdicts)"
     n_arms = spec.search_budget(opts.trials) // opts.trials
     return f"{opts.trials} trials per arm × {n_arms} arms"

@@ -254,10 +254,26 @@ class Report:
     files: list[Path]
 
 
+# what a report writes: cleared before each build, so nothing of an earlier report outlives it (a stale
+# confirm.csv or sample grid would read as this study's); nothing else in the folder is touched
+OWN_FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard.html", "trials.csv",
+             "regularizers.csv", "confirm.csv", "pareto.csv", "robustness.csv", "index.html")
+OWN_FOLDERS = ("figures", "samples")
+
+
+def clear_stale(out_dir: Path) -> None:
+    for name in OWN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    for name in OWN_FOLDERS:
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
+
+
 def build(rec: StudyRecord, out_dir: Path, command: str, figures: bool = True) -> Report:
     """The report of a study: tables always (leaderboard.{csv,md,tex,html}, trials.csv, regularizers.csv,
     pareto.csv for multi-objective studies); with `figures`, also the figures, sample grids and index.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    clear_stale(out_dir)
     configs, regs, conf = config_table(rec), regularizer_table(rec), confirm_table(rec)
     header = _header(rec, command)
     report = Report(out_dir, header, configs, regs, conf, {}, [], [],
@@ -347,7 +363,7 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
                  f"({spec.seed}+{CONFIRM_SEEDS:,}+i, the same for every {spec.confirm.arm})",
         "ranking": RANKING,
         "tests": (f"confirmation runs only, each arm against the {spec.confirm.baseline!r} arm of its own family "
-                  f"({'joint search: no verdicts' if spec.search.joint else f'{spec.per_arm} search trials per arm'}), "
+                  f"({'joint search: no verdicts' if spec.joint else f'{spec.per_arm} search trials per arm'}), "
                   f"paired by seed, after the quality gate ({_gate_text(spec)}): two-sided Wilcoxon signed-rank, exact "
                   f"permutation p (divergences as the worst value, ties split), Holm across every tested arm at "
                   f"α = {stats.ALPHA}; Hodges–Lehmann estimate with its exact CI; P(improvement) with a 95 % "

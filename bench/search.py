@@ -120,7 +120,7 @@ class TrialRunner:
         return self.tensorboard.on_log(numbers) if self.tensorboard else None
 
     def start(self, trial: optuna.Trial) -> TrialConfig:
-        why_not = holds_slot(trial.study, trial, self.budget, per_arm=not self.spec.search.joint)
+        why_not = holds_slot(trial.study, trial, self.budget, per_arm=not self.spec.joint)
         if why_not:
             trial.set_user_attr("surplus", why_not)
             raise Surplus(why_not)
@@ -239,9 +239,9 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
         except Surplus:
             study.tell(trial, state=State.FAIL)
             break
-        except BaseException:  # e.g. ^C: nothing asked in this round is left RUNNING
+        except BaseException as e:  # e.g. ^C: nothing asked in this round is left RUNNING
             for t in [trial] + [t for t, _ in asked]:
-                study.tell(t, state=State.FAIL)
+                _fail(study, t, retry=isinstance(e, KeyboardInterrupt))
             raise
         if on_trial_start:
             on_trial_start(trial.number)
@@ -254,11 +254,30 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
         # whose group has not started yet must go stale too if this worker dies (else it stays RUNNING)
         with heartbeats(study, [t for t, _ in asked]):
             _train_groups(study, runner, groups, untold, on_step, on_trial_end)
-    except BaseException:  # e.g. ^C or an error: every trial of this round not yet told is failed, none left RUNNING
+    except BaseException as e:  # e.g. ^C or an error: every trial of this round not yet told is failed, none left RUNNING
         for t in untold.values():
-            study.tell(t, state=State.FAIL)
+            _fail(study, t, retry=isinstance(e, KeyboardInterrupt))
         raise
     return len(asked)
+
+
+RETRY_ATTRS = (ARM_ATTR, REEVAL, "seed_index", CONFIRM, "confirm_of", "confirm_seed", "config")
+
+
+def requeue(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
+    """Queue an interrupted trial again with its parameters and seed (its `config`, which
+    TrialRunner.start reuses), so a resumed study trains the same config — not a fresh draw."""
+    attrs = {k: trial.user_attrs[k] for k in RETRY_ATTRS if k in trial.user_attrs}
+    if trial.params or attrs:
+        study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, retry: bool) -> None:
+    """A trial that will not finish: FAIL, and on an interruption (^C, SIGTERM) queued again."""
+    if retry:
+        trial.set_user_attr("interrupted", True)
+        requeue(study, trial)
+    study.tell(trial, state=State.FAIL)
 
 
 def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold: dict, on_step, on_trial_end) -> None:
@@ -388,7 +407,7 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
         while True:
             optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
-            if not spec.search.joint and queue_arms(study, spec, opts.trials, trials):
+            if not spec.joint and queue_arms(study, spec, opts.trials, trials):
                 trials = study.get_trials(deepcopy=False)
             searching.update(completed=min(total, sum(1 for t in trials if t.state in FINISHED
                                                       and is_search(t.user_attrs))))
@@ -438,7 +457,20 @@ def _one_trial(study: optuna.Study, objective, on_trial_start, on_trial_end) -> 
         if on_trial_end and "surplus" not in trial.user_attrs:
             on_trial_end(trial)
 
-    study.optimize(wrapped, n_trials=1, callbacks=[callback], catch=(Surplus,))
+    started: list[optuna.Trial] = []
+
+    def tracked(trial: optuna.Trial):
+        started.append(trial)
+        return wrapped(trial)
+
+    try:
+        study.optimize(tracked, n_trials=1, callbacks=[callback], catch=(Surplus,))
+    except KeyboardInterrupt:  # Optuna has failed the trial; its config is queued to run again on resume
+        for trial in started:
+            frozen = study._storage.get_trial(trial._trial_id)
+            if "surplus" not in frozen.user_attrs:
+                requeue(study, frozen)
+        raise
 
 
 def primary(t: optuna.trial.FrozenTrial) -> float:

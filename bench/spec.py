@@ -114,7 +114,7 @@ class Search(_Strict):
     (exploration: its leaderboards carry no verdict, so it takes no confirmation)."""
 
     per_arm: int | None = Field(None, ge=1, le=10**6, description="search trials per arm (absent: "
-                                "⌈n_trials / arms⌉)")
+                                "⌈n_trials / arms⌉; the default wherever there is a confirmation)")
     joint: bool = Field(False, description="one joint search of n_trials over every arm (exploration, no verdicts)")
 
 
@@ -124,7 +124,7 @@ class Confirm(_Strict):
 
     seeds: int = Field(10, ge=0, le=1000, description="confirmation seeds per arm in each stage (0: no "
                        "confirmation; below 6 the paired two-sided test cannot reach p < 0.05 at all)")
-    stages: int = Field(3, ge=1, le=5, description="sequential confirmation: up to `stages` looks, `seeds` more "
+    stages: int = Field(4, ge=1, le=5, description="sequential confirmation: up to `stages` looks, `seeds` more "
                         "seeds each for the arms still undecided, at Pocock's per-look level (bench.stats.POCOCK); "
                         "1: a fixed design of `seeds` seeds")
     arm: Literal["regularizer", "objective", "model"] = Field("regularizer", description="what an arm is")
@@ -341,9 +341,15 @@ class StudySpec(_Strict):
         return {"regularizer": sp.regularizers, "objective": sp.objectives, "model": sp.models}[self.confirm.arm]
 
     @property
+    def joint(self) -> bool:
+        """A joint search over the whole space: asked for, or a study without confirmation (nothing is
+        compared, so nothing needs equal budgets) that names no per_arm, or a multi-objective one."""
+        return self.search.joint or self.multi_objective or (self.confirm.seeds == 0 and self.search.per_arm is None)
+
+    @property
     def per_arm(self) -> int | None:
         """Search trials per arm under the per-arm search; None for a joint search."""
-        if self.search.joint:
+        if self.joint:
             return None
         from bench.arms import arms
 
@@ -354,15 +360,16 @@ class StudySpec(_Strict):
         from bench.arms import arms
 
         n = trials or self.per_arm or self.n_trials
-        return n if self.search.joint else n * len(arms(self))
+        return n if self.joint else n * len(arms(self))
 
     def _check_confirm(self) -> None:
         c = self.confirm
         if c.seeds and self.search.joint:
             raise ValueError("a joint search is exploration and carries no verdict: set confirm.seeds = 0 "
                              "with search.joint = true, or drop joint for the per-arm search")
-        if not self.search.joint and self.sampler == "grid":
-            raise ValueError("sampler 'grid' enumerates the whole space: use it with search.joint = true")
+        if not self.joint and self.sampler in ("grid", "nsga2"):
+            raise ValueError(f"sampler {self.sampler!r} works on the whole space: use it with search.joint = true "
+                             f"(and confirm.seeds = 0)")
         if c.seeds and c.baseline not in self.arms() and len(self.arms()) > 1:
             raise ValueError(f"confirm.baseline {c.baseline!r} is not one of the space's {c.arm}s "
                              f"({', '.join(self.arms())}); name one of them")

@@ -106,6 +106,6 @@ class ArmSampler(optuna.samplers.BaseSampler):
 
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     """The spec's sampler: per arm (the fair default), or one over the whole space for a joint search."""
-    if spec.search.joint:
+    if spec.joint:
         return SAMPLERS[spec.sampler](spec, seed)
     return ArmSampler(lambda s: SAMPLERS[spec.sampler](spec, s), seed)

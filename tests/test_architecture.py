@@ -279,8 +279,8 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md (Python API)", "exec"), namespace)
     assert isinstance(namespace["board"], pd.DataFrame) and not namespace["board"].empty
     trials = namespace["trials"]
-    assert isinstance(trials, pd.DataFrame) and trials["confirm_arm"].isna().sum() == 2  # the two search trials
+    assert isinstance(trials, pd.DataFrame) and trials["confirm_arm"].isna().sum() == 7  # one per arm
     verdicts = namespace["verdicts"]
-    assert len(trials) == 2 + 6 * len(verdicts) and set(verdicts["seeds"]) == {6}
+    assert len(trials) == 7 + 6 * len(verdicts) and set(verdicts["seeds"]) == {6} and len(verdicts) == 7
     assert isinstance(namespace["gen"], torch.nn.Module)
     assert (tmp_path / "reports/ring_demo/index.html").exists()

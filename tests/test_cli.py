@@ -109,7 +109,8 @@ MALFORMED = {
     "negative λ range": (VALID + 'lam = { low = -1.0, high = 1.0 }\n', "space.lam: λ must be ≥ 0"),
     "negative seed": ("seed = -3\n" + VALID, "seed: Input should be greater than or equal to 0"),
     "batch beyond the dataset": (VALID.replace("[eval]", "batch_size = 70000\n[eval]"), "batch size 70000 exceeds"),
-    "grid without joint": (VALID.replace('n_trials = 2', 'n_trials = 2\nsampler = "grid"'), "sampler 'grid' enumerates"),
+    "grid with a confirmation": (VALID.replace('n_trials = 2', 'n_trials = 2\nsampler = "grid"').replace(
+        "seeds = 0", "seeds = 3"), "sampler 'grid' works on the whole space"),
     "joint search with verdicts": (VALID.replace("seeds = 0", "seeds = 3").replace("[space]", "[search]\njoint = true\n[space]"),
                                    "a joint search is exploration"),
     "zero per-arm trials": (VALID.replace("[space]", "[search]\nper_arm = 0\n[space]"), "search.per_arm"),
@@ -199,7 +200,7 @@ def test_tables_print_as_json_csv_and_markdown(tmp_path):
     blocks = [b for b in rep.stdout.strip().split("\n\n") if b.strip()]
     assert blocks[0].startswith("# fmt: confirmation")
     conf = pd.read_csv(io.StringIO(blocks[0]), comment="#")
-    assert len(conf) >= 1 and set(conf["arm"]) <= {"none", "r1"} and "seeds" in conf
+    assert len(conf) >= 1 and {a.split("/")[-1] for a in conf["arm"]} <= {"none", "r1"} and "seeds" in conf
     md = bench("list", "regularizers", "--format", "md", cwd=tmp_path)
     assert md.returncode == 0 and "| output_norm" in md.stdout
     bad = bench("list", "--format", "xml", cwd=tmp_path)
@@ -411,8 +412,10 @@ lr = { low = 1e-5, high = 2e-5, log = true }
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
-    """^C while trial 1 is held at step 100 (bench.search.hold_point: a known point, not a sleep)."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interruption_keeps_finished_trials_and_retries_the_running_config(tmp_path, sig):
+    """^C or SIGTERM (Slurm's time limit) while trial 1 is held at step 100 (bench.search.hold_point: a
+    known point, not a sleep): finished trials stay, the running config is queued again and trained on resume."""
     import signal
     args = [*BENCH, "run", "--study", "ring_reg", "--trials", "1", "--confirm-seeds", "2", "--steps", "300"]
     flag = tmp_path / "held"
@@ -426,18 +429,23 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     while not flag.exists():  # trial 0 finished, trial 1 at step 100
         assert proc.poll() is None and time.time() < deadline, "the run did not reach the hold point"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=180)  # generous for a loaded machine; a swallowed ^C would exit 0, not 130
-    assert proc.returncode == 130, err
-    assert "interrupted: finished trials are saved" in err and "Traceback" not in err
+    assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[sig], err
+    assert ("interrupted" if sig == "SIGINT" else "terminated") + ": finished trials are saved" in err
+    assert "Traceback" not in err
     trials = optuna.load_study(study_name="ring_reg", storage=storage).trials
     first = trials[0]
     assert first.state in FINISHED  # completed, or pruned as diverged / metric undefined
-    assert trials[1].state == optuna.trial.TrialState.FAIL
+    assert trials[1].state == optuna.trial.TrialState.FAIL and trials[1].user_attrs["interrupted"]
+    held = trials[1]
     resume = {k: v for k, v in env.items() if k != "STABGEN_TEST_HOLD"}
     r = subprocess.run(args, cwd=tmp_path, env=resume, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     after = optuna.load_study(study_name="ring_reg", storage=storage).trials
     done = [t for t in after if t.state in FINISHED and "confirm_arm" not in t.user_attrs]
     assert len(done) == 7 and done[0].number == 0  # one per arm: the failed trial's arm was queued again
+    retried = [t for t in after if t.user_attrs.get("retry_of") == held.number]
+    assert len(retried) == 1 and retried[0].state in FINISHED  # the same config, the same seed, trained
+    assert retried[0].params == held.params and retried[0].user_attrs["config"] == held.user_attrs["config"]
     assert (done[0].state, done[0].value, done[0].user_attrs) == (first.state, first.value, first.user_attrs)

@@ -79,7 +79,21 @@ def ring_report(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     r = bench("report", "--study", "rep", cwd=root)
     assert r.returncode == 0, r.stderr
-    return root, root / "reports" / "rep"
+    return root, root / "runs" / "rep" / "report"  # bench report without --out writes under runs/
+
+
+def test_report_writes_under_runs_and_clears_its_own_stale_files(ring_report):
+    """Without --out nothing is written into a reports/ folder (the committed ones stay clean), and a
+    rebuilt report leaves nothing of the previous one behind, touching no file it does not own."""
+    root, out = ring_report
+    assert not (root / "reports").exists()
+    (out / "figures" / "stale.png").write_bytes(b"old")
+    (out / "pareto.csv").write_text("stale")  # this study is single-objective: no pareto.csv of its own
+    (out / "notes.txt").write_text("mine")
+    r = bench("report", "--study", "rep", "--format", "csv", cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert not (out / "figures" / "stale.png").exists() and not (out / "pareto.csv").exists()
+    assert (out / "notes.txt").read_text() == "mine" and (out / "figures").is_dir()
 
 
 def test_report_files_tables_and_cis(ring_report):
@@ -98,7 +112,7 @@ def test_report_files_tables_and_cis(ring_report):
         assert ((multi[f"{m}_ci_low"] <= multi[m] + 1e-12) & (multi[m] <= multi[f"{m}_ci_high"] + 1e-12)).all()
         assert lb.loc[lb["seeds"] == 1, f"{m}_ci_low"].isna().all()  # one seed: no interval
     regs = pd.read_csv(out / "regularizers.csv")
-    assert set(regs["regularizer"]) <= {"none", "r1", "l2"}
+    assert {a.split("/")[-1] for a in regs["arm"]} <= {"none", "r1", "l2"}  # per arm: model/objective/regularizer
     md = (out / "leaderboard.md").read_text()
     assert "bench report --study rep" in md and "bench run --study rep.toml" in md
     assert "AMD" in md or "CPU" in md or "x86" in md or "arm" in md.lower()  # the hardware is named
@@ -259,11 +273,11 @@ def test_report_of_a_study_where_every_trial_diverged(tmp_path):
     assert bench("run", "--study", "dv.toml", cwd=tmp_path).returncode == 0
     r = bench("report", "--study", "dv", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    lb = pd.read_csv(tmp_path / "reports" / "dv" / "leaderboard.csv")
+    lb = pd.read_csv(tmp_path / "runs" / "dv" / "report" / "leaderboard.csv")
     assert (lb["divergence_rate"] == 1.0).all() and lb["modes_captured"].isna().all()
-    assert "infty" in (tmp_path / "reports" / "dv" / "leaderboard.tex").read_text()  # score ∞: every seed diverged
-    compile_tex(tmp_path / "reports" / "dv" / "leaderboard.tex", tmp_path / "latex")
-    assert "nothing to draw" in (tmp_path / "reports" / "dv" / "index.html").read_text()
+    assert "infty" in (tmp_path / "runs" / "dv" / "report" / "leaderboard.tex").read_text()  # score ∞: every seed diverged
+    compile_tex(tmp_path / "runs" / "dv" / "report" / "leaderboard.tex", tmp_path / "latex")
+    assert "nothing to draw" in (tmp_path / "runs" / "dv" / "report" / "index.html").read_text()
 
 
 def test_report_of_a_missing_study_is_one_line(tmp_path):

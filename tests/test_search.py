@@ -279,7 +279,7 @@ def test_two_workers_in_other_folders_share_their_trial_files_through_the_artifa
     assert len(done) == 4 and {Path(t.user_attrs["trial_dir"]).parts[0] for t in done} == {"runs"}  # relative: local to A or B
     r = bench("report", "--study", name, "--storage", url, cwd=folders[2], timeout=600)
     assert r.returncode == 0, r.stderr
-    report = folders[2] / "reports" / name
+    report = folders[2] / "runs" / name / "report"
     assert len(list((report / "samples").glob("trial-*.png"))) >= 2
     assert "is not on this machine" not in (report / "index.html").read_text()
     # a generator written by a worker in another folder, loaded from C through the API
@@ -408,11 +408,14 @@ def _per_arm_study(tmp_path, per_arm: int, sampler: str = "tpe"):
     return spec, opts, search.run(spec, opts)
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "random"])
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes"])
 def test_every_arm_gets_exactly_its_search_budget(tmp_path, sampler):
     from bench.arms import ARM_ATTR, arms
 
     spec, opts, study = _per_arm_study(tmp_path, 3, sampler)
+    if sampler == "cmaes":  # CMA-ES runs within an arm of two continuous parameters (λ, lr) after its first trial
+        r1 = [t for t in study.trials if t.user_attrs.get(ARM_ATTR) == "mlp2d_small/ns/r1"]
+        assert any(k.startswith("cma:") for t in r1 for k in t.system_attrs)
     search_trials = [t for t in study.trials if t.state in (State.COMPLETE, State.PRUNED) and ARM_ATTR in t.user_attrs]
     by_arm = pd.Series([t.user_attrs[ARM_ATTR] for t in search_trials]).value_counts().to_dict()
     assert by_arm == {a.label: 3 for a in arms(spec)}  # the baseline included
@@ -463,5 +466,6 @@ def test_a_failed_search_trial_frees_its_arms_slot_and_surplus_is_refused(tmp_pa
 def test_joint_search_carries_no_verdict_and_grid_needs_it(tmp_path):
     with pytest.raises(Exception, match="joint search is exploration"):
         spec_mod.load(str(ring(tmp_path, "j", confirm=3, top="[search]\njoint = true")))
-    with pytest.raises(Exception, match="sampler 'grid' enumerates"):
-        spec_mod.load(str(ring(tmp_path, "g2", top='sampler = "grid"')))
+    with pytest.raises(Exception, match="sampler 'grid' works on the whole space"):
+        spec_mod.load(str(ring(tmp_path, "g2", confirm=3, top='sampler = "grid"')))
+    assert spec_mod.load(str(ring(tmp_path, "j2"))).joint  # no confirmation, no per_arm: nothing to compare
