@@ -205,7 +205,8 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
         row.update({"paired_seeds": len(pair), "baseline_at_ceiling": _at_ceiling(pair[base].to_numpy(), spec),
                     **stats.paired(pair[row["arm"]], pair[base], direction, c.margin).row()})
     out = pd.DataFrame(rows)
-    for col in ("paired_seeds", "p", "p_holm", "p_verdict", "verdict"):  # the same columns whether or not anything was tested
+    for col in ("paired_seeds", "p", "p_better", "p_worse", "p_holm", "p_verdict", "hodges_lehmann",
+                "hodges_lehmann_ci_low", "hodges_lehmann_ci_high", "verdict"):  # the same columns whether or not anything was tested
         if col not in out:
             out[col] = math.nan
     if out["p"].notna().any():

@@ -420,7 +420,10 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                     runner = TrialRunner(spec, opts, source, opts.trials)
                     size = population_size(spec, opts.device, source)
                 waiting = sum(1 for t in trials if t.state == State.WAITING)
-                k = owed_population(size, opts.device) if n_search >= total else size
+                # queued search trials (the per-arm search) train one round at a time like asked ones, so each
+                # arm's sampler learns from the last; only re-runs and confirmation runs train all at once
+                searching_queued = any(t.state == State.WAITING and is_search(t.user_attrs) for t in trials)
+                k = owed_population(size, opts.device) if n_search >= total and not searching_queued else size
                 if k == 1:
                     _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
                 else:
