@@ -15,6 +15,8 @@ or seaborn settings outlive the call that needs them).
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from bench import records, report, search, spec as spec_mod, storage
 from bench.inception import inception_eval
 from bench.report import StudyRecord
 from bench.search import RunOptions
+from bench import jobs as jobs_mod
 from bench.spec import StudySpec
 from stabgen.errors import StabgenError
 from stabgen.hardware import check_device, default_device
@@ -54,7 +57,7 @@ def load_spec(study: str | Path, confirm_seeds: int | None = None) -> StudySpec:
 def options(spec: StudySpec, trials: int | None = None, steps: int | None = None, device: str | None = None,
             storage_url: str | None = None, runs_dir: str | Path = "runs", data_dir: str | None = None,
             inception_weights: str | None = None, heartbeat: float = 10.0, tensorboard: bool = False,
-            allow_spec_change: bool = False, artifacts: str | None = None) -> RunOptions:
+            allow_spec_change: bool = False, artifacts: str | None = None, jobs: int | str | None = None) -> RunOptions:
     """Run options with the defaults `bench run` uses, each bad value refused in one line."""
     for name, v, most in (("trials", trials, 10**6), ("steps", steps, 10**9)):
         if v is not None and v < 1:
@@ -72,7 +75,8 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
     return RunOptions(trials=trials or spec.per_arm or spec.n_trials, steps=steps, device=check_device(device or default_device()),
                       storage=storage.resolve_url(storage_url, spec.storage, runs_dir, spec.name),
                       runs_dir=runs_dir, data_dir=data_dir, inception_weights=inception_weights, heartbeat=heartbeat,
-                      tensorboard=tensorboard, allow_spec_change=allow_spec_change, artifacts=artifacts)
+                      tensorboard=tensorboard, allow_spec_change=allow_spec_change, artifacts=artifacts,
+                      jobs=jobs_mod.parse(jobs))
 
 
 def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, command: str | None = None,
@@ -86,7 +90,10 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
     opts = opts or options(spec, **option_kw)
     check_storage(spec, opts)
     t0 = time.perf_counter()
-    study = search.run(spec, opts, on_trial_start, on_step, on_trial_end)
+    processes, threads = jobs_mod.layout(opts.jobs, spec, opts.device, opts.data_dir)
+    opts = dataclasses.replace(opts, jobs=processes)  # "auto" resolved: every process knows how many share the work
+    with jobs_mod.helpers(spec, opts, processes, threads):  # --jobs: workers beside this process
+        study = search.run(spec, opts, on_trial_start, on_step, on_trial_end)
     try:
         inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
     except StabgenError as e:  # the search results stand; say why the Inception column is empty

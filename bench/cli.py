@@ -53,6 +53,9 @@ StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Name of a shipped 
 TrialsOpt = Annotated[Optional[int], typer.Option(help="Search trials per arm (the per-arm search; default: the "
                                                   "spec's search.per_arm), or in all for a joint search (default: "
                                                   "n_trials); shared by all workers. Rerunning resumes.")]
+JobsOpt = Annotated[Optional[str], typer.Option(
+    "--jobs", help="Local worker processes sharing the study (each with its share of the torch threads): N, or "
+    "auto (measured once per machine and model, then cached; one process on a GPU). Default 1.")]
 ConfirmSeedsOpt = Annotated[Optional[int], typer.Option(
     "--confirm-seeds", help="A fixed confirmation of N seeds per arm (default: the spec's confirm.seeds and "
     "stages); recorded in the study's spec, like an edit of the file.")]
@@ -100,7 +103,7 @@ AllowChangeOpt = Annotated[bool, typer.Option("--allow-spec-change", help="Resum
 
 @app.command()
 def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confirm_seeds: ConfirmSeedsOpt = None,
-        device: DeviceOpt = None,
+        jobs: JobsOpt = None, device: DeviceOpt = None,
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
         runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
         tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
@@ -119,7 +122,7 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confi
 
     spec = api.load_spec(study, confirm_seeds)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
-                       heartbeat, tensorboard, allow_spec_change, artifacts)
+                       heartbeat, tensorboard, allow_spec_change, artifacts, jobs)
     api.check_storage(spec, opts)  # a bad storage fails in one line, before anything is printed
     with _resumable_on_interrupt(), ui.shown(console, quiet):
         _run_and_report(spec, opts, figures, format)

@@ -60,6 +60,7 @@ class RunOptions:
     tensorboard: bool = False  # also write each trial's curves as TensorBoard events
     allow_spec_change: bool = False  # resume a study although its stored spec differs (recorded)
     artifacts: str | None = None  # artifact store URL (bench.artifacts); None: the study's, else beside runs_dir
+    jobs: int | str = 1  # local worker processes (bench.jobs): a number, or "auto" (measured per machine and model)
 
 
 def n_finished(study: optuna.Study) -> int:
@@ -301,14 +302,18 @@ def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold
 OWED_POPULATION_CPU = 16
 
 
-def owed_population(size: int, device: str) -> int:
+def owed_population(size: int, device: str, waiting: int = 0, processes: int = 1) -> int:
     """How many queued runs (seed re-runs, confirmation) train at once once the search is done. They
     are fixed configs, mostly one config on several seeds, so they train as populations even where
     the search trains one trial at a time: a member computes what its solo run computes
     (tests/test_population.py), and on CPU ten seeds of a small net cost a fraction of ten solo runs.
     On CPU up to OWED_POPULATION_CPU at once; on an accelerator the spec's (or probed) size, which
-    knows its memory."""
-    return max(size, OWED_POPULATION_CPU) if torch.device(device).type == "cpu" else size
+    knows its memory. With `processes` local workers (--jobs) each takes its share of the `waiting`
+    runs, so no process holds them all while the others idle."""
+    if torch.device(device).type != "cpu":
+        return size
+    share = -(-waiting // processes) if waiting and processes > 1 else OWED_POPULATION_CPU
+    return max(size, min(OWED_POPULATION_CPU, share))
 
 
 def population_size(spec: StudySpec, device: str, source: Source) -> int:
@@ -423,7 +428,9 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                 # queued search trials (the per-arm search) train one round at a time like asked ones, so each
                 # arm's sampler learns from the last; only re-runs and confirmation runs train all at once
                 searching_queued = any(t.state == State.WAITING and is_search(t.user_attrs) for t in trials)
-                k = owed_population(size, opts.device) if n_search >= total and not searching_queued else size
+                processes = opts.jobs if isinstance(opts.jobs, int) else 1
+                k = (owed_population(size, opts.device, waiting, processes) if n_search >= total and not searching_queued
+                     else size)
                 if k == 1:
                     _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
                 else:

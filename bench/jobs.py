@@ -1,0 +1,191 @@
+"""`--jobs N|auto`: every core busy. `bench run` starts N − 1 local worker processes beside itself, each
+with its share of the torch threads, sharing the study through its storage exactly as `bench worker`s
+do (trials numbered under the storage's lock, heartbeats, a killed worker's trial retried), so search,
+seed re-runs and confirmation all spread over them.
+
+Why processes, not threads or one big population: on a 2-core CPU two 1-thread processes trained the
+seed MLP GAN 1.7× faster than one 2-thread process (issue 31), while the population gave 0.5–1.0×.
+`auto` measures it for the study's model on this machine — a few timed steps in one process with every
+thread against one 1-thread process per core running at once — and keeps the answer in stabgen's
+cache, keyed by the hardware and the model (`--jobs N` overrides it). On a GPU `auto` is one process
+(its populations fill the device).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+from dataclasses import replace
+from typing import Iterator
+
+import torch
+
+from stabgen import settings
+from stabgen.errors import StabgenError
+from stabgen.hardware import cpu_name
+
+log = logging.getLogger(__name__)
+CACHE = "jobs.json"
+WINDOW = 3.0  # seconds each layout is timed
+
+
+def cores() -> int:
+    """The cores this process may use (taskset, a batch system's cgroup); macOS has no affinity call."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parse(jobs: str | int | None) -> int | str:
+    """--jobs as given: a positive integer or "auto" (None: 1, today's single process)."""
+    if jobs is None:
+        return 1
+    if isinstance(jobs, str) and jobs.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(jobs)
+    except (TypeError, ValueError):
+        raise StabgenError(f"--jobs must be a positive integer or 'auto', got {jobs!r}") from None
+    if not 1 <= n <= 256:
+        raise StabgenError(f"--jobs must be in 1..256 (or 'auto'), got {n}")
+    return n
+
+
+def layout(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int]:
+    """(processes, torch threads per process) for --jobs on this device and study."""
+    n = cores()
+    if jobs != "auto":
+        return int(jobs), max(1, n // int(jobs))
+    if not device.startswith("cpu") or n == 1:
+        return 1, n
+    key = f"{cpu_name()}|{n} cores|{spec.space.models[0]}|{spec.train.batch_size}"
+    path = settings.cache_dir() / CACHE
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    if key not in cached:
+        cached[key] = measure(spec, device, n, data_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cached, indent=2) + "\n")
+    m = cached[key]
+    best = "processes" if m["processes"] > m["threads"] else "threads"
+    log.info(f"--jobs auto: {n} one-thread processes {m['processes']:.0f} steps/s, one {n}-thread process "
+             f"{m['threads']:.0f} steps/s on {cpu_name()} ({spec.space.models[0]}): {best} (cached in {path})")
+    return (n, 1) if best == "processes" else (1, n)
+
+
+def _probe_cfg(spec):
+    from bench.space import probe_configs
+
+    return probe_configs(spec, steps=10**6)[0]
+
+
+def _steps_in_window(spec_dump: dict, threads: int, start: float, window: float, out, data_dir=None) -> None:
+    """Train the study's first model from `start` (wall clock) for `window` seconds; put the steps/s
+    (or the error, as text: the parent says it in one line)."""
+    try:
+        out.put(_rate(spec_dump, threads, start, window, data_dir))
+    except Exception as e:  # noqa: BLE001 — reported by the parent
+        out.put(f"{type(e).__name__}: {e}")
+
+
+def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir) -> float:
+    from bench.spec import StudySpec
+    from stabgen.datasets import DATASETS
+    from stabgen import train as train_mod
+
+    torch.set_num_threads(threads)
+    spec = StudySpec.model_validate(spec_dump)
+    source = DATASETS.get(spec.dataset).source(data_dir)
+    cfg = replace(_probe_cfg(spec), eval_every=10**9)
+    done = {"n": 0}
+
+    class Stop(Exception):
+        pass
+
+    def on_step(it: int) -> None:
+        now = time.time()
+        if now >= start:
+            done["n"] += 1
+        if now >= start + window:
+            raise Stop
+
+    with contextlib.suppress(Stop):
+        train_mod.train(cfg, source, "cpu", on_step=on_step)
+    return done["n"] / window
+
+
+def _timed(ctx, dump: dict, threads: list[int], data_dir) -> float:
+    """Summed steps/s of processes with these thread counts, timed over the same window."""
+    q = ctx.Queue()
+    start = time.time() + 10.0  # every process has imported torch and built its nets by then
+    procs = [ctx.Process(target=_steps_in_window, args=(dump, t, start, WINDOW, q, data_dir)) for t in threads]
+    for p in procs:
+        p.start()
+    try:
+        got = [q.get(timeout=180) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+    errors = [g for g in got if isinstance(g, str)]
+    if errors:
+        raise StabgenError(f"--jobs auto could not time the study's model: {errors[0].splitlines()[0]}")
+    return float(sum(got))
+
+
+def measure(spec, device: str, n: int, data_dir: str | None = None) -> dict:
+    """Steps/s of the study's model: n one-thread processes at once (summed), and one n-thread process."""
+    ctx = mp.get_context("spawn")
+    dump = spec.model_dump(mode="json")
+    return {"processes": _timed(ctx, dump, [1] * n, data_dir), "threads": _timed(ctx, dump, [n], data_dir),
+            "cores": n, "measured_at": time.strftime("%Y-%m-%d")}
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _worker(spec_dump: dict, opts, threads: int) -> None:
+    """A spawned local worker: `bench worker` in a process of its own. SIGTERM (its parent stopping)
+    is an interruption: the running trial is failed and queued again (bench.search.requeue)."""
+    import signal
+    import sys
+
+    from bench import search
+    from bench.spec import StudySpec
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # ^C in the terminal reaches the whole process group
+    torch.set_num_threads(threads)
+    try:
+        search.run(StudySpec.model_validate(spec_dump), opts, worker=True)
+    except KeyboardInterrupt:
+        sys.exit(143)
+
+
+@contextlib.contextmanager
+def helpers(spec, opts, processes: int, threads: int) -> Iterator[list]:
+    """Start `processes` − 1 workers on the study beside this process (which trains too, with `threads`
+    threads); on leaving, wait for them to finish (they stop when nothing is owed), or on an error or
+    interruption end them with SIGTERM — their running trials are failed and queued again."""
+    torch.set_num_threads(threads)
+    ctx = mp.get_context("spawn")
+    dump = spec.model_dump(mode="json")
+    procs = [ctx.Process(target=_worker, args=(dump, opts, threads), daemon=False) for _ in range(processes - 1)]
+    for p in procs:
+        p.start()
+    try:
+        yield procs
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=60)
+        raise
+    for p in procs:
+        p.join()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise StabgenError(f"{len(failed)} of {len(procs)} worker processes ended with an error (exit "
+                           f"{failed[0]}); the study is intact: rerun the command to resume")

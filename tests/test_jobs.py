@@ -1,0 +1,119 @@
+"""`bench run --jobs N`: local worker processes share the study through its storage (issue 31) — exactly
+the trials and confirmation runs asked for, none twice, also after one process is killed with -9."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from bench import jobs
+from stabgen.errors import StabgenError
+
+BENCH = [sys.executable, "-m", "bench.cli"]
+State = optuna.trial.TrialState
+SPEC = """
+name = "jobs"
+dataset = "ring"
+metric = "modes_captured"
+[train]
+steps = 60
+eval_every = 30
+batch_size = 50
+z_dim = 2
+[eval]
+samples = 300
+[search]
+per_arm = 2
+[confirm]
+seeds = 3
+stages = 1
+[space]
+models = ["mlp2d_small"]
+regularizers = ["none", "r1", "l2"]
+lr = { low = 5e-4, high = 2e-3, log = true }
+"""
+
+
+def _counts(db: Path):
+    study = optuna.load_study(study_name="jobs", storage=f"sqlite:///{db}")
+    done = [t for t in study.trials if t.state in (State.COMPLETE, State.PRUNED)]
+    search = collections.Counter(t.user_attrs["search_arm"] for t in done if "search_arm" in t.user_attrs)
+    confirm = collections.Counter((t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"])
+                                  for t in done if "confirm_arm" in t.user_attrs)
+    workers = {t.user_attrs.get("worker") for t in done}
+    return study, search, confirm, workers
+
+
+def _expected(search, confirm) -> None:
+    assert search == {"mlp2d_small/ns/none": 2, "mlp2d_small/ns/r1": 2, "mlp2d_small/ns/l2": 2}
+    assert set(confirm.values()) == {1} and len(confirm) == 3 * 3  # every arm × seed once, none twice
+
+
+def test_two_jobs_share_the_study_and_nothing_is_duplicated(tmp_path):
+    (tmp_path / "jobs.toml").write_text(SPEC)
+    r = subprocess.run([*BENCH, "run", "--study", "jobs.toml", "--jobs", "2"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    study, search, confirm, workers = _counts(tmp_path / "runs/jobs/study.db")
+    _expected(search, confirm)
+    assert len(workers) == 2  # both processes trained
+    assert not [t for t in study.trials if t.state == State.RUNNING]
+
+
+def test_a_killed_job_loses_and_duplicates_nothing(tmp_path):
+    """kill -9 of the process training search trial 1 at step 30 (bench.search.hold_point), then the same
+    command again: every trial and confirmation run exactly once among the finished ones."""
+    (tmp_path / "jobs.toml").write_text(SPEC)
+    flag = tmp_path / "held"
+    args = [*BENCH, "run", "--study", "jobs.toml", "--jobs", "2", "--heartbeat", "1"]
+    env = {**os.environ, "COLUMNS": "200", "STABGEN_TEST_HOLD": f"1:30:{flag}"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not flag.exists():
+        assert proc.poll() is None and time.time() < deadline, "no process reached the hold point"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    os.kill(int(flag.read_text()), signal.SIGKILL)
+    flag.unlink()
+    try:
+        proc.communicate(timeout=600)  # the survivor finishes what it can; a killed main exits at once
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the run did not end after one of its processes was killed")
+    time.sleep(4)  # let any orphaned worker finish its round
+    resume = {k: v for k, v in env.items() if k != "STABGEN_TEST_HOLD"}
+    r = subprocess.run(args, cwd=tmp_path, env=resume, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    study, search, confirm, _ = _counts(tmp_path / "runs/jobs/study.db")
+    _expected(search, confirm)
+    assert any(t.state == State.FAIL for t in study.trials)  # the killed trial, failed when its heartbeat went stale
+
+
+def test_jobs_values_are_checked_in_one_line():
+    assert jobs.parse(None) == 1 and jobs.parse("auto") == "auto" and jobs.parse("3") == 3
+    for bad in ("0", "-2", "many", "1000"):
+        with pytest.raises(StabgenError, match="--jobs"):
+            jobs.parse(bad)
+
+
+def test_layout_splits_the_cores_and_auto_reads_its_measurement(tmp_path, monkeypatch):
+    from bench.spec import load
+
+    spec = load("smoke")
+    monkeypatch.setattr(jobs, "cores", lambda: 4)
+    assert jobs.layout(2, spec, "cpu") == (2, 2) and jobs.layout(4, spec, "cpu") == (4, 1)
+    assert jobs.layout("auto", spec, "cuda:0") == (1, 4)  # a GPU: one process, its populations fill it
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    key = f"{jobs.cpu_name()}|4 cores|gan|64"
+    for processes, threads, want in ((300.0, 200.0, (4, 1)), (100.0, 200.0, (1, 4))):
+        (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": processes, "threads": threads}}))
+        assert jobs.layout("auto", spec, "cpu") == want
