@@ -108,7 +108,9 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
 
 def check_storage(spec: StudySpec, opts: RunOptions) -> None:
     """Open (or create) the study once: a bad URL, driver or server fails here, in one line, and a
-    resumed study whose stored spec differs is refused (unless opts.allow_spec_change)."""
+    resumed study whose stored spec differs is refused (unless opts.allow_spec_change), as is a runs
+    folder that holds a same-named study of another storage."""
+    storage.check_runs_folder(Path(opts.runs_dir) / spec.name, opts.storage)
     study = storage.open_study(spec, opts.storage, heartbeat=opts.heartbeat)
     storage.record_spec(study, spec, opts.allow_spec_change)
 

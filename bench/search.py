@@ -32,7 +32,7 @@ from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest
 from bench.spec import StudySpec
 from bench import artifacts
 from bench.trackers import TensorBoard, flat_metrics
-from bench.storage import heartbeats, open_study, quiet, record_spec
+from bench.storage import claim_runs_folder, heartbeats, open_study, quiet, record_spec
 from stabgen import progress
 from stabgen.datasets import DATASETS, EvalRequest
 from stabgen.hardware import describe, workers_per_gpu
@@ -380,6 +380,7 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
     """
     probe = open_study(spec, opts.storage, heartbeat=opts.heartbeat)
     record_spec(probe, spec, opts.allow_spec_change)  # a changed spec stops here, nothing touched
+    claim_runs_folder(opts.runs_dir / spec.name, opts.storage)  # one study's trial folders per runs/STUDY
     artifacts.ensure(probe, opts.runs_dir, opts.artifacts)
     # a fresh RNG stream on resume; and one per worker, or simultaneous workers would propose alike
     offset = len(probe.trials) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)

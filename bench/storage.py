@@ -237,3 +237,34 @@ def heartbeats(study: optuna.Study, trials: list[optuna.Trial]):
     finally:
         stop.set()
         thread.join()
+
+
+OWNER_FILE = "storage.txt"
+
+
+def check_runs_folder(folder: Path, storage: str) -> bool:
+    """True if RUNS_DIR/STUDY already belongs to this storage, False if to none yet; refused in one line
+    if to another (checked before anything is printed or stored)."""
+    mark = Path(folder) / OWNER_FILE
+    if not mark.is_file():
+        return False
+    owner = mark.read_text().strip()
+    if owner != redact(storage):
+        raise StabgenError(f"{folder} holds the trial folders of study {Path(folder).name!r} on another storage "
+                           f"({owner}); pass --runs-dir with another folder, or rename the study")
+    return True
+
+
+def claim_runs_folder(folder: Path, storage: str) -> None:
+    """RUNS_DIR/STUDY holds one study's trial folders: the first run writes which storage (password
+    redacted) it belongs to, and a study of the same name on another storage is refused in one line
+    instead of overwriting `trials/0` (issue 33: the README's fresh-storage advice did)."""
+    folder = Path(folder)
+    mark = folder / OWNER_FILE
+    if check_runs_folder(folder, storage):
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        mark.write_text(redact(storage) + "\n")
+    except OSError as e:
+        raise StabgenError(f"cannot write to {folder} ({e.strerror}); pass --runs-dir with a writable folder") from None

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bench import storage
+from conftest import study_toml
 
 POSTGRES = os.environ.get("STABGEN_TEST_POSTGRES")
 
@@ -36,24 +37,7 @@ def test_the_readme_recipe_runs_a_study_on_postgresql_as_written(tmp_path):
         missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
     url = "postgresql://" + POSTGRES.split("://", 1)[1]  # whatever the server script printed, the bare scheme
     name = f"readme-{os.getpid()}-{int(time.time())}"
-    (tmp_path / "s.toml").write_text(f"""
-name = "{name}"
-dataset = "ring"
-metric = "modes_captured"
-n_trials = 1
-[train]
-steps = 20
-eval_every = 20
-batch_size = 50
-z_dim = 2
-[eval]
-samples = 200
-[confirm]
-seeds = 0
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none"]
-""")
+    (tmp_path / "s.toml").write_text(study_toml(name=name))
     r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--study", "s.toml"], cwd=tmp_path,
                        env={**os.environ, "STABGEN_STORAGE": url}, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -80,3 +64,19 @@ def test_a_server_that_never_answers_is_refused_in_one_line_naming_host_and_port
     msg = str(e.value)
     assert f"127.0.0.1:{port}" in msg and "pw" not in msg.replace("postgresql", "") and "\n" not in msg
     assert time.perf_counter() - t0 < 30
+
+
+def test_two_studies_of_one_name_on_different_storages_never_share_a_trial_folder(tmp_path):
+    """The README's 'a fresh --storage' advice once overwrote runs/NAME/trials/0 of the other study."""
+    (tmp_path / "s.toml").write_text(study_toml(name="same"))
+    run = [sys.executable, "-m", "bench.cli", "run", "--study", "s.toml"]
+    assert subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=300).returncode == 0
+    before = (tmp_path / "runs/same/trials/0/config.json").read_text()
+    r = subprocess.run([*run, "--storage", f"sqlite:///{tmp_path / 'other.db'}"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "on another storage" in lines[0] and "--runs-dir" in lines[0]
+    assert (tmp_path / "runs/same/trials/0/config.json").read_text() == before
+    r = subprocess.run([*run, "--storage", f"sqlite:///{tmp_path / 'other.db'}", "--runs-dir", "runs2"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr  # its own folder: fine

@@ -15,24 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import study_toml
 from stabgen import progress
 
-SPEC = """
-dataset = "mnist"
-n_trials = 2
-[train]
-steps = 20
-eval_every = 10
-[eval]
-samples = 200
-inception_top_k = 1
-inception_samples = 20
-[confirm]
-seeds = 2
-[space]
-models = ["gan"]
-regularizers = ["none", "gp"]
-"""
+SPEC = study_toml("mnist", n_trials=2, eval="inception_top_k = 1\ninception_samples = 20",
+                  confirm="seeds = 2\nstages = 1", regularizers=("none", "gp"))
 
 
 def _env(**extra) -> dict:
