@@ -25,6 +25,7 @@ significantly worse.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -154,6 +155,12 @@ def seed_matrix(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
     return rows.pivot_table(index="confirm_seed", columns="confirm_arm", values="_score", aggfunc="first")
 
 
+# every column of a tested row (stats.Paired, flattened), so confirm.csv has one schema whatever was tested
+PAIRED_COLUMNS = ("paired_seeds", *(c for f in dataclasses.fields(stats.Paired)
+                                     for c in ((f"{f.name}_low", f"{f.name}_high") if f.name.endswith("_ci") else (f.name,))),
+                  "p_holm", "p_verdict", "verdict")
+
+
 def gate_values(runs: pd.DataFrame, spec) -> tuple[dict[str, float], bool | None]:
     """An arm's gate: each gate column's median over its confirmation seeds (a run that diverged or
     left the column undefined counts as the worst value) and whether the medians pass (None: no gate)."""
@@ -205,8 +212,7 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
         row.update({"paired_seeds": len(pair), "baseline_at_ceiling": _at_ceiling(pair[base].to_numpy(), spec),
                     **stats.paired(pair[row["arm"]], pair[base], direction, c.margin).row()})
     out = pd.DataFrame(rows)
-    for col in ("paired_seeds", "p", "p_better", "p_worse", "p_holm", "p_verdict", "hodges_lehmann",
-                "hodges_lehmann_ci_low", "hodges_lehmann_ci_high", "verdict"):  # the same columns whether or not anything was tested
+    for col in PAIRED_COLUMNS:  # the same columns whether or not anything was tested (gated arms are not)
         if col not in out:
             out[col] = math.nan
     if out["p"].notna().any():

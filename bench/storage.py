@@ -93,6 +93,7 @@ def quiet() -> Iterator[None]:
 
 def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: float = 10.0) -> optuna.Study:
     """Create or load the spec's study; a bad URL, driver or server fails in one line."""
+    storage = driver_url(storage)
     if storage.startswith("sqlite:///"):
         folder = Path(storage.removeprefix("sqlite:///")).parent
         try:
@@ -149,7 +150,7 @@ def load_study(study_name: str, storage: str | None, runs_dir: Path = Path("runs
                            f"{study_name}` first, or pass --storage URL / --runs-dir")
     with quiet():
         try:
-            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs(storage))
+            rdb = optuna.storages.RDBStorage(driver_url(storage), engine_kwargs=engine_kwargs(storage))
             return optuna.load_study(study_name=study_name, storage=rdb), storage
         except KeyError:
             raise StabgenError(f"storage {redact(storage)} holds no study named {study_name!r}") from None

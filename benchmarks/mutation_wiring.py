@@ -6,7 +6,7 @@ and benchmarks/results/mutation-wiring.json records whether they failed (caught)
 A survivor gets a test, not a label.
 
     python benchmarks/mutation_wiring.py              # every bug (minutes on 2 cores)
-    python benchmarks/mutation_wiring.py --only clip_dedented,rank_pairing
+    python benchmarks/mutation_wiring.py --only clip_dedented,rank_pairing   # rerun these, keep the others
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ BUGS = [
         (_k(REF, "linear or cosine"),), "the lr schedule never applied"),
     Bug("diverged_member_updated", "stabgen/train.py",
         "pop.active & torch.isfinite(total) & torch.isfinite(norm), pop.lr_scale())", "pop.active, pop.lr_scale())",
-        ("tests/test_population.py",), "a member with a non-finite loss or gradient still updated"),
+        (_k("tests/test_population.py", "nan_injected"),), "a member with a non-finite loss or gradient still updated"),
     Bug("kl_weight_without_beta", "stabgen/train.py",
         "kl_weight = h.beta * torch.clamp(pop.clock / cfg.kl_warmup, max=1.0) if cfg.kl_warmup else h.beta",
         "kl_weight = torch.clamp(pop.clock / cfg.kl_warmup, max=1.0) if cfg.kl_warmup else h.beta",
@@ -172,10 +172,12 @@ def main(argv: list[str] | None = None) -> dict:
             res = run_bug(bug, scratch, args.timeout)
             results[bug.name] = {"file": bug.file, "what": bug.what, **res}
             print(f"{bug.name:36s} {res['status']:10s} {', '.join(res.get('caught_by', []))[:100]}", flush=True)
-    out = {"bugs": len(chosen), "caught": sum(r["status"] == "caught" for r in results.values()), "results": results}
-    if not args.only:
-        args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {args.out}: {out['caught']} of {out['bugs']} caught")
+    if args.only and args.out.is_file():  # rerun of some bugs: their entries replace the recorded ones
+        results = {**json.loads(args.out.read_text())["results"], **results}
+    results = {b.name: results[b.name] for b in BUGS if b.name in results}  # the list's order; dropped bugs go
+    out = {"bugs": len(results), "caught": sum(r["status"] == "caught" for r in results.values()), "results": results}
+    args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {args.out}: {out['caught']} of {out['bugs']} caught")
     return out
 
 

@@ -118,6 +118,7 @@ def test_an_arm_below_the_gate_did_not_train_and_a_gated_baseline_gives_no_verdi
     assert pd.isna(t.loc["gan/ns/l2", "p"])  # never tested, never in Holm's family
     assert t.loc["vae/none", "verdict"].startswith("baseline did not train")
     assert t.loc["vae/l2", "gate"] == "passed" and t.loc["vae/l2", "verdict"].startswith("no verdict: baseline vae/none")
+    assert pd.isna(t.loc["vae/l2", "p"])  # never tested against a baseline that did not train: not in Holm's family
     assert t.loc["gan/ns/none", "gate_domain_fid"] == pytest.approx(np.median(BASE))
     # the class check: 10 classes pass, 8 do not
     df, plan = _frame({"gan/ns/none": BASE, "gan/ns/l2": BASE})

@@ -261,6 +261,9 @@ def test_a_nan_injected_mid_run_freezes_only_its_member(images, monkeypatch, mod
     monkeypatch.setattr(train_mod.FAMILY_STEPS, "get", poisoned)
     mixed = train_population(cfgs, images, dtype=torch.float32)
     assert mixed[1].status == "diverged" and mixed[1].diverged_step == 7
+    # its own update at the step it diverged was masked out: the generator keeps its last finite weights
+    # (benchmarks/mutation_wiring.py: diverged_member_updated)
+    assert all(torch.isfinite(p).all() for p in mixed[1].modules["generator"].parameters())
     for k in (0, 2):
         assert mixed[k].status == "completed" and mixed[k].history == clean[k].history
         for name, value in clean[k].modules.state_dict().items():

@@ -64,6 +64,7 @@ top_k = 2
 extra = 2
 [confirm]
 seeds = 6
+stages = 1
 [space]
 models = ["mlp2d_small"]
 regularizers = ["none", "r1", "l2"]
@@ -149,7 +150,7 @@ def test_confirmation_runs_pair_every_arm_on_the_same_fresh_seeds(ring_report):
 
     rec = api.open_study("rep", runs_dir=root / "runs")
     conf = rec.trials[rec.trials["confirm_arm"].notna()]
-    assert len(conf) == 3 * 6 and set(conf["confirm_arm"]) == {"none", "r1", "l2"}
+    assert len(conf) == 3 * 6 and set(conf["confirm_arm"]) == {f"mlp2d_small/ns/{r}" for r in ("none", "r1", "l2")}
     seeds = conf.groupby("confirm_arm")["seed"].apply(lambda s: sorted(s))
     assert all(s == [3 + CONFIRM_SEEDS + i for i in range(6)] for s in seeds)  # paired and fresh
     assert not set(conf["seed"]) & set(rec.trials.loc[rec.trials["confirm_arm"].isna(), "seed"])
@@ -162,9 +163,13 @@ def test_confirmation_runs_pair_every_arm_on_the_same_fresh_seeds(ring_report):
     for col in ("arm", "seeds", "median", "median_ci_low", "median_ci_high", "p", "p_holm",
                 "prob_improvement", "prob_improvement_ci_low", "median_diff", "seeds_needed", "verdict"):
         assert col in table, col
-    assert table.loc[table["arm"] == "none", "verdict"].item() == "baseline"
-    tested = table[table["arm"] != "none"]
+    base = "mlp2d_small/ns/none"
+    assert table.loc[table["arm"] == base, "verdict"].item() in ("baseline", "baseline did not train at this budget: "
+                                                                  "no verdict for its family")
+    assert set(table["gate"]) <= {"passed", "did not train"} and set(table["baseline"]) == {base}
+    tested = table[table["p"].notna()]  # at 240 steps the ring's gate (50 % near a mode) may stop every arm
     assert tested["p"].between(0, 1).all() and (tested["p_holm"] >= tested["p"]).all()
+    assert table.loc[table["gate"] == "did not train", "p"].isna().all()
     page = (out / "index.html").read_text()
     assert "id='confirmation'" in page and "confirm.csv" in page
 

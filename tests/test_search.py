@@ -58,7 +58,9 @@ def bench(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess
 
 
 def load(name: str, storage: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage)
+    from bench.storage import driver_url  # the bare postgresql:// as README writes it, bound to its driver
+
+    return optuna.load_study(study_name=name, storage=driver_url(storage))
 
 
 # --- the conditional grid -------------------------------------------------------------------------
@@ -349,14 +351,16 @@ def test_workers_starting_at_once_on_an_empty_database(tmp_path):
 
     import sqlalchemy
     name = f"fresh_{uuid.uuid4().hex[:8]}"
-    engine = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    from bench.storage import driver_url
+
+    engine = sqlalchemy.create_engine(driver_url(POSTGRES), isolation_level="AUTOCOMMIT")
     with engine.connect() as c:
         c.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
     url = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
     p = ring(tmp_path, "race", n=1)
     with mp.get_context("fork").Pool(6) as pool:
         assert pool.map(_open, [(str(p), url)] * 6) == ["ok"] * 6
-    assert len(optuna.get_all_study_names(url)) == 1
+    assert len(optuna.get_all_study_names(driver_url(url))) == 1
 
 
 @pytest.mark.slow
