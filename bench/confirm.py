@@ -127,9 +127,9 @@ def pending(study: optuna.Study, spec) -> list[tuple[dict, dict]]:
 
 def targets(df: pd.DataFrame, spec, arms: dict[str, int]) -> dict[str, int]:
     """Seeds each arm is owed now. The sequential design (confirm.stages > 1): every arm gets `seeds`;
-    at each look (a stage complete) an arm still open — tested, undecided at Pocock's level, below
-    the cap, its own two-sided p not above stats.FUTILITY — gets `seeds` more, and its family's baseline as many as its open arms need (paired by
-    seed). Decided, gated and ceiling-bound arms stop where they are."""
+    at each look (a stage complete) an arm still open — tested, undecided at Pocock's level, below the
+    cap, its own two-sided p not above stats.FUTILITY — gets `seeds` more, and its family's baseline as
+    many as its open arms need (paired by seed). Decided, gated and ceiling-bound arms stop there."""
     c = spec.confirm
     first = {a: c.seeds for a in arms}
     m = seed_matrix(df, spec, arms)
