@@ -215,16 +215,25 @@ def _step_callback(trial_number: int, on_step: Callable[[int, int], None] | None
     return step
 
 
-def make_objective(runner: TrialRunner, on_step: Callable[[int, int], None] | None = None
-                   ) -> Callable[[optuna.Trial], float | list[float]]:
-    """One trial: start, train alone, finish (what study.optimize calls)."""
-    def objective(trial: optuna.Trial) -> float | list[float]:
-        cfg = runner.start(trial)
-        result = train(cfg, runner.source, runner.opts.device, evaluate=runner.evaluate, on_eval=runner.pruner(trial),
-                       on_step=_step_callback(trial.number, on_step), on_log=runner.on_log([trial.number]))
-        return runner.finish(trial, result)
+@contextlib.contextmanager
+def ask_lock(storage: str):
+    """Processes on one SQLite file take turns at `study.ask()`. Why: Python's sqlite3 reads outside a
+    transaction, so two processes can both see a queued (WAITING) trial and both mark it RUNNING —
+    one trial trained twice, the second `tell` failing (seen with `--jobs 2`). PostgreSQL's row lock
+    (Optuna's FOR UPDATE) needs nothing more. A file lock beside the database, released by the
+    kernel if its holder dies."""
+    if not storage.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
 
-    return objective
+    path = Path(storage.removeprefix("sqlite:///")).with_suffix(".ask.lock")
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_trial_start=None, on_step=None,
@@ -234,7 +243,8 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
     member, so a killed worker's trials go stale and are retried like single ones."""
     asked: list[tuple[optuna.Trial, TrialConfig]] = []
     for _ in range(size):
-        trial = study.ask()
+        with ask_lock(runner.opts.storage):
+            trial = study.ask()
         try:
             asked.append((trial, runner.start(trial)))
         except Surplus:
@@ -432,11 +442,8 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                 processes = opts.jobs if isinstance(opts.jobs, int) else 1
                 k = (owed_population(size, opts.device, waiting, processes) if n_search >= total and not searching_queued
                      else size)
-                if k == 1:
-                    _one_trial(study, make_objective(runner, on_step), on_trial_start, on_trial_end)
-                else:
-                    room = total - n_search + waiting
-                    population_round(study, runner, max(1, min(k, room)), on_trial_start, on_step, on_trial_end)
+                room = total - n_search + waiting  # a solo trial is a round of one (the same code, K = 1)
+                population_round(study, runner, max(1, min(k, room)), on_trial_start, on_step, on_trial_end)
                 waiting_said = False
                 continue
             running = [t.number for t in trials if t.state == State.RUNNING]
@@ -455,33 +462,6 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
             if owed_bar is None:  # the search phase is over: its task ends, the owed runs' begins
                 search_bar.close()
                 owed_bar = bars.enter_context(progress.task(f"{spec.name}: seed re-runs and confirmation"))
-
-
-def _one_trial(study: optuna.Study, objective, on_trial_start, on_trial_end) -> None:
-    """One ask-train-tell through study.optimize, which also keeps the trial's heartbeat."""
-    def wrapped(trial: optuna.Trial):
-        if on_trial_start:
-            on_trial_start(trial.number)
-        return objective(trial)
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if on_trial_end and "surplus" not in trial.user_attrs:
-            on_trial_end(trial)
-
-    started: list[optuna.Trial] = []
-
-    def tracked(trial: optuna.Trial):
-        started.append(trial)
-        return wrapped(trial)
-
-    try:
-        study.optimize(tracked, n_trials=1, callbacks=[callback], catch=(Surplus,))
-    except KeyboardInterrupt:  # Optuna has failed the trial; its config is queued to run again on resume
-        for trial in started:
-            frozen = study._storage.get_trial(trial._trial_id)
-            if "surplus" not in frozen.user_attrs:
-                requeue(study, frozen)
-        raise
 
 
 def primary(t: optuna.trial.FrozenTrial) -> float:
