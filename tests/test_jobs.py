@@ -16,31 +16,14 @@ import optuna
 import pytest
 
 from bench import jobs
+from conftest import study_toml
 from stabgen.errors import StabgenError
 
 BENCH = [sys.executable, "-m", "bench.cli"]
 State = optuna.trial.TrialState
-SPEC = """
-name = "jobs"
-dataset = "ring"
-metric = "modes_captured"
-[train]
-steps = 60
-eval_every = 30
-batch_size = 50
-z_dim = 2
-[eval]
-samples = 300
-[search]
-per_arm = 2
-[confirm]
-seeds = 3
-stages = 1
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none", "r1", "l2"]
-lr = { low = 5e-4, high = 2e-3, log = true }
-"""
+SPEC = study_toml(name="jobs", steps=60, eval_every=30, samples=300, top="[search]\nper_arm = 2",
+                  confirm="seeds = 3\nstages = 1", regularizers=("none", "r1", "l2"),
+                  space="lr = { low = 5e-4, high = 2e-3, log = true }")
 
 
 def _counts(db: Path):
