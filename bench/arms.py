@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from stabgen.models import MODELS
-from stabgen.regularizers import REGULARIZERS
 
 StudySpec = Any  # a bench.spec.StudySpec (which imports this module)
 
@@ -96,13 +95,3 @@ def baseline_label(label: str, spec: StudySpec) -> str | None:
             b = arm.baseline(spec.confirm.baseline)
             return b.label if b is not None else None
     return None
-
-
-def missing_baselines(spec: StudySpec) -> list[str]:
-    """Arms whose family has no baseline arm in the space (they can never be tested)."""
-    labels = {a.label for a in arms(spec)}
-    return [a.label for a in arms(spec) if (b := a.baseline(spec.confirm.baseline)) is None or b.label not in labels]
-
-
-def applies(regularizer: str, family: str) -> bool:
-    return family in REGULARIZERS.get(regularizer).families

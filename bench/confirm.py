@@ -234,6 +234,14 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _num(v: float, fmt: str = "{:.4g}") -> str:
+    """A number in a verdict's words: ±∞ (a bound with too few seeds, or one that falls on divergences)
+    as the sign, never the text "inf"; NaN as —."""
+    if v != v:
+        return "—"
+    return ("∞" if v > 0 else "−∞") if math.isinf(v) else fmt.format(v)
+
+
 def _verdict(r: pd.Series, c, gates: dict[str, bool | None], level: float = stats.ALPHA) -> tuple[str, float]:
     """(verdict, the p it rests on). A decisive verdict rests on Holm's two-sided p below the design's
     per-look level and its direction on the smaller one-sided p; the evidence names both."""
@@ -251,8 +259,8 @@ def _verdict(r: pd.Series, c, gates: dict[str, bool | None], level: float = stat
         return f"untested (no baseline {base} runs)", math.nan
     better = r["p_better"] < r["p_worse"]
     one_sided = r["p_better"] if better else r["p_worse"]
-    effect = (f"Hodges–Lehmann Δ {r['hodges_lehmann']:+.4g} [{r['hodges_lehmann_ci_low']:.4g}, "
-              f"{r['hodges_lehmann_ci_high']:.4g}]")
+    effect = (f"Hodges–Lehmann Δ {_num(r['hodges_lehmann'], '{:+.4g}')} [{_num(r['hodges_lehmann_ci_low'])}, "
+              f"{_num(r['hodges_lehmann_ci_high'])}]")
     if r["p_holm"] < level:
         return (f"{'better' if better else 'worse'} than {base} (p_holm {r['p_holm']:.3g}, one-sided p "
                 f"{one_sided:.3g}; {effect})"), float(r["p_holm"])

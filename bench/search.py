@@ -38,7 +38,7 @@ from stabgen.datasets import DATASETS, EvalRequest
 from stabgen.hardware import describe, workers_per_gpu
 from stabgen.metrics.stability import stability_objective, trial_stability
 from stabgen.sources import Source
-from stabgen.train import group_key, train, train_population
+from stabgen.train import group_key, train_population
 from stabgen.trial import TrialConfig, TrialResult, sample_output, sampler
 
 log = logging.getLogger(__name__)
