@@ -292,6 +292,13 @@ def _trial_line(spec, trial) -> str:
             f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
 
 
+def _confirm_words(c) -> str:
+    """The confirmation design in words: fixed, or sequential with its looks."""
+    if c.stages == 1:
+        return f"{c.seeds} fresh seeds"
+    return f"fresh seeds, {c.seeds} per look for the arms still open, up to {c.seeds * c.stages}"
+
+
 def _search_budget(spec, opts) -> str:
     """The search budget in words: per arm × arms (the fair default), or a joint search's total."""
     if spec.joint:
@@ -323,7 +330,7 @@ def _print_report(r, rec, fmt: "Format", head: int | None = None) -> None:
     shown = report_mod.display_configs(r.configs, rec)
     if not r.confirmation.empty:
         _print_table(report_mod.display_confirm(r.confirmation, rec),
-                     f"{rec.spec.name}: confirmation on {rec.spec.confirm.seeds} fresh seeds (the verdicts)", fmt,
+                     f"{rec.spec.name}: confirmation on {_confirm_words(rec.spec.confirm)} (the verdicts)", fmt,
                      raw=r.confirmation)
     _print_table(shown.head(head) if head and not shown.empty else shown,
                  f"{rec.spec.name}: search configs (mean [95% CI]; ranked by score = median, diverged = worst)", fmt,
