@@ -59,27 +59,37 @@ class Reproduction:
 PAPERS: Registry[Callable[[str, Context], Reproduction]] = Registry("reproduction")
 
 
-def claims_vs_baseline(family: dict[str, tuple[str, object]], baseline, direction: str, names: tuple[str, str],
-                       claimed: str = "better", margin: float | None = None) -> list[Claim]:
+def claims_vs_baseline(family: dict[str, tuple], baseline, direction: str, names: tuple[str, str],
+                       claimed: str = "better", margin: float | None = None, untested: dict[str, str] | None = None,
+                       notes: dict[str, str] | None = None) -> list[Claim]:
     """Claims "arm X is `claimed` (better/worse) than the baseline", one per arm of `family`
-    (name → (claim text, values)), each arm tested on its own against the baseline, paired by seed
-    (values aligned by seed, divergences already the worst value: bench.stats.scored): one-sided
-    Wilcoxon signed-rank with exact permutation p, Holm across the family, each direction and the
-    equivalence test (TOST against `margin`, metric units) corrected separately. The verdict is the
-    house rule (bench.stats.claim_verdict); an inconclusive one says how many seeds would settle it."""
+    (name → (claim text, values) or (claim text, values, its own baseline's values)), each arm tested
+    on its own against its baseline, paired by seed (values aligned by seed, divergences already the
+    worst value: bench.stats.scored): one-sided Wilcoxon signed-rank with exact permutation p, Holm
+    across the family — every claim of one question — each direction and the equivalence test (TOST
+    against `margin`, metric units) corrected separately. The verdict is the house rule
+    (bench.stats.claim_verdict); an inconclusive one says how many seeds would settle it. An arm in
+    `untested` (name → the verdict in words, e.g. a baseline below its quality gate) is not tested
+    and leaves the Holm family; `notes` (name → text) are appended to an arm's evidence."""
     from bench import stats
 
-    b = np.asarray(baseline, dtype=float)
-    res = {k: stats.paired(np.asarray(v, dtype=float), b, direction, margin) for k, (_, v) in family.items()}
+    untested, notes = untested or {}, notes or {}
+    res = {k: stats.paired(np.asarray(v[1], dtype=float), np.asarray(v[2] if len(v) > 2 else baseline, dtype=float),
+                           direction, margin)
+           for k, v in family.items() if k not in untested}
     keys = list(res)
-    if not keys:
-        return []
     p_for = stats.holm([res[k].p_better if claimed == "better" else res[k].p_worse for k in keys])
     p_against = stats.holm([res[k].p_worse if claimed == "better" else res[k].p_better for k in keys])
     p_eq = stats.holm([res[k].p_equivalent for k in keys]) if margin else [math.nan] * len(keys)
+    tested = {k: (pf, pa, pe) for k, pf, pa, pe in zip(keys, p_for, p_against, p_eq)}
     out = []
-    for k, pf, pa, pe in zip(keys, p_for, p_against, p_eq):
-        r, (text, a) = res[k], family[k]
+    for k, (text, a, *own) in family.items():
+        b = np.asarray(own[0] if own else baseline, dtype=float)
+        if k in untested:
+            out.append(Claim(text, untested[k], f"median {_g(np.median(a))} ({names[0]}) vs {_g(np.median(b))} "
+                             f"({names[1]}) over {len(b)} seeds; not tested" + (f"; {notes[k]}" if k in notes else "")))
+            continue
+        r, (pf, pa, pe) = res[k], tested[k]
         verdict = stats.claim_verdict(pf, pa, pe)
         # the p the verdict rests on: the opposite direction's where the claim is significantly wrong
         against = verdict == "not reproduced" and pa < stats.ALPHA / 2
@@ -92,7 +102,7 @@ def claims_vs_baseline(family: dict[str, tuple[str, object]], baseline, directio
               + (f"; TOST ±{margin:g}: Holm p = {pe:.3g}" if margin else ""))
         if verdict == "inconclusive":
             ev += f"; {stats.describe_needed(r.seeds_needed, r.n)}"
-        out.append(Claim(text, verdict, ev))
+        out.append(Claim(text, verdict, ev + (f"; {notes[k]}" if k in notes else "")))
     return out
 
 
@@ -200,7 +210,10 @@ def train_many(configs: list, ctx: Context, n_eval: int, metric: str, workers: i
     workers = workers or (1 if ctx.device != "cpu" else max(1, min(cores, len(todo))))
     # longest first (steps × members × pack): the last population to start is a short one, so no
     # process sits idle while another finishes a long one (LPT scheduling)
-    pops = sorted(populations(configs, todo, workers),
+    # on a CPU a population of 64 MLP GANs trains at half the member-steps/s of 16 (issue 31's
+    # measurement on the 2-core EPYC: K = 16 0.99×, K = 64 0.52× of one solo run); a GPU wants them wide
+    most = 16 if ctx.device == "cpu" else 64
+    pops = sorted(populations(configs, todo, workers, most),
                   key=lambda idx: -sum(configs[i].steps * configs[i].pack for i in idx))
     workers = max(1, min(workers, len(pops)))
     threads = max(1, cores // workers)
