@@ -227,21 +227,48 @@ def test_seed_claims_holm_over_the_question_gate_ceiling_and_tradeoff():
     assert "the arm passes the quality gate" in on.evidence
 
 
-def test_pacgan_quality_gate_turns_a_mode_verdict_inconclusive():
+def _pacgan_frame(gan_modes: int, control_modes: int, datasets=("ring",)):
+    """Ten seeds per row: PacGANm at 8/7 modes and reverse KL 0.1, the GAN at `gan_modes`/−1 and 0.5,
+    each batch-matched GAN at `control_modes`/−1 and 0.1 (as good as PacGAN on reverse KL)."""
     import pandas as pd
-    from bench.papers.pacgan2018 import _mode_claims
+    from bench.papers.pacgan2018 import CONTROLS, PACKED
 
     rows = []
-    for v, modes in (("GAN", 5), ("PacGAN2", 8), ("PacGAN3", 8), ("PacGAN4", 8)):
-        for seed in range(10):
-            rows.append({"variant": v, "seed": seed, "status": "completed", "modes_captured": modes - (seed % 2),
-                         "high_quality": 95.0})
-    good = pd.DataFrame(rows)
-    assert {c.verdict for c in _mode_claims(good, "ring")} == {"reproduced"}
+    rows_of = {"GAN": (gan_modes, 0.5), **{v: (8, 0.1) for v in PACKED}, **{c: (control_modes, 0.1) for c in CONTROLS.values()}}
+    for dataset in datasets:
+        for v, (modes, kl) in rows_of.items():
+            for seed in range(10):
+                rows.append({"dataset": dataset, "variant": v, "seed": seed, "status": "completed",
+                             "modes_captured": modes - (seed % 2), "high_quality": 95.0, "reverse_kl": kl + seed / 100})
+    return pd.DataFrame(rows)
+
+
+def test_pacgan_claims_gate_ceiling_reverse_kl_and_batch_matched_control():
+    """PacGAN's claims: modes and reverse KL (Table 1's columns) against the GAN and against the GAN at
+    the same batch; Holm over both datasets' three packings; a GAN row below the quality gate gives no
+    verdict, one at all modes on every seed makes the modes claim untestable."""
+    from bench.papers.pacgan2018 import _claims
+
+    good = _pacgan_frame(gan_modes=5, control_modes=5, datasets=("ring", "grid"))
+    c = {cl.text: cl for cl in _claims(good)}
+    assert len(c) == 4 * 6  # {modes, reverse KL} × {GAN, batch-matched GAN} × 3 packings × 2 datasets
+    vs_gan = [cl for t, cl in c.items() if "captures more modes than the GAN (" in t]
+    assert len(vs_gan) == 6 and {cl.verdict for cl in vs_gan} == {"reproduced"}
+    assert all("(over 6;" in cl.evidence for cl in vs_gan)  # Holm over the question, both datasets
+    rkl = c["PacGAN2 has a lower reverse KL than the GAN (ring)"]
+    assert rkl.verdict == "reproduced" and "Hodges–Lehmann Δ -0.4 " in rkl.evidence
+    # the batch-matched GAN is as good as PacGAN on reverse KL (a wash) and worse on modes
+    assert c["PacGAN2 has a lower reverse KL than the GAN at the same batch, GAN (batch 200) (ring)"].verdict == "inconclusive"
+    assert c["PacGAN4 captures more modes than the GAN at the same batch, GAN (batch 400) (grid)"].verdict == "reproduced"
+
     poor = good.assign(high_quality=good["high_quality"].where(good["variant"] != "GAN", 22.0))
-    claims = _mode_claims(poor, "ring")
-    assert {c.verdict for c in claims} == {"inconclusive (quality gate)"}
-    assert all("22.0 %" in c.evidence and "98.2" in c.evidence for c in claims)
+    gated = [cl for cl in _claims(poor) if cl.text.endswith("than the GAN (ring)")]
+    assert gated and all(cl.verdict.startswith("no verdict") and "22.0 %" in cl.verdict and "98.2" in cl.verdict
+                         for cl in gated)
+
+    ceiling = _pacgan_frame(gan_modes=9, control_modes=9)  # 9 − seed % 2 ≥ 8: all 8 modes on every seed
+    modes = [cl for cl in _claims(ceiling) if "captures more modes" in cl.text]
+    assert modes and all(cl.verdict.startswith("untestable at this budget") and "6.3" in cl.verdict for cl in modes)
 
 
 def test_lucic_claim_is_the_papers_no_loss_beats_ns():
