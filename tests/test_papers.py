@@ -115,6 +115,10 @@ def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
         assert set(conf.seed) == {200, 201} and not set(conf.seed) & set(runs[runs.phase == "dose"].seed)
     if name == "lucic2018":  # a second process joins as a worker: the finished studies are shared, nothing re-trains
         import optuna
+        import pandas as pd
+        runs = pd.read_csv(tmp_path / "out" / "runs.csv")  # every per-seed value the NS claim rests on
+        conf = runs[runs.confirm_seed.notna()]
+        assert len(conf) and conf.groupby("loss").confirm_seed.nunique().nunique() == 1  # the same seeds per loss
         db = f"sqlite:///{tmp_path / 'runs' / 'papers' / 'lucic2018' / 'studies.db'}"
         before = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(db)}
         w = subprocess.run([*BENCH, "reproduce", name, "--budget", "tiny", "--out", "out", "--worker"], cwd=tmp_path,

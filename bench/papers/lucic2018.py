@@ -105,12 +105,14 @@ def plan(budget: str) -> list[Work]:
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     b = BUDGETS[budget]
     runs_dir = Path("runs") / "papers" / "lucic2018"
-    rows, confirmed = [], {}
+    rows, confirmed, frames = [], {}, []
     studies = [(d, r) for d in b["datasets"] for r in b.get("rows", ROWS)]
     with progress.task(f"lucic2018: {len(studies)} studies", total=len(studies)) as bar:
         for dataset, row in studies:
-            _study(dataset, row, budget, b, ctx, runs_dir, rows, confirmed)
+            _study(dataset, row, budget, b, ctx, runs_dir, rows, confirmed, frames)
             bar.advance()
+    # every search trial and confirmation run, so anyone can recompute the verdicts (confirm_seed set)
+    pd.concat(frames, ignore_index=True).to_csv(ctx.out_dir / "runs.csv", index=False)
     table = pd.DataFrame(rows)
     claims = [_ns_claim(confirmed, table[table.dataset == d], d, budget) for d in b["datasets"]]
     claims.append(_level_claim(table, budget))
@@ -137,8 +139,9 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
 
 
 def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir: Path, rows: list,
-           confirmed: dict) -> None:
-    """One dataset × loss: its search, confirmation and Inception step; appends its table row."""
+           confirmed: dict, frames: list) -> None:
+    """One dataset × loss: its search, confirmation and Inception step; appends its table row and its
+    runs (one row per trial: search or confirmation seed, config, status, metrics)."""
     from bench import confirm, records, search
     from bench.inception import inception_eval
 
@@ -151,6 +154,7 @@ def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir:
     study = search.run(spec, opts, worker=ctx.worker)
     inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
     frame = records.trials_frame(study)
+    frames.append(frame.assign(dataset=dataset, loss=row)[["dataset", "loss", *frame.columns]])
     conf = confirm.confirm_rows(frame).sort_values("confirm_seed")
     confirmed[(dataset, row)] = confirm.scores(conf, spec.metric, spec.direction)
     lb = records.ranked(confirm.search_rows(frame), spec.metric, spec.direction)
