@@ -239,7 +239,7 @@ def _num(v: float, fmt: str = "{:.4g}") -> str:
     as the sign, never the text "inf"; NaN as —."""
     if v != v:
         return "—"
-    return ("∞" if v > 0 else "−∞") if math.isinf(v) else fmt.format(v)
+    return ("∞" if v > 0 else "−∞") if math.isinf(v) else fmt.format(v + 0.0)  # + 0.0: −0 prints as 0
 
 
 def _verdict(r: pd.Series, c, gates: dict[str, bool | None], level: float = stats.ALPHA) -> tuple[str, float]:

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from optuna.trial import TrialState
 
+from bench.storage import GIVEN_UP
 from stabgen.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec
 from stabgen.models import MODELS
 from stabgen.trial import TrialResult
@@ -116,7 +117,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     incep = {int(k.removeprefix(INCEPTION_ATTR)): v for k, v in study.user_attrs.items()
              if k.startswith(INCEPTION_ATTR)}
     rows = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+    given_up = set(study.user_attrs.get(GIVEN_UP, []))  # configs retried MAX_RETRIES times: failed, the worst value
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if t.state == TrialState.FAIL and t.number not in given_up:
+            continue
         cfg, m = t.user_attrs.get("config", {}), t.user_attrs.get("metrics", {})
         recorded = {"metrics": m, "inception": incep.get(t.number, {})}
         gan = cfg.get("model") and MODELS.get(cfg["model"]).family == "gan"
@@ -128,7 +132,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "seed_rerun_of": t.user_attrs.get("reeval_of"),
             "confirm_arm": t.user_attrs.get("confirm_arm"), "confirm_of": t.user_attrs.get("confirm_of"),
             "confirm_seed": t.user_attrs.get("confirm_seed"),
-            "status": t.user_attrs.get("status", t.state.name.lower()),
+            "status": "failed" if t.state == TrialState.FAIL else t.user_attrs.get("status", t.state.name.lower()),
             "diverged_step": t.user_attrs.get("diverged_step"),
             **{name: _num(_recorded(recorded, c)) for name, c in ds.columns.items()},
             "n": m.get("domain_n_fake", m.get("n_samples")),

@@ -193,7 +193,7 @@ def _fmt(v, spec: str = "{:.4g}") -> str:
         return "—"
     if isinstance(v, float) and math.isinf(v):
         return "∞" if v > 0 else "−∞"  # a median or bound that falls on diverged runs
-    return spec.format(v) if isinstance(v, (int, float)) else str(v)
+    return spec.format(v + 0.0) if isinstance(v, (int, float)) else str(v)  # + 0.0: −0 prints as 0
 
 
 def display_ci(mean: float, low: float, high: float, fmt: str = "{:.4g}") -> str:
@@ -269,10 +269,22 @@ def clear_stale(out_dir: Path) -> None:
             shutil.rmtree(out_dir / name)
 
 
+def writable_folder(out_dir: Path) -> None:
+    """Create the output folder, or say in one line why it cannot be (a file there, no permission)."""
+    above = next((a for a in [out_dir, *out_dir.parents] if a.exists()), None)
+    if above is not None and not above.is_dir():
+        raise StabgenError(f"cannot write the report to {out_dir}: {above} is a file, not a folder; pass --out FOLDER")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StabgenError(f"cannot write the report to {out_dir} ({e.strerror}); pass --out with a writable "
+                           f"folder") from None
+
+
 def build(rec: StudyRecord, out_dir: Path, command: str, figures: bool = True) -> Report:
     """The report of a study: tables always (leaderboard.{csv,md,tex,html}, trials.csv, regularizers.csv,
     pareto.csv for multi-objective studies); with `figures`, also the figures, sample grids and index.html."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(out_dir)
     clear_stale(out_dir)
     configs, regs, conf = config_table(rec), regularizer_table(rec), confirm_table(rec)
     header = _header(rec, command)
@@ -350,7 +362,8 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
         "report command": command,
         "study made by": "; ".join(rec.study.user_attrs.get("commands", [])) or f"bench run --study {spec.name}",
         "storage": redact(rec.storage),
-        "hardware": ", ".join(devices) or "—",
+        "hardware": (", ".join(devices) or "—") + (f"; the last bench run trained in {jobs} processes side by side"
+                                                    if (jobs := rec.study.user_attrs.get("last_processes", 1)) > 1 else ""),
         "budget": (f"{len(search)} search trials + {len(df) - len(search) - n_conf} seed re-runs + {n_conf} "
                    f"confirmation runs; "
                    f"{spec.budget_label()} per trial (steps run: {min(steps) if steps else 0}–"

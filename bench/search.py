@@ -5,7 +5,7 @@ coordination between workers: every worker loops "ask, train, tell" until the st
 trial budget. Optuna numbers trials under a lock on the study row, so a worker can tell from the
 trials numbered before its own whether the budget was already met by the time it asked (then its
 trial is marked FAIL as surplus and never trained). Heartbeats let any worker fail a killed
-worker's RUNNING trial, and Optuna's RetryHeartbeatStaleTrialCallback queues it again with the same
+worker's RUNNING trial, and bench.storage.retry_stale queues it again with the same
 parameters: a trial is neither lost nor counted twice.
 """
 
@@ -61,6 +61,7 @@ class RunOptions:
     allow_spec_change: bool = False  # resume a study although its stored spec differs (recorded)
     artifacts: str | None = None  # artifact store URL (bench.artifacts); None: the study's, else beside runs_dir
     jobs: int | str = 1  # local worker processes (bench.jobs): a number, or "auto" (measured per machine and model)
+    inception: bool = True  # score the top trials with TF-Inception after the search (the spec's inception_top_k)
 
 
 def n_finished(study: optuna.Study) -> int:
@@ -275,12 +276,13 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
 RETRY_ATTRS = (ARM_ATTR, REEVAL, "seed_index", CONFIRM, "confirm_of", "confirm_seed", "config")
 
 
-def requeue(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
-    """Queue an interrupted trial again with its parameters and seed (its `config`, which
-    TrialRunner.start reuses), so a resumed study trains the same config — not a fresh draw."""
+def requeue(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, retries: int = 0) -> None:
+    """Queue an interrupted or stale trial again with its parameters and seed (its `config`, which
+    TrialRunner.start reuses), so a resumed study trains the same config — not a fresh draw. `retries`
+    counts the stale ones in a row (bench.storage.retry_stale); an interruption (^C) does not count."""
     attrs = {k: trial.user_attrs[k] for k in RETRY_ATTRS if k in trial.user_attrs}
     if trial.params or attrs:
-        study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
+        study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number, "retries": retries})
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, retry: bool) -> None:

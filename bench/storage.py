@@ -36,7 +36,53 @@ def default_url(runs_dir: Path, study: str) -> str:
 def resolve_url(option: str | None, spec_storage: str | None, runs_dir: Path, study: str) -> str:
     """The storage a command uses: --storage, else $STABGEN_STORAGE (so a password need not appear on
     a command line, in `ps` or in job logs), else the spec's, else the SQLite file under runs_dir."""
-    return driver_url(option or os.environ.get(ENV_STORAGE) or spec_storage or default_url(runs_dir, study))
+    return check_url(driver_url(option or os.environ.get(ENV_STORAGE) or spec_storage or default_url(runs_dir, study)))
+
+
+SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")  # the databases Optuna's RDBStorage is used with
+
+
+def check_url(url: str) -> str:
+    """The storage URL, or one line saying why it cannot hold a study — before anything is opened, created
+    or printed: an unknown scheme, an in-memory SQLite (the study would vanish when the command ends, and
+    no worker could share it), a SQLite path under a file or at a folder, a SQLite file that is corrupt."""
+    scheme = url.split("://")[0].split("+")[0] if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise StabgenError(f"cannot open storage {redact(url)}: unknown scheme {scheme or url!r}; use "
+                           f"sqlite:///PATH/study.db, postgresql://… or mysql://…")
+    if scheme != "sqlite":
+        return url
+    path = url.split("://", 1)[1].removeprefix("/").split("?")[0]
+    if path in ("", ":memory:") or path.startswith(":memory:"):
+        raise StabgenError(f"storage {url} is in memory: the study would vanish when this command ends; pass "
+                           f"--storage sqlite:///PATH/study.db (or leave --storage out for runs/STUDY/study.db)")
+    p = Path(path)
+    if p.is_dir():
+        raise StabgenError(f"no study storage at {p}: it is a folder, not a SQLite file; pass --storage "
+                           f"sqlite:///{p}/study.db")
+    above = next((a for a in p.parents if a.exists()), None)
+    if above is not None and not above.is_dir():
+        raise StabgenError(f"cannot open storage {url}: {above} is a file, not a folder; pass --storage with "
+                           f"a path under a folder")
+    if p.is_file():
+        _check_sqlite_file(p)
+    return url
+
+
+def _check_sqlite_file(p: Path) -> None:
+    """A SQLite file that SQLite itself finds intact (read-only: the file is never touched)."""
+    import sqlite3
+
+    problem = None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=60)) as db:
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            problem = None if result == "ok" else result
+    except sqlite3.DatabaseError as e:
+        problem = str(e)
+    if problem is not None:
+        raise StabgenError(f"storage {p} is not a readable SQLite database ({problem.splitlines()[0][:80]}); restore "
+                           f"it from a copy, or pass --storage with another file (nothing was written to it)")
 
 
 def driver_url(url: str) -> str:
@@ -117,10 +163,28 @@ def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: floa
     rdb = optuna.storages.RDBStorage(
         storage, engine_kwargs=engine_kwargs(storage),
         heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(3 * heartbeat)),
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        heartbeat_stale_trial_callback=retry_stale)
     return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
                                sampler=make_sampler(spec, spec.seed + seed_offset),
                                pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
+
+
+MAX_RETRIES = 3  # a config whose trial went stale this many times in a row is given up (and reported)
+GIVEN_UP = "given_up"  # study attribute: the numbers of the trials whose config was given up
+
+
+def retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's heartbeat callback for a killed worker's trial (already FAIL): its config is queued again
+    with its seed (bench.search.requeue), up to MAX_RETRIES times in a row; then the study records it as
+    given up, and the report lists that trial as failed — the worst value, never a config that silently
+    vanishes (issue 33: Optuna's RetryHeartbeatStaleTrialCallback(max_retry=2) dropped it unsaid)."""
+    from bench.search import requeue  # bench.search imports this module
+
+    retries = int(trial.user_attrs.get("retries", 0))
+    if retries < MAX_RETRIES:
+        requeue(study, trial, retries=retries + 1)
+        return
+    study.set_user_attr(GIVEN_UP, sorted({*study.user_attrs.get(GIVEN_UP, []), trial.number}))
 
 
 def _creation_race(e: Exception) -> bool:
@@ -201,6 +265,21 @@ def record_spec(study: optuna.Study, spec: StudySpec, allow_change: bool = False
                            f"each parameter's distribution); use a new study name")
     study.set_user_attr("spec_history", [*study.user_attrs.get("spec_history", []), stored])
     study.set_user_attr("spec", given)
+
+
+def record_budget(study: optuna.Study, steps: int | None) -> None:
+    """The training budget flag the study trains at (--steps; None: the spec's), stored by its first run;
+    a later run or worker with another is refused in one line (issue 33: workers with different --steps
+    silently mixed budgets in one leaderboard)."""
+    stored = study.user_attrs.get("run_steps", "unset")
+    if stored == "unset":
+        study.set_user_attr("run_steps", steps)
+        return
+    if stored != steps:
+        trains = f"--steps {stored}" if stored is not None else "the spec's steps (no --steps)"
+        given = f"--steps {steps}" if steps is not None else "no --steps (the spec's)"
+        raise StabgenError(f"study {study.study_name!r} trains at {trains}; {given} would mix budgets in one "
+                           f"leaderboard: pass the study's, or use a new study name")
 
 
 def record_command(study: optuna.Study, command: str) -> None:

@@ -9,6 +9,7 @@ The result is one uint8 tensor [N, 1, 28, 28]: moved once to the training device
 from __future__ import annotations
 
 import gzip
+import zlib
 import hashlib
 import struct
 import urllib.request
@@ -130,7 +131,13 @@ def parse_idx(raw: bytes) -> np.ndarray:
 
 def _read(path: Path) -> bytes:
     data = path.read_bytes()
-    return gzip.decompress(data) if path.suffix == ".gz" else data
+    if path.suffix != ".gz":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; a cut stream an EOFError
+        raise StabgenError(f"{path}: not a readable gzip file ({str(e).splitlines()[0][:80]}); delete it and let "
+                           f"stabgen download it, or point --data-dir at a good copy") from None
 
 
 def _find(dataset: str, stem: str, roots: list[Path]) -> Path | None:

@@ -71,8 +71,12 @@ def load_samples(path: str | Path) -> torch.Tensor:
             raise StabgenError(f"no {'/'.join(IMAGE_EXTS)} images in {p}")
         imgs = []
         for f in files:
-            with Image.open(f) as im:
-                a = np.asarray(im.convert("L") if im.mode not in ("L", "RGB") else im)
+            try:
+                with Image.open(f) as im:
+                    a = np.asarray(im.convert("L") if im.mode not in ("L", "RGB") else im)
+            except (OSError, ValueError, SyntaxError) as e:  # truncated, corrupt or not an image at all
+                raise StabgenError(f"{f}: not a readable image ({str(e).splitlines()[0][:100]}); "
+                                   f"remove or re-save it") from None
             imgs.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
         if len({i.shape for i in imgs}) != 1:
             raise StabgenError(f"images in {p} differ in size or channels")

@@ -2,10 +2,16 @@
 traceback, and nothing already recorded lost. Files are missing, directories, empty, binary or
 corrupt; counts are zero, negative, NaN or absurd; storages unreachable; devices absent.
 (Usage errors that typer itself catches — an unknown choice, a non-number — exit 2 with its usage
-box; every case that reaches stabgen's own checks is held to one line.)"""
+box; every case that reaches stabgen's own checks is held to one line.) Every case runs beside a study
+that already holds results, in a copy of one prepared folder, and leaves every file in it — the
+study's database and trial folders included — byte for byte as it was. With the spec-file mistakes of
+tests/test_cli.py (MALFORMED) this is the bad-input suite (issue 33)."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,6 +47,52 @@ def files(tmp: Path) -> None:
     (tmp / "empty.npy").write_bytes(b"")
     (tmp / "a_file").write_text("x")
     (tmp / "badsched.toml").write_text(VALID.replace("[train]\n", '[train]\nlr_schedule = "exponential"\n'))
+    (tmp / "incep.toml").write_text(INCEPTION)
+    (tmp / "corrupt.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    for name, n in (("one_sample", 1), ("truncated_samples", 3)):
+        (tmp / name).mkdir()
+        for i in range(n):
+            _png(tmp / name / f"{i}.png")
+    png = (tmp / "truncated_samples" / "2.png").read_bytes()
+    (tmp / "truncated_samples" / "2.png").write_bytes(png[: len(png) // 2])
+    idx = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+           "t10k-labels-idx1-ubyte.gz")
+    for folder, content in (("bad_data", b"\x1f\x8b\x08\x00 not deflate data" * 8),  # a broken gzip stream
+                            ("short_data", gzip.compress(b"\x00\x00\x08\x03\x00\x00\xea\x60" + bytes(100)))):
+        (tmp / folder / "mnist").mkdir(parents=True)
+        for f in idx:
+            (tmp / folder / "mnist" / f).write_bytes(content)
+
+
+INCEPTION = VALID.replace('dataset = "ring"\nmetric = "modes_captured"', 'dataset = "mnist"').replace(
+    '["mlp2d_small"]', '["gan"]').replace("batch_size = 50\nz_dim = 2\n", "").replace(
+    "[eval]\n", "[eval]\ninception_top_k = 1\ninception_samples = 50\n")
+
+
+def _png(path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((28, 28)) * 255).astype("uint8")).save(path)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """The bad files, beside a study (`ok`) that has already run: what a refused command must not touch."""
+    import subprocess
+
+    root = tmp_path_factory.mktemp("prepared")
+    files(root)
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--study", "ok.toml"], cwd=root,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root`, the study's database and trial folders included, by content."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 # (argv, text the one line must contain); "typer" = a usage error typer reports (exit 2, no traceback)
@@ -86,18 +138,46 @@ CASES = {
     "reproduce: unknown budget": (["reproduce", "mescheder2018", "--budget", "huge"], "huge"),
     "train-classifier: zero epochs": (["train-classifier", "--dataset", "mnist", "--epochs", "0"], "--epochs"),
     "train-classifier: unknown dataset": (["train-classifier", "--dataset", "cifar"], "cifar"),
+    # issue 33: silently accepted or a traceback before
+    "run: infinite heartbeat": (["run", "--study", "ok.toml", "--heartbeat", "inf"], "--heartbeat must be a positive"),
+    "run: zero jobs": (["run", "--study", "ok.toml", "--jobs", "0"], "--jobs"),
+    "run: jobs not a number": (["run", "--study", "ok.toml", "--jobs", "many"], "--jobs"),
+    "run: negative confirmation seeds": (["run", "--study", "ok.toml", "--confirm-seeds", "-1"], "--confirm-seeds"),
+    "run: data dir is a file": (["run", "--study", "ok.toml", "--data-dir", "a_file"], "a_file"),
+    "run: data dir missing": (["run", "--study", "ok.toml", "--data-dir", "no_such_dir"], "no_such_dir"),
+    "run: artifacts of an unknown scheme": (["run", "--study", "ok.toml", "--artifacts", "ftp://host/store"], "ftp"),
+    "run: in-memory SQLite": (["run", "--study", "ok.toml", "--storage", "sqlite://"], "in memory"),
+    "run: in-memory SQLite, named": (["run", "--study", "ok.toml", "--storage", "sqlite:///:memory:"], "in memory"),
+    "run: corrupt database": (["run", "--study", "ok.toml", "--storage", "sqlite:///corrupt.db"], "corrupt.db"),
+    "run: Inception weights missing, before training": (
+        ["run", "--study", "incep.toml", "--inception-weights", "no_such.pth"], "no_such.pth"),
+    "run: Inception weights not a weights file, before training": (
+        ["run", "--study", "incep.toml", "--inception-weights", "garbage.pt"], "garbage.pt"),
+    "run: MNIST files corrupt": (["run", "--study", "incep.toml", "--data-dir", "bad_data", "--no-inception"],
+                                 "bad_data"),
+    "run: MNIST files truncated": (["run", "--study", "incep.toml", "--data-dir", "short_data", "--no-inception"],
+                                   "short_data"),
+    "worker: other steps than the study's": (["worker", "--study", "ok.toml", "--steps", "30"], "--steps 30"),
+    "report: out is a file": (["report", "--study", "ok", "--out", "a_file"], "a_file"),
+    "report: corrupt database": (["report", "--study", "ok", "--storage", "sqlite:///corrupt.db"], "corrupt.db"),
+    "metrics: one sample": (["metrics", "--samples", "one_sample"], "one_sample"),
+    "metrics: truncated PNG": (["metrics", "--samples", "truncated_samples"], "2.png"),
+    "metrics: both sources": (["metrics", "--real-vs", "test", "--samples", "one_sample"], "exactly one of"),
+    "train-classifier: a dataset without labels": (["train-classifier", "--dataset", "ring"], "ring"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, prepared, tmp_path, capsys, monkeypatch):
     from bench.cli import main
 
-    files(tmp_path)
+    root = tmp_path / "w"
+    shutil.copytree(prepared, root)
+    before = snapshot(root)
     args, expect = CASES[case]
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(root)
     monkeypatch.setattr(sys, "argv", ["bench", *args])
-    monkeypatch.setenv("STABGEN_DATA_DIR", str(tmp_path / "no-data"))  # no case may start a download
+    monkeypatch.setenv("STABGEN_DATA_DIR", str(root / "no-data"))  # no case may start a download
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     with pytest.raises(SystemExit) as e:
@@ -110,13 +190,14 @@ def test_bad_input_is_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
     else:
         lines = err.strip().splitlines()
         assert len(lines) == 1 and expect in lines[0], err[-800:]
+    assert snapshot(root) == before, "a refused command changed a file"
 
 
 def test_there_are_at_least_thirty_cases_over_every_subcommand():
     from bench.cli import app
 
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}
-    assert len(CASES) >= 30
+    assert len(CASES) >= 60
     covered = {args[0] for args, _ in CASES.values()}
     assert commands - {"list_"} <= covered | {"list"}, commands - covered
 

@@ -154,6 +154,7 @@ def test_unreachable_storage(tmp_path):
 def test_missing_data_is_one_line(tmp_path):
     (tmp_path / "ok.toml").write_text(VALID)
     env_data = tmp_path / "nodata"
+    env_data.mkdir()  # an empty folder: a missing one is refused as a bad --data-dir (tests/test_bad_input.py)
     r = subprocess.run([*BENCH, "run", "--study", "ok.toml", "--data-dir", str(env_data)], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120,
                        env={**os.environ, "STABGEN_DATA_DIR": str(env_data), "STABGEN_CACHE_DIR": str(tmp_path / "c"),

@@ -100,3 +100,35 @@ def test_layout_splits_the_cores_and_auto_reads_its_measurement(tmp_path, monkey
     for processes, threads, want in ((300.0, 200.0, (4, 1)), (100.0, 200.0, (1, 4))):
         (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": processes, "threads": threads}}))
         assert jobs.layout("auto", spec, "cpu") == want
+
+
+def test_a_config_whose_worker_keeps_dying_is_retried_then_reported_failed(tmp_path):
+    """A killed worker's trial goes stale: its config (seed included) is queued again, MAX_RETRIES times in
+    a row; then the study records it as given up and the trials frame lists it as failed (the worst value
+    in every table) — it never vanishes. Optuna's own callback dropped it silently after two retries."""
+    import time
+
+    import optuna
+
+    from bench import records, spec as spec_mod, storage
+    from conftest import study_toml
+
+    (tmp_path / "s.toml").write_text(study_toml("ring", name="s"))
+    spec = spec_mod.load(str(tmp_path / "s.toml"))
+    study = storage.open_study(spec, f"sqlite:///{tmp_path / 's.db'}", heartbeat=0.3)  # beat 1 s, grace 2 s
+    config = {"model": "mlp2d_small", "regularizer": "none", "seed": 1234, "lr": 1e-3}
+    study.enqueue_trial({}, user_attrs={"config": config})
+    numbers = []
+    for _ in range(storage.MAX_RETRIES + 1):
+        trial = study.ask()  # the queued config, like a worker that then dies mid-training
+        assert trial.user_attrs["config"]["seed"] == 1234
+        numbers.append(trial.number)
+        study._storage.record_heartbeat(trial._trial_id)
+        time.sleep(3.0)  # past the grace period (its heartbeat is stored in whole seconds)
+        optuna.storages.fail_stale_trials(study)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL] * (storage.MAX_RETRIES + 1)  # nothing left WAITING
+    assert [t.user_attrs.get("retries", 0) for t in study.trials] == list(range(storage.MAX_RETRIES + 1))
+    assert study.user_attrs[storage.GIVEN_UP] == [numbers[-1]]
+    frame = records.trials_frame(study)
+    assert list(frame["trial"]) == [numbers[-1]] and list(frame["status"]) == ["failed"]

@@ -164,6 +164,25 @@ def weights_tag(extractor: str, dataset: str, inception_weights: str | None = No
     return _file_tag(str(path), st.st_size, st.st_mtime_ns)
 
 
+def check_inception_weights(option: str | None = None) -> None:
+    """The TF-Inception weights a run will load, checked before it trains (issue 33: a bad file was found
+    only after training): the file exists and is a torch checkpoint (a zip archive whose central directory
+    is intact, or a legacy pickle). None (no local file: torch-fidelity downloads it) passes."""
+    import zipfile
+
+    path = settings.inception_weights(option)
+    if path is None:
+        return
+    if not path.is_file():
+        raise StabgenError(f"Inception weights file {path} {'is a folder' if path.is_dir() else 'does not exist'}; "
+                           f"fix ${settings.ENV_INCEPTION_WEIGHTS} or --inception-weights")
+    with path.open("rb") as f:
+        head = f.read(2)
+    if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):
+        raise StabgenError(f"Inception weights file {path} is not a torch checkpoint (truncated or another kind of "
+                           f"file); download pt_inception-2015-12-05 again, or fix --inception-weights")
+
+
 def _extractor_kwargs(extractor: str, dataset: str, inception_weights: str | None) -> dict:
     if extractor == "classifier":
         return {"feature_extractor": classifier_extractor(dataset)}
