@@ -16,8 +16,8 @@ or seaborn settings outlive the call that needs them).
 from __future__ import annotations
 
 import dataclasses
-
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,7 +34,9 @@ from bench.spec import StudySpec
 from stabgen.errors import StabgenError
 from stabgen.hardware import check_device, default_device
 
-__all__ = ["load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "confirmation", "load_generator",
+ARTIFACT_SCHEMES = ("file", "s3", "gs")  # what bench.artifacts.make_store opens
+
+__all__ = ["benchmark", "plan", "load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "confirmation", "load_generator",
            "build_report", "score_samples", "check_storage", "cross_leaderboard", "StudyRecord", "RunOptions", "StudySpec"]
 
 
@@ -57,7 +59,8 @@ def load_spec(study: str | Path, confirm_seeds: int | None = None) -> StudySpec:
 def options(spec: StudySpec, trials: int | None = None, steps: int | None = None, device: str | None = None,
             storage_url: str | None = None, runs_dir: str | Path = "runs", data_dir: str | None = None,
             inception_weights: str | None = None, heartbeat: float = 10.0, tensorboard: bool = False,
-            allow_spec_change: bool = False, artifacts: str | None = None, jobs: int | str | None = None) -> RunOptions:
+            allow_spec_change: bool = False, artifacts: str | None = None, jobs: int | str | None = None,
+            inception: bool = True) -> RunOptions:
     """Run options with the defaults `bench run` uses, each bad value refused in one line."""
     for name, v, most in (("trials", trials, 10**6), ("steps", steps, 10**9)):
         if v is not None and v < 1:
@@ -65,8 +68,14 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
         if v is not None and v > most:
             raise StabgenError(f"--{name} {v} is beyond any run this tool is meant for (at most {most:,}); "
                                f"pass a smaller number")
-    if not heartbeat > 0:
+    if not (heartbeat > 0 and math.isfinite(heartbeat)):
         raise StabgenError(f"--heartbeat must be a positive number of seconds, got {heartbeat}")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise StabgenError(f"--data-dir {data_dir} {'is not a folder' if Path(data_dir).exists() else 'does not exist'}; "
+                           f"pass the folder that holds mnist/ and fashion-mnist/ (or leave it out)")
+    if artifacts and "://" in artifacts and artifacts.split("://")[0] not in ARTIFACT_SCHEMES:
+        raise StabgenError(f"--artifacts {artifacts}: unknown scheme {artifacts.split('://')[0]!r}; use a folder, "
+                           f"file://PATH, s3://BUCKET or gs://BUCKET")
     if tensorboard:
         records.tensorboard_writer_class()  # fails now, in one line, not after the first trial
     runs_dir = Path(runs_dir)
@@ -76,7 +85,7 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
                       storage=storage.resolve_url(storage_url, spec.storage, runs_dir, spec.name),
                       runs_dir=runs_dir, data_dir=data_dir, inception_weights=inception_weights, heartbeat=heartbeat,
                       tensorboard=tensorboard, allow_spec_change=allow_spec_change, artifacts=artifacts,
-                      jobs=jobs_mod.parse(jobs))
+                      jobs=jobs_mod.parse(jobs), inception=inception)
 
 
 def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, command: str | None = None,
@@ -94,12 +103,14 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
     opts = dataclasses.replace(opts, jobs=processes)  # "auto" resolved: every process knows how many share the work
     with jobs_mod.helpers(spec, opts, processes, threads):  # --jobs: workers beside this process
         study = search.run(spec, opts, on_trial_start, on_step, on_trial_end)
-    try:
-        inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
-    except StabgenError as e:  # the search results stand; say why the Inception column is empty
-        logging.getLogger(__name__).warning(f"Inception evaluation skipped: {e}")
+    if opts.inception:
+        try:
+            inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
+        except StabgenError as e:  # the search results stand; say why the Inception column is empty
+            logging.getLogger(__name__).warning(f"Inception evaluation skipped: {e}")
     command = command or f"bench run --study {spec.name}"
     storage.record_command(study, command)
+    study.set_user_attr("last_processes", processes)  # the report's hardware line: how many trained side by side
     study.set_user_attr("last_wall_seconds", round(time.perf_counter() - t0, 1))
     rec = report.record_of(study, opts.storage)
     rec.report = report.build(rec, opts.runs_dir / spec.name, command, figures=figures)
@@ -107,12 +118,31 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
 
 
 def check_storage(spec: StudySpec, opts: RunOptions) -> None:
-    """Open (or create) the study once: a bad URL, driver or server fails here, in one line, and a
-    resumed study whose stored spec differs is refused (unless opts.allow_spec_change), as is a runs
-    folder that holds a same-named study of another storage."""
+    """Everything a run needs, checked before the study is created or anything printed: the data and
+    the Inception weights can be read (preflight), then the study is opened (or created) once — a bad
+    URL, driver or server fails here, in one line — and a resumed study whose stored spec differs is
+    refused (unless opts.allow_spec_change), as is a runs folder that holds a same-named study of
+    another storage, or a budget flag (--steps) other than the one the study trains at."""
+    preflight(spec, opts)
     storage.check_runs_folder(Path(opts.runs_dir) / spec.name, opts.storage)
     study = storage.open_study(spec, opts.storage, heartbeat=opts.heartbeat)
     storage.record_spec(study, spec, opts.allow_spec_change)
+    storage.record_budget(study, opts.steps)
+
+
+def preflight(spec: StudySpec, opts: RunOptions) -> None:
+    """The files a run reads, read before it stores anything (issue 33: a corrupt MNIST file or a bad
+    Inception weights file was found only after training): the dataset's splits, and the TF-Inception
+    weights where the study scores its top trials with them."""
+    from stabgen.metrics.fidelity import check_inception_weights
+    from stabgen.userdata import resolve
+
+    ds = resolve(spec.dataset)
+    if opts.inception and spec.eval.inception_top_k > 0 and ds.inception:
+        check_inception_weights(opts.inception_weights)
+    if ds.load_split is not None:
+        for split in dict.fromkeys(("train", spec.eval.split)):
+            ds.load_split(split, opts.data_dir)
 
 
 def open_study(study: str, storage_url: str | None = None, runs_dir: str | Path = "runs") -> StudyRecord:
@@ -175,6 +205,9 @@ def score_samples(dataset: str | None, samples: str | Path | None = None, real_v
         raise StabgenError(f"dataset {dataset!r} has no labelled real split to score against")
     if samples is not None:
         fake, source = load_samples(samples)[:n], str(samples)
+        if len(fake) < 2:  # FID's covariance, KID's unbiased estimate and the k-NN metrics need two at least
+            raise StabgenError(f"{samples}: {len(fake)} sample{'s' if len(fake) != 1 else ''}; the metrics need at "
+                               f"least 2 (thousands for a meaningful FID)")
     else:  # a different fixed subset than the reference's, so train-vs-train is not the same images
         fake = ds.reference(real_vs, min(n, ds.split_size(real_vs)), seed=1, data_dir=data_dir).images()
         source = f"{ds.name}/{real_vs} (real)"  # the dataset resolved, also when --dataset was left out
@@ -184,3 +217,32 @@ def score_samples(dataset: str | None, samples: str | Path | None = None, real_v
                            check_device(device or default_device()), inception_weights, fid_inf)
     res.update(samples=source, seconds=round(time.perf_counter() - t0, 2))
     return res
+
+
+def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.api.benchmark", **option_kw):
+    """Run or resume every study of a suite (a shipped name: core, gpu; or a suite .toml) and write the
+    cross-task leaderboard of regularizers (bench.benchmark): what `bench benchmark` does."""
+    from bench import benchmark as bm
+
+    return bm.run(suite, Path(out) if out else None, command, **option_kw)
+
+
+def plan(study: str | Path | None = None, suite: str | None = None, device: str | None = None,
+         data_dir: str | None = None, inception_weights: str | None = None, inception: bool = True) -> pd.DataFrame:
+    """What a study (or every study of a suite) costs on this device, priced by short timed runs of
+    each kind of training; nothing runs and nothing is stored (`bench run/benchmark --plan`)."""
+    from bench import plan as plan_mod
+
+    dev = check_device(device or default_device())
+    if suite is not None:
+        from bench.benchmark import load_suite
+
+        _, _, studies = load_suite(suite)
+    else:
+        studies = [study]
+    tables = []
+    for s in studies:
+        spec = load_spec(s)
+        tables.append(plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name))
+    out = pd.concat(tables, ignore_index=True)
+    return out[["study", *[c for c in out.columns if c != "study"]]]

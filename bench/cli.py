@@ -108,6 +108,11 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confi
         runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
         tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
         artifacts: ArtifactsOpt = None, format: FormatOpt = Format.table,
+        no_inception: Annotated[bool, typer.Option("--no-inception", help="Skip the TF-Inception scoring of the top "
+                                                   "trials after the search (the spec's inception_top_k).")] = False,
+        plan: Annotated[bool, typer.Option("--plan", help="Only say what it costs: every kind of training (search, "
+                                       "seed re-runs, confirmation at its first look, Inception), priced on this "
+                                       "device by a short timed run of each. Trains and stores nothing.")] = False,
         figures: Annotated[bool, typer.Option("--figures", help="Also draw the report's figures and "
                                               "RUNS_DIR/STUDY/index.html (as `bench report` does).")] = False,
         quiet: QuietOpt = False) -> None:
@@ -120,10 +125,13 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confi
     """
     from bench import api
 
+    if plan:
+        return _print_plan(api.plan(study, device=device, data_dir=_str(data_dir),
+                                    inception_weights=_str(inception_weights), inception=not no_inception), study, device, format)
     spec = api.load_spec(study, confirm_seeds)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
-                       heartbeat, tensorboard, allow_spec_change, artifacts, jobs)
-    api.check_storage(spec, opts)  # a bad storage fails in one line, before anything is printed
+                       heartbeat, tensorboard, allow_spec_change, artifacts, jobs, inception=not no_inception)
+    api.check_storage(spec, opts)  # a bad storage, data or weights file fails in one line, before anything is printed
     with _resumable_on_interrupt(), ui.shown(console, quiet):
         _run_and_report(spec, opts, figures, format)
 
@@ -150,6 +158,43 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
                       f"{_search_budget(spec, opts)} · {describe(opts.device)}")
         study_ = search.run(spec, opts, on_trial_end=lambda t: console.print(_trial_line(spec, t)), worker=True)
         console.print(f"done: {search.n_finished(study_)} finished trials in the study")
+
+
+@app.command()
+def benchmark(
+    suite: Annotated[str, typer.Option("--suite", help="A shipped suite (core: five CPU tasks; gpu: conv nets, "
+                                       "Stacked MNIST, paper-length budgets) or a path to a suite .toml.")] = "core",
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: RUNS_DIR/benchmark/SUITE; the "
+                                                "committed reports/benchmark only when named here).")] = None,
+    jobs: JobsOpt = None, device: DeviceOpt = None, data_dir: DataDirOpt = None,
+    inception_weights: InceptionOpt = None, runs_dir: RunsDirOpt = Path("runs"),
+    no_inception: Annotated[bool, typer.Option("--no-inception", help="Skip the TF-Inception scoring in every "
+                                               "study.")] = False,
+    format: FormatOpt = Format.table, quiet: QuietOpt = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Only say what it costs: every kind of training (search, "
+                                       "seed re-runs, confirmation at its first look, Inception), priced on this "
+                                       "device by a short timed run of each. Trains and stores nothing.")] = False,
+) -> None:
+    """Run or resume every study of a suite and rank the regularizers across its tasks: normalized scores
+    (0 chance, 1 real data), interquartile mean with stratified-bootstrap intervals, performance profiles,
+    probability of improvement over none, and every claim with Holm over the whole benchmark.
+
+    Each study is an ordinary `bench run` (its own storage under RUNS_DIR/STUDY); interrupt and rerun
+    the same command to resume — finished studies train nothing again.
+    """
+    from bench import api, benchmark as bm_mod, records
+
+    if plan:
+        return _print_plan(api.plan(suite=suite, device=device, data_dir=_str(data_dir),
+                                    inception_weights=_str(inception_weights), inception=not no_inception),
+                           f"suite {suite}", device, format)
+    with _resumable_on_interrupt(), ui.shown(console, quiet):
+        bm = api.benchmark(suite, out, records.command_line(), jobs=jobs, device=device,
+                           data_dir=_str(data_dir), inception_weights=_str(inception_weights), runs_dir=runs_dir,
+                           inception=not no_inception)
+        _print_table(bm_mod.display(bm.leaderboard), f"{bm.name}: regularizers across {bm.runs['task'].nunique()} "
+                     "tasks (normalized: 0 chance, 1 real data)", format, raw=bm.leaderboard)
+        console.print(f"wrote {len(bm.files)} files to {bm.files[0].parent}")
 
 
 @app.command()
@@ -322,6 +367,15 @@ def _run_and_report(spec, opts, figures: bool, fmt: "Format" = None) -> None:
     _print_report(rec.report, rec, fmt or Format.table)
     console.print(f"wrote {opts.runs_dir / spec.name}/leaderboard.{{csv,md,tex,html}}, trials.csv · "
                   f"wall time {time.perf_counter() - t0:.1f}s")
+
+
+def _print_plan(table, what: str, device: str | None, fmt: "Format") -> None:
+    """A plan's table and its total (what --plan prints; nothing ran)."""
+    from bench.plan import total_line
+    from stabgen.hardware import check_device, default_device, describe
+
+    _print_table(table, f"{what}: the plan (nothing run)", fmt)
+    out.print(total_line(table, describe(check_device(device or default_device()))), markup=False, highlight=False)
 
 
 def _print_report(r, rec, fmt: "Format", head: int | None = None) -> None:

@@ -209,9 +209,11 @@ register(idx_dataset("fashion-mnist", "Fashion-MNIST 28×28 grey, 60k train / 10
                       "blurred mean": {"domain_fid": 198.9, "classes": 3}}))
 
 
-RING_CHANCE = {"uniform noise": {"high_quality": 0.002, "modes_captured": 3.8},
+# 2D chance rows at PacGAN's N = 2,500, the mean of 10 draws (bench.papers.pacgan2018.chance_samples;
+# tests/test_benchmark.py recomputes them): uniform noise on the data's box, the mixture blurred to 10σ
+RING_CHANCE = {"uniform noise": {"high_quality": 0.002, "modes_captured": 3.8, "reverse_kl": 0.91},
                "blurred mixture": {"high_quality": 0.045, "modes_captured": 8.0}}
-GRID_CHANCE = {"uniform noise": {"high_quality": 0.018, "modes_captured": 21.8},
+GRID_CHANCE = {"uniform noise": {"high_quality": 0.018, "modes_captured": 21.8, "reverse_kl": 0.271},
                "blurred mixture": {"high_quality": 0.045, "modes_captured": 25.0}}
 
 

@@ -20,8 +20,9 @@ import pandas as pd
 from stabgen.registry import Registry
 from stabgen.trial import TrialConfig
 
-PROBE_STEPS = 10  # timed steps per kind of config, after WARMUP_STEPS (graph capture, allocations); best of 2
-WARMUP_STEPS = 3
+PROBE_STEPS = 40  # timed steps per kind of config beyond WARMUP_STEPS (graph capture, allocations)
+WARMUP_STEPS = 5
+REPEATS = 3  # short and long runs alternated this many times; the fastest of each counts
 INCEPTION_PROBE = 8  # images timed through TF-Inception when the budget uses it
 
 
@@ -45,23 +46,25 @@ PLANS: Registry[Callable[[str], list[Work]]] = Registry("reproduction plan")
 
 
 def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1) -> float:
-    """Seconds per training step of a population of `k` configs like `cfg` (seeds apart): a warm-up
-    run, then a longer one; the difference over the extra steps (so building the networks and
-    loading data are not counted as steps)."""
+    """Seconds per training step of a population of `k` configs like `cfg` (seeds apart): short runs of
+    WARMUP_STEPS and long runs of WARMUP_STEPS + PROBE_STEPS, alternated REPEATS times; the fastest of
+    each (a busy machine slows a run, never speeds it up), and their difference over the extra steps (so
+    building the networks and loading data are not counted). Alternating keeps a burst of load from
+    landing on one kind only (issue 31: one row read 0.0 ms/step when the warm-up alone was slowed)."""
     from stabgen.datasets import DATASETS
     from stabgen.train import train_population
 
     source = DATASETS.get(cfg.dataset).source(data_dir)
     short = [replace(cfg, steps=WARMUP_STEPS, eval_every=10**9, seed=cfg.seed + i) for i in range(k)]
-    t0 = time.perf_counter()
-    train_population(short, source, device)
-    warm = time.perf_counter() - t0
-    runs = []
-    for _ in range(2):  # the faster of two: a busy machine slows one run, never speeds it up
-        t0 = time.perf_counter()
-        train_population([replace(c, steps=WARMUP_STEPS + PROBE_STEPS) for c in short], source, device)
-        runs.append(time.perf_counter() - t0)
-    return max(0.0, min(runs) - warm) / PROBE_STEPS
+    long = [replace(c, steps=WARMUP_STEPS + PROBE_STEPS) for c in short]
+    train_population(short, source, device)  # first use: allocations, kernels, the data in memory
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for _ in range(REPEATS):
+        for i, cfgs in enumerate((short, long)):
+            t0 = time.perf_counter()
+            train_population(cfgs, source, device)
+            times[i].append(time.perf_counter() - t0)
+    return max(min(times[1]) - min(times[0]), 1e-9 * PROBE_STEPS) / PROBE_STEPS
 
 
 def _eval_seconds(cfg: TrialConfig, n: int, metric: str, device: str, data_dir: str | None) -> float:
@@ -88,6 +91,13 @@ def _inception_seconds_per_image(device: str, inception_weights: str | None) -> 
 
     from stabgen.metrics import fidelity
 
+    from stabgen import settings
+    from stabgen.errors import StabgenError
+
+    if settings.inception_weights(inception_weights) is None:  # torch-fidelity would download them mid-plan
+        raise StabgenError(f"no local TF-Inception weights to time the Inception step; set "
+                           f"${settings.ENV_INCEPTION_WEIGHTS} or --inception-weights, or plan with --no-inception")
+    fidelity.check_inception_weights(inception_weights)
     images = torch.randint(0, 256, (INCEPTION_PROBE, 1, 28, 28), dtype=torch.uint8)
     fidelity.features(images[:2], "inception", device=device, inception_weights=inception_weights)  # load once
     t0 = time.perf_counter()
@@ -138,5 +148,5 @@ def total_line(table: pd.DataFrame, hardware: str) -> str:
     s = float(table["estimated s"].sum())
     return (f"{int(table['trainings'].sum())} trainings, {int((table['trainings'] * table['steps each']).sum()):,} "
             f"steps in all; estimated wall time ≈ {duration(s)} on {hardware} (one process; from {PROBE_STEPS} "
-            f"timed steps per kind of config after {WARMUP_STEPS} warm-up steps, one timed evaluation per sample "
+            f"timed steps per kind of config beyond {WARMUP_STEPS}, the fastest of {REPEATS}, one timed evaluation per sample "
             f"count{', Inception on ' + str(INCEPTION_PROBE) + ' images' if table['Inception images'].sum() else ''})")

@@ -1,0 +1,426 @@
+"""The benchmark: a suite of studies (tasks) run or resumed by one command, their confirmation seeds put
+on one scale, and the regularizers aggregated across tasks the way Agarwal et al. (2021, rliable) ask
+results over few runs to be reported: interquartile mean with stratified-bootstrap intervals,
+performance profiles, probability of improvement over `none`, optimality gap.
+
+Data flow: suite (TOML: the studies) → each study's record (bench.api: run or resumed) → one row per
+confirmation run: task (study × model family), arm, regularizer, seed, raw study metric (a diverged run
+at the worst) → normalized score (0 = the dataset's uniform-noise chance row, 1 = real data against
+real data at the study's sample count) → per-regularizer aggregates → reports/benchmark/.
+
+rliable's own `metrics` module gives the point estimates; its `library` module (intervals, profiles)
+imports `arch`, which fails under pandas 3 (7.x) or breaks rliable's calls (8.0), so the stratified
+bootstrap and the profiles are written here after rliable's definitions and tested against them
+(tests/test_benchmark.py: point values equal rliable.metrics; interval coverage by simulation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench import confirm, stats
+from bench.arms import label_of
+from stabgen.errors import StabgenError
+
+SUITES = Path(__file__).parent / "suites"
+# the sample count the registry's chance rows were measured at (stabgen.datasets): a study scored on other
+# N compares with a chance row of another N (mode counts and FID depend on N); normalization.csv says both
+CHANCE_N = {"image": 5000, "points": 2500}
+N_BOOT = 2000
+TAUS = np.linspace(-0.5, 1.25, 36)  # normalized-score thresholds of the performance profiles
+
+
+class Suite(BaseModel):
+    """A suite file: its studies (shipped names, or spec paths relative to the suite file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    budget: str = Field("", description="the budget the suite runs at, in words (the report's header states it)")
+    studies: list[str] = Field(min_length=1)
+
+
+def load_suite(suite: str) -> tuple[str, Suite, list[str]]:
+    """(name, suite, the study arguments `bench run --study` takes): a shipped suite's name or a path."""
+    p = Path(suite)
+    if not (p.suffix == ".toml" or p.exists()):
+        p = SUITES / f"{suite}.toml"
+        if not p.is_file():
+            known = ", ".join(sorted(x.stem for x in SUITES.glob("*.toml")))
+            raise StabgenError(f"no suite named {suite!r} (shipped: {known}); or pass a path to a suite .toml")
+    if not p.is_file():
+        raise StabgenError(f"suite {p} {'is a directory' if p.is_dir() else 'does not exist'}; pass a suite .toml file")
+    try:
+        s = Suite.model_validate(tomllib.loads(p.read_bytes().decode("utf-8")))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise StabgenError(f"{p}: not a valid TOML suite ({str(e).splitlines()[0]})") from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise StabgenError(f"{p}: {'.'.join(map(str, err['loc'])) or '(top level)'}: {err['msg']}") from None
+    here = p.parent
+    studies = [str(here / x) if x.endswith(".toml") and not Path(x).is_absolute() else x for x in s.studies]
+    return p.stem, s, studies
+
+
+# --- one scale for every task ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scale:
+    """A task's normalization: 0 at `chance` (what uniform noise scores), 1 at `floor` (real data
+    against real data of the same size), in the metric's direction."""
+
+    chance: float
+    floor: float
+
+    def __call__(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (x - self.chance) / (self.floor - self.chance)
+
+
+def normalized(raw: np.ndarray, scale: Scale) -> np.ndarray:
+    """Normalized scores; a diverged or undefined run (±∞ or NaN raw) takes the task's worst: 0 (chance)
+    or the lowest finite score of the task if that is lower — the worst value, kept finite so that means
+    and bootstraps stay defined (house rule: never dropped)."""
+    s = scale(raw)
+    finite = s[np.isfinite(s)]
+    worst = min(0.0, float(finite.min())) if finite.size else 0.0
+    return np.where(np.isfinite(s), s, worst)
+
+
+def chance_value(dataset: str, metric: str) -> float:
+    """The dataset's uniform-noise chance row for the metric (stabgen.datasets: measured, recomputed by
+    tests/test_gates.py)."""
+    from stabgen.datasets import DATASETS
+
+    row = DATASETS.get(dataset).chance.get("uniform noise", {})
+    if metric not in row:
+        raise StabgenError(f"dataset {dataset!r} has no uniform-noise chance row for {metric!r}: a benchmark task "
+                           f"needs one to normalize (add it to its chance rows)")
+    return float(row[metric])
+
+
+def real_floor(dataset: str, metric: str, n: int, data_dir: str | None, device: str, cache: Path) -> float:
+    """Real data scored as if generated: the best a model can do at this sample count (for image data
+    the test split's reference against n train images; for 2D mixtures n draws of the mixture itself).
+    Cached in `cache` (a JSON file) per dataset, metric and n."""
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    key = f"{dataset}/{metric}/{n}"
+    if key not in known:
+        known[key] = _measure_floor(dataset, metric, n, data_dir, device)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    return float(known[key])
+
+
+def _measure_floor(dataset: str, metric: str, n: int, data_dir: str | None, device: str) -> float:
+    import torch
+
+    from stabgen.datasets import DATASETS, EvalRequest
+
+    ds = DATASETS.get(dataset)
+    if ds.kind == "points":  # n draws of the mixture itself: equal weights, each mode's own σ
+        from stabgen.metrics.modes import mixture_modes
+
+        src, g = ds.source(data_dir), torch.Generator().manual_seed(1)
+        k = torch.randint(src.centers.shape[0], (n,), generator=g)
+        real = src.centers[k].double() + src.sigma * torch.randn(n, 2, generator=g, dtype=torch.float64)
+        return float(mixture_modes(real, src.centers, src.sigma)[metric])
+    from bench import api
+
+    res = api.score_samples(dataset, real_vs="train", split=ds_split(ds), n=n, data_dir=data_dir, device=device)
+    return float(res[metric])
+
+
+def ds_split(ds) -> str:
+    return "test" if "test" in ds.splits else next(iter(ds.splits))
+
+
+# --- the runs of every task ---------------------------------------------------------------------------
+
+def task_runs(rec) -> pd.DataFrame:
+    """One row per confirmation run of a study's confirmed arms: task (study × model family), arm,
+    regularizer, seed, the raw study metric (diverged: the worst), the arm's gate and its verdict."""
+    table = _confirm_table(rec)
+    if table.empty:
+        return pd.DataFrame()
+    spec, df = rec.spec, rec.trials
+    runs = confirm.confirm_rows(df)
+    arms = {r.arm: int(r.config_trial) for r in table.itertuples()}
+    runs = runs[[arms.get(a) == int(o) for a, o in zip(runs["confirm_arm"], runs["confirm_of"])]]
+    runs = runs.assign(raw=confirm.scores(runs, spec.metric, spec.direction))
+    info = table.set_index("arm")
+    out = pd.DataFrame({
+        "study": spec.name, "dataset": spec.dataset, "metric": spec.metric, "direction": spec.direction,
+        "arm": runs["confirm_arm"].to_numpy(), "seed": runs["confirm_seed"].astype(int).to_numpy(),
+        "status": runs["status"].to_numpy(), "raw": runs["raw"].to_numpy()})
+    out["family"] = ["/".join(a.split("/")[:-1]) for a in out["arm"]]
+    out["regularizer"] = [a.split("/")[-1] for a in out["arm"]]
+    out["task"] = out["study"] + ":" + out["family"]
+    out["arm_key"] = out["study"] + ":" + out["arm"]
+    for col in ("gate", "verdict", "p", "p_holm", "baseline", "level"):
+        out[col] = out["arm"].map(info[col]) if col in info else math.nan
+    return out.sort_values(["task", "arm", "seed"]).reset_index(drop=True)
+
+
+def _confirm_table(rec) -> pd.DataFrame:
+    from bench.report import confirm_table
+
+    return confirm_table(rec)
+
+
+def with_scores(runs: pd.DataFrame, scales: dict[str, Scale]) -> pd.DataFrame:
+    """`runs` with each task's normalized score (column `score`)."""
+    parts = []
+    for task, g in runs.groupby("task", sort=False):
+        parts.append(g.assign(score=normalized(g["raw"].to_numpy(), scales[task])))
+    return pd.concat(parts, ignore_index=True) if parts else runs.assign(score=[])
+
+
+def benchmark_holm(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per tested arm of every task: its study's verdict and the two-sided p Holm-corrected over
+    every claim of the benchmark (each arm against its family's baseline); a decisive verdict stands only
+    if that p is below the level its study held it to."""
+    arms = runs.drop_duplicates("arm_key")[["task", "arm", "regularizer", "baseline", "gate", "verdict", "p", "level"]]
+    tested = arms[arms["p"].notna()].copy()
+    if tested.empty:
+        return tested.assign(p_holm_benchmark=[], benchmark_verdict=[])
+    tested["p_holm_benchmark"] = stats.holm(tested["p"].to_numpy())
+    decisive = tested["verdict"].str.startswith(("better", "worse"))
+    tested["benchmark_verdict"] = np.where(decisive & (tested["p_holm_benchmark"] < tested["level"]),
+                                           tested["verdict"], np.where(decisive, "inconclusive after the benchmark's "
+                                                                      "Holm", tested["verdict"]))
+    return tested.reset_index(drop=True)
+
+
+# --- aggregation as rliable does it -------------------------------------------------------------------
+
+def score_lists(runs: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """regularizer → task → its normalized scores over confirmation seeds (seed order)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for (reg, task), g in runs.sort_values("seed").groupby(["regularizer", "task"], sort=True):
+        out.setdefault(reg, {})[task] = g["score"].to_numpy(dtype=float)
+    return out
+
+
+def iqm(tasks: dict[str, np.ndarray]) -> float:
+    """Interquartile mean over every run of every task (rliable.metrics.aggregate_iqm: scipy's trim_mean
+    at 25 %, over all runs × tasks); tasks may have different run counts here."""
+    from scipy.stats import trim_mean
+
+    return float(trim_mean(np.concatenate(list(tasks.values())), proportiontocut=0.25, axis=None))
+
+
+def optimality_gap(tasks: dict[str, np.ndarray], gamma: float = 1.0) -> float:
+    """How far the runs fall short of `gamma` (real data's level) on average (rliable's optimality gap)."""
+    x = np.concatenate(list(tasks.values()))
+    return float(gamma - np.minimum(x, gamma).mean())
+
+
+def mean_score(tasks: dict[str, np.ndarray]) -> float:
+    return float(np.concatenate(list(tasks.values())).mean())
+
+
+def probability_of_improvement(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> float:
+    """P(a run of X scores above a run of Y on the same task), ties half, averaged over the tasks both
+    ran (rliable.metrics.probability_of_improvement, per task the Mann-Whitney U / (m·n))."""
+    shared = sorted(set(x) & set(y))
+    if not shared:
+        return math.nan
+    vals = []
+    for t in shared:
+        a, b = x[t][:, None], y[t][None, :]
+        vals.append(float(((a > b) + 0.5 * (a == b)).mean()))
+    return float(np.mean(vals))
+
+
+def profile(tasks: dict[str, np.ndarray], taus: np.ndarray = TAUS) -> np.ndarray:
+    """Performance profile: for each τ, the share of runs scoring above τ — per task, then averaged over
+    tasks, so every task weighs the same (rliable's `create_performance_profile`)."""
+    return np.mean([(v[:, None] > taus[None, :]).mean(0) for v in tasks.values()], axis=0)
+
+
+def stratified_ci(statistic, *groups: dict[str, np.ndarray], n_boot: int = N_BOOT, seed: int = 0,
+                  confidence: float = stats.CONFIDENCE) -> tuple[float, float]:
+    """Percentile interval of `statistic(*groups)` under the stratified bootstrap: each task's runs
+    resampled with replacement within the task, each group on its own (rliable.library's
+    StratifiedBootstrap, which is not importable here: see the module doc)."""
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        draw = [{t: v[rng.integers(0, len(v), len(v))] for t, v in g.items()} for g in groups]
+        vals.append(statistic(*draw))
+    lo, hi = np.nanpercentile(vals, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return float(lo), float(hi)
+
+
+def leaderboard(runs: pd.DataFrame, baseline: str = "none", n_boot: int = N_BOOT) -> pd.DataFrame:
+    """One row per regularizer: tasks, runs, IQM [CI], mean [CI], optimality gap [CI], probability of
+    improvement over the baseline on the tasks both ran [CI], ranked by IQM."""
+    lists = score_lists(runs)
+    rows = []
+    for reg, tasks in lists.items():
+        row = {"regularizer": reg, "tasks": len(tasks), "runs": int(sum(len(v) for v in tasks.values()))}
+        for name, f in (("iqm", iqm), ("mean", mean_score), ("optimality_gap", optimality_gap)):
+            row[name] = f(tasks)
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = stratified_ci(f, tasks, n_boot=n_boot)
+        base = lists.get(baseline)
+        if base is not None and reg != baseline:
+            row["p_improvement"] = probability_of_improvement(tasks, base)
+            row["p_improvement_ci_low"], row["p_improvement_ci_high"] = stratified_ci(
+                probability_of_improvement, tasks, base, n_boot=n_boot)
+        else:
+            row["p_improvement"] = row["p_improvement_ci_low"] = row["p_improvement_ci_high"] = math.nan
+        rows.append(row)
+    out = pd.DataFrame(rows).sort_values(["iqm", "regularizer"], ascending=[False, True]).reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
+# --- the whole command ---------------------------------------------------------------------------------
+
+@dataclass
+class Benchmark:
+    """What `bench benchmark` computed: every confirmation run on one scale, the scales, the per-
+    regularizer leaderboard, the benchmark-wide claims, the profiles, and the files written."""
+
+    name: str
+    suite: Suite
+    header: dict[str, str]
+    runs: pd.DataFrame
+    scales: pd.DataFrame
+    leaderboard: pd.DataFrame
+    claims: pd.DataFrame
+    profiles: pd.DataFrame
+    files: list[Path]
+
+
+def run(suite: str, out_dir: Path | None = None, command: str = "bench.api.benchmark", **option_kw) -> Benchmark:
+    """Run or resume every study of the suite (bench.api.run_study: a finished study trains nothing
+    again), put their confirmation runs on one scale and write the benchmark's report to `out_dir`
+    (default RUNS_DIR/benchmark/SUITE)."""
+    import time
+
+    from bench import api
+    from stabgen.datasets import DATASETS
+    from stabgen.hardware import default_device, describe
+
+    t0 = time.perf_counter()
+    name, s, studies = load_suite(suite)
+    specs = [api.load_spec(x) for x in studies]  # every spec checked before anything trains
+    for spec in specs:
+        if spec.joint or spec.confirm.seeds == 0:
+            raise StabgenError(f"suite {name}: study {spec.name!r} has no confirmation (per-arm search and "
+                               f"[confirm] seeds > 0): a benchmark compares confirmed arms only")
+    runs_dir = Path(option_kw.get("runs_dir", "runs"))
+    recs = [api.run_study(spec, command=f"{command} (study {spec.name})", **option_kw) for spec in specs]
+    runs = pd.concat([task_runs(r) for r in recs], ignore_index=True)
+    if runs.empty:
+        raise StabgenError(f"suite {name}: no confirmation runs in any study yet")
+    device = option_kw.get("device") or default_device()
+    cache = runs_dir / "benchmark" / "floors.json"
+    scales, rows = {}, []
+    for spec in specs:
+        chance = chance_value(spec.dataset, spec.metric)
+        floor = real_floor(spec.dataset, spec.metric, spec.eval.samples, option_kw.get("data_dir"), device, cache)
+        for task in runs.loc[runs["study"] == spec.name, "task"].unique():
+            scales[task] = Scale(chance, floor)
+            rows.append({"task": task, "dataset": spec.dataset, "metric": spec.metric, "direction": spec.direction,
+                         "chance (0)": chance, "chance measured at N": CHANCE_N[DATASETS.get(spec.dataset).kind],
+                         "real vs real (1)": floor, "samples": spec.eval.samples})
+    runs = with_scores(runs, scales)
+    lb = leaderboard(runs)
+    lists = score_lists(runs)
+    profiles = pd.DataFrame({"tau": TAUS, **{reg: profile(tasks) for reg, tasks in lists.items()}})
+    header = {"suite": f"{name} — {s.description}" if s.description else name, "command": command,
+              "budget": s.budget or "each study's own spec", "hardware": describe(device),
+              "studies": ", ".join(f"{r.spec.name} ({r.spec.budget_label()}, {r.spec.eval.samples} samples)" for r in recs),
+              "tasks": f"{runs['task'].nunique()} (study × model family), {len(runs)} confirmation runs",
+              "normalization": "0 = the dataset's uniform-noise chance row, 1 = real data vs real data of the same size "
+                               "(normalization.csv); a diverged run at its task's worst",
+              "aggregation": f"interquartile mean over tasks × confirmation seeds, 95 % stratified-bootstrap intervals "
+                             f"({N_BOOT} resamples of the seeds within each task); P(improvement) over none on the "
+                             f"tasks both ran",
+              "wall time": f"{time.perf_counter() - t0:.0f} s (this invocation; the studies resume)"}
+    out = Path(out_dir) if out_dir else runs_dir / "benchmark" / name
+    bm = Benchmark(name, s, header, runs, pd.DataFrame(rows), lb, benchmark_holm(runs), profiles, [])
+    bm.files = write(bm, out)
+    return bm
+
+
+def display(lb: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard for reading: `value [low, high]` per aggregate."""
+    def ci(v, lo, hi, fmt="{:.3f}"):
+        return "—" if v != v else f"{fmt.format(v + 0.0)} [{fmt.format(lo + 0.0)}, {fmt.format(hi + 0.0)}]"
+
+    out = lb[["rank", "regularizer", "tasks", "runs"]].copy()
+    for col, title in (("iqm", "IQM"), ("mean", "mean"), ("optimality_gap", "optimality gap"),
+                       ("p_improvement", "P(improvement over none)")):
+        out[title] = [ci(v, lo, hi, "{:.2f}" if col == "p_improvement" else "{:.3f}")
+                      for v, lo, hi in zip(lb[col], lb[f"{col}_ci_low"], lb[f"{col}_ci_high"])]
+    return out
+
+
+OWN_FILES = ("leaderboard.csv", "tasks.csv", "normalization.csv", "claims.csv", "profiles.csv", "leaderboard.tex",
+             "leaderboard.md", "iqm.png", "iqm.svg", "profiles.png", "profiles.svg")
+
+
+def write(bm: Benchmark, out: Path) -> list[Path]:
+    """leaderboard.{md,csv,tex}, tasks.csv (every confirmation run: task, arm, seed, raw, score),
+    normalization.csv, claims.csv (Holm over the whole benchmark), profiles.csv and the figures."""
+    from bench.report import writable_folder
+
+    writable_folder(out)
+    for stale in OWN_FILES:  # a previous benchmark's files in this folder (figures of dropped regularizers…)
+        (out / stale).unlink(missing_ok=True)
+    files = [out / "leaderboard.csv", out / "tasks.csv", out / "normalization.csv", out / "claims.csv",
+             out / "profiles.csv", out / "leaderboard.tex", out / "leaderboard.md"]
+    bm.leaderboard.to_csv(files[0], index=False)
+    bm.runs.drop(columns=["arm_key"]).to_csv(files[1], index=False)
+    bm.scales.to_csv(files[2], index=False)
+    bm.claims.to_csv(files[3], index=False)
+    bm.profiles.to_csv(files[4], index=False)
+    shown = display(bm.leaderboard)
+    files[5].write_text(shown.to_latex(index=False))
+    lines = [f"# Benchmark: {bm.name}", ""] + [f"- **{k}**: {v}" for k, v in bm.header.items()]
+    lines += ["", "## Regularizers across tasks", "", shown.to_markdown(index=False, disable_numparse=True),
+              "", "## Every claim, Holm over the whole benchmark", "",
+              (bm.claims[["task", "arm", "verdict", "p", "p_holm_benchmark", "benchmark_verdict"]]
+               .to_markdown(index=False, disable_numparse=True) if not bm.claims.empty else "(no arm was tested)"),
+              "", "## Normalization", "", bm.scales.to_markdown(index=False, disable_numparse=True)]
+    figs = _figures(bm, out)
+    if figs:
+        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figs]
+    files[6].write_text("\n".join(lines) + "\n")
+    return files + [out / f for f in figs]
+
+
+def _figures(bm: Benchmark, out: Path) -> list[str]:
+    """IQM with its interval per regularizer, and the performance profiles."""
+    from bench.figures import save, styled, subplots
+
+    lb = bm.leaderboard
+    with styled():
+        fig, ax = subplots(1, 1, figsize=(6, 0.5 + 0.45 * len(lb)))
+        y = np.arange(len(lb))[::-1]
+        ax.errorbar(lb["iqm"], y, xerr=[lb["iqm"] - lb["iqm_ci_low"], lb["iqm_ci_high"] - lb["iqm"]], fmt="o", capsize=4)
+        ax.set_yticks(y, lb["regularizer"])
+        ax.axvline(0, ls=":", color="grey")
+        ax.axvline(1, ls="--", color="grey")
+        ax.set_xlabel("normalized score, IQM [95 % stratified-bootstrap CI] (0 chance, 1 real data)")
+        save(fig, out, "iqm")
+        fig, ax = subplots(1, 1, figsize=(6, 4))
+        for reg in lb["regularizer"]:
+            ax.plot(bm.profiles["tau"], bm.profiles[reg], label=reg)
+        ax.set_xlabel("normalized score τ")
+        ax.set_ylabel("share of runs scoring above τ")
+        ax.legend(fontsize=8)
+        save(fig, out, "profiles")
+    return ["iqm.png", "profiles.png"]

@@ -1,0 +1,66 @@
+"""`bench run --plan` and `bench benchmark --plan`: what a study (or a suite of them) costs before paying
+for it — the whole work (search trials, seed re-runs, confirmation trainings at the first look and at
+the sequential design's cap, Inception scorings), each kind priced on the device at hand by the same
+short timed runs that price a paper reproduction (bench.papers.plan.estimate).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.arms import arms as arms_of
+from bench.papers.plan import Work, estimate, total_line  # noqa: F401  (total_line: the CLI's last line)
+from stabgen.datasets import DATASETS
+from stabgen.models import MODELS
+from stabgen.trial import TrialConfig
+
+
+def _mid(r) -> float:
+    """A range's middle (geometric for a log range): the config a kind of work is priced at."""
+    return math.sqrt(r.low * r.high) if r.log and r.low > 0 else (r.low + r.high) / 2
+
+
+def arm_config(spec, arm) -> TrialConfig:
+    """A representative config of one arm (its λ and lr at the middle of the search ranges)."""
+    t, sp = spec.train, spec.space
+    family = MODELS.get(arm.model).family
+    return TrialConfig(dataset=spec.dataset, model=arm.model, objective=arm.objective or "ns",
+                       regularizer=arm.regularizer or "none", lam=_mid(sp.lam) if arm.regularizer not in (None, "none") else 0.0,
+                       lr=_mid(sp.lr), beta1=t.beta1, beta2=t.beta2, batch_size=t.batch_size,
+                       steps=spec.steps_for(t.batch_size), z_dim=t.z_dim, eval_every=t.eval_every,
+                       lr_schedule=t.lr_schedule, n_critic=sp.n_critic[0] if family == "gan" else 1)
+
+
+def study_works(spec) -> list[Work]:
+    """Every kind of training a study asks for: per arm its search trials, seed re-runs and confirmation
+    seeds (at the first look; the note says the cap of a sequential design), plus Inception images."""
+    arms = arms_of(spec)
+    per_arm = spec.per_arm or math.ceil(spec.n_trials / max(1, len(arms)))
+    evals = max(1, math.ceil(spec.steps_for(spec.train.batch_size) / spec.train.eval_every))
+    c, works = spec.confirm, []
+    for arm in arms:
+        cfg = arm_config(spec, arm)
+        reruns = per_arm * (spec.seeds.per_config - 1)
+        works.append(Work(f"{arm.label}: search ({per_arm}) + seed re-runs ({reruns})", cfg, per_arm + reruns,
+                          spec.eval.samples, evals, spec.metric))
+        if c.seeds and not spec.joint:
+            cap = c.seeds * c.stages
+            works.append(Work(f"{arm.label}: confirmation", cfg, c.seeds, spec.eval.samples, 1, spec.metric,
+                              note=f"first look; up to {cap} seeds if the answer stays open" if cap > c.seeds else ""))
+    top = spec.seeds.top_k * spec.seeds.extra
+    if top:
+        works.append(Work(f"top {spec.seeds.top_k} configs: {spec.seeds.extra} more seeds each", arm_config(spec, arms[0]),
+                          top, spec.eval.samples, evals, spec.metric))
+    if spec.eval.inception_top_k and DATASETS.get(spec.dataset).inception:
+        works.append(Work(f"Inception FID of the top {spec.eval.inception_top_k}", None, 0,
+                          inception=spec.eval.inception_top_k * spec.eval.inception_samples))
+    return works
+
+
+def study_plan(spec, device: str, data_dir: str | None = None, inception_weights: str | None = None,
+               inception: bool = True) -> pd.DataFrame:
+    """The priced plan of one study (one row per kind of work; nothing is run or stored)."""
+    works = [w for w in study_works(spec) if inception or w.config is not None]
+    return estimate(works, device, data_dir, inception_weights)
