@@ -220,11 +220,27 @@ def score_samples(dataset: str | None, samples: str | Path | None = None, real_v
 
 
 def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.api.benchmark", **option_kw):
-    """Run or resume every study of a suite (a shipped name: core, gpu; or a suite .toml) and write the
-    cross-task leaderboard of regularizers (bench.benchmark): what `bench benchmark` does."""
+    """Run or resume every study of a suite (a shipped name: core, gpu; or a suite .toml; a finished
+    study trains nothing again) and write the cross-task leaderboard of regularizers (bench.benchmark):
+    what `bench benchmark` does. `option_kw` are run_study's options (jobs, device, runs_dir, …)."""
     from bench import benchmark as bm
 
-    return bm.run(suite, Path(out) if out else None, command, **option_kw)
+    t0 = time.perf_counter()
+    name, s, studies = bm.load_suite(suite)
+    specs = [load_spec(x) for x in studies]  # every spec checked before anything trains
+    for spec in specs:
+        if spec.joint or spec.confirm.seeds == 0:
+            raise StabgenError(f"suite {name}: study {spec.name!r} has no confirmation (per-arm search and "
+                               f"[confirm] seeds > 0): a benchmark compares confirmed arms only")
+    recs = [run_study(spec, command=f"{command} (study {spec.name})", **option_kw) for spec in specs]
+    device = check_device(option_kw.get("device") or default_device())
+    data_dir = option_kw.get("data_dir")
+
+    def score_real(dataset: str, split: str, n: int) -> dict:
+        return score_samples(dataset, real_vs="train", split=split, n=n, data_dir=data_dir, device=device)
+
+    return bm.summarize(name, s, recs, command, device, Path(option_kw.get("runs_dir", "runs")), data_dir,
+                        score_real, Path(out) if out else None, time.perf_counter() - t0)
 
 
 def plan(study: str | Path | None = None, suite: str | None = None, device: str | None = None,

@@ -1,4 +1,4 @@
-"""What an arm is: the one home of the fair-comparison unit (README, Statistics).
+"""What an arm is: the one home of the fair-comparison unit (docs/statistics.md).
 
 An arm is a (model, objective, regularizer) triple by default — `[confirm] arm = "objective"` makes it
 (model, objective), `"model"` the model alone — and it lives within one model family: its baseline is

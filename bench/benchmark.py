@@ -27,7 +27,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import confirm, stats
-from bench.arms import label_of
 from stabgen.errors import StabgenError
 
 SUITES = Path(__file__).parent / "suites"
@@ -107,23 +106,25 @@ def chance_value(dataset: str, metric: str) -> float:
     return float(row[metric])
 
 
-def real_floor(dataset: str, metric: str, n: int, data_dir: str | None, device: str, cache: Path) -> float:
+def real_floor(dataset: str, metric: str, n: int, data_dir: str | None, score_real, cache: Path) -> float:
     """Real data scored as if generated: the best a model can do at this sample count (for image data
     the test split's reference against n train images; for 2D mixtures n draws of the mixture itself).
     Cached in `cache` (a JSON file) per dataset, metric and n."""
     known = json.loads(cache.read_text()) if cache.is_file() else {}
     key = f"{dataset}/{metric}/{n}"
     if key not in known:
-        known[key] = _measure_floor(dataset, metric, n, data_dir, device)
+        known[key] = _measure_floor(dataset, metric, n, data_dir, score_real)
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
     return float(known[key])
 
 
-def _measure_floor(dataset: str, metric: str, n: int, data_dir: str | None, device: str) -> float:
+def _measure_floor(dataset: str, metric: str, n: int, data_dir: str | None, score_real) -> float:
+    """`score_real(dataset, split, n)`: every metric of n real train images against the split's
+    reference (bench.api.score_samples with real_vs="train")."""
     import torch
 
-    from stabgen.datasets import DATASETS, EvalRequest
+    from stabgen.datasets import DATASETS
 
     ds = DATASETS.get(dataset)
     if ds.kind == "points":  # n draws of the mixture itself: equal weights, each mode's own σ
@@ -133,10 +134,7 @@ def _measure_floor(dataset: str, metric: str, n: int, data_dir: str | None, devi
         k = torch.randint(src.centers.shape[0], (n,), generator=g)
         real = src.centers[k].double() + src.sigma * torch.randn(n, 2, generator=g, dtype=torch.float64)
         return float(mixture_modes(real, src.centers, src.sigma)[metric])
-    from bench import api
-
-    res = api.score_samples(dataset, real_vs="train", split=ds_split(ds), n=n, data_dir=data_dir, device=device)
-    return float(res[metric])
+    return float(score_real(dataset, ds_split(ds), n)[metric])
 
 
 def ds_split(ds) -> str:
@@ -302,57 +300,48 @@ class Benchmark:
     files: list[Path]
 
 
-def run(suite: str, out_dir: Path | None = None, command: str = "bench.api.benchmark", **option_kw) -> Benchmark:
-    """Run or resume every study of the suite (bench.api.run_study: a finished study trains nothing
-    again), put their confirmation runs on one scale and write the benchmark's report to `out_dir`
-    (default RUNS_DIR/benchmark/SUITE)."""
-    import time
-
-    from bench import api
+def summarize(name: str, s: Suite, recs: list, command: str, device: str, runs_dir: Path, data_dir: str | None,
+              score_real, out_dir: Path | None, seconds: float) -> Benchmark:
+    """The benchmark of a suite's finished (or partly finished) studies: their confirmation runs on one
+    scale, the leaderboard, the claims, the profiles, written to `out_dir` (default
+    RUNS_DIR/benchmark/SUITE). bench.api.benchmark runs the studies and calls this."""
     from stabgen.datasets import DATASETS
-    from stabgen.hardware import default_device, describe
+    from stabgen.hardware import describe
 
-    t0 = time.perf_counter()
-    name, s, studies = load_suite(suite)
-    specs = [api.load_spec(x) for x in studies]  # every spec checked before anything trains
-    for spec in specs:
-        if spec.joint or spec.confirm.seeds == 0:
-            raise StabgenError(f"suite {name}: study {spec.name!r} has no confirmation (per-arm search and "
-                               f"[confirm] seeds > 0): a benchmark compares confirmed arms only")
-    runs_dir = Path(option_kw.get("runs_dir", "runs"))
-    recs = [api.run_study(spec, command=f"{command} (study {spec.name})", **option_kw) for spec in specs]
     runs = pd.concat([task_runs(r) for r in recs], ignore_index=True)
     if runs.empty:
         raise StabgenError(f"suite {name}: no confirmation runs in any study yet")
-    device = option_kw.get("device") or default_device()
     cache = runs_dir / "benchmark" / "floors.json"
     scales, rows = {}, []
-    for spec in specs:
+    for spec in (r.spec for r in recs):
         chance = chance_value(spec.dataset, spec.metric)
-        floor = real_floor(spec.dataset, spec.metric, spec.eval.samples, option_kw.get("data_dir"), device, cache)
+        floor = real_floor(spec.dataset, spec.metric, spec.eval.samples, data_dir, score_real, cache)
         for task in runs.loc[runs["study"] == spec.name, "task"].unique():
             scales[task] = Scale(chance, floor)
             rows.append({"task": task, "dataset": spec.dataset, "metric": spec.metric, "direction": spec.direction,
                          "chance (0)": chance, "chance measured at N": CHANCE_N[DATASETS.get(spec.dataset).kind],
                          "real vs real (1)": floor, "samples": spec.eval.samples})
     runs = with_scores(runs, scales)
-    lb = leaderboard(runs)
     lists = score_lists(runs)
     profiles = pd.DataFrame({"tau": TAUS, **{reg: profile(tasks) for reg, tasks in lists.items()}})
-    header = {"suite": f"{name} — {s.description}" if s.description else name, "command": command,
-              "budget": s.budget or "each study's own spec", "hardware": describe(device),
-              "studies": ", ".join(f"{r.spec.name} ({r.spec.budget_label()}, {r.spec.eval.samples} samples)" for r in recs),
-              "tasks": f"{runs['task'].nunique()} (study × model family), {len(runs)} confirmation runs",
-              "normalization": "0 = the dataset's uniform-noise chance row, 1 = real data vs real data of the same size "
-                               "(normalization.csv); a diverged run at its task's worst",
-              "aggregation": f"interquartile mean over tasks × confirmation seeds, 95 % stratified-bootstrap intervals "
-                             f"({N_BOOT} resamples of the seeds within each task); P(improvement) over none on the "
-                             f"tasks both ran",
-              "wall time": f"{time.perf_counter() - t0:.0f} s (this invocation; the studies resume)"}
-    out = Path(out_dir) if out_dir else runs_dir / "benchmark" / name
-    bm = Benchmark(name, s, header, runs, pd.DataFrame(rows), lb, benchmark_holm(runs), profiles, [])
-    bm.files = write(bm, out)
+    bm = Benchmark(name, s, _header(name, s, recs, runs, command, describe(device), seconds), runs,
+                   pd.DataFrame(rows), leaderboard(runs), benchmark_holm(runs), profiles, [])
+    bm.files = write(bm, Path(out_dir) if out_dir else runs_dir / "benchmark" / name)
     return bm
+
+
+def _header(name: str, s: Suite, recs: list, runs: pd.DataFrame, command: str, hardware: str,
+            seconds: float) -> dict[str, str]:
+    return {"suite": f"{name} — {s.description}" if s.description else name, "command": command,
+            "budget": s.budget or "each study's own spec", "hardware": hardware,
+            "studies": ", ".join(f"{r.spec.name} ({r.spec.budget_label()}, {r.spec.eval.samples} samples)" for r in recs),
+            "tasks": f"{runs['task'].nunique()} (study × model family), {len(runs)} confirmation runs",
+            "normalization": "0 = the dataset's uniform-noise chance row, 1 = real data vs real data of the same size "
+                             "(normalization.csv); a diverged run at its task's worst",
+            "aggregation": f"interquartile mean over tasks × confirmation seeds, 95 % stratified-bootstrap intervals "
+                           f"({N_BOOT} resamples of the seeds within each task); P(improvement) over none on the "
+                           f"tasks both ran",
+            "wall time": f"{seconds:.0f} s (this invocation; the studies resume)"}
 
 
 def display(lb: pd.DataFrame) -> pd.DataFrame:

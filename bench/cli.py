@@ -298,7 +298,7 @@ def _on_sigterm(signum, frame) -> None:
 
 @contextlib.contextmanager
 def _resumable_on_interrupt():
-    """^C or SIGTERM: the running trial is failed and its config queued again (bench.search.requeue),
+    """^C or SIGTERM: the running trial is failed and its config queued again (bench.storage.requeue),
     finished trials stay in the storage; rerunning the command resumes."""
     import signal
 

@@ -1,4 +1,4 @@
-"""The confirmation stage: search finds candidates, confirmation decides (README, Statistics).
+"""The confirmation stage: search finds candidates, confirmation decides (docs/statistics.md).
 
 After the search (and its seed re-runs), the best config of each arm — (model, objective,
 regularizer) by default, or (model, objective) or the model (`[confirm] arm`; bench.arms) — is

@@ -147,7 +147,7 @@ def _interrupt(signum, frame) -> None:
 
 def _worker(spec_dump: dict, opts, threads: int) -> None:
     """A spawned local worker: `bench worker` in a process of its own. SIGTERM (its parent stopping)
-    is an interruption: the running trial is failed and queued again (bench.search.requeue)."""
+    is an interruption: the running trial is failed and queued again (bench.storage.requeue)."""
     import signal
     import sys
 

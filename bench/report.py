@@ -1,7 +1,7 @@
 """`bench report`: a study's storage (+ its trial folders) → tables, statistics, figures, one page.
 
 A pure function of what the study recorded, so it can be rebuilt at any time and from any machine
-that reaches the storage. Search and confirmation are kept apart (README, Statistics):
+that reaches the storage. Search and confirmation are kept apart (docs/statistics.md):
 - search (candidates): per config (trials sharing every sampled parameter; seed re-runs are the same
   config), ranked by the median over its seeds with divergences as the worst value, the divergence
   rate beside it, each metric's mean over completed seeds with a 95 % bootstrap CI; per regularizer a

@@ -32,7 +32,7 @@ from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest
 from bench.spec import StudySpec
 from bench import artifacts
 from bench.trackers import TensorBoard, flat_metrics
-from bench.storage import claim_runs_folder, heartbeats, open_study, quiet, record_spec
+from bench.storage import claim_runs_folder, heartbeats, open_study, quiet, record_spec, requeue
 from stabgen import progress
 from stabgen.datasets import DATASETS, EvalRequest
 from stabgen.hardware import describe, workers_per_gpu
@@ -271,18 +271,6 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
             _fail(study, t, retry=isinstance(e, KeyboardInterrupt))
         raise
     return len(asked)
-
-
-RETRY_ATTRS = (ARM_ATTR, REEVAL, "seed_index", CONFIRM, "confirm_of", "confirm_seed", "config")
-
-
-def requeue(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, retries: int = 0) -> None:
-    """Queue an interrupted or stale trial again with its parameters and seed (its `config`, which
-    TrialRunner.start reuses), so a resumed study trains the same config — not a fresh draw. `retries`
-    counts the stale ones in a row (bench.storage.retry_stale); an interruption (^C) does not count."""
-    attrs = {k: trial.user_attrs[k] for k in RETRY_ATTRS if k in trial.user_attrs}
-    if trial.params or attrs:
-        study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number, "retries": retries})
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, retry: bool) -> None:

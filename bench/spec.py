@@ -120,7 +120,7 @@ class Search(_Strict):
 
 class Confirm(_Strict):
     """After the search, the best config of each arm is re-trained on `seeds` fresh seeds, the same
-    seeds for every arm, and only these runs enter tests and headline tables (README, Statistics)."""
+    seeds for every arm, and only these runs enter tests and headline tables (docs/statistics.md)."""
 
     seeds: int = Field(10, ge=0, le=1000, description="confirmation seeds per arm in each stage (0: no "
                        "confirmation; below 6 the paired two-sided test cannot reach p < 0.05 at all)")
@@ -262,7 +262,7 @@ class StudySpec(_Strict):
     def _dataset(cls, v: str) -> str:
         if v not in DATASETS and not userdata.is_path(v):
             raise ValueError(f"unknown dataset {v!r}; known: {', '.join(DATASETS.names())} "
-                             f"(or a folder of images / an .npz file, or register one: README, Adding a dataset)")
+                             f"(or a folder of images / an .npz file, or register one: docs/extending.md, Adding a dataset)")
         userdata.resolve(v)  # a user's data is registered under its path on first use
         return v
 
@@ -425,6 +425,6 @@ def load(study: str) -> StudySpec:
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against README's spec reference)"
+            msg = "unknown key (check the spelling against docs/spec.md)"
         more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
         raise StabgenError(f"{path}: {loc}: {msg}{more}") from None

@@ -1,7 +1,7 @@
 """The statistics a report states: seed CIs, paired tests of arms on confirmation seeds, effect sizes,
 equivalence, the seeds a test would need, time-to-divergence survival and expected best-of-n.
 
-House rules (README, Statistics): only confirmation runs — every arm's best config re-trained on the
+House rules (docs/statistics.md): only confirmation runs — every arm's best config re-trained on the
 same fresh seeds — enter a test, paired by seed; a diverged, pruned or undefined run is the worst
 value, never dropped. scipy does the computing (ranks, bootstrap, ecdf on censored data); written here are only what
 scipy does not ship, or ships too slowly: the signed-rank test's exact null distribution, Holm's step-down,

@@ -19,6 +19,8 @@ from typing import Any, Iterator
 
 import optuna
 
+from bench.arms import ARM_ATTR
+from bench.space import CONFIRM, REEVAL
 from bench.strategies import PRUNERS, make_sampler
 from stabgen.errors import StabgenError
 
@@ -169,17 +171,27 @@ def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: floa
                                pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
 
 
+RETRY_ATTRS = (ARM_ATTR, REEVAL, "seed_index", CONFIRM, "confirm_of", "confirm_seed", "config")
+
+
+def requeue(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, retries: int = 0) -> None:
+    """Queue an interrupted or stale trial again with its parameters and seed (its `config`, which
+    TrialRunner.start reuses), so a resumed study trains the same config — not a fresh draw. `retries`
+    counts the stale ones in a row (bench.storage.retry_stale); an interruption (^C) does not count."""
+    attrs = {k: trial.user_attrs[k] for k in RETRY_ATTRS if k in trial.user_attrs}
+    if trial.params or attrs:
+        study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number, "retries": retries})
+
+
 MAX_RETRIES = 3  # a config whose trial went stale this many times in a row is given up (and reported)
 GIVEN_UP = "given_up"  # study attribute: the numbers of the trials whose config was given up
 
 
 def retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Optuna's heartbeat callback for a killed worker's trial (already FAIL): its config is queued again
-    with its seed (bench.search.requeue), up to MAX_RETRIES times in a row; then the study records it as
+    with its seed (requeue), up to MAX_RETRIES times in a row; then the study records it as
     given up, and the report lists that trial as failed — the worst value, never a config that silently
     vanishes (issue 33: Optuna's RetryHeartbeatStaleTrialCallback(max_retry=2) dropped it unsaid)."""
-    from bench.search import requeue  # bench.search imports this module
-
     retries = int(trial.user_attrs.get("retries", 0))
     if retries < MAX_RETRIES:
         requeue(study, trial, retries=retries + 1)

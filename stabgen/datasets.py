@@ -64,7 +64,7 @@ class Check:
 class Gate:
     """Whether a run trained at all: every check must pass (on an arm's median over its seeds). Set
     against the dataset's chance rows, so an arm below it "did not train at this budget" and is
-    never called better or worse (README, Statistics)."""
+    never called better or worse (docs/statistics.md)."""
 
     checks: tuple[Check, ...]
     text: str  # the gate and the chance rows it is set against, in words (reports print it)

@@ -31,7 +31,7 @@ def test_the_bare_postgresql_scheme_is_bound_to_the_installed_driver():
 
 
 def test_the_readme_recipe_runs_a_study_on_postgresql_as_written(tmp_path):
-    """STABGEN_STORAGE=postgresql://… (README, Running on many machines), with the scheme as written."""
+    """STABGEN_STORAGE=postgresql://… (docs/running.md, Many workers), with the scheme as written."""
     if not POSTGRES:
         from conftest import missing
         missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")

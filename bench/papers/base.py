@@ -10,7 +10,6 @@ at the top. Budgets: `tiny` checks the pipeline end to end in seconds (its numbe
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
