@@ -48,6 +48,8 @@ def files(tmp: Path) -> None:
     (tmp / "a_file").write_text("x")
     (tmp / "badsched.toml").write_text(VALID.replace("[train]\n", '[train]\nlr_schedule = "exponential"\n'))
     (tmp / "incep.toml").write_text(INCEPTION)
+    (tmp / "suite_unknown.toml").write_text('studies = ["no_such_study"]\n')
+    (tmp / "suite_empty.toml").write_text("studies = []\n")
     (tmp / "corrupt.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
     for name, n in (("one_sample", 1), ("truncated_samples", 3)):
         (tmp / name).mkdir()
@@ -164,6 +166,11 @@ CASES = {
     "metrics: truncated PNG": (["metrics", "--samples", "truncated_samples"], "2.png"),
     "metrics: both sources": (["metrics", "--real-vs", "test", "--samples", "one_sample"], "exactly one of"),
     "train-classifier: a dataset without labels": (["train-classifier", "--dataset", "ring"], "ring"),
+    "benchmark: unknown suite": (["benchmark", "--suite", "nosuch"], "no suite named 'nosuch'"),
+    "benchmark: suite is a directory": (["benchmark", "--suite", "adir.toml"], "is a directory"),
+    "benchmark: binary suite": (["benchmark", "--suite", "binary.toml"], "not a valid TOML suite"),
+    "benchmark: empty suite": (["benchmark", "--suite", "suite_empty.toml"], "studies"),
+    "benchmark: suite of an unknown study": (["benchmark", "--suite", "suite_unknown.toml"], "no study named"),
 }
 
 
@@ -193,7 +200,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, prepared, tmp_pa
     assert snapshot(root) == before, "a refused command changed a file"
 
 
-def test_there_are_at_least_thirty_cases_over_every_subcommand():
+def test_there_are_at_least_sixty_cases_over_every_subcommand():
     from bench.cli import app
 
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}
