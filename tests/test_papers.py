@@ -146,11 +146,12 @@ def test_plan_prints_the_budget_and_its_cost_without_running_it(tmp_path):
         sep="|", skipinitialspace=True).iloc[:, 1:-1]
     table.columns = [c.strip() for c in table.columns]
     runs = pacgan2018.configs("small")
-    assert len(table) == 8 and table["trainings"].astype(int).sum() == len(runs) == 80  # 4 variants × 2 × 10
+    # GAN, PacGAN2/3/4 and the three batch-matched GANs, on ring and grid, 10 seeds each
+    assert len(table) == 14 and table["trainings"].astype(int).sum() == len(runs) == 140
     assert sorted(set(table["steps each"].astype(int))) == [40_000, 80_000]  # ring, grid
     assert (table["eval samples"].astype(int) == 2500).all()
     assert all(float(v) > 0 for v in table["estimated s"])
-    assert "80 trainings, 4,800,000 steps in all; estimated wall time ≈" in r.stdout
+    assert "140 trainings, 8,400,000 steps in all; estimated wall time ≈" in r.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written: no report, no runs/
     m = subprocess.run([*BENCH, "reproduce", "mescheder2018", "--budget", "paper", "--plan"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})

@@ -223,7 +223,7 @@ def test_sigkill_mid_trial_then_rerun_keeps_every_completed_trial(tmp_path):
     assert len(complete) == 3
     assert after[0].values == before[0].values and after[0].datetime_complete == before[0].datetime_complete
     assert after[1].state == State.FAIL  # the stale trial, failed by its missing heartbeat ...
-    retry = [t for t in after if t.system_attrs.get("failed_trial") == 1]
+    retry = [t for t in after if t.user_attrs.get("retry_of") == 1]  # bench.storage.retry_stale
     assert len(retry) == 1 and retry[0].params == after[1].params  # ... and run again with its config
     assert retry[0].user_attrs["config"]["seed"] == after[1].user_attrs["config"]["seed"]
     assert len({t.number for t in after}) == len(after)
@@ -244,7 +244,7 @@ def test_sigkill_of_a_population_study_retries_every_member(tmp_path):
     after = load("popkill", storage).trials
     assert [t.state for t in after[:3]] == [State.FAIL] * 3
     for t in after[:3]:
-        retry = [u for u in after if u.system_attrs.get("failed_trial") == t.number]
+        retry = [u for u in after if u.user_attrs.get("retry_of") == t.number]
         assert len(retry) == 1 and retry[0].state == State.COMPLETE and retry[0].params == t.params
         assert retry[0].user_attrs["config"]["seed"] == t.user_attrs["config"]["seed"]
     assert sum(t.state == State.COMPLETE for t in after) == 3
