@@ -81,7 +81,9 @@ def _check_sqlite_file(p: Path) -> None:
             result = db.execute("PRAGMA quick_check").fetchone()[0]
             problem = None if result == "ok" else result
     except sqlite3.DatabaseError as e:
-        problem = str(e)
+        # a hot journal (a writer killed mid-transaction) needs a write to roll back, which a read-only
+        # open cannot do: SQLite recovers it when Optuna opens the file, so it is no corruption; nor is a lock
+        problem = None if any(w in str(e) for w in ("readonly", "locked", "busy")) else str(e)
     if problem is not None:
         raise StabgenError(f"storage {p} is not a readable SQLite database ({problem.splitlines()[0][:80]}); restore "
                            f"it from a copy, or pass --storage with another file (nothing was written to it)")

@@ -80,3 +80,29 @@ def test_two_studies_of_one_name_on_different_storages_never_share_a_trial_folde
     r = subprocess.run([*run, "--storage", f"sqlite:///{tmp_path / 'other.db'}", "--runs-dir", "runs2"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr  # its own folder: fine
+
+
+def test_a_database_left_by_a_killed_writer_is_not_called_corrupt(tmp_path):
+    """kill -9 in the middle of a write leaves a hot journal beside the SQLite file; the read-only check
+    before a resume must not refuse it (SQLite rolls it back when the study is opened), while a file of
+    garbage after a valid header is refused in one line."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from bench.storage import check_url
+    from stabgen.errors import StabgenError
+
+    db = tmp_path / "study.db"
+    writer = (f"import os, signal, sqlite3\nc = sqlite3.connect({str(db)!r})\nc.execute('create table t(x)')\n"
+              "c.commit()\nc.execute('pragma cache_size=1')\nc.execute('begin immediate')\n"
+              "c.executemany('insert into t values (?)', [(b'x' * 1000,)] * 2000)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([sys.executable, "-c", writer], timeout=60)
+    assert (tmp_path / "study.db-journal").exists()  # the hot journal a killed writer leaves
+    assert check_url(f"sqlite:///{db}") == f"sqlite:///{db}"
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with pytest.raises(StabgenError, match="not a readable SQLite database"):
+        check_url(f"sqlite:///{bad}")
