@@ -372,7 +372,8 @@ def write(bm: Benchmark, out: Path) -> list[Path]:
     files = [out / "leaderboard.csv", out / "tasks.csv", out / "normalization.csv", out / "claims.csv",
              out / "profiles.csv", out / "leaderboard.tex", out / "leaderboard.md"]
     bm.leaderboard.to_csv(files[0], index=False)
-    bm.runs.drop(columns=["arm_key"]).to_csv(files[1], index=False)
+    # raw: the run's own value, empty where it has none (a diverged run: see status; its score is its task's worst)
+    bm.runs.drop(columns=["arm_key"]).replace([np.inf, -np.inf], np.nan).to_csv(files[1], index=False)
     bm.scales.to_csv(files[2], index=False)
     bm.claims.to_csv(files[3], index=False)
     bm.profiles.to_csv(files[4], index=False)

@@ -230,6 +230,12 @@ def test_seed_claims_holm_over_the_question_gate_ceiling_and_tradeoff():
     on = next(c for c in gan_kl if "output_norm" in c.text)
     assert "trade-off: domain FID median 101 vs 100, Hodges–Lehmann Δ 1 " in on.evidence
     assert "the arm passes the quality gate" in on.evidence
+    # the output_norm arms below the gate (FID 633, as the seed's λ = 10 does) did not train: never better or
+    # worse, and they leave the Holm family (the two feature_norm GAN claims remain)
+    collapsed = dose.assign(domain_fid=dose["domain_fid"].where(dose["reading"] != "output_norm", 633.0))
+    again = {c.text: c for c in _claims(collapsed, conf, best)}
+    assert again[on.text].verdict.startswith("did not train at this budget")
+    assert "Holm 0.00195 (over 2;" in again[next(c.text for c in gan_kl if "feature_norm" in c.text)].evidence
 
 
 def _pacgan_frame(gan_modes: int, control_modes: int, datasets=("ring",)):
@@ -270,6 +276,11 @@ def test_pacgan_claims_gate_ceiling_reverse_kl_and_batch_matched_control():
     gated = [cl for cl in _claims(poor) if cl.text.endswith("than the GAN (ring)")]
     assert gated and all(cl.verdict.startswith("no verdict") and "22.0 %" in cl.verdict and "98.2" in cl.verdict
                          for cl in gated)
+
+    weak = good.assign(high_quality=good["high_quality"].where(good["variant"] != "PacGAN3", 40.0))
+    w = {cl.text: cl for cl in _claims(weak)}
+    assert w["PacGAN3 captures more modes than the GAN (ring)"].verdict.startswith("did not train at this budget")
+    assert w["PacGAN2 captures more modes than the GAN (ring)"].verdict == "reproduced"
 
     ceiling = _pacgan_frame(gan_modes=9, control_modes=9)  # 9 − seed % 2 ≥ 8: all 8 modes on every seed
     modes = [cl for cl in _claims(ceiling) if "captures more modes" in cl.text]

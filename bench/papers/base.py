@@ -108,7 +108,7 @@ def claims_vs_baseline(family: dict[str, tuple], baseline, direction: str, names
 def _g(v: float) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
-    return ("∞" if v > 0 else "−∞") if math.isinf(v) else f"{v:.3g}"
+    return ("∞" if v > 0 else "−∞") if math.isinf(v) else f"{v + 0.0:.3g}"  # + 0.0: −0 prints as 0
 
 
 def _train_group(args: tuple) -> list[dict]:

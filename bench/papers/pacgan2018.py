@@ -200,13 +200,18 @@ QUESTIONS = (("modes_captured", "maximize", "captures more modes than"),
              ("reverse_kl", "minimize", "has a lower reverse KL than"))
 
 
+def _hq(d: pd.DataFrame, variant: str) -> float:
+    """A row's mean share of high-quality samples in % (a diverged seed: 0 %; no seeds: NaN)."""
+    g = d[d.variant == variant]
+    return float(g["high_quality"].fillna(0).mean()) if len(g) else math.nan
+
+
 def _why_untested(d: pd.DataFrame, base: str, metric: str, dataset: str) -> str | None:
     """Why a claim against the `base` row cannot be tested at this budget, in words: the row below the
     quality gate (its mode counts are near chance), or at the metric's best value on every seed."""
     from stabgen.datasets import DATASETS
 
-    g = d[d.variant == base]
-    hq = float(g["high_quality"].fillna(0).mean()) if len(g) else math.nan  # diverged: 0 % high quality
+    hq = _hq(d, base)
     if not hq >= QUALITY_GATE:
         return (f"no verdict: the {base} row puts {hq:.1f} % of samples within 3σ of a mode, below the quality gate "
                 f"of {QUALITY_GATE:g} % (the paper's GAN: {PAPER[('GAN', dataset)][2]} %)")
@@ -238,6 +243,9 @@ def _claims(df: pd.DataFrame) -> list[Claim]:
                                    f"({dataset})", _by_seed(d, v, metric, direction), _by_seed(d, base, metric, direction))
                     if why := _why_untested(d, base, metric, dataset):
                         untested[key] = why
+                    elif _hq(d, v) < QUALITY_GATE:  # house rule: a row below the gate did not train
+                        untested[key] = (f"did not train at this budget: {v} puts {_hq(d, v):.1f} % of samples within "
+                                         f"3σ of a mode, below the {QUALITY_GATE:g} % gate")
             out += claims_vs_baseline(family, None, direction,
                                       ("PacGAN", "GAN at its batch" if control else "GAN"), untested=untested)
     return out

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.papers.base import PAPERS, Claim, Context, Reproduction, claims_vs_baseline, train_many
+from bench.papers.base import PAPERS, Claim, Context, Reproduction, _g, claims_vs_baseline, train_many
 from bench.papers.plan import PLANS, Work
 from stabgen.datasets import DATASETS
 from stabgen.trial import TrialConfig
@@ -169,12 +169,6 @@ def dose_table(dose: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _g(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    return ("∞" if v > 0 else "−∞") if math.isinf(v) else f"{v:.3g}"
-
-
 QUESTIONS = (("class_kl", "minimize", "makes the class histogram more even (lower class KL)"),
              ("classes_covered", "maximize", "covers more digit classes"))
 
@@ -195,8 +189,7 @@ def _tradeoff(arm: pd.DataFrame, base: pd.DataFrame) -> str:
     """The claim's price in sample quality: domain FID of the arm against λ = 0, paired by seed, and
     whether the arm itself passes the quality gate."""
     r = stats.paired(_scored(arm, "domain_fid", "minimize"), _scored(base, "domain_fid", "minimize"), "minimize")
-    passed = {None: "", True: "; the arm passes the quality gate",
-              False: "; the arm itself is below the quality gate (did not train at this budget)"}[gate(arm)]
+    passed = {None: "", True: "; the arm passes the quality gate", False: "; the arm is below the quality gate"}[gate(arm)]
     return (f"trade-off: domain FID median {_g(np.median(_scored(arm, 'domain_fid', 'minimize')))} vs "
             f"{_g(np.median(_scored(base, 'domain_fid', 'minimize')))}, Hodges–Lehmann Δ {_g(r.hodges_lehmann)} "
             f"[{_g(r.hodges_lehmann_ci[0])}, {_g(r.hodges_lehmann_ci[1])}], two-sided p = {r.p:.3g}{passed}")
@@ -214,6 +207,8 @@ def _question(frame: pd.DataFrame, arms: dict[tuple[str, str], float], metric: s
         family[key] = (text(setting, reading, lam), _scored(arm, metric, direction), _scored(base, metric, direction))
         if why := _why_untested(base, metric, direction):
             untested[key] = why
+        elif gate(arm) is False:  # house rule: below the gate an arm did not train; never better or worse
+            untested[key] = "did not train at this budget (the arm is below the quality gate)"
         if metric == "class_kl":
             notes[key] = _tradeoff(arm, base)
     return claims_vs_baseline(family, None, direction, ("with the regularizer", "λ = 0"),
