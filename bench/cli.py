@@ -462,7 +462,7 @@ def metrics(
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("fid", "fid_inf", "kid", "kid_std", "precision", "recall", "density", "coverage", "is", "is_std",
+    for key in ("fid", "fid_inf", "kid", "kid_std", "precision", "recall", "density", "coverage", "vendi", "is", "is_std",
                 "classes_covered", "class_kl", "seconds"):
         if key in res:
             table.add_row(key, f"{res[key]:.4g}" if isinstance(res[key], float) else str(res[key]))

@@ -164,6 +164,7 @@ IMAGE_COLUMNS = {
     "recall": Column("domain_recall", "maximize", "{:.3f}"),
     "density": Column("domain_density", "maximize", "{:.3f}"),
     "coverage": Column("domain_coverage", "maximize", "{:.3f}"),
+    "vendi": Column("domain_vendi", "maximize", "{:.1f}"),  # effective number of distinct samples
     "classes": Column("classes_covered", "maximize", "{:.3g}"),
     "class_kl": Column("class_kl", "minimize", "{:.3f}"),
 }

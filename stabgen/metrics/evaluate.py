@@ -45,7 +45,7 @@ class Evaluator:
 
 class DomainEvaluator(Evaluator):
     """Domain FID (or KID) on the classifier's features at intermediate steps, for pruning; at the
-    end FID, KID, precision/recall, density/coverage and class coverage. A study that searches by an
+    end FID, KID, precision/recall, density/coverage, the Vendi score and class coverage. A study that searches by an
     Inception metric (Lucic 2018 ranks every trial by Inception FID) gets the InceptionEvaluator's
     numbers on the same samples beside them."""
 
@@ -61,7 +61,7 @@ class DomainEvaluator(Evaluator):
 
     def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
         fakes = [s(self.n) for s in samples]
-        metrics = ("fid", "kid", "prc", "dc") if final else self.quick
+        metrics = ("fid", "kid", "prc", "dc", "vendi") if final else self.quick
         outs = [{f"domain_{k}": v for k, v in m.items()}
                 for m in self.fidelity.compute_many(fakes, self.ref, "classifier", metrics, device=self.device)]
         if final:
@@ -106,7 +106,7 @@ def evaluate_samples(fake: torch.Tensor, ref: RealRef, class_counts: torch.Tenso
     dataset, real = ref.dataset, ref.images()
     if tuple(fake.shape[2:]) != tuple(real.shape[2:]):
         raise StabgenError(f"samples are {tuple(fake.shape[2:])} images; {dataset} needs {tuple(real.shape[2:])}")
-    wanted, unavailable = ["fid", "kid", "prc", "dc", "isc"], None
+    wanted, unavailable = ["fid", "kid", "prc", "dc", "vendi", "isc"], None
     if extractor == "inception":
         try:
             fidelity.check_inception_logits(settings.inception_weights(inception_weights))

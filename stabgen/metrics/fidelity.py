@@ -29,7 +29,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from stabgen.data import RealRef
 from stabgen import progress, settings
 from stabgen.errors import StabgenError
-from stabgen.metrics import classifier, coverage
+from stabgen.metrics import classifier, coverage, vendi
 
 CLASSIFIER_PREFIX = "stabgen-classifier-"
 INCEPTION = "inception-v3-compat"
@@ -208,7 +208,7 @@ _KEYS = {
     "inception_score_mean": "is",
     "inception_score_std": "is_std",
 }
-METRIC_NAMES = ("fid", "kid", "prc", "isc", "dc")
+METRIC_NAMES = ("fid", "kid", "prc", "isc", "dc", "vendi")
 
 
 def check_inception_logits(path: Path | None) -> None:
@@ -231,8 +231,9 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
     `ref` is a RealRef (features cached on disk) or a uint8 tensor of real images (not cached);
     `dataset` picks the domain classifier when `ref` is a tensor. Metrics: fid, kid, prc
     (precision/recall, torch-fidelity's k=3), isc (Inception Score of the fakes), dc
-    (density/coverage with k neighbours). Features are extracted once, by torch-fidelity; each
-    metric is torch-fidelity's own function, except density/coverage (stabgen.metrics.coverage).
+    (density/coverage with k neighbours), vendi (the Vendi score of the fakes). Features are extracted
+    once, by torch-fidelity; each metric is torch-fidelity's own function, except density/coverage
+    (stabgen.metrics.coverage) and Vendi (stabgen.metrics.vendi), which torch-fidelity does not have.
     """
     return compute_many([fake], ref, extractor, metrics, device, inception_weights, batch_size, dataset, k)[0]
 
@@ -268,7 +269,8 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
         batch_size=batch_size or (500 if extractor == "classifier" else 64),
         save_cpu_ram=True, verbose=False, **fe_kwargs,  # KID's subset size is each set's own (_score)
     )
-    layers = {m: resolve_feature_layer_for_metric("prc" if m == "dc" else m, **kwargs) for m in metrics}
+    # density/coverage and Vendi read the features precision/recall read (the pool layer, not the logits)
+    layers = {m: resolve_feature_layer_for_metric("prc" if m in ("dc", "vendi") else m, **kwargs) for m in metrics}
     try:
         fe = create_feature_extractor(fe_kwargs["feature_extractor"], sorted(set(layers.values())), **kwargs)
     except (urllib.error.URLError, ConnectionError) as e:
@@ -306,6 +308,8 @@ def _score(f_fake: dict, n_fake: int, f_real: dict | None, st_real: dict | None,
     if "dc" in metrics:
         dc = coverage.prdc(f_real[layers["dc"]].to(device), f_fake[layers["dc"]].to(device), k=k)
         out.update(density=dc["density"], coverage=dc["coverage"])
+    if "vendi" in metrics:
+        out["vendi"] = vendi.vendi_score(f_fake[layers["vendi"]].to(device))
     for key, v in out.items():
         if not math.isfinite(v):
             # the features were checked finite (_finite): what is left is the formula, e.g. IS is NaN in
