@@ -158,7 +158,7 @@ def task_runs(rec) -> pd.DataFrame:
     out = pd.DataFrame({
         "study": spec.name, "dataset": spec.dataset, "metric": spec.metric, "direction": spec.direction,
         "arm": runs["confirm_arm"].to_numpy(), "seed": runs["confirm_seed"].astype(int).to_numpy(),
-        "status": runs["status"].to_numpy(), "raw": runs["raw"].to_numpy()})
+        "status": runs["status"].to_numpy(), "raw": runs["raw"].to_numpy(), "trial": runs["trial"].to_numpy()})
     out["family"] = ["/".join(a.split("/")[:-1]) for a in out["arm"]]
     out["regularizer"] = [a.split("/")[-1] for a in out["arm"]]
     out["task"] = out["study"] + ":" + out["family"]
@@ -298,13 +298,18 @@ class Benchmark:
     claims: pd.DataFrame
     profiles: pd.DataFrame
     files: list[Path]
+    metrics: pd.DataFrame = None  # every confirmation run × every metric of its dataset (bench.agreement)
+    agreement: pd.DataFrame = None  # per task and metric: Kendall τ against the study metric's ranking
+    agreement_suite: pd.DataFrame = None  # per metric across the suite
+    sample_size: pd.DataFrame = None  # per image task and N: τ of the FID ranking against the largest N
 
 
 def summarize(name: str, s: Suite, recs: list, command: str, device: str, runs_dir: Path, data_dir: str | None,
-              score_real, out_dir: Path | None, seconds: float) -> Benchmark:
+              score_real, out_dir: Path | None, seconds: float, run_fids=None) -> Benchmark:
     """The benchmark of a suite's finished (or partly finished) studies: their confirmation runs on one
-    scale, the leaderboard, the claims, the profiles, written to `out_dir` (default
-    RUNS_DIR/benchmark/SUITE). bench.api.benchmark runs the studies and calls this."""
+    scale, the leaderboard, the claims, the profiles, the metrics' agreement, written to `out_dir`
+    (default RUNS_DIR/benchmark/SUITE). bench.api.benchmark runs the studies and calls this;
+    `run_fids(rec, trial)` (optional) gives a confirmation run's domain FID at each sample count."""
     from stabgen.datasets import DATASETS
     from stabgen.hardware import describe
 
@@ -326,8 +331,39 @@ def summarize(name: str, s: Suite, recs: list, command: str, device: str, runs_d
     profiles = pd.DataFrame({"tau": TAUS, **{reg: profile(tasks) for reg, tasks in lists.items()}})
     bm = Benchmark(name, s, _header(name, s, recs, runs, command, describe(device), seconds), runs,
                    pd.DataFrame(rows), leaderboard(runs), benchmark_holm(runs), profiles, [])
+    _agreement(bm, recs, run_fids, runs_dir / "benchmark" / "fid_by_n.json")
     bm.files = write(bm, Path(out_dir) if out_dir else runs_dir / "benchmark" / name)
     return bm
+
+
+def _agreement(bm: Benchmark, recs: list, run_fids, cache: Path) -> None:
+    """Do the metrics agree (bench.agreement): τ per task and across the suite, the verdicts that flip
+    with a metric (a column of claims.csv, counted per regularizer in the leaderboard), and on image
+    tasks scored by domain FID the ranking against the sample count."""
+    from bench import agreement as ag
+    from stabgen.datasets import DATASETS
+
+    parts, curves = [], []
+    for rec in recs:
+        study = bm.runs[bm.runs["study"] == rec.spec.name]
+        if study.empty:
+            continue
+        parts.append(ag.metric_runs(study, rec.trials, DATASETS.get(rec.spec.dataset).columns))
+        if run_fids is not None and rec.spec.metric == "domain_fid":
+            for r in study.itertuples():
+                fids = ag.cached_fid_by_n(cache, f"{rec.spec.name}/{r.trial}", lambda: run_fids(rec, int(r.trial)))
+                curves += [{"task": r.task, "arm": r.arm, "seed": r.seed, "n": n, "fid": v} for n, v in fids.items()]
+    bm.metrics = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    own = dict(zip(bm.runs["task"], bm.runs["metric"]))
+    bm.agreement = ag.agreement(bm.metrics, own) if not bm.metrics.empty else pd.DataFrame()
+    bm.agreement_suite = ag.suite_agreement(bm.agreement) if not bm.agreement.empty else pd.DataFrame()
+    flips = ag.flips(bm.metrics, bm.claims) if not bm.metrics.empty else pd.DataFrame(columns=["task", "arm", "flips_on"])
+    bm.claims = bm.claims.merge(flips[["task", "arm", "flips_on"]], on=["task", "arm"], how="left")
+    bm.claims["flips_on"] = bm.claims["flips_on"].fillna("").astype(str)
+    flipped = bm.claims[bm.claims["flips_on"] != ""].groupby("regularizer").size()
+    bm.leaderboard["verdicts_flipping_with_metric"] = bm.leaderboard["regularizer"].map(flipped).fillna(0).astype(int)
+    fids = pd.DataFrame(curves)
+    bm.sample_size = ag.sample_size_curve(fids) if not fids.empty else pd.DataFrame()
 
 
 def _header(name: str, s: Suite, recs: list, runs: pd.DataFrame, command: str, hardware: str,
@@ -354,11 +390,14 @@ def display(lb: pd.DataFrame) -> pd.DataFrame:
                        ("p_improvement", "P(improvement over none)")):
         out[title] = [ci(v, lo, hi, "{:.2f}" if col == "p_improvement" else "{:.3f}")
                       for v, lo, hi in zip(lb[col], lb[f"{col}_ci_low"], lb[f"{col}_ci_high"])]
+    if "verdicts_flipping_with_metric" in lb:
+        out["verdicts flipping with a metric"] = lb["verdicts_flipping_with_metric"]
     return out
 
 
 OWN_FILES = ("leaderboard.csv", "tasks.csv", "normalization.csv", "claims.csv", "profiles.csv", "leaderboard.tex",
-             "leaderboard.md", "iqm.png", "iqm.svg", "profiles.png", "profiles.svg")
+             "leaderboard.md", "metrics.csv", "agreement.csv", "agreement_suite.csv", "sample_size.csv",
+             "iqm.png", "iqm.svg", "profiles.png", "profiles.svg")
 
 
 def write(bm: Benchmark, out: Path) -> list[Path]:
@@ -377,19 +416,47 @@ def write(bm: Benchmark, out: Path) -> list[Path]:
     bm.scales.to_csv(files[2], index=False)
     bm.claims.to_csv(files[3], index=False)
     bm.profiles.to_csv(files[4], index=False)
+    for fname, df in (("metrics.csv", bm.metrics), ("agreement.csv", bm.agreement),
+                      ("agreement_suite.csv", bm.agreement_suite), ("sample_size.csv", bm.sample_size)):
+        if df is not None and not df.empty:
+            df.replace([np.inf, -np.inf], np.nan).to_csv(out / fname, index=False)
+            files.append(out / fname)
     shown = display(bm.leaderboard)
     files[5].write_text(shown.to_latex(index=False))
     lines = [f"# Benchmark: {bm.name}", ""] + [f"- **{k}**: {v}" for k, v in bm.header.items()]
     lines += ["", "## Regularizers across tasks", "", shown.to_markdown(index=False, disable_numparse=True),
               "", "## Every claim, Holm over the whole benchmark", "",
-              (bm.claims[["task", "arm", "verdict", "p", "p_holm_benchmark", "benchmark_verdict"]]
+              (bm.claims[[c for c in ("task", "arm", "verdict", "p", "p_holm_benchmark", "benchmark_verdict",
+                                      "flips_on") if c in bm.claims]]
                .to_markdown(index=False, disable_numparse=True) if not bm.claims.empty else "(no arm was tested)"),
               "", "## Normalization", "", bm.scales.to_markdown(index=False, disable_numparse=True)]
+    lines += _agreement_lines(bm)
     figs = _figures(bm, out)
     if figs:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figs]
     files[6].write_text("\n".join(lines) + "\n")
     return files + [out / f for f in figs]
+
+
+def _agreement_lines(bm: Benchmark) -> list[str]:
+    """The markdown of the metrics' agreement (bench.agreement)."""
+    from bench.agreement import TAU_STABLE, smallest_stable_n
+
+    lines = []
+    if bm.agreement is not None and not bm.agreement.empty:
+        lines += ["", "## Do the metrics agree?", "",
+                  "Kendall's τ between the confirmed arms' rankings (median over seeds) by each metric and by the "
+                  "study metric; across the suite, over tasks ranking ≥ 3 arms. A claim `flips_on` a metric when "
+                  "that metric's paired Hodges–Lehmann interval lies wholly the other way (claims.csv).", "",
+                  (bm.agreement_suite.to_markdown(index=False, floatfmt=".2f") if not bm.agreement_suite.empty
+                   else "(no task ranks 3 arms yet)"), "", "Per task: agreement.csv; every run × metric: metrics.csv."]
+    if bm.sample_size is not None and not bm.sample_size.empty:
+        lines += ["", "## The FID ranking against the sample count", "",
+                  f"Each confirmation run's generator scored on its first N samples against N real test images; τ of "
+                  f"the arms' ranking at N against the largest N, and the smallest N from which it stays ≥ {TAU_STABLE}.",
+                  "", smallest_stable_n(bm.sample_size).to_markdown(index=False), "",
+                  bm.sample_size.pivot(index="task", columns="n", values="tau_vs_largest_n").to_markdown(floatfmt=".2f")]
+    return lines
 
 
 def _figures(bm: Benchmark, out: Path) -> list[str]:

@@ -254,6 +254,14 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir):
     for t in lb["trial"]:
         d = tmp_path / "runs/smoke/trials" / str(t)
         assert (d / "history.csv").exists() and json.loads((d / "metrics.json").read_text())["status"]
+    # the benchmark's FID-against-N of one confirmation run (bench.agreement): its generator's first N samples
+    from bench import api
+    rec = api.open_study("smoke", runs_dir=tmp_path / "runs")
+    run = int(lb.loc[lb["confirm_arm"].notna() & (lb["status"] == "completed"), "trial"].iloc[0])
+    fids = api._run_fids(None, "cpu")(rec, run)
+    assert list(fids) == [500, 1000, 2000, 5000, 10000] and all(0 < v < math.inf for v in fids.values())
+    # at the study's own N (1,000) it is the run's recorded domain FID: same fixed noise, same reference subset
+    assert fids[1000] == pytest.approx(float(lb.loc[lb["trial"] == run, "domain_fid"].iloc[0]), rel=1e-6)
     # resuming with the same command adds no trials and keeps the record
     r2 = bench("run", "--study", "smoke", cwd=tmp_path)
     assert r2.returncode == 0
