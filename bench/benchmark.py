@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench import confirm, stats
+from bench import records, stats
 from stabgen.errors import StabgenError
 
 SUITES = Path(__file__).parent / "suites"
@@ -150,10 +150,10 @@ def task_runs(rec) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame()
     spec, df = rec.spec, rec.trials
-    runs = confirm.confirm_rows(df)
+    runs = records.confirm_rows(df)
     arms = {r.arm: int(r.config_trial) for r in table.itertuples()}
     runs = runs[[arms.get(a) == int(o) for a, o in zip(runs["confirm_arm"], runs["confirm_of"])]]
-    runs = runs.assign(raw=confirm.scores(runs, spec.metric, spec.direction))
+    runs = runs.assign(raw=records.scores(runs, spec.metric, spec.direction))
     info = table.set_index("arm")
     out = pd.DataFrame({
         "study": spec.name, "dataset": spec.dataset, "metric": spec.metric, "direction": spec.direction,

@@ -379,18 +379,18 @@ def _print_plan(table, what: str, device: str | None, fmt: "Format") -> None:
 
 
 def _print_report(r, rec, fmt: "Format", head: int | None = None) -> None:
-    from bench import report as report_mod
+    from bench import render
 
-    shown = report_mod.display_configs(r.configs, rec)
+    shown = render.display_configs(r.configs, rec)
     if not r.confirmation.empty:
-        _print_table(report_mod.display_confirm(r.confirmation, rec),
+        _print_table(render.display_confirm(r.confirmation, rec),
                      f"{rec.spec.name}: confirmation on {_confirm_words(rec.spec.confirm)} (the verdicts)", fmt,
                      raw=r.confirmation)
     _print_table(shown.head(head) if head and not shown.empty else shown,
                  f"{rec.spec.name}: search configs (mean [95% CI]; ranked by score = median, diverged = worst)", fmt,
                  raw=r.configs)
     if not r.regularizers.empty:
-        _print_table(report_mod.display_regularizers(r.regularizers), "search trials per arm (no test)", fmt,
+        _print_table(render.display_regularizers(r.regularizers), "search trials per arm (no test)", fmt,
                      raw=r.regularizers)
     for note in r.notes:
         console.print(f"[yellow]note:[/] {note}")

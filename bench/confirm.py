@@ -34,7 +34,7 @@ import optuna
 import pandas as pd
 
 from bench import records, stats
-from bench.arms import baseline_label, label_of
+from bench.arms import baseline_label
 from bench.space import CONFIRM
 from stabgen.datasets import DATASETS
 
@@ -44,34 +44,13 @@ State = optuna.trial.TrialState
 log = logging.getLogger(__name__)
 
 
-def scores(df: pd.DataFrame, metric: str, direction: str) -> np.ndarray:
-    """Each run's value with every run that did not complete with a finite value at the worst."""
-    if df.empty:
-        return np.array([], dtype=float)
-    return stats.scored(df[metric].tolist(), (df["status"] == "completed").tolist(), direction)
-
-
-def search_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Search trials and their seed re-runs (what selection and the search tables see)."""
-    return df[df["confirm_arm"].isna()] if "confirm_arm" in df and not df.empty else df
-
-
-def confirm_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["confirm_arm"].notna()] if "confirm_arm" in df and not df.empty else df.iloc[0:0]
-
-
-def arm_labels(df: pd.DataFrame, kind: str) -> pd.Series:
-    """Each row's arm label (bench.arms) under `kind`."""
-    return pd.Series([label_of(r, kind) for r in df.to_dict("records")], index=df.index, dtype=object)
-
-
 def select(df: pd.DataFrame, kind: str, metric: str, direction: str) -> dict[str, int]:
     """arm label → first trial of its best config (see the module doc for "best")."""
-    df = search_rows(df)
+    df = records.search_rows(df)
     if df.empty:
         return {}
-    df = df.assign(_arm=arm_labels(df, kind))
-    df = df.assign(_score=scores(df, metric, direction))
+    df = df.assign(_arm=records.arm_labels(df, kind))
+    df = df.assign(_score=records.scores(df, metric, direction))
     sign = 1.0 if direction == "minimize" else -1.0
     best: dict[str, tuple] = {}
     for cid, g in df.groupby("config_id", sort=False):
@@ -87,7 +66,7 @@ def select(df: pd.DataFrame, kind: str, metric: str, direction: str) -> dict[str
 def plan(study: optuna.Study, spec) -> dict:
     """The arms' configs to confirm (made once per search state, kept in the study)."""
     df = records.trials_frame(study)
-    based_on = len(search_rows(df))
+    based_on = len(records.search_rows(df))
     stored = study.user_attrs.get(PLAN_ATTR)
     if (stored and stored.get("based_on") == based_on and stored.get("arm") == spec.confirm.arm
             and stored.get("protocol") == PROTOCOL):
@@ -104,11 +83,11 @@ def plan(study: optuna.Study, spec) -> dict:
 
 def search_counts(df: pd.DataFrame, kind: str) -> dict[str, int]:
     """Search trials (not seed re-runs) per arm: equal under the per-arm search."""
-    df = search_rows(df)
+    df = records.search_rows(df)
     if df.empty:
         return {}
     df = df[df["seed_rerun_of"].isna()] if "seed_rerun_of" in df else df
-    return {str(k): int(v) for k, v in arm_labels(df, kind).value_counts(sort=False).sort_index().items()}
+    return {str(k): int(v) for k, v in records.arm_labels(df, kind).value_counts(sort=False).sort_index().items()}
 
 
 def pending(study: optuna.Study, spec) -> list[tuple[dict, dict]]:
@@ -146,12 +125,12 @@ def targets(df: pd.DataFrame, spec, arms: dict[str, int]) -> dict[str, int]:
 
 def seed_matrix(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
     """Scored confirmation values, one row per confirmation seed, one column per arm (NaN: not run yet)."""
-    rows = confirm_rows(df)
+    rows = records.confirm_rows(df)
     rows = rows[[int(o) in set(arms.values()) and arms.get(a) == int(o)
                  for a, o in zip(rows["confirm_arm"], rows["confirm_of"])]] if not rows.empty else rows
     if rows.empty:
         return pd.DataFrame()
-    rows = rows.assign(_score=scores(rows, spec.metric, spec.direction))
+    rows = rows.assign(_score=records.scores(rows, spec.metric, spec.direction))
     return rows.pivot_table(index="confirm_seed", columns="confirm_arm", values="_score", aggfunc="first")
 
 
@@ -167,7 +146,7 @@ def gate_values(runs: pd.DataFrame, spec) -> tuple[dict[str, float], bool | None
     gate = DATASETS.get(spec.dataset).gate
     if gate is None:
         return {}, None
-    med = {c.column: float(np.median(scores(runs, c.column, c.direction))) if c.column in runs and len(runs)
+    med = {c.column: float(np.median(records.scores(runs, c.column, c.direction))) if c.column in runs and len(runs)
            else math.nan for c in gate.checks}
     return med, gate.passes(med)
 
@@ -188,7 +167,7 @@ def table(df: pd.DataFrame, spec, arms: dict[str, int]) -> pd.DataFrame:
     if m.empty:
         return pd.DataFrame()
     c, metric, direction = spec.confirm, spec.metric, spec.direction
-    runs = confirm_rows(df)
+    runs = records.confirm_rows(df)
     gates: dict[str, bool | None] = {}
     rows = []
     for arm in m.columns:

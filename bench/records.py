@@ -18,9 +18,12 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import numpy as np
 import torch
 from optuna.trial import TrialState
 
+from bench import stats
+from bench.arms import label_of
 from bench.storage import GIVEN_UP
 from stabgen.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec
 from stabgen.models import MODELS
@@ -190,3 +193,31 @@ def pareto_frame(study: optuna.Study, metrics: list[str]) -> pd.DataFrame:
         rows.append({"trial": t.number, "model": cfg.get("model"), "regularizer": cfg.get("regularizer"),
                      "lam": cfg.get("lam"), "lr": cfg.get("lr"), **dict(zip(metrics, t.values))})
     return pd.DataFrame(rows)
+
+
+def varying_keys(df: pd.DataFrame) -> list[str]:
+    """The config columns worth grouping and showing by: always the main five, the others where they vary."""
+    return CONFIG_KEYS + [c for c in SEARCHED if c in df and df[c].nunique(dropna=True) > 1]
+
+
+# --- the trial frame's two kinds of rows (search and confirmation) and their scores --------------------
+
+def scores(df: pd.DataFrame, metric: str, direction: str) -> np.ndarray:
+    """Each run's value with every run that did not complete with a finite value at the worst."""
+    if df.empty:
+        return np.array([], dtype=float)
+    return stats.scored(df[metric].tolist(), (df["status"] == "completed").tolist(), direction)
+
+
+def search_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Search trials and their seed re-runs (what selection and the search tables see)."""
+    return df[df["confirm_arm"].isna()] if "confirm_arm" in df and not df.empty else df
+
+
+def confirm_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["confirm_arm"].notna()] if "confirm_arm" in df and not df.empty else df.iloc[0:0]
+
+
+def arm_labels(df: pd.DataFrame, kind: str) -> pd.Series:
+    """Each row's arm label (bench.arms) under `kind`."""
+    return pd.Series([label_of(r, kind) for r in df.to_dict("records")], index=df.index, dtype=object)

@@ -13,7 +13,6 @@ that reaches the storage. Search and confirmation are kept apart (docs/statistic
 
 from __future__ import annotations
 
-import html
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import optuna
 import pandas as pd
 from pydantic import ValidationError
 
-from bench import artifacts, confirm, records, stats
+from bench import artifacts, confirm, records, render, stats
 from bench.space import CONFIRM_SEEDS
 from bench.spec import StudySpec
 from bench.storage import load_study, redact
@@ -86,11 +85,6 @@ def _reachable(study: optuna.Study, trial, folder):
 
 # --- tables ----------------------------------------------------------------------------------------
 
-def _varying(df: pd.DataFrame) -> list[str]:
-    """The config columns worth showing: always the main five, the others where they vary."""
-    return records.CONFIG_KEYS + [c for c in records.SEARCHED if c in df and df[c].nunique(dropna=True) > 1]
-
-
 RANKING = ("configs and arms are ranked by the median of the study metric over their seeds, a diverged, "
            "pruned or metric-undefined seed counting as the worst value (so instability ranks a config down, "
            "never out of sight); ties by the mean over completed seeds; the divergence rate stands beside it")
@@ -100,15 +94,15 @@ def config_table(rec: StudyRecord) -> pd.DataFrame:
     """One row per search config: its score (median over seeds, divergences = worst; see RANKING),
     each metric's mean and 95 % bootstrap CI over completed seeds, seeds, divergence rate and
     compute seconds; ranked by the score."""
-    df, spec = confirm.search_rows(rec.trials), rec.spec
+    df, spec = records.search_rows(rec.trials), rec.spec
     if df.empty:
         return pd.DataFrame()
-    keys = _varying(df)
+    keys = records.varying_keys(df)
     rows = []
     for _, g in df.groupby("config_id", sort=False):
         ok = g[g["status"] == "completed"]
         row = {**g.iloc[0][keys].to_dict(), "trials": ",".join(str(t) for t in g["trial"]), "seeds": len(g),
-               "score": float(np.median(confirm.scores(g, spec.metric, spec.direction))) if spec.metric in g
+               "score": float(np.median(records.scores(g, spec.metric, spec.direction))) if spec.metric in g
                else math.nan,
                "divergence_rate": float((g["status"] == "diverged").mean()),
                "seconds": float(g["seconds"].mean()), "device": g["device"].iloc[0]}
@@ -131,18 +125,18 @@ def regularizer_table(rec: StudyRecord) -> pd.DataFrame:
     and were pruned, the best completed value, the median with divergences as the worst value, and
     the mean seed std of its multi-seed configs. No test here: search trials of an adaptive sampler
     are not independent draws of an arm (the confirmation table tests arms)."""
-    df, metric, direction = confirm.search_rows(rec.trials), rec.spec.metric, rec.spec.direction
+    df, metric, direction = records.search_rows(rec.trials), rec.spec.metric, rec.spec.direction
     if df.empty or metric not in df:
         return pd.DataFrame()
     rows = []
-    df = df.assign(_arm=confirm.arm_labels(df, rec.spec.confirm.arm))  # per arm: families are never pooled
+    df = df.assign(_arm=records.arm_labels(df, rec.spec.confirm.arm))  # per arm: families are never pooled
     for arm, g in df.groupby("_arm"):
         done = g.loc[g["status"] == "completed", metric].dropna()
         multi = g.groupby("config_id")[metric].agg(["count", "std"])
         seed_std = multi.loc[multi["count"] > 1, "std"]
         rows.append({"arm": arm, "trials": len(g), "completed": len(done),
                      "best": (done.min() if direction == "minimize" else done.max()) if len(done) else math.nan,
-                     "median": float(np.median(confirm.scores(g, metric, direction))),
+                     "median": float(np.median(records.scores(g, metric, direction))),
                      "divergence_rate": float((g["status"] == "diverged").mean()),
                      "pruned_rate": float((g["status"] == "pruned").mean()),
                      "seed_std": float(seed_std.mean()) if len(seed_std) else math.nan})
@@ -157,86 +151,6 @@ def confirm_table(rec: StudyRecord) -> pd.DataFrame:
     if not plan or rec.trials.empty or rec.spec.confirm.seeds == 0:
         return pd.DataFrame()
     return confirm.table(rec.trials, rec.spec, {k: int(v) for k, v in plan["arms"].items()})
-
-
-def display_confirm(table: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
-    """The confirmation table for reading: each arm's family and baseline, median [CI], gate,
-    P(improvement) [CI], the Hodges–Lehmann effect [exact CI] the test is about, p's, the verdict."""
-    if table.empty:
-        return table
-    fmt = column_format(rec, rec.spec.metric)
-    out = table[["rank", "arm", "model", "objective", "regularizer", "baseline", "config_trial"]].copy()
-    out["objective"] = out["objective"].map(lambda v: v if isinstance(v, str) and v else "—")
-    out["λ"] = [records.display_lam(r, v) for r, v in zip(table["regularizer"], table["lam"])]
-    out["lr"] = table["lr"].map(lambda v: f"{v:.2e}")
-    out["seeds"] = table["seeds"]
-    out["diverged"] = table["diverged"].map(lambda v: f"{v:.0%}")
-    out[f"median {rec.spec.metric}"] = [display_ci(v, lo, hi, fmt) for v, lo, hi in
-                                        zip(table["median"], table["median_ci_low"], table["median_ci_high"])]
-    if table["p"].notna().any():
-        out["P(improvement)"] = [display_ci(v, lo, hi, "{:.2f}") for v, lo, hi in zip(
-            table["prob_improvement"], table["prob_improvement_ci_low"], table["prob_improvement_ci_high"])]
-        out["HL Δ (arm − baseline)"] = [display_ci(v, lo, hi, fmt) for v, lo, hi in zip(
-            table["hodges_lehmann"], table["hodges_lehmann_ci_low"], table["hodges_lehmann_ci_high"])]
-        out["p"] = table["p"].map(lambda v: _fmt(v, "{:.3g}"))
-        out["p_holm"] = table["p_holm"].map(lambda v: _fmt(v, "{:.3g}"))
-        if "p_equivalent_holm" in table:
-            out["p_equiv_holm"] = table["p_equivalent_holm"].map(lambda v: _fmt(v, "{:.3g}"))
-    if "gate" in table and (table["gate"] != "none").any():
-        out.insert(out.columns.get_loc("seeds") + 2, "gate", table["gate"])
-    out["verdict"] = table["verdict"]
-    return out.astype(str)
-
-
-def _fmt(v, spec: str = "{:.4g}") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if isinstance(v, float) and math.isinf(v):
-        return "∞" if v > 0 else "−∞"  # a median or bound that falls on diverged runs
-    return spec.format(v + 0.0) if isinstance(v, (int, float)) else str(v)  # + 0.0: −0 prints as 0
-
-
-def display_ci(mean: float, low: float, high: float, fmt: str = "{:.4g}") -> str:
-    """`mean [low, high]`, or just the mean where there is no interval (one seed), in the column's format."""
-    return f"{_fmt(mean, fmt)} [{_fmt(low, fmt)}, {_fmt(high, fmt)}]" if not math.isnan(low) else _fmt(mean, fmt)
-
-
-def column_format(rec: StudyRecord, metric: str) -> str:
-    """How a metric column is written: the dataset's Column.fmt (e.g. high_quality as a percentage)."""
-    col = DATASETS.get(rec.spec.dataset).columns.get(metric)
-    return col.fmt if col else "{:.4g}"
-
-
-def display_configs(configs: pd.DataFrame, rec: StudyRecord) -> pd.DataFrame:
-    """The config table for reading: `mean [low, high]` per metric, λ/lr in scientific notation."""
-    if configs.empty:
-        return configs
-    keys = [k for k in _varying(rec.trials) if k in configs]
-    out = configs[["rank", *keys]].copy()
-    out["lam"] = [records.display_lam(r, v) for r, v in zip(configs["regularizer"], configs["lam"])]
-    out["lr"] = configs["lr"].map(lambda v: f"{v:.2e}")
-    for m in rec.metrics:
-        out[m] = [display_ci(v, lo, hi, column_format(rec, m)) for v, lo, hi in zip(configs[m], configs[f"{m}_ci_low"],
-                                                              configs[f"{m}_ci_high"])]
-    out["seeds"] = configs["seeds"]
-    out["score"] = configs["score"].map(lambda v: _fmt(v, column_format(rec, rec.spec.metric)))
-    out["diverged"] = configs["divergence_rate"].map(lambda v: f"{v:.0%}")
-    out["s/trial"] = configs["seconds"].map(lambda v: _fmt(v, "{:.0f}"))
-    return out
-
-
-def display_regularizers(regs: pd.DataFrame) -> pd.DataFrame:
-    if regs.empty:
-        return regs
-    out = regs.copy()
-    for col in out.columns:
-        if col == "divergence_rate":
-            out[col] = out[col].map(lambda v: f"{v:.0%}")
-        elif col == "pruned_rate":
-            out[col] = out[col].map(lambda v: f"{v:.0%}")
-        elif out[col].dtype.kind == "f":
-            out[col] = out[col].map(_fmt)
-    return out.astype(str).replace({"nan": "—"})
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -297,16 +211,16 @@ def build(rec: StudyRecord, out_dir: Path, command: str, figures: bool = True) -
             _draw_figures(rec, report, figs_mod)
         _copy_samples(rec, report)
         page = out_dir / "index.html"
-        page.write_text(render_html(report, rec))
+        page.write_text(render.render_html(report, rec))
         report.files.append(page)
     return report
 
 
 def _draw_figures(rec: StudyRecord, report: Report, figs_mod) -> None:
     spec, fig_dir = rec.spec, report.out_dir / "figures"
-    search = confirm.search_rows(rec.trials)  # confirmation runs feed the verdicts, never these figures
+    search = records.search_rows(rec.trials)  # confirmation runs feed the verdicts, never these figures
     if not search.empty:
-        search = search.assign(arm=confirm.arm_labels(search, spec.confirm.arm))
+        search = search.assign(arm=records.arm_labels(search, spec.confirm.arm))
     drawn = {name: draw(search, spec.metric, spec.direction) if not search.empty else None
              for name, draw in figs_mod.FIGURES.items()}
     if not search.empty:
@@ -348,13 +262,13 @@ def _copy_samples(rec: StudyRecord, report: Report) -> None:
         shutil.copyfile(src, dst)
         report.files.append(dst)
         report.samples.append((f"trial {row['trial']}: {row['model']} {row['regularizer']} · "
-                               f"{spec.metric} {_fmt(row[spec.metric])}", f"samples/{dst.name}"))
+                               f"{spec.metric} {render.cell(row[spec.metric])}", f"samples/{dst.name}"))
 
 
 def _header(rec: StudyRecord, command: str) -> dict[str, str]:
     df, spec = rec.trials, rec.spec
     search = df[df["seed_rerun_of"].isna() & df["confirm_arm"].isna()] if not df.empty else df
-    n_conf = len(confirm.confirm_rows(df))
+    n_conf = len(records.confirm_rows(df))
     devices = sorted(set(df["device"].dropna())) if not df.empty else []
     steps = sorted(set(df["steps"].dropna().astype(int))) if not df.empty else []
     return {
@@ -397,7 +311,7 @@ def _gate_text(spec) -> str:
 
 def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, conf: pd.DataFrame, out_dir: Path,
                   header: dict[str, str]) -> list[Path]:
-    shown, shown_regs = display_configs(configs, rec), display_regularizers(regs)
+    shown, shown_regs = render.display_configs(configs, rec), render.display_regularizers(regs)
     top = "\n".join(f"- **{k}**: {v}" for k, v in header.items())
     paths = {ext: out_dir / f"leaderboard.{ext}" for ext in ("csv", "md", "tex", "html")}
     configs.to_csv(paths["csv"], index=False)
@@ -412,122 +326,19 @@ def _write_tables(rec: StudyRecord, configs: pd.DataFrame, regs: pd.DataFrame, c
         records.pareto_frame(rec.study, rec.spec.metrics).to_csv(extra[-1], index=False)
     md = f"# Leaderboard: {rec.spec.name}\n\n{top}\n\n"
     if not conf.empty:
-        md += (f"## Confirmation (the verdicts)\n\n{CONFIRM_NOTE}\n\n"
-               + display_confirm(conf, rec).to_markdown(index=False, disable_numparse=True) + "\n\n")
+        md += (f"## Confirmation (the verdicts)\n\n{render.CONFIRM_NOTE}\n\n"
+               + render.display_confirm(conf, rec).to_markdown(index=False, disable_numparse=True) + "\n\n")
     md += "## Search: configs (candidates)\n\n" + shown.to_markdown(index=False, disable_numparse=True)
     if not shown_regs.empty:
-        md += f"\n\n## Search: per arm\n\n{REGS_NOTE}\n\n" + shown_regs.to_markdown(
+        md += f"\n\n## Search: per arm\n\n{render.REGS_NOTE}\n\n" + shown_regs.to_markdown(
             index=False, disable_numparse=True)
     paths["md"].write_text(md + "\n")
-    caption = _latex_escape(f"{rec.spec.name}: {header['metric']}")  # to_latex escapes cells, not captions
-    paths["tex"].write_text(LATEX_NEEDS + _latex_symbols(shown.to_latex(
+    caption = render.latex_escape(f"{rec.spec.name}: {header['metric']}")  # to_latex escapes cells, not captions
+    paths["tex"].write_text(render.LATEX_NEEDS + render.latex_symbols(shown.to_latex(
         index=False, escape=True, caption=caption, label=f"tab:{rec.spec.name.replace('_', '-')}")))
-    paths["html"].write_text(_html_page(f"Leaderboard: {rec.spec.name}", _header_html(header)
+    paths["html"].write_text(render.html_page(f"Leaderboard: {rec.spec.name}", render.header_html(header)
                                         + shown.to_html(index=False, border=0, classes="table")))
     return [*paths.values(), *extra]
-
-
-CONFIRM_NOTE = ("An arm is a (model, objective, regularizer) and is tested only against the baseline arm of its own "
-                "model and objective; every arm, the baseline included, had the same number of search trials. "
-                "Each arm's best search config re-trained on the same fresh seeds; only these runs are tested. "
-                "Median over seeds (a diverged seed is the worst value) [95 % bootstrap CI]; an arm below the "
-                "dataset's quality gate did not train at this budget and is never called better or worse. Against "
-                "the baseline, paired by seed: P(improvement) [95 % paired bootstrap CI], the Hodges–Lehmann "
-                "estimate (pseudo-median of arm − baseline, the signed-rank test's estimand) [exact 95 % CI], "
-                "two-sided Wilcoxon signed-rank with exact permutation p, Holm across every tested arm; the "
-                "verdict names the p it rests on.")
-REGS_NOTE = ("A description of the search trials (not a test: an adaptive search samples arms unevenly and "
-             "its trials are not independent). Median with diverged/pruned/undefined trials as the worst value.")
-
-
-LATEX_NEEDS = "% \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule); compiles with pdflatex as it is\n"
-# symbols tables print that pdflatex's default (utf8 + OT1/T1) fonts lack: math mode has them all
-_LATEX_SYMBOLS = {"∞": r"$\infty$", "−": r"$-$", "λ": r"$\lambda$", "Δ": r"$\Delta$", "±": r"$\pm$",
-                  "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$", "→": r"$\to$", "σ": r"$\sigma$",
-                  "β": r"$\beta$", "≈": r"$\approx$", "·": r"$\cdot$", "∅": r"$\emptyset$"}
-
-
-def _latex_symbols(tex: str) -> str:
-    """Non-ASCII symbols of the tables as math-mode commands (—, – and accented letters pdflatex reads
-    as they are)."""
-    return "".join(_LATEX_SYMBOLS.get(c, c) for c in tex)
-
-
-def _latex_escape(text: str) -> str:
-    """LaTeX's special characters in running text (what pandas' escape=True does to the cells)."""
-    table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-    return "".join(table.get(c, c) for c in text)
-
-
-# --- HTML ---------------------------------------------------------------------------------------------
-
-CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{padding:3px 8px;border-bottom:1px solid #ddd;
-text-align:right}th{background:#f3f3f3}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
-dt{font-weight:600}img{max-width:100%;border:1px solid #eee}.samples{display:flex;flex-wrap:wrap;gap:12px}
-figure{margin:0}figcaption{font-size:12px;color:#555}.note{color:#777;font-size:13px}"""
-
-# Counts the images that actually decoded, so a headless browser can tell (data-images-loaded="n/m").
-IMAGE_CHECK = """<script>window.addEventListener('load',function(){var i=document.images,n=0;
-for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0)n++;}
-document.body.setAttribute('data-images-loaded',n+'/'+i.length);});</script>"""
-
-
-def _html_page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}{IMAGE_CHECK}</body></html>\n")
-
-
-def _header_html(header: dict[str, str]) -> str:
-    return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd><code>{html.escape(v)}</code></dd>" if "command" in k
-                            else f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
-                            for k, v in header.items()) + "</dl>"
-
-
-CAPTIONS = {
-    "objective_vs_lambda": "Objective vs λ per regularizer (log λ); dashed: median of unregularized trials",
-    "objective_by_regularizer": "Objective per regularizer: box over completed trials, one dot per trial",
-    "budget_curves": "Best-so-far against trials and against compute seconds",
-    "training_curves": "Intermediate metric and critic loss of the top trials",
-    "fidelity_diversity": "Precision vs recall, density vs coverage",
-    "param_importances": "Optuna parameter importances (PED-ANOVA) for the study metric",
-    "expected_best": "Expected best value after n search trials per arm (Dodge et al. 2019), with a 95 % bootstrap "
-                     "band; diverged/pruned/undefined trials at the study's worst finite value",
-    "lambda_robustness": "λ-robustness: share of sampled (λ, lr) that converge and that land within 10 % of the "
-                         "regularizer's best, and the λ region of the latter (robustness.csv)",
-    "divergence_survival": "Time to divergence per arm: Kaplan–Meier survival, right-censored at the steps run",
-}
-
-
-def render_html(r: Report, rec: StudyRecord) -> str:
-    body = [_header_html(r.header)]
-    if not r.confirmation.empty:
-        body += [f"<h2 id='confirmation'>Confirmation (the verdicts)</h2><p class='note'>{html.escape(CONFIRM_NOTE)}"
-                 "</p>", display_confirm(r.confirmation, rec).to_html(index=False, border=0)]
-    body += ["<h2>Search: configs (candidates; score = median over seeds, diverged = worst)</h2>",
-             display_configs(r.configs, rec).to_html(index=False, border=0)]
-    if not r.regularizers.empty:
-        body += [f"<h2>Search: per arm</h2><p class='note'>{html.escape(REGS_NOTE)}</p>",
-                 display_regularizers(r.regularizers).to_html(index=False, border=0)]
-    body.append("<h2>Figures</h2>")
-    for name, png in r.figures.items():
-        body.append(f"<figure><img src='{html.escape(png)}' alt='{name}'><figcaption>"
-                    f"{html.escape(CAPTIONS.get(name, name))} (<a href='figures/{name}.svg'>SVG</a>)"
-                    f"</figcaption></figure>")
-    if r.samples:
-        body.append("<h2>Samples of the top trials</h2><div class='samples'>")
-        body += [f"<figure><img src='{html.escape(p)}' alt='{html.escape(c)}' width='260'><figcaption>"
-                 f"{html.escape(c)}</figcaption></figure>" for c, p in r.samples]
-        body.append("</div>")
-    if r.notes:
-        body.append("<h2>Notes</h2><ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>" for n in r.notes)
-                    + "</ul>")
-    body.append("<p class='note'>Files: <a href='leaderboard.csv'>leaderboard.csv</a> · "
-                "<a href='leaderboard.md'>.md</a> · <a href='leaderboard.tex'>.tex</a> · "
-                "<a href='regularizers.csv'>regularizers.csv</a>"
-                + (" · <a href='confirm.csv'>confirm.csv</a>" if not r.confirmation.empty else "") + "</p>")
-    return _html_page(f"stabgen report: {rec.spec.name}", "\n".join(body))
 
 
 # --- several studies --------------------------------------------------------------------------------
@@ -561,7 +372,7 @@ def write_cross_study(recs: list[StudyRecord], out: Path | None, command: str
     shown = table[["rank", "study", *[c for c in table.columns if c in ("model", "objective", "regularizer")],
                    "seeds", *shared]].copy()
     for m in shared:
-        shown[m] = [display_ci(v, lo, hi, column_format(recs[0], m))
+        shown[m] = [render.display_ci(v, lo, hi, render.column_format(recs[0], m))
                     for v, lo, hi in zip(table[m], table[f"{m}_ci_low"], table[f"{m}_ci_high"])]
     shown = shown.astype(str)
     if out is None:

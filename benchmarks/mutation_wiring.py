@@ -117,7 +117,7 @@ BUGS = [
         'table["median_diff"], table["median_diff_ci_low"], table["median_diff_ci_high"])]', (CONF,),
         "the printed effect is the difference of medians, not the test's Hodges–Lehmann estimand"),
     Bug("search_table_pools_families", "bench/report.py",
-        '    df = df.assign(_arm=confirm.arm_labels(df, rec.spec.confirm.arm))  # per arm: families are never pooled',
+        '    df = df.assign(_arm=records.arm_labels(df, rec.spec.confirm.arm))  # per arm: families are never pooled',
         '    df = df.assign(_arm=df["regularizer"])', (CONF,), "the per-arm search table pools GAN and VAE"),
 ]
 

@@ -204,7 +204,7 @@ def test_sequential_confirmation_spends_seeds_only_where_the_answer_is_open():
 def test_the_report_prints_the_tests_estimand_and_never_pools_families():
     """display_confirm shows each arm's family and baseline and the Hodges–Lehmann effect (4.75 here,
     where the difference of medians is 2.5); the search table is per arm, GAN and VAE apart."""
-    from bench import report
+    from bench import render, report
     from bench.report import StudyRecord
 
     extra = [0.0] * 10 + [float(k) for k in range(5, 15)]
@@ -215,7 +215,7 @@ def test_the_report_prints_the_tests_estimand_and_never_pools_families():
     t = confirm.table(rec.trials, spec, plan)
     row = t.set_index("arm").loc["gan/ns/l2"]
     assert row["hodges_lehmann"] == pytest.approx(4.75) and row["median_diff"] == pytest.approx(2.5)
-    shown = report.display_confirm(t, rec).set_index("arm")
+    shown = render.display_confirm(t, rec).set_index("arm")
     assert shown.loc["gan/ns/l2", "HL Δ (arm − baseline)"].startswith("4.75 [")
     assert list(shown.loc["vae/l2", ["model", "objective", "regularizer", "baseline"]]) == ["vae", "—", "l2", "vae/none"]
     assert sorted(report.regularizer_table(rec)["arm"]) == sorted(plan)

@@ -265,7 +265,7 @@ def test_leaderboard_tex_compiles_with_pdflatex(ring_report, tmp_path):
 
 
 def test_latex_symbols_become_math_mode():
-    from bench.report import _latex_symbols
+    from bench.render import latex_symbols as _latex_symbols
 
     assert _latex_symbols("∞ & −∞ & λ ≥ 1 & 3 ± 1 — x") == r"$\infty$ & $-$$\infty$ & $\lambda$ $\geq$ 1 & 3 $\pm$ 1 — x"
 

@@ -142,7 +142,7 @@ def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir:
            confirmed: dict, frames: list) -> None:
     """One dataset × loss: its search, confirmation and Inception step; appends its table row and its
     runs (one row per trial: search or confirmation seed, config, status, metrics)."""
-    from bench import confirm, records, search
+    from bench import records, search
     from bench.inception import inception_eval
 
     spec = spec_for(dataset, row, budget)
@@ -155,9 +155,9 @@ def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir:
     inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
     frame = records.trials_frame(study)
     frames.append(frame.assign(dataset=dataset, loss=row)[["dataset", "loss", *frame.columns]])
-    conf = confirm.confirm_rows(frame).sort_values("confirm_seed")
-    confirmed[(dataset, row)] = confirm.scores(conf, spec.metric, spec.direction)
-    lb = records.ranked(confirm.search_rows(frame), spec.metric, spec.direction)
+    conf = records.confirm_rows(frame).sort_values("confirm_seed")
+    confirmed[(dataset, row)] = records.scores(conf, spec.metric, spec.direction)
+    lb = records.ranked(records.search_rows(frame), spec.metric, spec.direction)
     done = lb[lb["status"] == "completed"]
     best = done.iloc[0] if len(done) else None
     paper = PAPER.get(dataset, {}).get(row)
