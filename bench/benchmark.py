@@ -397,7 +397,8 @@ def display(lb: pd.DataFrame) -> pd.DataFrame:
 
 OWN_FILES = ("leaderboard.csv", "tasks.csv", "normalization.csv", "claims.csv", "profiles.csv", "leaderboard.tex",
              "leaderboard.md", "metrics.csv", "agreement.csv", "agreement_suite.csv", "sample_size.csv",
-             "iqm.png", "iqm.svg", "profiles.png", "profiles.svg")
+             "leaderboard.html", "index.html",
+             *(f"{n}.{ext}" for n in ("iqm", "profiles", "poi", "tasks", "agreement") for ext in ("png", "svg")))
 
 
 def write(bm: Benchmark, out: Path) -> list[Path]:
@@ -433,9 +434,9 @@ def write(bm: Benchmark, out: Path) -> list[Path]:
     lines += _agreement_lines(bm)
     figs = _figures(bm, out)
     if figs:
-        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figs]
+        lines += ["", "## Figures", ""] + [f"![{FIGURE_CAPTIONS[Path(f).stem]}]({f})" for f in figs]
     files[6].write_text("\n".join(lines) + "\n")
-    return files + [out / f for f in figs]
+    return files + _pages(bm, out, shown, figs) + [out / f for f in figs]
 
 
 def _agreement_lines(bm: Benchmark) -> list[str]:
@@ -459,25 +460,123 @@ def _agreement_lines(bm: Benchmark) -> list[str]:
     return lines
 
 
+def poi_matrix(runs: pd.DataFrame) -> pd.DataFrame:
+    """P(a run of the row's regularizer scores above a run of the column's on the same task), averaged over
+    the tasks both ran (rliable's probability of improvement for every pair); NaN where they share none."""
+    lists = score_lists(runs)
+    regs = sorted(lists)
+    return pd.DataFrame([[probability_of_improvement(lists[a], lists[b]) if a != b else math.nan for b in regs]
+                         for a in regs], index=pd.Index(regs, name="regularizer"), columns=regs)
+
+
 def _figures(bm: Benchmark, out: Path) -> list[str]:
-    """IQM with its interval per regularizer, and the performance profiles."""
+    """IQM with its interval per regularizer, the performance profiles, the probability-of-improvement
+    matrix, each task's normalized scores, and (where there is one) the metric-agreement heatmap."""
     from bench.figures import save, styled, subplots
 
-    lb = bm.leaderboard
+    names = ["iqm", "profiles", "poi", "tasks"]
     with styled():
-        fig, ax = subplots(1, 1, figsize=(6, 0.5 + 0.45 * len(lb)))
-        y = np.arange(len(lb))[::-1]
-        ax.errorbar(lb["iqm"], y, xerr=[lb["iqm"] - lb["iqm_ci_low"], lb["iqm_ci_high"] - lb["iqm"]], fmt="o", capsize=4)
-        ax.set_yticks(y, lb["regularizer"])
-        ax.axvline(0, ls=":", color="grey")
-        ax.axvline(1, ls="--", color="grey")
-        ax.set_xlabel("normalized score, IQM [95 % stratified-bootstrap CI] (0 chance, 1 real data)")
-        save(fig, out, "iqm")
-        fig, ax = subplots(1, 1, figsize=(6, 4))
-        for reg in lb["regularizer"]:
-            ax.plot(bm.profiles["tau"], bm.profiles[reg], label=reg)
-        ax.set_xlabel("normalized score τ")
-        ax.set_ylabel("share of runs scoring above τ")
-        ax.legend(fontsize=8)
-        save(fig, out, "profiles")
-    return ["iqm.png", "profiles.png"]
+        _iqm_figure(bm, save, subplots, out)
+        _profiles_figure(bm, save, subplots, out)
+        _poi_figure(bm, save, subplots, out)
+        _tasks_figure(bm, save, subplots, out)
+        if bm.agreement is not None and not bm.agreement.empty:
+            _agreement_figure(bm, save, subplots, out)
+            names.append("agreement")
+    return [f"{n}.png" for n in names]
+
+
+def _iqm_figure(bm: Benchmark, save, subplots, out: Path) -> None:
+    lb = bm.leaderboard
+    fig, ax = subplots(1, 1, figsize=(6, 0.5 + 0.45 * len(lb)))
+    y = np.arange(len(lb))[::-1]
+    ax.errorbar(lb["iqm"], y, xerr=[lb["iqm"] - lb["iqm_ci_low"], lb["iqm_ci_high"] - lb["iqm"]], fmt="o", capsize=4)
+    ax.set_yticks(y, lb["regularizer"])
+    ax.axvline(0, ls=":", color="grey")
+    ax.axvline(1, ls="--", color="grey")
+    ax.set_xlabel("normalized score, IQM [95 % stratified-bootstrap CI] (0 chance, 1 real data)")
+    save(fig, out, "iqm")
+
+
+def _profiles_figure(bm: Benchmark, save, subplots, out: Path) -> None:
+    fig, ax = subplots(1, 1, figsize=(6, 4))
+    for reg in bm.leaderboard["regularizer"]:
+        ax.plot(bm.profiles["tau"], bm.profiles[reg], label=reg)
+    ax.set_xlabel("normalized score τ")
+    ax.set_ylabel("share of runs scoring above τ")
+    ax.legend(fontsize=8)
+    save(fig, out, "profiles")
+
+
+def _poi_figure(bm: Benchmark, save, subplots, out: Path) -> None:
+    import seaborn as sns
+
+    m = poi_matrix(bm.runs)
+    fig, ax = subplots(1, 1, figsize=(1.6 + 0.7 * len(m), 1.2 + 0.6 * len(m)))
+    sns.heatmap(m, annot=True, fmt=".2f", vmin=0, vmax=1, center=0.5, cmap="RdBu", ax=ax, cbar=False)
+    ax.set_xlabel("Y")
+    ax.set_ylabel("X")
+    ax.set_title("P(X > Y): a run of X above a run of Y, same task", fontsize=10)
+    save(fig, out, "poi")
+
+
+def _tasks_figure(bm: Benchmark, save, subplots, out: Path) -> None:
+    import seaborn as sns
+
+    tasks = sorted(bm.runs["task"].unique())
+    fig, ax = subplots(1, 1, figsize=(8, 1.0 + 0.55 * len(tasks) * max(1, bm.runs["regularizer"].nunique()) / 3))
+    sns.stripplot(data=bm.runs, x="score", y="task", hue="regularizer", dodge=True, order=tasks, ax=ax, size=4,
+                  alpha=0.8)
+    ax.axvline(0, ls=":", color="grey")
+    ax.axvline(1, ls="--", color="grey")
+    ax.set_xlabel("normalized score per confirmation run (0 chance, 1 real data)")
+    ax.legend(fontsize=7, loc="best")
+    save(fig, out, "tasks")
+
+
+def _agreement_figure(bm: Benchmark, save, subplots, out: Path) -> None:
+    import seaborn as sns
+
+    m = bm.agreement.pivot(index="task", columns="metric", values="tau")
+    fig, ax = subplots(1, 1, figsize=(1.8 + 0.8 * m.shape[1], 1.2 + 0.45 * m.shape[0]))
+    sns.heatmap(m, annot=True, fmt=".2f", vmin=-1, vmax=1, center=0, cmap="RdBu", ax=ax, cbar=False)
+    ax.set_title("Kendall τ of each metric's arm ranking against the study metric's", fontsize=10)
+    save(fig, out, "agreement")
+
+
+# --- the pages -----------------------------------------------------------------------------------------
+
+def _pages(bm: Benchmark, out: Path, shown: pd.DataFrame, figs: list[str]) -> list[Path]:
+    """leaderboard.html (the table and what made it) and index.html (the whole report, figures included)."""
+    import html
+
+    from bench import render
+
+    head = render.header_html(bm.header)
+    table = shown.to_html(index=False, border=0)
+    (out / "leaderboard.html").write_text(render.html_page(f"Benchmark leaderboard: {bm.name}", head + table))
+    body = [head, "<h2>Regularizers across tasks</h2>", table]
+    if not bm.claims.empty:
+        cols = [c for c in ("task", "arm", "verdict", "p", "p_holm_benchmark", "benchmark_verdict", "flips_on")
+                if c in bm.claims]
+        body += ["<h2>Every claim, Holm over the whole benchmark</h2>", bm.claims[cols].to_html(index=False, border=0)]
+    body += ["<h2>Normalization</h2>", bm.scales.to_html(index=False, border=0)]
+    if bm.agreement_suite is not None and not bm.agreement_suite.empty:
+        body += ["<h2>Do the metrics agree?</h2>", bm.agreement_suite.to_html(index=False, border=0, float_format="%.2f")]
+    body.append("<h2>Figures</h2>")
+    body += [f"<figure><img src='{html.escape(f)}' alt='{html.escape(Path(f).stem)}'><figcaption>"
+             f"{html.escape(FIGURE_CAPTIONS[Path(f).stem])} (<a href='{Path(f).stem}.svg'>SVG</a>)</figcaption></figure>"
+             for f in figs]
+    body.append("<p class='note'>Every per-seed value: <a href='tasks.csv'>tasks.csv</a> · <a href='metrics.csv'>"
+                "metrics.csv</a> · <a href='claims.csv'>claims.csv</a> · <a href='leaderboard.csv'>leaderboard.csv</a></p>")
+    (out / "index.html").write_text(render.html_page(f"Benchmark: {bm.name}", "\n".join(body)))
+    return [out / "leaderboard.html", out / "index.html"]
+
+
+FIGURE_CAPTIONS = {
+    "iqm": "Interquartile mean of the normalized scores per regularizer, 95 % stratified-bootstrap interval",
+    "profiles": "Performance profiles: share of runs (tasks weighted equally) scoring above τ",
+    "poi": "Probability of improvement of each regularizer (row) over each other (column) on the tasks both ran",
+    "tasks": "Each task's confirmation runs on the normalized scale, by regularizer",
+    "agreement": "Kendall τ of each metric's ranking of the confirmed arms against the study metric's, per task",
+}

@@ -57,6 +57,22 @@ def test_point_aggregates_equal_rliable_metrics():
         rl.probability_of_improvement(ties, ties[::-1]))
 
 
+def test_poi_matrix_is_rliables_probability_of_improvement_for_every_pair():
+    import pandas as pd
+    from rliable import metrics as rl
+
+    from bench import benchmark as bm
+
+    mats = {"none": _matrix(0), "r1": _matrix(1) + 0.1, "gp": _matrix(2) - 0.05}
+    runs = pd.DataFrame([{"regularizer": reg, "task": f"t{j}", "seed": i, "score": m[i, j]}
+                         for reg, m in mats.items() for i in range(m.shape[0]) for j in range(m.shape[1])])
+    got = bm.poi_matrix(runs)
+    for a in mats:
+        for b in mats:
+            want = rl.probability_of_improvement(mats[a], mats[b]) if a != b else np.nan
+            assert got.loc[a, b] == pytest.approx(want, nan_ok=True)
+
+
 def test_performance_profile_is_the_task_averaged_share_above_tau():
     from bench.benchmark import profile
 
@@ -159,6 +175,10 @@ def test_a_two_task_suite_runs_writes_its_report_and_resumes_after_kill_9(tmp_pa
     agree = pd.read_csv(out / "agreement.csv")
     assert len(agree) == 2 * 3 and (agree.loc[agree["metric"] == "modes_captured", "tau"].dropna() == 1.0).all()
     assert "Do the metrics agree?" in md and "flips_on" in pd.read_csv(out / "claims.csv").columns
+    page = (out / "index.html").read_text()
+    for fig in ("iqm", "profiles", "poi", "tasks", "agreement"):  # each figure drawn and shown on the page
+        assert (out / f"{fig}.png").stat().st_size > 1000 and f"src='{fig}.png'" in page, fig
+    assert "Regularizers across tasks" in page and "<table" in (out / "leaderboard.html").read_text()
 
 
 def test_plan_prices_a_study_and_a_suite_and_stores_nothing(tmp_path):
