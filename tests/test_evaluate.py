@@ -67,7 +67,7 @@ def test_domain_evaluator_quick_and_final_metrics_equal_the_functions(tmp_path, 
     # a RealRef's real statistics go through torch-fidelity's cache (float32 features on disk): 1e-5 relative
     assert quick[0].pop("domain_extractor") == "classifier"
     assert quick[0] == {f"domain_{k}": _close(v) for k, v in alone.items() if k != "extractor"}
-    assert quick[1]["domain_fid"] == pytest.approx(fidelity.compute(b, REAL, "classifier", ("fid",))["fid"], rel=1e-5)
+    assert quick[1]["domain_fid"] == pytest.approx(fidelity.compute(b, REAL, "classifier", ("fid",), dataset="mnist")["fid"], rel=1e-5)
     assert ev(_sampler(a), final=False)["domain_fid"] == quick[0]["domain_fid"]  # one trial: the same as a population of one
     assert "class_kl" in ev(_sampler(a), final=True) and "class_kl" not in quick[0]
     kid = evaluate.DomainEvaluator(ref, COUNTS, metric="domain_kid").many([_sampler(a)], final=False)[0]
@@ -100,16 +100,16 @@ def test_mixture_evaluator_is_pacgan_counting_on_n_samples():
 def test_stacked_predictions_classify_each_channel_and_refuse_other_shapes():
     x = torch.cat([_blobs(6, 7), _blobs(6, 8), _blobs(6, 9)], dim=1)
     clf = classifier.load("mnist")
-    got = evaluate.stacked_predictions(x)
+    got = evaluate.stacked_predictions(x, digits="mnist")
     assert got.shape == (6, 3)
     for c in range(3):
         assert torch.equal(got[:, c], evaluate.predict(clf, x[:, c:c + 1]))
-    assert evaluate.stacked_mnist_modes(x) == modes.stacked_modes(got)
+    assert evaluate.stacked_mnist_modes(x, digits="mnist") == modes.stacked_modes(got)
     other = evaluate.stacked_predictions(x, digits="fashion-mnist")  # another classifier reads the channels
     assert not torch.equal(other, got)
     assert evaluate.stacked_mnist_modes(x, digits="fashion-mnist") == modes.stacked_modes(other)
     with pytest.raises(StabgenError, match=r"Stacked MNIST samples must be \[N, 3, 28, 28\], got \(6, 1, 28, 28\)"):
-        evaluate.stacked_predictions(x[:, :1])
+        evaluate.stacked_predictions(x[:, :1], digits="mnist")
 
 
 def test_evaluate_samples_is_every_metric_of_bench_metrics(tmp_path, monkeypatch):
@@ -124,7 +124,7 @@ def test_evaluate_samples_is_every_metric_of_bench_metrics(tmp_path, monkeypatch
         assert out[key] == _close(value), key
     cov = evaluate.class_coverage(evaluate.predict(classifier.load("mnist"), fake), COUNTS)
     assert out["classes_covered"] == cov["classes_covered"] and out["class_kl"] == pytest.approx(cov["class_kl"])
-    inf = fid_infinity(fidelity.features(fake), fidelity.features(REAL))
+    inf = fid_infinity(fidelity.features(fake, dataset="mnist"), fidelity.features(REAL, dataset="mnist"))
     assert out["fid_inf"] == pytest.approx(inf["fid_inf"]) and out["fid_inf_points"] == len(inf["n"])
     assert out["dataset"] == "mnist" and out["split"] == "blobs" and "is_unavailable" not in out
     assert math.isfinite(out["is"])
@@ -161,19 +161,19 @@ def test_evaluate_samples_fid_inf_uses_the_references_own_classifier(tmp_path, m
     fake = _blobs(300, 10, shift=-4)
     out = evaluate.evaluate_samples(fake, ref, COUNTS, fid_inf=True)
     want = fid_infinity(fidelity.features(fake, dataset="fashion-mnist"), fidelity.features(REAL, dataset="fashion-mnist"))
-    mnist = fid_infinity(fidelity.features(fake), fidelity.features(REAL))["fid_inf"]
+    mnist = fid_infinity(fidelity.features(fake, dataset="mnist"), fidelity.features(REAL, dataset="mnist"))["fid_inf"]
     assert out["fid_inf"] == pytest.approx(want["fid_inf"]) and out["fid_inf"] != pytest.approx(mnist, rel=1e-3)
-    mixed = fid_infinity(fidelity.features(fake, dataset="fashion-mnist"), fidelity.features(REAL))["fid_inf"]
+    mixed = fid_infinity(fidelity.features(fake, dataset="fashion-mnist"), fidelity.features(REAL, dataset="mnist"))["fid_inf"]
     assert out["fid_inf"] != pytest.approx(mixed, rel=1e-3)
 
 
 def test_stacked_evaluator_counts_modes_of_each_member_on_n_samples():
     """Modes of 1,000 and KL to uniform for each member from its own n samples, channel by channel."""
     xs = [torch.cat([_blobs(10, 20 + 3 * i + c) for c in range(3)], dim=1) for i in range(2)]
-    ev = evaluate.StackedEvaluator(8)
+    ev = evaluate.StackedEvaluator(8, digits="mnist")
     outs = ev.many([_sampler(x) for x in xs], final=True)
     for out, x in zip(outs, xs):
-        m = modes.stacked_modes(evaluate.stacked_predictions(x[:8]))
+        m = modes.stacked_modes(evaluate.stacked_predictions(x[:8], digits="mnist"))
         assert out == {"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": 8}
     fashion = evaluate.StackedEvaluator(8, digits="fashion-mnist").many([_sampler(x) for x in xs], final=True)
     for out, x in zip(fashion, xs):

@@ -76,17 +76,17 @@ def test_stacked_evaluator_members_together_equal_alone():
     from stabgen.metrics.evaluate import StackedEvaluator
     g = torch.Generator().manual_seed(0)
     sets = [torch.randint(0, 256, (n, 3, 28, 28), generator=g, dtype=torch.uint8) for n in (200, 200)]
-    ev = StackedEvaluator(200)
+    ev = StackedEvaluator(200, digits="mnist")
     samples = [lambda n, x=x: x[:n] for x in sets]
     assert ev.many(samples, True) == [ev(s, True) for s in samples]
 
 
 def test_kid_and_prc_are_sane_on_domain_features():
     a, b = _blobs(400, 1), _blobs(400, 2)
-    same = fidelity.compute(a, b, "classifier", ("kid", "prc"))
+    same = fidelity.compute(a, b, "classifier", ("kid", "prc"), dataset="mnist")
     assert abs(same["kid"]) < 0.05 and same["precision"] > 0.8 and same["recall"] > 0.8
     noise = torch.randint(0, 256, (400, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    far = fidelity.compute(noise, b, "classifier", ("kid", "prc"))
+    far = fidelity.compute(noise, b, "classifier", ("kid", "prc"), dataset="mnist")
     assert far["kid"] > 10 * max(same["kid"], 1e-3) and far["precision"] < 0.1
 
 
@@ -224,7 +224,7 @@ def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
 
 def test_density_coverage_and_domain_is_through_compute():
     a, b = _blobs(300, 1), _blobs(300, 2)
-    m = fidelity.compute(a, b, "classifier", ("isc", "dc"))
+    m = fidelity.compute(a, b, "classifier", ("isc", "dc"), dataset="mnist")
     assert 0.5 < m["density"] < 1.5 and m["coverage"] > 0.8 and m["is"] >= 1.0
 
 
@@ -489,25 +489,29 @@ def test_classifier_extractor_names_and_resolves_datasets(monkeypatch):
 
 
 def test_compute_defaults_and_refuses_what_is_not_uint8_nchw():
-    """`compute(fake, real)` and `compute_many([fake], real)` are the domain classifier's FID, KID and PR;
-    an unknown metric, float images or a batch without its channel axis are refused in one line
-    naming what is wrong."""
+    """`compute(fake, real, dataset=…)` and `compute_many([fake], real, dataset=…)` are the domain
+    classifier's FID, KID and PR; without the dataset the classifier extractor is refused (which dataset
+    is the default is said once, in stabgen.datasets); an unknown metric, float images or a batch
+    without its channel axis are refused in one line naming what is wrong."""
     from stabgen.errors import StabgenError
 
     fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
-    want = fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"))
-    assert fidelity.compute(fake, real) == want and fidelity.compute_many([fake], real) == [want]
+    want = fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"), dataset="mnist")
+    assert fidelity.compute(fake, real, dataset="mnist") == want
+    assert fidelity.compute_many([fake], real, dataset="mnist") == [want]
     for metric, keys in (("prc", ("precision", "recall")), ("kid", ("kid", "kid_std"))):  # one metric alone
-        alone = fidelity.compute(fake, real, metrics=(metric,))
+        alone = fidelity.compute(fake, real, metrics=(metric,), dataset="mnist")
         assert {k: alone[k] for k in keys} == {k: want[k] for k in keys}, metric
-    with pytest.raises(StabgenError, match=r"^unknown metric\(s\) \['fdi'\]; use fid, kid, prc, isc, dc$"):
-        fidelity.compute(fake, real, metrics=("fid", "fdi"))
+    with pytest.raises(StabgenError, match=r"^the classifier extractor needs the dataset"):
+        fidelity.compute(fake, real)
+    with pytest.raises(StabgenError, match=r"^unknown metric\(s\) \['fdi'\]; use fid, kid, prc, isc, dc, vendi$"):
+        fidelity.compute(fake, real, metrics=("fid", "fdi"), dataset="mnist")
     with pytest.raises(StabgenError, match=r"^unknown extractor 'inceptoin'; known: classifier, inception$"):
         fidelity.compute(fake, real, "inceptoin")
     with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.float32 \(60, 1, 28, 28\)"):
-        fidelity.compute(fake.float(), real)
+        fidelity.compute(fake.float(), real, dataset="mnist")
     with pytest.raises(StabgenError, match=r"uint8 \[N, C, H, W\], got torch.uint8 \(60, 28, 28\)"):
-        fidelity.compute(fake[:, 0], real)
+        fidelity.compute(fake[:, 0], real, dataset="mnist")
 
 
 def test_a_users_classifier_extracts_its_features_and_nan_weights_are_refused(tmp_path, monkeypatch):
@@ -548,8 +552,8 @@ def test_metrics_print_nothing(capfd):
     progress bars and metric lines stay off, on stdout and stderr."""
     fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
     capfd.readouterr()
-    fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc", "isc", "dc"))
-    fidelity.features(fake)
+    fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc", "isc", "dc"), dataset="mnist")
+    fidelity.features(fake, dataset="mnist")
     assert capfd.readouterr() == ("", "")
 
 

@@ -65,10 +65,10 @@ def test_stacked_mnist_counting_on_real_digits(mnist_test):
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, len(mnist_test), (3, 2000), generator=g)
     stacked = torch.cat([mnist_test.images[i] for i in idx], dim=1)  # [2000, 3, 28, 28]
-    m = stacked_mnist_modes(stacked)
+    m = stacked_mnist_modes(stacked, digits="mnist")
     # 2,000 uniform draws over 1,000 modes cover about 1000·(1 − e^−2) ≈ 865 of them
     assert 800 < m["modes_captured"] < 930 and m["kl"] < 0.7
-    one = stacked_mnist_modes(stacked[:1].repeat(50, 1, 1, 1))
+    one = stacked_mnist_modes(stacked[:1].repeat(50, 1, 1, 1), digits="mnist")
     assert one["modes_captured"] == 1 and one["kl"] == pytest.approx(math.log(1000))
 
 

@@ -106,7 +106,7 @@ def test_feature_extraction_counts_its_images():
     real = torch.randint(0, 256, (30, 1, 28, 28), dtype=torch.uint8, generator=g)
     rec = Recorder()
     with progress.listening(rec):
-        fidelity.compute(fake, real, "classifier", ("fid",))
+        fidelity.compute(fake, real, "classifier", ("fid",), dataset="mnist")
     got = {t.description: (t.completed, t.total) for t in rec.tasks}
     assert got == {"classifier features of 40 samples": (40, 40), "classifier features of 30 real images": (30, 30)}
     # one image read, one count: 1, 2, …, 40 (torch-fidelity's extra first look at an image stays at 40)
@@ -114,7 +114,7 @@ def test_feature_extraction_counts_its_images():
     assert steps[:40] == list(range(1, 41)) and set(steps[40:]) <= {40}
     rec = Recorder()
     with progress.listening(rec):  # the Inception Score needs no real images: none are read
-        fidelity.compute(fake, real, "classifier", ("isc",))
+        fidelity.compute(fake, real, "classifier", ("isc",), dataset="mnist")
     assert [t.description for t in rec.tasks] == ["classifier features of 40 samples"]
 
 
@@ -148,7 +148,7 @@ def test_features_count_their_images():
     images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     rec = Recorder()
     with progress.listening(rec):
-        fidelity.features(images)
+        fidelity.features(images, dataset="mnist")
     assert [(t.description, t.completed, t.total) for t in rec.tasks] == [("classifier features of 12 images", 12, 12)]
     steps = [c for _, c in rec.updates]  # one image read, one count (the extra first look stays at 12)
     assert steps[:12] == list(range(1, 13)) and set(steps[12:]) <= {12}

@@ -28,7 +28,6 @@ from stabgen.errors import StabgenError
 log = logging.getLogger(__name__)
 
 FEATURE_DIM = 128
-DEFAULT = "mnist"  # the classifier used where a caller names none (a tensor reference, Stacked MNIST)
 WEIGHTS_PACKAGE = "stabgen.metrics"
 
 

@@ -125,13 +125,13 @@ def evaluate_samples(fake: torch.Tensor, ref: RealRef, class_counts: torch.Tenso
     return out
 
 
-def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu", digits: str = classifier.DEFAULT) -> dict:
+def stacked_mnist_modes(images: torch.Tensor, device: str = "cpu", *, digits: str) -> dict:
     """Modes of 1,000 for 3-channel Stacked-MNIST samples: each channel classified by the MNIST
     classifier (PacGAN / VEEGAN protocol, usually on 26,000 samples)."""
-    return modes.stacked_modes(stacked_predictions(images, device, digits))
+    return modes.stacked_modes(stacked_predictions(images, device, digits=digits))
 
 
-def stacked_predictions(images: torch.Tensor, device: str = "cpu", digits: str = classifier.DEFAULT) -> torch.Tensor:
+def stacked_predictions(images: torch.Tensor, device: str = "cpu", *, digits: str) -> torch.Tensor:
     """[N, 3] digit classes of each channel, by the domain classifier of the `digits` dataset."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise StabgenError(f"Stacked MNIST samples must be [N, 3, 28, 28], got {tuple(images.shape)}")
@@ -158,13 +158,13 @@ class StackedEvaluator(Evaluator):
     """Modes of 1,000 and KL to uniform on n Stacked-MNIST samples (26,000 in the papers); every
     member's channels are classified in one pass."""
 
-    def __init__(self, n: int, device: str = "cpu", digits: str = classifier.DEFAULT) -> None:
+    def __init__(self, n: int, device: str = "cpu", *, digits: str) -> None:
         self.n, self.device, self.digits = n, device, digits
 
     def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
         fakes = [s(self.n) for s in samples]
         outs = []
-        for m in map(modes.stacked_modes, stacked_predictions(torch.cat(fakes), self.device, self.digits).split(
+        for m in map(modes.stacked_modes, stacked_predictions(torch.cat(fakes), self.device, digits=self.digits).split(
                 [len(f) for f in fakes])):
             outs.append({"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": self.n})
         return outs

@@ -183,8 +183,11 @@ def check_inception_weights(option: str | None = None) -> None:
                            f"file); download pt_inception-2015-12-05 again, or fix --inception-weights")
 
 
-def _extractor_kwargs(extractor: str, dataset: str, inception_weights: str | None) -> dict:
+def _extractor_kwargs(extractor: str, dataset: str | None, inception_weights: str | None) -> dict:
     if extractor == "classifier":
+        if dataset is None:  # no default here: which dataset is the default is said once, in stabgen.datasets
+            raise StabgenError("the classifier extractor needs the dataset whose domain classifier reads the images "
+                               "(dataset=…; a RealRef reference names it)")
         return {"feature_extractor": classifier_extractor(dataset)}
     if extractor == "inception":
         path = settings.inception_weights(inception_weights)
@@ -225,11 +228,11 @@ def check_inception_logits(path: Path | None) -> None:
 def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "classifier",
             metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
             inception_weights: str | None = None, batch_size: int | None = None,
-            dataset: str = classifier.DEFAULT, k: int = 5) -> dict:
+            dataset: str | None = None, k: int = 5) -> dict:
     """Metrics of generated uint8 images against a real reference, with N and extractor recorded.
 
     `ref` is a RealRef (features cached on disk) or a uint8 tensor of real images (not cached);
-    `dataset` picks the domain classifier when `ref` is a tensor. Metrics: fid, kid, prc
+    `dataset` names the domain classifier when `ref` is a tensor (the classifier extractor only). Metrics: fid, kid, prc
     (precision/recall, torch-fidelity's k=3), isc (Inception Score of the fakes), dc
     (density/coverage with k neighbours), vendi (the Vendi score of the fakes). Features are extracted
     once, by torch-fidelity; each metric is torch-fidelity's own function, except density/coverage
@@ -241,7 +244,7 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
 def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, extractor: str = "classifier",
                  metrics: tuple[str, ...] = ("fid", "kid", "prc"), device: torch.device | str = "cpu",
                  inception_weights: str | None = None, batch_size: int | None = None,
-                 dataset: str = classifier.DEFAULT, k: int = 5) -> list[dict]:
+                 dataset: str | None = None, k: int = 5) -> list[dict]:
     """`compute` for several sample sets (a population's members) at once: the extractor is built,
     the real features and statistics are loaded, and the fakes' features are extracted in one pass
     for all sets; each set then gets its own metrics, exactly as `compute` gives them alone."""
@@ -320,7 +323,7 @@ def _score(f_fake: dict, n_fake: int, f_real: dict | None, st_real: dict | None,
     return out
 
 
-def features(images: torch.Tensor, extractor: str = "classifier", dataset: str = classifier.DEFAULT,
+def features(images: torch.Tensor, extractor: str = "classifier", dataset: str | None = None,
              device: torch.device | str = "cpu", inception_weights: str | None = None) -> torch.Tensor:
     """The metric features (classifier: 128-d; inception: 2048-d pool) of uint8 images."""
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
