@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import optuna
 import pandas as pd
 import torch
 
@@ -36,7 +37,8 @@ from stabgen.hardware import check_device, default_device
 
 ARTIFACT_SCHEMES = ("file", "s3", "gs")  # what bench.artifacts.make_store opens
 
-__all__ = ["benchmark", "plan", "load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "confirmation", "load_generator",
+__all__ = ["benchmark", "plan", "reproduce", "work", "registry_table", "train_classifier", "command_line",
+           "describe_run", "load_spec", "options", "run_study", "open_study", "trials", "leaderboard", "confirmation", "load_generator",
            "build_report", "score_samples", "check_storage", "cross_leaderboard", "StudyRecord", "RunOptions", "StudySpec"]
 
 
@@ -91,18 +93,21 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
 def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, command: str | None = None,
               figures: bool = False, on_trial_start: Callable[[int], None] | None = None,
               on_step: Callable[[int, int], None] | None = None, on_trial_end: Callable | None = None,
-              **option_kw) -> StudyRecord:
+              on_ready: Callable[[], None] | None = None, **option_kw) -> StudyRecord:
     """Run (or resume) a study, evaluate its best trials with Inception, and write its report (tables;
     figures too with `figures=True`) into RUNS_DIR/STUDY. Returns the study as the report sees it.
-    Messages go to the `bench` and `stabgen` loggers; progress to a stabgen.progress listener."""
+    Messages go to the `bench` and `stabgen` loggers; progress to a stabgen.progress listener;
+    `on_ready` is called once everything was checked (data, weights, storage, spec) and before training."""
     spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     opts = opts or options(spec, **option_kw)
-    check_storage(spec, opts)
+    study = check_storage(spec, opts)  # the one open of the storage in this process, the one spec check
+    if on_ready is not None:
+        on_ready()
     t0 = time.perf_counter()
     processes, threads = jobs_mod.layout(opts.jobs, spec, opts.device, opts.data_dir)
     opts = dataclasses.replace(opts, jobs=processes)  # "auto" resolved: every process knows how many share the work
     with jobs_mod.helpers(spec, opts, processes, threads):  # --jobs: workers beside this process
-        study = search.run(spec, opts, on_trial_start, on_step, on_trial_end)
+        study = search.run(spec, opts, on_trial_start, on_step, on_trial_end, study=study)
     if opts.inception:
         try:
             inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
@@ -117,17 +122,47 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
     return rec
 
 
-def check_storage(spec: StudySpec, opts: RunOptions) -> None:
+def check_storage(spec: StudySpec, opts: RunOptions) -> optuna.Study:
     """Everything a run needs, checked before the study is created or anything printed: the data and
     the Inception weights can be read (preflight), then the study is opened (or created) once — a bad
     URL, driver or server fails here, in one line — and a resumed study whose stored spec differs is
     refused (unless opts.allow_spec_change), as is a runs folder that holds a same-named study of
-    another storage, or a budget flag (--steps) other than the one the study trains at."""
+    another storage, or a budget flag (--steps) other than the one the study trains at. Returns the
+    opened study, for the run to work on (no second open)."""
     preflight(spec, opts)
     storage.check_runs_folder(Path(opts.runs_dir) / spec.name, opts.storage)
     study = storage.open_study(spec, opts.storage, heartbeat=opts.heartbeat)
     storage.record_spec(study, spec, opts.allow_spec_change)
     storage.record_budget(study, opts.steps)
+    return study
+
+
+def work(spec: StudySpec, opts: RunOptions, on_trial_end: Callable | None = None,
+         on_ready: Callable[[], None] | None = None) -> int:
+    """`bench worker`: work on a shared study until its budget is met (no Inception step, no report);
+    the number of finished trials in the study when it is."""
+    study = check_storage(spec, opts)
+    if on_ready is not None:
+        on_ready()
+    return search.n_finished(search.run(spec, opts, on_trial_end=on_trial_end, worker=True, study=study))
+
+
+def command_line() -> str:
+    """The command that is running, as reports name it."""
+    return records.command_line()
+
+
+def describe_run(spec: StudySpec, opts: RunOptions) -> dict[str, str]:
+    """What a run's header says: its storage (password redacted), the search budget in words, the
+    steps per trial, the device."""
+    from stabgen.hardware import describe
+
+    if spec.joint:
+        budget = f"{opts.trials} trials (joint search: exploration, no verdicts)"
+    else:
+        budget = f"{opts.trials} trials per arm × {spec.search_budget(opts.trials) // opts.trials} arms"
+    return {"storage": storage.redact(opts.storage), "budget": budget,
+            "steps": f"{opts.steps} steps" if opts.steps else spec.budget_label(), "device": describe(opts.device)}
 
 
 def preflight(spec: StudySpec, opts: RunOptions) -> None:
@@ -277,12 +312,18 @@ def _run_fids(data_dir: str | None, device: str) -> Callable[[StudyRecord, int],
 
 
 def plan(study: str | Path | None = None, suite: str | None = None, device: str | None = None,
-         data_dir: str | None = None, inception_weights: str | None = None, inception: bool = True) -> pd.DataFrame:
-    """What a study (or every study of a suite) costs on this device, priced by short timed runs of
-    each kind of training; nothing runs and nothing is stored (`bench run/benchmark --plan`)."""
+         data_dir: str | None = None, inception_weights: str | None = None, inception: bool = True,
+         paper: str | None = None, budget: str = "small") -> pd.DataFrame:
+    """What a study (or every study of a suite, or a paper reproduction at a budget) costs on this
+    device, priced by short timed runs of each kind of training; nothing runs and nothing is stored
+    (`bench run/benchmark/reproduce --plan`)."""
     from bench import plan as plan_mod
 
     dev = check_device(device or default_device())
+    if paper is not None:
+        from bench import papers
+
+        return papers.plan(paper, _budget(budget), dev, data_dir, inception_weights)
     if suite is not None:
         from bench.benchmark import load_suite
 
@@ -295,3 +336,68 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
         tables.append(plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name))
     out = pd.concat(tables, ignore_index=True)
     return out[["study", *[c for c in out.columns if c != "study"]]]
+
+
+def _budget(budget: str) -> str:
+    from bench import papers
+
+    if budget not in papers.BUDGETS:
+        raise StabgenError(f"unknown budget {budget!r}; choose one of {', '.join(papers.BUDGETS)}")
+    return budget
+
+
+def reproduce(name: str, budget: str = "small", out_dir: str | Path | None = None, device: str | None = None,
+              data_dir: str | None = None, inception_weights: str | None = None, worker: bool = False,
+              runs_dir: str | Path = "runs", command: str | None = None):
+    """Reproduce a paper's table (bench.papers: mescheder2018, pacgan2018, lucic2018, seed-feature-reg) at a
+    budget (tiny, small, paper): ours beside the paper's numbers and a verdict per claim, written to
+    OUT_DIR/README.md (default RUNS_DIR/papers/NAME). Returns (the Reproduction, the README's path)."""
+    from bench import papers
+    from stabgen.hardware import describe
+
+    budget = _budget(budget)
+    papers.PAPERS.get(name)  # an unknown name fails here, in one line
+    dev = check_device(device or default_device())
+    ctx = papers.Context(Path(out_dir) if out_dir else Path(runs_dir) / "papers" / name, dev, data_dir,
+                         inception_weights, worker)
+    return papers.run(name, budget, ctx, command or f"bench reproduce {name} --budget {budget}", describe(dev))
+
+
+def registry_table(what: str) -> pd.DataFrame:
+    """A registry (models, objectives, regularizers, datasets) as a table: each entry with where it applies
+    and a one-line description (`bench list`)."""
+    from stabgen.datasets import DATASETS
+    from stabgen.models import MODELS
+    from stabgen.objectives import OBJECTIVES
+    from stabgen.regularizers import REGULARIZERS
+
+    rows = {
+        "models": lambda: [(n, f"{s.family} · {s.data_kind} data", s.description) for n, s in MODELS.items()],
+        "objectives": lambda: [(n, "gan" + (f" · built-in {o.penalty} (obj_lam)" if o.penalty else "")
+                                + (" · weight clipping" if o.clip else ""), o.description)
+                               for n, o in OBJECTIVES.items()],
+        "regularizers": lambda: [(n, ", ".join(sorted(r.families)) + f" · {r.acts_on}", r.description)
+                                 for n, r in REGULARIZERS.items()],
+        "datasets": lambda: [(n, f"{d.kind} models · metrics {', '.join(d.metrics)}", d.description)
+                             for n, d in DATASETS.items()],
+    }
+    if what not in rows:
+        raise StabgenError(f"cannot list {what!r}; choose one of {', '.join(rows)}")
+    return pd.DataFrame(rows[what](), columns=["name", "applies to", "description"])
+
+
+def train_classifier(dataset: str | None = None, epochs: int = 3, seed: int = 0, data_dir: str | None = None,
+                     device: str = "cpu", out_path: str | Path | None = None) -> dict:
+    """Train a dataset's domain classifier (the features of the domain FID/KID/PR); writes its weights and
+    card (default: the file shipped in the package) and returns the card."""
+    from stabgen.datasets import DEFAULT_DATASET
+    from stabgen.metrics.classifier import train_classifier as fit
+    from stabgen.userdata import resolve
+
+    if epochs < 1:
+        raise StabgenError(f"--epochs must be a positive integer, got {epochs}")
+    ds = resolve(dataset or DEFAULT_DATASET)
+    if ds.load_split is None or not ds.classes:
+        raise StabgenError(f"dataset {ds.name!r} has no labelled splits to train a classifier on")
+    splits = [ds.load_split(s, data_dir) for s in ("train", "test")]
+    return fit(ds.name, *splits, epochs, seed, device, Path(out_path) if out_path else None)

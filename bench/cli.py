@@ -7,18 +7,15 @@ line on stderr and exit with code 2; completed trials are already in the storage
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from bench import ui
+from bench import api, printing
+from bench.printing import Format, console
 from stabgen.errors import StabgenError
 
 app = typer.Typer(
@@ -26,8 +23,6 @@ app = typer.Typer(
          "with Optuna, and rank the results on trustworthy metrics.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)  # a line in a log stays one line
-out = Console(soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -80,13 +75,6 @@ HeartbeatOpt = Annotated[float, typer.Option(help="Seconds between a running tri
                                              "for 3 heartbeats (a killed worker's) is failed and queued again.")]
 
 
-class Format(str, Enum):
-    table = "table"
-    md = "md"
-    csv = "csv"
-    json = "json"
-
-
 FormatOpt = Annotated[Format, typer.Option("--format", help="How tables print: table (rich on a terminal, Markdown "
                                            "when piped or logged), md, csv (blank line between tables, each "
                                            "under a '# title' line) or json (one JSON object per table and line; "
@@ -123,17 +111,21 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confi
     RUNS_DIR/STUDY/. Interrupt and rerun the same command to resume; start `bench worker` processes
     on the same storage to share the work.
     """
-    from bench import api
-
     if plan:
-        return _print_plan(api.plan(study, device=device, data_dir=_str(data_dir),
-                                    inception_weights=_str(inception_weights), inception=not no_inception), study, device, format)
+        return printing.print_plan(api.plan(study, device=device, data_dir=_str(data_dir),
+                                            inception_weights=_str(inception_weights), inception=not no_inception),
+                                   study, device, format)
     spec = api.load_spec(study, confirm_seeds)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
                        heartbeat, tensorboard, allow_spec_change, artifacts, jobs, inception=not no_inception)
-    api.check_storage(spec, opts)  # a bad storage, data or weights file fails in one line, before anything is printed
-    with _resumable_on_interrupt(), ui.shown(console, quiet):
-        _run_and_report(spec, opts, figures, format)
+    t0 = time.perf_counter()
+    with _resumable_on_interrupt(), printing.shown(quiet):
+        rec = api.run_study(spec, opts, command=api.command_line() if sys.argv[1:] else None, figures=figures,
+                            on_ready=lambda: printing.run_header(spec, api.describe_run(spec, opts)),
+                            on_trial_end=lambda trial: console.print(printing.trial_line(spec, trial)))
+        printing.print_report(rec.report, rec, format)
+        console.print(f"wrote {opts.runs_dir / spec.name}/leaderboard.{{csv,md,tex,html}}, trials.csv · "
+                      f"wall time {time.perf_counter() - t0:.1f}s")
 
 
 @app.command()
@@ -146,18 +138,13 @@ def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None
     Start as many as you like, on as many machines as reach the storage (PostgreSQL for several
     machines; SQLite only on one). `bench report` or `bench run` afterwards writes the leaderboard.
     """
-    from bench import api, search, storage as storage_mod
-    from stabgen.hardware import describe
-
     spec = api.load_spec(study, confirm_seeds)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), None, heartbeat, tensorboard,
                        allow_spec_change, artifacts)
-    api.check_storage(spec, opts)  # fails fast, in one line
-    with _resumable_on_interrupt(), ui.shown(console, quiet):
-        console.print(f"worker on {spec.name} · storage {storage_mod.redact(opts.storage)} · budget "
-                      f"{_search_budget(spec, opts)} · {describe(opts.device)}")
-        study_ = search.run(spec, opts, on_trial_end=lambda t: console.print(_trial_line(spec, t)), worker=True)
-        console.print(f"done: {search.n_finished(study_)} finished trials in the study")
+    with _resumable_on_interrupt(), printing.shown(quiet):
+        done = api.work(spec, opts, on_trial_end=lambda t: console.print(printing.trial_line(spec, t)),
+                        on_ready=lambda: printing.worker_header(spec, api.describe_run(spec, opts)))
+        console.print(f"done: {done} finished trials in the study")
 
 
 @app.command()
@@ -182,19 +169,15 @@ def benchmark(
     Each study is an ordinary `bench run` (its own storage under RUNS_DIR/STUDY); interrupt and rerun
     the same command to resume — finished studies train nothing again.
     """
-    from bench import api, benchmark as bm_mod, records
-
     if plan:
-        return _print_plan(api.plan(suite=suite, device=device, data_dir=_str(data_dir),
-                                    inception_weights=_str(inception_weights), inception=not no_inception),
-                           f"suite {suite}", device, format)
-    with _resumable_on_interrupt(), ui.shown(console, quiet):
-        bm = api.benchmark(suite, out, records.command_line(), jobs=jobs, device=device,
+        return printing.print_plan(api.plan(suite=suite, device=device, data_dir=_str(data_dir),
+                                            inception_weights=_str(inception_weights), inception=not no_inception),
+                                   f"suite {suite}", device, format)
+    with _resumable_on_interrupt(), printing.shown(quiet):
+        bm = api.benchmark(suite, out, api.command_line(), jobs=jobs, device=device,
                            data_dir=_str(data_dir), inception_weights=_str(inception_weights), runs_dir=runs_dir,
                            inception=not no_inception)
-        _print_table(bm_mod.display(bm.leaderboard), f"{bm.name}: regularizers across {bm.runs['task'].nunique()} "
-                     "tasks (normalized: 0 chance, 1 real data)", format, raw=bm.leaderboard)
-        console.print(f"wrote {len(bm.files)} files to {bm.files[0].parent}")
+        printing.print_benchmark(bm, format)
 
 
 @app.command()
@@ -213,12 +196,10 @@ def report(
 
     Rebuildable at any time; needs no TensorBoard and no server (open index.html in a browser).
     """
-    from bench import api, records
-
-    with ui.shown(console, quiet):
+    with printing.shown(quiet):
         rec = api.open_study(study, storage, runs_dir)
-        r = api.build_report(rec, out or runs_dir / rec.spec.name / "report", records.command_line())
-        _print_report(r, rec, format, head=15)
+        r = api.build_report(rec, out or runs_dir / rec.spec.name / "report", api.command_line())
+        printing.print_report(r, rec, format, head=15)
         console.print(f"wrote {len(r.files)} files; open {r.out_dir / 'index.html'}")
 
 
@@ -232,12 +213,10 @@ def leaderboard(
     quiet: QuietOpt = False,
 ) -> None:
     """One table across several studies on the metrics they share, one row per config."""
-    from bench import api, records
-
-    with ui.shown(console, quiet):
+    with printing.shown(quiet):
         recs = [api.open_study(s, storage, runs_dir) for s in studies]
-        shown, shared, paths = api.cross_leaderboard(recs, out, records.command_line())
-        _print_table(shown, f"{' + '.join(studies)} on {', '.join(shared)}", format)
+        shown, shared, paths = api.cross_leaderboard(recs, out, api.command_line())
+        printing.print_table(shown, f"{' + '.join(studies)} on {', '.join(shared)}", format)
         if paths:
             console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
@@ -260,32 +239,15 @@ def reproduce(
 ) -> None:
     """Reproduce a paper's table: ours next to the paper's numbers, a verdict per claim, figures, and
     the command, hardware, budget and seeds at the top of reports/papers/NAME/README.md."""
-    from bench import papers, records
-    from stabgen.hardware import check_device, default_device, describe
-
-    if budget not in papers.BUDGETS:
-        raise StabgenError(f"unknown budget {budget!r}; choose one of {', '.join(papers.BUDGETS)}")
-    dev = check_device(device or default_device())
     if plan:
-        from bench.papers import plan as plan_mod
-
-        works = plan_mod.PLANS.get(name)(budget)
-        with ui.shown(console, quiet):
-            table = plan_mod.estimate(works, dev, _str(data_dir), _str(inception_weights))
-        _print_table(table, f"{name} · budget {budget}: the plan (nothing run)")
-        out.print(plan_mod.total_line(table, describe(dev)), markup=False, highlight=False)
-        return
-    ctx = papers.Context(out_dir or Path("runs") / "papers" / name, dev, str(data_dir) if data_dir else None,
-                         str(inception_weights) if inception_weights else None, worker)
-    with _resumable_on_interrupt(), ui.shown(console, quiet):
-        rep, path = papers.run(name, budget, ctx, records.command_line(), describe(dev))
-    table = Table(title=f"{rep.title} · budget {budget}")
-    for col in ("claim", "verdict"):
-        table.add_column(col)
-    for c in rep.claims:
-        table.add_row(c.text, c.verdict)
-    out.print(table)
-    console.print(f"wrote {path}")
+        with printing.shown(quiet):
+            table = api.plan(paper=name, budget=budget, device=device, data_dir=_str(data_dir),
+                             inception_weights=_str(inception_weights))
+        return printing.print_plan(table, f"{name} · budget {budget}", device, Format.table)
+    with _resumable_on_interrupt(), printing.shown(quiet):
+        rep, path = api.reproduce(name, budget, out_dir, device, _str(data_dir), _str(inception_weights), worker,
+                                  command=api.command_line())
+    printing.print_reproduction(rep, budget, path)
 
 
 class Terminated(KeyboardInterrupt):
@@ -314,116 +276,6 @@ def _resumable_on_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _trial_line(spec, trial) -> str:
-    """One line per finished trial: its config and outcome."""
-    from bench import records
-    from stabgen.models import MODELS
-
-    cfg = trial.user_attrs.get("config", {})
-    status = trial.user_attrs.get("status", trial.state.name.lower())
-    metrics = trial.user_attrs.get("metrics", {})
-    lam = records.display_lam(cfg.get("regularizer", "none"), cfg.get("lam"))
-    lam = f" λ={lam}" if lam != "—" else ""
-    step = f" at step {trial.user_attrs.get('diverged_step')}" if status == "diverged" else ""
-    obj = f" {cfg.get('objective')}" if cfg.get("model") and MODELS.get(cfg["model"]).family == "gan" else ""
-    vals = ""
-    if not step and trial.state.name == "COMPLETE":
-        vals = ", " + ", ".join(f"{m} {v:.3g}" for m, v in zip(spec.metrics, trial.values))
-    elif not step and metrics.get(spec.metric) is not None:
-        vals = f", {spec.metric} {metrics[spec.metric]:.2f}"
-    conf = (f" (confirm {trial.user_attrs['confirm_arm']} seed {trial.user_attrs['confirm_seed']})"
-            if "confirm_arm" in trial.user_attrs else "")
-    return (f"trial {trial.number}{conf}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
-            f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
-
-
-def _confirm_words(c) -> str:
-    """The confirmation design in words: fixed, or sequential with its looks."""
-    if c.stages == 1:
-        return f"{c.seeds} fresh seeds"
-    return f"fresh seeds, {c.seeds} per look for the arms still open, up to {c.seeds * c.stages}"
-
-
-def _search_budget(spec, opts) -> str:
-    """The search budget in words: per arm × arms (the fair default), or a joint search's total."""
-    if spec.joint:
-        return f"{opts.trials} trials (joint search: exploration, no verdicts)"
-    n_arms = spec.search_budget(opts.trials) // opts.trials
-    return f"{opts.trials} trials per arm × {n_arms} arms"
-
-
-def _run_and_report(spec, opts, figures: bool, fmt: "Format" = None) -> None:
-    """`bench run`: progress while the search runs, then the report's leaderboard."""
-    from bench import api, records
-    from bench.storage import redact
-    from stabgen.hardware import describe
-
-    budget = f"{opts.steps} steps" if opts.steps else spec.budget_label()
-    console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
-                  f"storage {redact(opts.storage)} · {_search_budget(spec, opts)} × {budget} · {describe(opts.device)}")
-    t0 = time.perf_counter()
-    rec = api.run_study(spec, opts, command=records.command_line() if sys.argv[1:] else None, figures=figures,
-                        on_trial_end=lambda trial: console.print(_trial_line(spec, trial)))
-    _print_report(rec.report, rec, fmt or Format.table)
-    console.print(f"wrote {opts.runs_dir / spec.name}/leaderboard.{{csv,md,tex,html}}, trials.csv · "
-                  f"wall time {time.perf_counter() - t0:.1f}s")
-
-
-def _print_plan(table, what: str, device: str | None, fmt: "Format") -> None:
-    """A plan's table and its total (what --plan prints; nothing ran)."""
-    from bench.plan import total_line
-    from stabgen.hardware import check_device, default_device, describe
-
-    _print_table(table, f"{what}: the plan (nothing run)", fmt)
-    out.print(total_line(table, describe(check_device(device or default_device()))), markup=False, highlight=False)
-
-
-def _print_report(r, rec, fmt: "Format", head: int | None = None) -> None:
-    from bench import render
-
-    shown = render.display_configs(r.configs, rec)
-    if not r.confirmation.empty:
-        _print_table(render.display_confirm(r.confirmation, rec),
-                     f"{rec.spec.name}: confirmation on {_confirm_words(rec.spec.confirm)} (the verdicts)", fmt,
-                     raw=r.confirmation)
-    _print_table(shown.head(head) if head and not shown.empty else shown,
-                 f"{rec.spec.name}: search configs (mean [95% CI]; ranked by score = median, diverged = worst)", fmt,
-                 raw=r.configs)
-    if not r.regularizers.empty:
-        _print_table(render.display_regularizers(r.regularizers), "search trials per arm (no test)", fmt,
-                     raw=r.regularizers)
-    for note in r.notes:
-        console.print(f"[yellow]note:[/] {note}")
-
-
-LEFT = ("model", "regularizer", "status", "arm", "verdict", "name", "applies to", "description")
-
-
-def _print_table(df, title: str, fmt: "Format" = None, raw=None) -> None:
-    """A rich table on a terminal; piped or logged, the whole table as Markdown (no cell squeezed to …);
-    csv and json print `raw` (the unformatted numbers) where given, else the table shown."""
-    fmt = fmt or Format.table
-    if fmt in (Format.csv, Format.json):
-        data = raw if raw is not None else df
-        if fmt is Format.csv:
-            out.print(f"# {title}\n" + data.to_csv(index=False), markup=False, highlight=False, soft_wrap=True)
-        else:
-            rows = json.loads(data.to_json(orient="records", default_handler=str))
-            out.print(json.dumps({"table": title, "rows": rows}, ensure_ascii=False), markup=False, highlight=False, soft_wrap=True)
-        return
-    if fmt is Format.md or not out.is_terminal:
-        out.print(f"\n{title}\n", markup=False, highlight=False)
-        out.print(df.astype(str).to_markdown(index=False, disable_numparse=True), markup=False, highlight=False,
-                  soft_wrap=True)
-        return
-    table = Table(title=title)
-    for col in df.columns:
-        table.add_column(str(col), justify="left" if col in LEFT else "right")
-    for row in df.itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
-    out.print(table)
-
-
 @app.command()
 def metrics(
     dataset: Annotated[Optional[str], typer.Option(help="A dataset with a domain classifier (bench list datasets): "
@@ -447,28 +299,10 @@ def metrics(
 
     Example: bench metrics --dataset mnist --real-vs test --extractor classifier --n 10000
     """
-    import json
-
-    from bench import api
-
-    with ui.shown(console, quiet):
+    with printing.shown(quiet):
         res = api.score_samples(dataset, samples, real_vs, split, n, extractor, device, _str(data_dir),
                                 _str(inception_weights), fid_inf)
-    source = res["samples"]
-    if json_out:
-        out.print_json(json.dumps(res))
-        return
-    out.print(f"{source} vs {res['dataset']}/{split} · extractor {extractor} · N = {res['n_fake']} fake, {res['n_real']} real")
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in ("fid", "fid_inf", "kid", "kid_std", "precision", "recall", "density", "coverage", "vendi", "is", "is_std",
-                "classes_covered", "class_kl", "seconds"):
-        if key in res:
-            table.add_row(key, f"{res[key]:.4g}" if isinstance(res[key], float) else str(res[key]))
-    out.print(table)
-    if "is_unavailable" in res:
-        console.print(f"IS not reported: {res['is_unavailable']}")
+    printing.print_metrics(res, split, extractor, json_out)
 
 
 @app.command("list")
@@ -477,26 +311,7 @@ def list_(
     format: FormatOpt = Format.table,
 ) -> None:
     """List a registry: each entry with a one-line description and where it applies."""
-    from stabgen.datasets import DATASETS
-    from stabgen.models import MODELS
-    from stabgen.objectives import OBJECTIVES
-    from stabgen.regularizers import REGULARIZERS
-
-    rows = {
-        "models": lambda: [(n, f"{s.family} · {s.data_kind} data", s.description) for n, s in MODELS.items()],
-        "objectives": lambda: [(n, "gan" + (f" · built-in {o.penalty} (obj_lam)" if o.penalty else "")
-                                + (" · weight clipping" if o.clip else ""), o.description)
-                               for n, o in OBJECTIVES.items()],
-        "regularizers": lambda: [(n, ", ".join(sorted(r.families)) + f" · {r.acts_on}", r.description)
-                                 for n, r in REGULARIZERS.items()],
-        "datasets": lambda: [(n, f"{d.kind} models · metrics {', '.join(d.metrics)}", d.description)
-                             for n, d in DATASETS.items()],
-    }
-    if what not in rows:
-        raise StabgenError(f"cannot list {what!r}; choose one of {', '.join(rows)}")
-    import pandas as pd
-
-    _print_table(pd.DataFrame(rows[what](), columns=["name", "applies to", "description"]), what, format)
+    printing.print_table(api.registry_table(what), what, format)
 
 
 @app.command("train-classifier")
@@ -512,19 +327,8 @@ def train_classifier(
     quiet: QuietOpt = False,
 ) -> None:
     """Train the domain classifier whose features the domain FID/KID/PR use; writes weights + a card."""
-    from stabgen.datasets import DEFAULT_DATASET
-    from stabgen.metrics.classifier import train_classifier as fit
-    from stabgen.userdata import resolve
-
-    if epochs < 1:
-        raise StabgenError(f"--epochs must be a positive integer, got {epochs}")
-    ds = resolve(dataset or DEFAULT_DATASET)
-    if ds.load_split is None or not ds.classes:
-        raise StabgenError(f"dataset {ds.name!r} has no labelled splits to train a classifier on")
-    splits = [ds.load_split(s, _str(data_dir)) for s in ("train", "test")]
-    with ui.shown(console, quiet):
-        card = fit(ds.name, *splits, epochs, seed, device, out_path)
-        console.print(card)
+    with printing.shown(quiet):
+        console.print(api.train_classifier(dataset, epochs, seed, _str(data_dir), device, out_path))
 
 
 def _str(path: Optional[Path]) -> str | None:

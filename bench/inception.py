@@ -31,9 +31,8 @@ def inception_eval(study: optuna.Study, spec: StudySpec, device: str, data_dir: 
     k = spec.eval.inception_top_k
     if k == 0 or not ds.inception:
         return
-    from bench.confirm import search_rows  # the search's best trials, as before confirmation existed
-
-    trials = records.ranked(search_rows(records.trials_frame(study)), spec.metric, spec.direction)
+    # the search's best trials, as before confirmation existed
+    trials = records.ranked(records.search_rows(records.trials_frame(study)), spec.metric, spec.direction)
     if trials.empty:
         return
     top = trials[trials["status"] == "completed"].head(k)

@@ -33,6 +33,7 @@ from bench.spec import StudySpec
 from bench import artifacts
 from bench.trackers import TensorBoard, flat_metrics
 from bench.storage import claim_runs_folder, heartbeats, open_study, quiet, record_spec, requeue
+from bench.strategies import make_sampler
 from stabgen import progress
 from stabgen.datasets import DATASETS, EvalRequest
 from stabgen.hardware import describe, workers_per_gpu
@@ -369,22 +370,24 @@ def queue_arms(study: optuna.Study, spec: StudySpec, per_arm: int,
 
 
 def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on_trial_end=None,
-        poll: float = 1.0, worker: bool = False) -> optuna.Study:
+        poll: float = 1.0, worker: bool = False, study: optuna.Study | None = None) -> optuna.Study:
     """Work on the study until it holds `opts.trials` finished search trials (and their seed re-runs).
 
     Any number of processes may run this at once on one storage (`bench worker`): each asks for a
     trial, trains it and tells the result; when the budget is full but other workers' trials are
     still running, it waits for them (a killed worker's trial goes stale, is failed and queued again).
     Progress: a stabgen.progress task for the search trials, then one for the owed re-runs and
-    confirmation runs (counted over all workers), each with its ETA.
+    confirmation runs (counted over all workers), each with its ETA. `study`: the study already opened
+    and its spec checked (bench.api.check_storage), so the storage is opened once per command.
     """
-    probe = open_study(spec, opts.storage, heartbeat=opts.heartbeat)
-    record_spec(probe, spec, opts.allow_spec_change)  # a changed spec stops here, nothing touched
+    if study is None:
+        study = open_study(spec, opts.storage, heartbeat=opts.heartbeat)
+        record_spec(study, spec, opts.allow_spec_change)  # a changed spec stops here, nothing touched
     claim_runs_folder(opts.runs_dir / spec.name, opts.storage)  # one study's trial folders per runs/STUDY
-    artifacts.ensure(probe, opts.runs_dir, opts.artifacts)
+    artifacts.ensure(study, opts.runs_dir, opts.artifacts)
     # a fresh RNG stream on resume; and one per worker, or simultaneous workers would propose alike
-    offset = len(probe.trials) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)
-    study = open_study(spec, opts.storage, seed_offset=offset, heartbeat=opts.heartbeat)
+    offset = len(study.get_trials(deepcopy=False)) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)
+    study.sampler = make_sampler(spec, spec.seed + offset)
     with quiet():
         _work(study, spec, opts, on_trial_start, on_step, on_trial_end, poll)
     return study

@@ -78,6 +78,28 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_the_cli_reaches_the_library_only_through_the_api():
+    """bench/cli.py is parse → one bench.api call → print: its only first-party imports are bench.api, the
+    printing module and stabgen.errors (function bodies included)."""
+    assert _import_graph(_modules())["bench.cli"] == {"bench.api", "bench.printing", "stabgen.errors"}
+
+
+def test_one_bench_run_opens_its_storage_once(tmp_path, capsys, monkeypatch):
+    """A whole `bench run` (checks, search, confirmation, report) opens the study's storage once in its
+    process and records (compares) its spec once."""
+    from bench import storage
+
+    opens, specs = [], []
+    open_, record = storage._open_study, storage.record_spec
+    monkeypatch.setattr(storage, "_open_study", lambda *a, **k: opens.append(a[1]) or open_(*a, **k))
+    monkeypatch.setattr(storage, "record_spec", lambda *a, **k: specs.append(1) or record(*a, **k))
+    spec = TRI_SPEC.replace('dataset = "tri"', 'dataset = "ring"').replace("seeds = 0", "seeds = 2\nstages = 1")
+    (tmp_path / "s.toml").write_text(spec)
+    code, out, err = run_main(["run", "--study", "s.toml", "--device", "cpu"], tmp_path, capsys, monkeypatch)
+    assert code == 0 and "confirmation on 2 fresh seeds" in out, err
+    assert len(opens) == 1 and len(specs) == 1, (opens, specs)
+
+
 def test_no_function_longer_than_60_lines():
     """Bodies (decorators and signatures aside, so typer's option lists do not count)."""
     long = []

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.papers import lucic2018, mescheder2018, pacgan2018, seed_feature_reg  # noqa: F401  (register)
 from bench.papers.base import BUDGETS, PAPERS, Claim, Context, Reproduction, write
 
-__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Reproduction", "run"]
+__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Reproduction", "plan", "run"]
 
 
 def run(name: str, budget: str, ctx: Context, command: str, hardware: str) -> tuple[Reproduction, Path]:
@@ -27,3 +27,10 @@ def run(name: str, budget: str, ctx: Context, command: str, hardware: str) -> tu
     with styled():
         rep = reproduce(budget, ctx)
     return rep, write(rep, name, ctx, command, hardware, time.perf_counter() - t0)
+
+
+def plan(name: str, budget: str, device: str, data_dir: str | None = None, inception_weights: str | None = None):
+    """A reproduction's plan at a budget, priced on this device (bench.papers.plan); nothing runs."""
+    from bench.papers import plan as plan_mod
+
+    return plan_mod.estimate(plan_mod.PLANS.get(name)(budget), device, data_dir, inception_weights)
