@@ -59,8 +59,8 @@ def load_spec(study: str | Path, confirm_seeds: int | None = None) -> StudySpec:
 
 
 def options(spec: StudySpec, trials: int | None = None, steps: int | None = None, device: str | None = None,
-            storage_url: str | None = None, runs_dir: str | Path = "runs", data_dir: str | None = None,
-            inception_weights: str | None = None, heartbeat: float = 10.0, tensorboard: bool = False,
+            storage_url: str | None = None, runs_dir: str | Path = RunOptions.runs_dir, data_dir: str | None = None,
+            inception_weights: str | None = None, heartbeat: float = RunOptions.heartbeat, tensorboard: bool = False,
             allow_spec_change: bool = False, artifacts: str | None = None, jobs: int | str | None = None,
             inception: bool = True) -> RunOptions:
     """Run options with the defaults `bench run` uses, each bad value refused in one line."""
@@ -180,7 +180,7 @@ def preflight(spec: StudySpec, opts: RunOptions) -> None:
             ds.load_split(split, opts.data_dir)
 
 
-def open_study(study: str, storage_url: str | None = None, runs_dir: str | Path = "runs") -> StudyRecord:
+def open_study(study: str, storage_url: str | None = None, runs_dir: str | Path = RunOptions.runs_dir) -> StudyRecord:
     """An existing study by name (default storage: RUNS_DIR/STUDY/study.db)."""
     return report.open_record(Path(study).stem if str(study).endswith(".toml") else str(study), storage_url,
                               Path(runs_dir))
@@ -274,7 +274,7 @@ def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.a
     def score_real(dataset: str, split: str, n: int) -> dict:
         return score_samples(dataset, real_vs="train", split=split, n=n, data_dir=data_dir, device=device)
 
-    return bm.summarize(name, s, recs, command, device, Path(option_kw.get("runs_dir", "runs")), data_dir,
+    return bm.summarize(name, s, recs, command, device, Path(option_kw.get("runs_dir", RunOptions.runs_dir)), data_dir,
                         score_real, Path(out) if out else None, time.perf_counter() - t0,
                         run_fids=_run_fids(data_dir, device))
 
@@ -348,7 +348,7 @@ def _budget(budget: str) -> str:
 
 def reproduce(name: str, budget: str = "small", out_dir: str | Path | None = None, device: str | None = None,
               data_dir: str | None = None, inception_weights: str | None = None, worker: bool = False,
-              runs_dir: str | Path = "runs", command: str | None = None):
+              runs_dir: str | Path = RunOptions.runs_dir, command: str | None = None):
     """Reproduce a paper's table (bench.papers: mescheder2018, pacgan2018, lucic2018, seed-feature-reg) at a
     budget (tiny, small, paper): ours beside the paper's numbers and a verdict per claim, written to
     OUT_DIR/README.md (default RUNS_DIR/papers/NAME). Returns (the Reproduction, the README's path)."""
@@ -359,7 +359,7 @@ def reproduce(name: str, budget: str = "small", out_dir: str | Path | None = Non
     papers.PAPERS.get(name)  # an unknown name fails here, in one line
     dev = check_device(device or default_device())
     ctx = papers.Context(Path(out_dir) if out_dir else Path(runs_dir) / "papers" / name, dev, data_dir,
-                         inception_weights, worker)
+                         inception_weights, worker, Path(runs_dir))
     return papers.run(name, budget, ctx, command or f"bench reproduce {name} --budget {budget}", describe(dev))
 
 

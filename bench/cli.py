@@ -93,7 +93,7 @@ AllowChangeOpt = Annotated[bool, typer.Option("--allow-spec-change", help="Resum
 def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confirm_seeds: ConfirmSeedsOpt = None,
         jobs: JobsOpt = None, device: DeviceOpt = None,
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
-        runs_dir: RunsDirOpt = Path("runs"), heartbeat: HeartbeatOpt = 10.0,
+        runs_dir: RunsDirOpt = api.RunOptions.runs_dir, heartbeat: HeartbeatOpt = api.RunOptions.heartbeat,
         tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
         artifacts: ArtifactsOpt = None, format: FormatOpt = Format.table,
         no_inception: Annotated[bool, typer.Option("--no-inception", help="Skip the TF-Inception scoring of the top "
@@ -130,8 +130,8 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confi
 
 @app.command()
 def worker(study: StudyOpt, storage: StorageOpt = None, trials: TrialsOpt = None, steps: StepsOpt = None,
-           confirm_seeds: ConfirmSeedsOpt = None, device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = Path("runs"),
-           heartbeat: HeartbeatOpt = 10.0, tensorboard: TensorboardOpt = False,
+           confirm_seeds: ConfirmSeedsOpt = None, device: DeviceOpt = None, data_dir: DataDirOpt = None, runs_dir: RunsDirOpt = api.RunOptions.runs_dir,
+           heartbeat: HeartbeatOpt = api.RunOptions.heartbeat, tensorboard: TensorboardOpt = False,
            allow_spec_change: AllowChangeOpt = False, artifacts: ArtifactsOpt = None, quiet: QuietOpt = False) -> None:
     """Work on a shared study until its global trial budget is met, then exit (no report).
 
@@ -154,7 +154,7 @@ def benchmark(
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: RUNS_DIR/benchmark/SUITE; the "
                                                 "committed reports/benchmark only when named here).")] = None,
     jobs: JobsOpt = None, device: DeviceOpt = None, data_dir: DataDirOpt = None,
-    inception_weights: InceptionOpt = None, runs_dir: RunsDirOpt = Path("runs"),
+    inception_weights: InceptionOpt = None, runs_dir: RunsDirOpt = api.RunOptions.runs_dir,
     no_inception: Annotated[bool, typer.Option("--no-inception", help="Skip the TF-Inception scoring in every "
                                                "study.")] = False,
     format: FormatOpt = Format.table, quiet: QuietOpt = False,
@@ -186,7 +186,7 @@ def report(
     storage: StorageOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: RUNS_DIR/STUDY/report; the "
                                                 "committed reports/ are written only when named here).")] = None,
-    runs_dir: RunsDirOpt = Path("runs"),
+    runs_dir: RunsDirOpt = api.RunOptions.runs_dir,
     format: FormatOpt = Format.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -207,7 +207,7 @@ def report(
 def leaderboard(
     studies: Annotated[list[str], typer.Argument(help="Study names (e.g. a GAN and a VAE study of one dataset).")],
     storage: StorageOpt = None,
-    runs_dir: RunsDirOpt = Path("runs"),
+    runs_dir: RunsDirOpt = api.RunOptions.runs_dir,
     out: Annotated[Optional[Path], typer.Option(help="Also write OUT.csv and OUT.md.")] = None,
     format: FormatOpt = Format.table,
     quiet: QuietOpt = False,

@@ -51,7 +51,7 @@ class StudyRecord:
                 if m == self.spec.metric or (m in self.trials and self.trials[m].notna().any())}
 
 
-def open_record(study_name: str, storage: str | None, runs_dir: Path = Path("runs")) -> StudyRecord:
+def open_record(study_name: str, storage: str | None, runs_dir: Path) -> StudyRecord:
     """Load a study by name from its storage (default: the SQLite file `bench run` writes)."""
     study, storage = load_study(study_name, storage, runs_dir)
     return record_of(study, storage)

@@ -50,11 +50,13 @@ ACTIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)  # hold a 
 
 @dataclass
 class RunOptions:
+    """How a run runs: the one home of every run default (the CLI's and the API's defaults read these)."""
+
     trials: int
     steps: int | None  # None: the spec's budget (train.steps, or train.epochs at the trial's batch size)
     device: str
     storage: str
-    runs_dir: Path
+    runs_dir: Path = Path("runs")  # trial folders, storages, reports and reproductions' caches
     data_dir: str | None = None
     inception_weights: str | None = None
     heartbeat: float = 10.0  # seconds; a RUNNING trial silent for 3 heartbeats is failed and retried

@@ -141,7 +141,7 @@ def quiet() -> Iterator[None]:
         optuna.logging.set_verbosity(level)
 
 
-def open_study(spec: StudySpec, storage: str, seed_offset: int = 0, heartbeat: float = 10.0) -> optuna.Study:
+def open_study(spec: StudySpec, storage: str, heartbeat: float, seed_offset: int = 0) -> optuna.Study:
     """Create or load the spec's study; a bad URL, driver or server fails in one line."""
     storage = driver_url(storage)
     if storage.startswith("sqlite:///"):
@@ -220,7 +220,7 @@ def _storage_error(e: Exception, storage: str) -> Exception:
     return e
 
 
-def load_study(study_name: str, storage: str | None, runs_dir: Path = Path("runs")) -> tuple[optuna.Study, str]:
+def load_study(study_name: str, storage: str | None, runs_dir: Path) -> tuple[optuna.Study, str]:
     """An existing study (what reports read), or one line saying where nothing was found."""
     storage = resolve_url(storage, None, runs_dir, study_name)
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():

@@ -7,6 +7,8 @@
 #   c. bench run mnist_reg   the whole study (20 trials × 3,000 steps + confirmation, metrics) with
 #                            population = "auto": wall time
 #   d. metrics.py            FID of 10k samples: Inception extraction + Fréchet on the device vs scipy
+#   e. roofline.py           the MLP GAN step against the host CPU's GEMM peak (benchmarks/roofline.py)
+#   f. benchmark --plan      what `bench benchmark --suite gpu` costs on this device
 # then benchmarks/gpu_summary.py joins them into gpu-check-<hardware>.json and a README table.
 # Inception weights are random (the 92 MB file is not carried): timings only, never an FID.
 #
@@ -112,6 +114,14 @@ rm -rf "$OUT/runs/"*/trials  # samples and generators: large, not needed for the
 
 # d. FID of 10k samples (random weights: seconds only)
 phase d-fid-10k 150 $PY benchmarks/metrics.py --n "$N_FID" --device "$DEVICE" --weights random --out "$OUT/metrics.json"
+
+# e. the roofline of the MLP GAN step on this machine's CPU (peak GEMM, FLOPs/step, fraction of peak)
+ROOF_KS="1 16 64"; ROOF_SECS=2; [ "$DEVICE" = cpu ] && { ROOF_KS="1 4"; ROOF_SECS=0.5; }
+phase e-roofline 90 $PY benchmarks/roofline.py --seconds "$ROOF_SECS" --ks $ROOF_KS --out "$OUT/roofline.json"
+
+# f. what the gpu suite costs on this device (short timed runs of each kind of training; nothing stored)
+phase f-benchmark-gpu-plan 120 $PY -c "from bench.cli import main; main()" benchmark --suite gpu --plan \
+    --device "$DEVICE" --no-inception --format csv
 
 phase summary 30 $PY benchmarks/gpu_summary.py "$OUT"
 say "done: results under $OUT"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of the modules whose math the tests must pin down (issue of record: tests that
-# catch bugs): bench/stats.py, stabgen/regularizers.py, stabgen/objectives.py, stabgen/metrics/.
+# catch bugs): bench/stats.py, stabgen/regularizers.py, stabgen/objectives.py, stabgen/metrics/ — and the
+# joins where wiring bugs sit (issue 34): stabgen/train.py, stabgen/stacked.py, bench/confirm.py (their
+# multi-line wiring bugs: benchmarks/mutation_wiring.py).
 # mutmut (from PyPI) mutates them one change at a time and runs, for each mutant, the tests that
 # reach the mutated function (config: [tool.mutmut] in pyproject.toml). Hours on 2 CPU cores: run it
 # in the background, never in CI. Resumable: mutmut keeps its state under mutants/.
@@ -14,7 +16,8 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 pip install -q 'mutmut==3.8.1'
 globs=("$@")
-[ ${#globs[@]} -gt 0 ] || globs=("bench.stats*" "stabgen.regularizers*" "stabgen.objectives*" "stabgen.metrics*")
+[ ${#globs[@]} -gt 0 ] || globs=("bench.stats*" "stabgen.regularizers*" "stabgen.objectives*" "stabgen.metrics*"
+                                  "stabgen.train*" "stabgen.stacked*" "bench.confirm*")
 if [ "${RESUME:-0}" = 1 ]; then  # mutmut reruns every mutant named: name only those of these globs
   # not yet judged, and the survivors not listed as equivalent (the tests added for them are new)
   mutmut results --all true > mutants/results.txt

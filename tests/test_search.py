@@ -337,7 +337,7 @@ def test_three_workers_share_one_postgres_study(tmp_path):
 def _open(args):
     from bench import spec as spec_mod, storage
     try:
-        storage.open_study(spec_mod.load(args[0]), args[1])
+        storage.open_study(spec_mod.load(args[0]), args[1], heartbeat=10.0)
         return "ok"
     except Exception as e:  # what a worker would print
         return f"{type(e).__name__}: {e}"
@@ -451,7 +451,7 @@ def test_a_failed_search_trial_frees_its_arms_slot_and_surplus_is_refused(tmp_pa
     from bench.storage import open_study
 
     spec = spec_mod.load(str(ring(tmp_path, "q", steps=20, every=20, top="[search]\nper_arm = 1")))
-    study = open_study(spec, api.options(spec, device="cpu", runs_dir=tmp_path / "runs").storage)
+    study = open_study(spec, api.options(spec, device="cpu", runs_dir=tmp_path / "runs").storage, heartbeat=10.0)
     assert search.queue_arms(study, spec, 1) == 3 and search.queue_arms(study, spec, 1) == 0  # queued once
     first = study.ask()  # arm none's slot, taken and then failed for good (a worker's error)
     assert first.user_attrs[ARM_ATTR] == "mlp2d_small/ns/none"

@@ -58,7 +58,7 @@ def test_a_server_that_never_answers_is_refused_in_one_line_naming_host_and_port
     t0 = time.perf_counter()
     try:
         with pytest.raises(StabgenError) as e:
-            storage.open_study(spec, storage.driver_url(f"postgresql://u:pw@127.0.0.1:{port}/db"))
+            storage.open_study(spec, storage.driver_url(f"postgresql://u:pw@127.0.0.1:{port}/db"), heartbeat=10.0)
     finally:
         silent.close()
     msg = str(e.value)

@@ -17,6 +17,7 @@ from typing import Callable, Literal
 import numpy as np
 import pandas as pd
 
+from bench.search import RunOptions
 from stabgen.registry import Registry
 
 Budget = Literal["tiny", "small", "paper"]
@@ -39,6 +40,7 @@ class Context:
     data_dir: str | None = None
     inception_weights: str | None = None
     worker: bool = False  # one more process on a reproduction already running: its search draws its own stream
+    runs_dir: Path = RunOptions.runs_dir  # where its trainings are cached and its studies stored
 
 
 @dataclass

@@ -104,7 +104,7 @@ def plan(budget: str) -> list[Work]:
 @PAPERS.register("lucic2018")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     b = BUDGETS[budget]
-    runs_dir = Path("runs") / "papers" / "lucic2018"
+    runs_dir = ctx.runs_dir / "papers" / "lucic2018"
     rows, confirmed, frames = [], {}, []
     studies = [(d, r) for d in b["datasets"] for r in b.get("rows", ROWS)]
     with progress.task(f"lucic2018: {len(studies)} studies", total=len(studies)) as bar:

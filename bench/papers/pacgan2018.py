@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -143,7 +142,7 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
     b = BUDGETS[budget]
     log.info(f"pacgan2018: {len(runs)} trainings × {_steps_words(b)} steps")
     results = train_many([c for _, _, c in runs], ctx, N_EVAL, "modes_captured",
-                         cache=Path("runs") / "papers" / "pacgan2018" / budget)  # resumable
+                         cache=ctx.runs_dir / "papers" / "pacgan2018" / budget)  # resumable
     df = pd.DataFrame([{"variant": v, "dataset": d, "seed": c.seed, "status": r["status"],
                         "seconds": r["seconds"], **{m: r.get(m) for m in MODE_METRICS}}
                        for (v, d, c), r in zip(runs, results)])

@@ -231,7 +231,7 @@ def _claims(dose: pd.DataFrame, conf: pd.DataFrame, best: dict) -> list[Claim]:
 @PAPERS.register("seed-feature-reg")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     b = BUDGETS[budget]
-    cache = Path("runs") / "papers" / "seed-feature-reg" / budget  # resumable: one file per finished training
+    cache = ctx.runs_dir / "papers" / "seed-feature-reg" / budget  # resumable: one file per finished training
     runs = dose_runs(budget)
     log.info(f"seed-feature-reg: {len(runs)} dose-response trainings × {b['steps']} steps")
     dose = _frame(runs, train_many([r["config"] for r in runs], ctx, b["n_eval"], "domain_fid", cache=cache))
