@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.space import grid
+from bench.strategies import PRUNERS, SAMPLERS
 from stabgen.datasets import DATASETS, DEFAULT_DATASET, all_metrics
 from stabgen import userdata
 from stabgen.errors import StabgenError
@@ -233,8 +234,8 @@ class StudySpec(_Strict):
     direction: Literal["minimize", "maximize", ""] = ""  # derived from the metric when omitted
     pareto_with: list[str] = Field(default_factory=list, description="more objectives next to `metric`: a "
                                    "multi-objective search with a Pareto front (metric or stability names)")
-    sampler: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = "tpe"
-    pruner: Literal["none", "median", "hyperband"] = "none"
+    sampler: Literal[tuple(SAMPLERS.names())] = "tpe"  # type: ignore[valid-type]  # the registry's names
+    pruner: Literal[tuple(PRUNERS.names())] = "none"  # type: ignore[valid-type]
     n_trials: int = Field(20, gt=0)
     seed: int = Field(0, ge=0, le=2**31 - 1 - 2 * 10**9, description="base seed (trial and confirmation "
                       "seeds are offsets from it)")

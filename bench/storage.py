@@ -170,7 +170,7 @@ def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: floa
         heartbeat_stale_trial_callback=retry_stale)
     return optuna.create_study(study_name=spec.name, storage=rdb, directions=spec.directions,
                                sampler=make_sampler(spec, spec.seed + seed_offset),
-                               pruner=PRUNERS[spec.pruner](spec), load_if_exists=True)
+                               pruner=PRUNERS.get(spec.pruner)(spec), load_if_exists=True)
 
 
 RETRY_ATTRS = (ARM_ATTR, REEVAL, "seed_index", CONFIRM, "confirm_of", "confirm_seed", "config")

@@ -6,27 +6,30 @@ from typing import Any, Callable
 
 import optuna
 
+from stabgen.registry import Registry
+
 StudySpec = Any  # a bench.spec.StudySpec
 
-SAMPLERS: dict[str, Callable[[StudySpec, int], optuna.samplers.BaseSampler]] = {
-    # constant_liar: running trials count as if they had scored badly, so parallel workers spread out
-    "tpe": lambda spec, seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                                          constant_liar=True),
-    "random": lambda spec, seed: optuna.samplers.RandomSampler(seed=seed),
-    "grid": lambda spec, seed: optuna.samplers.RandomSampler(seed=seed),  # never used: the grid is queued
-    # CMA-ES models the continuous parameters; the categorical ones are drawn independently
-    "cmaes": lambda spec, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-    "nsga2": lambda spec, seed: optuna.samplers.NSGAIISampler(seed=seed,
-                                                              population_size=max(4, min(50, spec.n_trials // 4))),
-}
+# samplers and pruners are registries like every other extension seam (stabgen.registry): a new one is one
+# `SAMPLERS.register(name)(factory)` line, and the spec's `sampler`/`pruner` fields accept it by name
+SAMPLERS: Registry[Callable[[StudySpec, int], optuna.samplers.BaseSampler]] = Registry("sampler")
+PRUNERS: Registry[Callable[[StudySpec], optuna.pruners.BasePruner]] = Registry("pruner")
 
-PRUNERS: dict[str, Callable[[StudySpec], optuna.pruners.BasePruner]] = {
-    "none": lambda spec: optuna.pruners.NopPruner(),
-    "median": lambda spec: optuna.pruners.MedianPruner(n_startup_trials=3),
-    # resources are training steps: rungs from the first evaluation up to the full budget
-    "hyperband": lambda spec: optuna.pruners.HyperbandPruner(min_resource=spec.train.eval_every,
-                                                             max_resource="auto", reduction_factor=3),
-}
+# constant_liar: running trials count as if they had scored badly, so parallel workers spread out
+SAMPLERS.register("tpe")(lambda spec, seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                                                      constant_liar=True))
+SAMPLERS.register("random")(lambda spec, seed: optuna.samplers.RandomSampler(seed=seed))
+SAMPLERS.register("grid")(lambda spec, seed: optuna.samplers.RandomSampler(seed=seed))  # never used: the grid is queued
+# CMA-ES models the continuous parameters; the categorical ones are drawn independently
+SAMPLERS.register("cmaes")(lambda spec, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False))
+SAMPLERS.register("nsga2")(lambda spec, seed: optuna.samplers.NSGAIISampler(
+    seed=seed, population_size=max(4, min(50, spec.n_trials // 4))))
+
+PRUNERS.register("none")(lambda spec: optuna.pruners.NopPruner())
+PRUNERS.register("median")(lambda spec: optuna.pruners.MedianPruner(n_startup_trials=3))
+# resources are training steps: rungs from the first evaluation up to the full budget
+PRUNERS.register("hyperband")(lambda spec: optuna.pruners.HyperbandPruner(min_resource=spec.train.eval_every,
+                                                                          max_resource="auto", reduction_factor=3))
 
 
 class _ArmView:
@@ -107,5 +110,5 @@ class ArmSampler(optuna.samplers.BaseSampler):
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     """The spec's sampler: per arm (the fair default), or one over the whole space for a joint search."""
     if spec.joint:
-        return SAMPLERS[spec.sampler](spec, seed)
-    return ArmSampler(lambda s: SAMPLERS[spec.sampler](spec, s), seed)
+        return SAMPLERS.get(spec.sampler)(spec, seed)
+    return ArmSampler(lambda s: SAMPLERS.get(spec.sampler)(spec, s), seed)

@@ -42,11 +42,23 @@ class Registry(Generic[T]):
         self._items.pop(name, None)
 
     def _plugins(self) -> dict[str, T]:
-        """Load the entry points of installed distributions not loaded yet; a built-in name wins."""
+        """Load the entry points of installed distributions not loaded yet. A plugin named like an entry
+        already registered (a built-in) is refused in one line naming both: a silent winner either way
+        would run code the user did not choose."""
         if self.group is None:
             return self._items
         for ep in entry_points(group=self.group):
-            if ep.name in self._loaded or ep.name in self._items:
+            if ep.name in self._loaded:
+                continue
+            if ep.name in self._items:
+                mine = self._items[ep.name]
+                where = f"{getattr(mine, '__module__', '?')}.{getattr(mine, '__qualname__', type(mine).__name__)}"
+                if where != ep.value.replace(":", "."):
+                    dist = ep.dist.name if ep.dist is not None else "an installed distribution"
+                    raise StabgenError(f"{self.kind} plugin {ep.name!r} ({ep.value}, from {dist}) shadows the "
+                                       f"built-in {self.kind} {ep.name!r} ({where}); rename it in the plugin's "
+                                       f"entry point ({self.group})")
+                self._loaded.add(ep.name)
                 continue
             self._loaded.add(ep.name)
             try:

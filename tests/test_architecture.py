@@ -266,6 +266,23 @@ def test_an_installed_plugin_regularizer_is_listed_and_usable(tmp_path, capsys, 
 
 # --- resume safety ---------------------------------------------------------------------------------
 
+def test_a_plugin_that_shadows_a_built_in_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    """An installed distribution whose entry point is named like a built-in regularizer (r1) is refused,
+    naming both, wherever the registry is listed; nothing silently wins."""
+    site = tmp_path / "site"
+    (site / "shadow_pkg").mkdir(parents=True)
+    (site / "shadow_pkg" / "__init__.py").write_text("class R1:\n    pass\n")
+    info = site / "shadow_pkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shadow-pkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[stabgen.regularizers]\nr1 = shadow_pkg:R1\n")
+    monkeypatch.syspath_prepend(str(site))
+    code, _, err = run_main(["list", "regularizers"], tmp_path, capsys, monkeypatch)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "plugin 'r1' (shadow_pkg:R1, from shadow-pkg) shadows the built-in regularizer 'r1' (stabgen." in lines[0]
+
+
 def test_resuming_with_a_changed_spec_is_refused_unless_allowed(tmp_path, capsys, monkeypatch):
     spec = TRI_SPEC.replace('dataset = "tri"', 'dataset = "ring"').replace("n_trials = 2", "n_trials = 1")
     (tmp_path / "s.toml").write_text(spec)

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from bench.papers import lucic2018, mescheder2018, pacgan2018, seed_feature_reg  # noqa: F401  (register)
-from bench.papers.base import BUDGETS, PAPERS, Claim, Context, Reproduction, write
+from bench.papers.base import BUDGETS, PAPERS, Claim, Context, Paper, Reproduction, write
 
-__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Reproduction", "plan", "run"]
+__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Paper", "Reproduction", "plan", "run"]
 
 
 def run(name: str, budget: str, ctx: Context, command: str, hardware: str) -> tuple[Reproduction, Path]:
-    reproduce = PAPERS.get(name)
+    reproduce = PAPERS.get(name).reproduce
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     from bench.figures import styled
@@ -33,4 +33,4 @@ def plan(name: str, budget: str, device: str, data_dir: str | None = None, incep
     """A reproduction's plan at a budget, priced on this device (bench.papers.plan); nothing runs."""
     from bench.papers import plan as plan_mod
 
-    return plan_mod.estimate(plan_mod.PLANS.get(name)(budget), device, data_dir, inception_weights)
+    return plan_mod.estimate(PAPERS.get(name).plan(budget), device, data_dir, inception_weights)

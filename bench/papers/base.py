@@ -57,7 +57,17 @@ class Reproduction:
     compute_s: float | None = None
 
 
-PAPERS: Registry[Callable[[str, Context], Reproduction]] = Registry("reproduction")
+@dataclass(frozen=True)
+class Paper:
+    """One reproduction, registered once: what it runs at a budget (`reproduce`) and the work that budget
+    asks for, which `--plan` prices (`plan`: bench.papers.plan.Work groups)."""
+
+    reproduce: Callable[[str, Context], Reproduction]
+    plan: Callable[[str], list]
+
+
+# a third-party reproduction registers through the entry-point group stabgen.papers (a Paper object)
+PAPERS: Registry[Paper] = Registry("reproduction", group="stabgen.papers")
 
 
 def claims_vs_baseline(family: dict[str, tuple], baseline, direction: str, names: tuple[str, str],

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import numpy as np
 
-from bench.papers.base import PAPERS, Claim, Context, Reproduction
-from bench.papers.plan import PLANS, Work
+from bench.papers.base import PAPERS, Paper, Claim, Context, Reproduction
+from bench.papers.plan import Work
 from stabgen import progress
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,6 @@ def spec_for(dataset: str, row: str, budget: str):
     })
 
 
-@PLANS.register("lucic2018")
 def plan(budget: str) -> list[Work]:
     """Per dataset × loss: its search trials and confirmation seeds (priced at n_critic = 1: with D steps
     counted, n_critic = 5 trains G a fifth as often, so 1 is the upper bound), one final evaluation each,
@@ -101,7 +100,6 @@ def plan(budget: str) -> list[Work]:
     return out
 
 
-@PAPERS.register("lucic2018")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     b = BUDGETS[budget]
     runs_dir = ctx.runs_dir / "papers" / "lucic2018"
@@ -265,3 +263,6 @@ def _level_claim(t: pd.DataFrame, budget: str) -> Claim:
     verdict = "reproduced" if all(ok) else ("not reproduced" if budget == "paper" else "inconclusive")
     return Claim(text, verdict, f"{sum(ok)}/{len(ok)} within 3 std"
                  + ("" if budget == "paper" else f"; budget {budget} is far below the paper's, so a gap is expected"))
+
+
+PAPERS.register("lucic2018")(Paper(reproduce=reproduce, plan=plan))

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bench.papers.base import PAPERS, Claim, Context, Reproduction
-from bench.papers.plan import PLANS, Work
+from bench.papers.base import PAPERS, Paper, Claim, Context, Reproduction
+from bench.papers.plan import Work
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,6 @@ CONVERGES = {"unregularized GAN": (("unregularized",), False), "WGAN": (("WGAN (
 PAPER_SAYS = {name: converges for names, converges in CONVERGES.values() for name in names}
 
 
-@PLANS.register("mescheder2018")
 def plan(budget: str) -> list[Work]:
     return [Work(f"Dirac-GAN: {len(METHODS)} methods × {len(SCHEMES)} update schemes, {STEPS[budget]} steps each "
                  "(closed-form dynamics, float64 autograd on two scalars)", None, 0,
@@ -226,7 +225,6 @@ def _c(z: np.ndarray) -> str:
     return ", ".join(f"{v.real:+.4f}{v.imag:+.4f}i" if abs(v.imag) > 1e-12 else f"{v.real:+.4f}" for v in z)
 
 
-@PAPERS.register("mescheder2018")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     steps = STEPS[budget]
     rows, paths = [], {}
@@ -403,3 +401,6 @@ def _plot(paths: dict, out_dir, steps: int) -> str:
     fig.suptitle(f"Dirac-GAN trajectories, h = {H}, {steps} steps (★ equilibrium, ● start)")
     save(fig, out_dir, "trajectories")
     return "trajectories.png"
+
+
+PAPERS.register("mescheder2018")(Paper(reproduce=reproduce, plan=plan))

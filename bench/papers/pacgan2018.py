@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.papers.base import PAPERS, Claim, Context, Reproduction, claims_vs_baseline, train_many
-from bench.papers.plan import PLANS, Work
+from bench.papers.base import PAPERS, Paper, Claim, Context, Reproduction, claims_vs_baseline, train_many
+from bench.papers.plan import Work
 from stabgen.trial import TrialConfig
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,6 @@ def configs(budget: str) -> list[tuple[str, str, TrialConfig]]:
     return out
 
 
-@PLANS.register("pacgan2018")
 def plan(budget: str) -> list[Work]:
     """One kind of work per variant × dataset: its seeds' trainings."""
     groups: dict[tuple[str, str], list[TrialConfig]] = {}
@@ -136,7 +135,6 @@ def _pm(m: float, se: float, digits: int = 1) -> str:
     return f"{m:.{digits}f} ± {se:.{digits}f}" if not math.isnan(se) else f"{m:.{digits}f}"
 
 
-@PAPERS.register("pacgan2018")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     runs = configs(budget)
     b = BUDGETS[budget]
@@ -348,3 +346,6 @@ def _plot(df: pd.DataFrame, out_dir) -> str:
         ax.tick_params(axis="x", rotation=25)
     save(fig, out_dir, "modes")
     return "modes.png"
+
+
+PAPERS.register("pacgan2018")(Paper(reproduce=reproduce, plan=plan))

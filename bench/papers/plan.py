@@ -1,6 +1,6 @@
 """`bench reproduce NAME --budget B --plan`: what a budget costs, before paying for it.
 
-Each reproduction registers in PLANS the work its budget asks for — groups of trainings of one kind
+Each reproduction's Paper entry (bench.papers.base.PAPERS) carries in `plan` the work its budget asks for — groups of trainings of one kind
 of config (how many, steps each, evaluations and their sample counts, Inception images) — and this
 module prices it on the device at hand from a short timed run of each kind: a few training steps
 after a warm-up, one evaluation at the budget's sample count, and TF-Inception on a few images when
@@ -13,11 +13,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import pandas as pd
 
-from stabgen.registry import Registry
 from stabgen.trial import TrialConfig
 
 PROBE_STEPS = 40  # timed steps per kind of config beyond WARMUP_STEPS (graph capture, allocations)
@@ -41,8 +39,6 @@ class Work:
     note: str = ""
     population: int = 1  # how many of them train at once, as one population (bench.papers.base.train_many)
 
-
-PLANS: Registry[Callable[[str], list[Work]]] = Registry("reproduction plan")
 
 
 def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1) -> float:

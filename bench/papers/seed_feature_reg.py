@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.papers.base import PAPERS, Claim, Context, Reproduction, _g, claims_vs_baseline, train_many
-from bench.papers.plan import PLANS, Work
+from bench.papers.base import PAPERS, Paper, Claim, Context, Reproduction, _g, claims_vs_baseline, train_many
+from bench.papers.plan import Work
 from stabgen.datasets import DATASETS
 from stabgen.trial import TrialConfig
 
@@ -95,7 +95,6 @@ def dose_runs(budget: str) -> list[dict]:
             for r in _runs("dose", setting, _arms(setting, dict.fromkeys(READINGS, b["lambdas"])), DOSE_SEED, b)]
 
 
-@PLANS.register("seed-feature-reg")
 def plan(budget: str) -> list[Work]:
     b = BUDGETS[budget]
     runs = dose_runs(budget)
@@ -228,7 +227,6 @@ def _claims(dose: pd.DataFrame, conf: pd.DataFrame, best: dict) -> list[Claim]:
     return out
 
 
-@PAPERS.register("seed-feature-reg")
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     b = BUDGETS[budget]
     cache = ctx.runs_dir / "papers" / "seed-feature-reg" / budget  # resumable: one file per finished training
@@ -314,3 +312,6 @@ def _plot(dose: pd.DataFrame, out_dir: Path) -> str:
                 ax.legend(fontsize=8)
     save(fig, out_dir, "dose_response")
     return "dose_response.png"
+
+
+PAPERS.register("seed-feature-reg")(Paper(reproduce=reproduce, plan=plan))
