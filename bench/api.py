@@ -323,7 +323,7 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
     if paper is not None:
         from bench import papers
 
-        return papers.plan(paper, _budget(budget), dev, data_dir, inception_weights)
+        return papers.priced_plan(paper, _budget(budget), dev, data_dir, inception_weights)
     if suite is not None:
         from bench.benchmark import load_suite
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.papers import lucic2018, mescheder2018, pacgan2018, seed_feature_reg  # noqa: F401  (register)
 from bench.papers.base import BUDGETS, PAPERS, Claim, Context, Paper, Reproduction, write
 
-__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Paper", "Reproduction", "plan", "run"]
+__all__ = ["BUDGETS", "PAPERS", "Claim", "Context", "Paper", "Reproduction", "priced_plan", "run"]
 
 
 def run(name: str, budget: str, ctx: Context, command: str, hardware: str) -> tuple[Reproduction, Path]:
@@ -29,8 +29,10 @@ def run(name: str, budget: str, ctx: Context, command: str, hardware: str) -> tu
     return rep, write(rep, name, ctx, command, hardware, time.perf_counter() - t0)
 
 
-def plan(name: str, budget: str, device: str, data_dir: str | None = None, inception_weights: str | None = None):
-    """A reproduction's plan at a budget, priced on this device (bench.papers.plan); nothing runs."""
-    from bench.papers import plan as plan_mod
+def priced_plan(name: str, budget: str, device: str, data_dir: str | None = None,
+                inception_weights: str | None = None):
+    """A reproduction's plan at a budget, priced on this device (bench.papers.plan.estimate); nothing runs.
+    (Not named `plan`: that is the submodule's name in this package.)"""
+    from bench.papers.plan import estimate
 
-    return plan_mod.estimate(PAPERS.get(name).plan(budget), device, data_dir, inception_weights)
+    return estimate(PAPERS.get(name).plan(budget), device, data_dir, inception_weights)
