@@ -281,32 +281,31 @@ def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.a
 
 def _run_fids(data_dir: str | None, device: str) -> Callable[[StudyRecord, int], dict[int, float]]:
     """A confirmation run's domain FID at each sample count of bench.agreement.SAMPLE_SIZES: its generator
-    draws the largest N once (its own fixed noise), scored on the first N against the first N of the
-    dataset's reference (a seeded shuffle of its split, as every trial's evaluation uses; features extracted
-    once per dataset). Unshuffled, MNIST's test split changes writers at 5,000 and FID would jump there. A run without a generator
-    (diverged, failed) is at the worst, inf, at every N."""
+    draws the largest N once (its own fixed noise) and is scored on the first N against the first N of the
+    study's reference (a seeded shuffle of its eval split, as every trial's evaluation uses; features
+    extracted once per dataset and split). Unshuffled, MNIST's test split changes writers at 5,000 and FID
+    would jump there. A run without a generator (diverged, pruned, failed) is at the worst, inf, at every N."""
     from bench import agreement as ag
-    from bench.benchmark import ds_split
     from stabgen.datasets import DATASETS
     from stabgen.metrics import fidelity
     from stabgen.trial import sampler
 
-    real: dict[str, torch.Tensor] = {}
+    real: dict[tuple[str, str], torch.Tensor] = {}
 
     def run_fids(rec: StudyRecord, trial: int) -> dict[int, float]:
-        ds = DATASETS.get(rec.spec.dataset)
-        n = min(max(ag.SAMPLE_SIZES), ds.split_size(ds_split(ds)))
+        ds, split = DATASETS.get(rec.spec.dataset), rec.spec.eval.split
+        n = min(max(ag.SAMPLE_SIZES), ds.split_size(split))
         t = rec.study.trials[trial]
         if t.state.name != "COMPLETE" or t.user_attrs.get("status", "completed") != "completed":
             return {k: math.inf for k in ag.SAMPLE_SIZES if k <= n}
-        if ds.name not in real:
+        if (ds.name, split) not in real:
             # the study's reference (a seeded shuffle of the split): its first N are every trial's reference at N
-            imgs = ds.reference(ds_split(ds), n, data_dir=data_dir).images()
-            real[ds.name] = fidelity.features(imgs, "classifier", ds.name, device)
+            imgs = ds.reference(split, n, data_dir=data_dir).images()
+            real[ds.name, split] = fidelity.features(imgs, "classifier", ds.name, device)
         cfg = t.user_attrs["config"]
         fake = sampler(records.load_generator(t, device, study=rec.study), cfg["z_dim"], cfg["seed"],
                        torch.device(device))(n)
-        return ag.fid_by_n(fidelity.features(fake, "classifier", ds.name, device), real[ds.name])
+        return ag.fid_by_n(fidelity.features(fake, "classifier", ds.name, device), real[ds.name, split])
 
     return run_fids
 

@@ -439,6 +439,16 @@ def write(bm: Benchmark, out: Path) -> list[Path]:
     return files + _pages(bm, out, shown, figs) + [out / f for f in figs]
 
 
+def _md(df: pd.DataFrame, fmt: str) -> str:
+    """A table as Markdown with its floats in `fmt` and an undefined value (τ of tied or too few arms, a
+    curve that never stabilizes) as —, never as "nan"."""
+    shown = df.copy()
+    for col in shown.columns:
+        if shown[col].dtype.kind == "f":
+            shown[col] = [("—" if v != v else fmt.format(v)) for v in shown[col]]
+    return shown.astype(str).to_markdown(index=False, disable_numparse=True)
+
+
 def _agreement_lines(bm: Benchmark) -> list[str]:
     """The markdown of the metrics' agreement (bench.agreement)."""
     from bench.agreement import TAU_STABLE, smallest_stable_n
@@ -449,14 +459,15 @@ def _agreement_lines(bm: Benchmark) -> list[str]:
                   "Kendall's τ between the confirmed arms' rankings (median over seeds) by each metric and by the "
                   "study metric; across the suite, over tasks ranking ≥ 3 arms. A claim `flips_on` a metric when "
                   "that metric's paired Hodges–Lehmann interval lies wholly the other way (claims.csv).", "",
-                  (bm.agreement_suite.to_markdown(index=False, floatfmt=".2f") if not bm.agreement_suite.empty
+                  (_md(bm.agreement_suite, "{:.2f}") if not bm.agreement_suite.empty
                    else "(no task ranks 3 arms yet)"), "", "Per task: agreement.csv; every run × metric: metrics.csv."]
     if bm.sample_size is not None and not bm.sample_size.empty:
         lines += ["", "## The FID ranking against the sample count", "",
                   f"Each confirmation run's generator scored on its first N samples against N real test images; τ of "
                   f"the arms' ranking at N against the largest N, and the smallest N from which it stays ≥ {TAU_STABLE}.",
-                  "", smallest_stable_n(bm.sample_size).to_markdown(index=False), "",
-                  bm.sample_size.pivot(index="task", columns="n", values="tau_vs_largest_n").to_markdown(floatfmt=".2f")]
+                  "", _md(smallest_stable_n(bm.sample_size), "{:.0f}"), "",
+                  _md(bm.sample_size.pivot(index="task", columns="n", values="tau_vs_largest_n").reset_index(),
+                      "{:.2f}")]
     return lines
 
 

@@ -101,3 +101,10 @@ def test_sample_size_curve_and_the_smallest_stable_n_by_hand():
                          for n, t in ((500, 0.95), (1000, 0.5), (2000, 1.0))])
     assert ag.smallest_stable_n(flat)["smallest_n_tau_0.9"].tolist() == [2000]  # stays ≥ 0.9 from 2000 on
     assert np.isnan(ag.smallest_stable_n(flat.assign(tau_vs_largest_n=np.nan))["smallest_n_tau_0.9"].iloc[0])
+
+
+def test_undefined_values_print_as_a_dash_never_nan():
+    from bench.benchmark import _md
+
+    got = _md(pd.DataFrame({"task": ["t"], "n": [np.nan], "tau": [0.5]}), "{:.2f}")
+    assert "—" in got and "0.50" in got and "nan" not in got
