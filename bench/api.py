@@ -154,15 +154,25 @@ def command_line() -> str:
 
 def describe_run(spec: StudySpec, opts: RunOptions) -> dict[str, str]:
     """What a run's header says: its storage (password redacted), the search budget in words, the
-    steps per trial, the device."""
+    steps per trial, the device, and the whole work (search, re-runs, confirmation, Inception scorings)."""
     from stabgen.hardware import describe
 
     if spec.joint:
         budget = f"{opts.trials} trials (joint search: exploration, no verdicts)"
     else:
         budget = f"{opts.trials} trials per arm × {spec.search_budget(opts.trials) // opts.trials} arms"
+    from bench import plan as plan_mod
+
+    w = plan_mod.work_counts(spec, opts.trials)
+    work = [f"{w['search']} search trials"] + ([f"{w['reruns']} seed re-runs"] if w["reruns"] else [])
+    if w["confirmation"]:
+        cap = f", up to {w['confirmation_cap']} if answers stay open" if w["confirmation_cap"] > w["confirmation"] else ""
+        work.append(f"{w['confirmation']} confirmation trainings{cap}")
+    if w["inception"] and opts.inception:
+        work.append(f"Inception FID of the top {w['inception']}")
     return {"storage": storage.redact(opts.storage), "budget": budget,
-            "steps": f"{opts.steps} steps" if opts.steps else spec.budget_label(), "device": describe(opts.device)}
+            "steps": f"{opts.steps} steps" if opts.steps else spec.budget_label(), "device": describe(opts.device),
+            "work": " + ".join(work)}
 
 
 def preflight(spec: StudySpec, opts: RunOptions) -> None:
@@ -204,7 +214,7 @@ def confirmation(rec: StudyRecord) -> pd.DataFrame:
 
 def load_generator(rec: StudyRecord, trial: int, device: str = "cpu") -> torch.nn.Module:
     """A finished trial's generator in eval mode (z of size config.z_dim → samples in [-1, 1])."""
-    return records.load_generator(rec.study.trials[trial], device, study=rec.study)
+    return records.load_generator(storage.trial_by_id(rec.study, trial), device, study=rec.study)
 
 
 def build_report(rec: StudyRecord, out_dir: str | Path, command: str = "bench.api.build_report",
@@ -295,7 +305,7 @@ def _run_fids(data_dir: str | None, device: str) -> Callable[[StudyRecord, int],
     def run_fids(rec: StudyRecord, trial: int) -> dict[int, float]:
         ds, split = DATASETS.get(rec.spec.dataset), rec.spec.eval.split
         n = min(max(ag.SAMPLE_SIZES), ds.split_size(split))
-        t = rec.study.trials[trial]
+        t = storage.trial_by_id(rec.study, trial)
         if t.state.name != "COMPLETE" or t.user_attrs.get("status", "completed") != "completed":
             return {k: math.inf for k in ag.SAMPLE_SIZES if k <= n}
         if (ds.name, split) not in real:

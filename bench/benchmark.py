@@ -11,7 +11,7 @@ real data at the study's sample count) → per-regularizer aggregates → report
 rliable's own `metrics` module gives the point estimates; its `library` module (intervals, profiles)
 imports `arch`, which fails under pandas 3 (7.x) or breaks rliable's calls (8.0), so the stratified
 bootstrap and the profiles are written here after rliable's definitions and tested against them
-(tests/test_benchmark.py: point values equal rliable.metrics; interval coverage by simulation).
+(tests/bench/test_benchmark.py: point values equal rliable.metrics; interval coverage by simulation).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def normalized(raw: np.ndarray, scale: Scale) -> np.ndarray:
 
 def chance_value(dataset: str, metric: str) -> float:
     """The dataset's uniform-noise chance row for the metric (stabgen.datasets: measured, recomputed by
-    tests/test_gates.py)."""
+    tests/stabgen/test_gates.py)."""
     from stabgen.datasets import DATASETS
 
     row = DATASETS.get(dataset).chance.get("uniform noise", {})

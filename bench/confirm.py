@@ -36,6 +36,7 @@ import pandas as pd
 from bench import records, stats
 from bench.arms import baseline_label
 from bench.space import CONFIRM
+from bench.storage import all_trials
 from stabgen.datasets import DATASETS
 
 PLAN_ATTR = "confirm/plan"
@@ -97,7 +98,7 @@ def pending(study: optuna.Study, spec) -> list[tuple[dict, dict]]:
         return []
     p = plan(study, spec)
     want = targets(records.trials_frame(study), spec, {k: int(v) for k, v in p["arms"].items()})
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trials = {t.number: t for t in all_trials(study)}  # the search's and the owed runs' (bench.storage)
     have = {(t.user_attrs.get("confirm_of"), t.user_attrs.get("confirm_seed")) for t in trials.values()
             if CONFIRM in t.user_attrs and t.state != State.FAIL}
     return [(trials[src].params, {CONFIRM: arm, "confirm_of": src, "confirm_seed": i})

@@ -16,6 +16,7 @@ import optuna
 import torch
 
 from bench import records
+from bench.storage import dead_here, trial_by_id
 from bench.spec import StudySpec
 from stabgen.datasets import DATASETS
 from stabgen import progress
@@ -73,7 +74,8 @@ def _claimed_by_another(study: optuna.Study, number: int) -> bool:
     """Another live worker is computing this trial's Inception metrics: leave it to them (on a CPU one
     pass is minutes; two workers of one study would otherwise both compute the same trial)."""
     claim = study.user_attrs.get(f"{CLAIM_ATTR}{number}")
-    return bool(claim) and claim["worker"] != _me() and time.time() - claim["time"] < CLAIM_STALE
+    return (bool(claim) and claim["worker"] != _me() and time.time() - claim["time"] < CLAIM_STALE
+            and not dead_here(claim["worker"]))
 
 
 def _one(study: optuna.Study, spec: StudySpec, number: int, ref, device: str, inception_weights: str | None) -> None:
@@ -82,7 +84,7 @@ def _one(study: optuna.Study, spec: StudySpec, number: int, ref, device: str, in
 
     study.set_user_attr(f"{CLAIM_ATTR}{number}", {"worker": _me(), "time": time.time()})
 
-    trial = study.trials[number]
+    trial = trial_by_id(study, number)
     cfg = TrialConfig(**trial.user_attrs["config"])
     gen = records.load_generator(trial, device, study=study)
     t0 = time.perf_counter()

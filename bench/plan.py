@@ -59,6 +59,20 @@ def study_works(spec) -> list[Work]:
     return works
 
 
+def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
+    """The whole work of a run in trainings (what its header states and its whole-run task counts):
+    search trials, seed re-runs, confirmation trainings at the first look and at the sequential cap,
+    and Inception scorings. `per_arm`: the run's trials per arm (--trials), else the spec's."""
+    arms = arms_of(spec)
+    per_arm = per_arm or spec.per_arm or math.ceil(spec.n_trials / max(1, len(arms)))
+    search = spec.search_budget(per_arm)
+    c = spec.confirm
+    confirm = len(arms) * c.seeds if c.seeds and not spec.joint and not spec.multi_objective else 0
+    inception = spec.eval.inception_top_k if DATASETS.get(spec.dataset).inception else 0
+    return {"search": search, "reruns": search * (spec.seeds.per_config - 1) + spec.seeds.top_k * spec.seeds.extra,
+            "confirmation": confirm, "confirmation_cap": confirm * c.stages, "inception": inception}
+
+
 def study_plan(spec, device: str, data_dir: str | None = None, inception_weights: str | None = None,
                inception: bool = True) -> pd.DataFrame:
     """The priced plan of one study (one row per kind of work; nothing is run or stored)."""

@@ -121,7 +121,8 @@ def confirm_words(c) -> str:
 def run_header(spec, info: dict[str, str]) -> None:
     """`bench run`'s first lines: the study, its storage, budget and device (bench.api.describe_run)."""
     console.print(f"[bold]{spec.name}[/]{': ' + spec.description if spec.description else ''}\n"
-                  f"storage {info['storage']} · {info['budget']} × {info['steps']} · {info['device']}")
+                  f"storage {info['storage']} · {info['budget']} × {info['steps']} · {info['device']}\n"
+                  f"work: {info['work']}")
 
 
 def worker_header(spec, info: dict[str, str]) -> None:

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from bench import stats
 from bench.arms import label_of
-from bench.storage import GIVEN_UP
+from bench.storage import all_trials, given_up as given_up_trials
 from stabgen.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec
 from stabgen.models import MODELS
 from stabgen.trial import TrialResult
@@ -120,8 +120,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     incep = {int(k.removeprefix(INCEPTION_ATTR)): v for k, v in study.user_attrs.items()
              if k.startswith(INCEPTION_ATTR)}
     rows = []
-    given_up = set(study.user_attrs.get(GIVEN_UP, []))  # configs retried MAX_RETRIES times: failed, the worst value
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+    given_up = given_up_trials(study)  # configs retried MAX_RETRIES times: failed, the worst value
+    # the search's trials, then its seed re-runs and confirmation runs (their own study: bench.storage)
+    for t in all_trials(study, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
         if t.state == TrialState.FAIL and t.number not in given_up:
             continue
         cfg, m = t.user_attrs.get("config", {}), t.user_attrs.get("metrics", {})

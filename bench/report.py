@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from bench import artifacts, confirm, records, render, stats
 from bench.space import CONFIRM_SEEDS
 from bench.spec import StudySpec
-from bench.storage import load_study, redact
+from bench.storage import all_trials, load_study, redact
 from stabgen.datasets import DATASETS
 from stabgen.errors import StabgenError
 
@@ -70,7 +70,7 @@ def record_of(study: optuna.Study, storage: str) -> StudyRecord:
     if not trials.empty and spec.metric not in trials:  # a metric outside the dataset's columns
         trials[spec.metric] = math.nan
     if not trials.empty and "trial_dir" in trials:  # folders written on other machines: from the artifact store
-        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        by_number = {t.number: t for t in all_trials(study)}
         trials["trial_dir"] = [_reachable(study, by_number.get(int(n)), d) for n, d in zip(trials["trial"], trials["trial_dir"])]
     return StudyRecord(study, spec, storage, trials)
 

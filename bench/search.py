@@ -32,7 +32,8 @@ from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest
 from bench.spec import StudySpec
 from bench import artifacts
 from bench.trackers import TensorBoard, flat_metrics
-from bench.storage import claim_runs_folder, heartbeats, open_study, quiet, record_spec, requeue
+from bench.storage import (all_trials, claim_runs_folder, heartbeats, is_owed_study, open_study, owed_study, quiet,
+                           record_spec, requeue, sweep_orphans, trial_id)
 from bench.strategies import make_sampler
 from stabgen import progress
 from stabgen.datasets import DATASETS, EvalRequest
@@ -93,6 +94,8 @@ def holds_slot(study: optuna.Study, trial: optuna.Trial, budget: int, per_arm: b
             if any(tuple(t.user_attrs.get(a) for a in attrs) == key for t in before):
                 return f"{kind} {key} already taken by another worker"
             return None
+    if is_owed_study(study):  # asked where only queued re-runs and confirmation runs train: nothing queued was left
+        return "no seed re-run or confirmation run was queued for this trial"
     arm = trial.user_attrs.get(ARM_ATTR)
     if per_arm and arm is None:  # asked with no arm queued: the per-arm search trains only queued trials
         return "no arm was queued for this trial (per-arm search)"
@@ -110,6 +113,7 @@ class TrialRunner:
     opts: RunOptions
     source: Source
     budget: int
+    store: str | None = None  # the search study's artifact store (an owed run's own study does not carry it)
 
     def __post_init__(self) -> None:
         e = self.spec.eval
@@ -118,6 +122,7 @@ class TrialRunner:
         self.tensorboard = TensorBoard() if self.opts.tensorboard else None  # written during training
 
     def trial_dir(self, number: int) -> Path:
+        """Trial `number` as reports list it (bench.storage.trial_id: owed runs from OWED_BASE on)."""
         return self.opts.runs_dir / self.spec.name / "trials" / str(number)
 
     def on_log(self, numbers: list[int]):
@@ -136,7 +141,7 @@ class TrialRunner:
         trial.set_user_attr("device", describe(self.opts.device))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if self.tensorboard:
-            self.tensorboard.start(trial.number, self.trial_dir(trial.number), cfg)
+            self.tensorboard.start(trial_id(trial), self.trial_dir(trial_id(trial)), cfg)
         return cfg
 
     def pruner(self, trial: optuna.Trial) -> Callable[[int, dict], bool]:
@@ -144,7 +149,7 @@ class TrialRunner:
 
         def on_eval(step: int, metrics: dict) -> bool:
             if self.tensorboard:
-                self.tensorboard.on_eval(trial.number, step, metrics)
+                self.tensorboard.on_eval(trial_id(trial), step, metrics)
             value = metrics.get(self.spec.metric)
             if confirming or self.spec.multi_objective or value is None or not math.isfinite(value):
                 return False  # multi-objective, or undefined here (no high-quality sample yet): no pruning
@@ -154,7 +159,7 @@ class TrialRunner:
 
     def finish(self, trial: optuna.Trial, result: TrialResult, population: int = 1) -> float | list[float]:
         spec, opts, cfg = self.spec, self.opts, result.config
-        trial_dir = self.trial_dir(trial.number)
+        trial_dir = self.trial_dir(trial_id(trial))
         grid_ = None
         if result.status != "diverged":
             n_show = 64 if self.source.kind == "image" else 2500
@@ -164,8 +169,8 @@ class TrialRunner:
         records.write_trial_dir(trial_dir, result, grid_,
                                 (centers, self.source.sigma) if centers is not None else None)
         if self.tensorboard:
-            self.tensorboard.finish(trial.number, result, trial_dir / "samples.png")
-        store = trial.study.user_attrs.get(artifacts.STORE_ATTR)
+            self.tensorboard.finish(trial_id(trial), result, trial_dir / "samples.png")
+        store = self.store or trial.study.user_attrs.get(artifacts.STORE_ATTR)
         if store:  # reachable from every machine that reaches the storage (bench.artifacts)
             artifacts.upload(trial, trial_dir, store)
         stab = trial_stability(result.history, result.evals, result.status, result.diverged_step, spec.metric)
@@ -211,12 +216,37 @@ def hold_point(trial_number: int, step: int) -> None:
             time.sleep(0.05)
 
 
-def _step_callback(trial_number: int, on_step: Callable[[int, int], None] | None) -> Callable[[int], None]:
+def _step_callback(trial_number: int, on_step: Callable[[int, int], None] | None,
+                   tick: Callable[[int], None] | None = None) -> Callable[[int], None]:
     def step(s: int) -> None:
         hold_point(trial_number, s)
         if on_step:
             on_step(trial_number, s)
+        if tick:
+            tick(s)
     return step
+
+
+class RunMeter:
+    """The whole run as one progress task, in trainings: each finished search trial, seed re-run and
+    confirmation run counts 1 (counted in the storage, so over all workers), and the round this process
+    is training counts its members' steps as they go — so the whole run's ETA moves within a trial (a
+    population round of 16 confirmation runs used to leave every bar still for its whole length)."""
+
+    def __init__(self, task: progress.Task) -> None:
+        self.task, self.done = task, 0.0
+
+    def sync(self, done: int, total: int) -> None:
+        self.done = float(done)
+        self.task.update(completed=self.done, total=float(max(total, done)))
+
+    def round(self, members: int, steps: int) -> Callable[[int], None]:
+        base, every = self.done, max(1, steps // 100)  # about 100 updates per training, whatever its length
+
+        def tick(step: int) -> None:
+            if step % every == 0 or step == steps:
+                self.task.update(completed=base + members * step / steps)
+        return tick
 
 
 @contextlib.contextmanager
@@ -241,7 +271,7 @@ def ask_lock(storage: str):
 
 
 def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_trial_start=None, on_step=None,
-                     on_trial_end=None) -> int:
+                     on_trial_end=None, meter: RunMeter | None = None) -> int:
     """Ask up to `size` trials, train each group of compatible configs as one population (pruning
     per member), tell every result; returns how many trials were asked. Heartbeats run for every
     member, so a killed worker's trials go stale and are retried like single ones."""
@@ -249,6 +279,7 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
     for _ in range(size):
         with ask_lock(runner.opts.storage):
             trial = study.ask()
+            _first_heartbeat(study, trial)
         try:
             asked.append((trial, runner.start(trial)))
         except Surplus:
@@ -259,7 +290,7 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
                 _fail(study, t, retry=isinstance(e, KeyboardInterrupt))
             raise
         if on_trial_start:
-            on_trial_start(trial.number)
+            on_trial_start(trial_id(trial))
     groups: dict[tuple, list[tuple[optuna.Trial, TrialConfig]]] = {}
     for trial, cfg in asked:
         groups.setdefault(group_key(cfg), []).append((trial, cfg))
@@ -268,12 +299,21 @@ def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_tri
         # one heartbeat for every trial of the round from the start, not per group: a trial asked here
         # whose group has not started yet must go stale too if this worker dies (else it stays RUNNING)
         with heartbeats(study, [t for t, _ in asked]):
-            _train_groups(study, runner, groups, untold, on_step, on_trial_end)
+            _train_groups(study, runner, groups, untold, on_step, on_trial_end, meter)
     except BaseException as e:  # e.g. ^C or an error: every trial of this round not yet told is failed, none left RUNNING
         for t in untold.values():
             _fail(study, t, retry=isinstance(e, KeyboardInterrupt))
         raise
     return len(asked)
+
+
+def _first_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
+    """A heartbeat the moment a trial is asked. Why: Optuna counts a RUNNING trial stale only once it has
+    a heartbeat, and the round's heartbeat thread starts after every member was asked and configured; a
+    worker killed in between left a trial RUNNING forever, and every resumed worker waited for it."""
+    storage = study._storage  # Optuna exposes neither the storage nor trial ids publicly (bench.storage.heartbeats)
+    if hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval() is not None:
+        storage.record_heartbeat(trial._trial_id)
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, retry: bool) -> None:
@@ -284,20 +324,24 @@ def _fail(study: optuna.Study, trial: optuna.Trial, retry: bool) -> None:
     study.tell(trial, state=State.FAIL)
 
 
-def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold: dict, on_step, on_trial_end) -> None:
+def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold: dict, on_step, on_trial_end,
+                  meter: RunMeter | None = None) -> None:
     """Train each group of compatible configs as one population and tell its trials."""
     for group in groups.values():
         trials = [t for t, _ in group]
+        tick = meter.round(len(group), group[0][1].steps) if meter is not None else None
         results = train_population(
             [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
             on_eval=lambda m, step, metrics, trials=trials: runner.pruner(trials[m])(step, metrics),
-            on_step=_step_callback(trials[0].number, on_step), on_log=runner.on_log([t.number for t in trials]))
+            on_step=_step_callback(trial_id(trials[0]), on_step, tick), on_log=runner.on_log([trial_id(t) for t in trials]))
         for trial, result in zip(trials, results):
             try:
                 frozen = study.tell(trial, runner.finish(trial, result, population=len(group)))
             except optuna.TrialPruned:
                 frozen = study.tell(trial, state=State.PRUNED)
             del untold[trial.number]
+            if meter is not None:
+                meter.done += 1
             if on_trial_end:
                 on_trial_end(frozen)
 
@@ -309,7 +353,7 @@ def owed_population(size: int, device: str, waiting: int = 0, processes: int = 1
     """How many queued runs (seed re-runs, confirmation) train at once once the search is done. They
     are fixed configs, mostly one config on several seeds, so they train as populations even where
     the search trains one trial at a time: a member computes what its solo run computes
-    (tests/test_population.py), and on CPU ten seeds of a small net cost a fraction of ten solo runs.
+    (tests/stabgen/test_population.py), and on CPU ten seeds of a small net cost a fraction of ten solo runs.
     On CPU up to OWED_POPULATION_CPU at once; on an accelerator the spec's (or probed) size, which
     knows its memory. With `processes` local workers (--jobs) each takes its share of the `waiting`
     runs, so no process holds them all while the others idle."""
@@ -413,35 +457,37 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
     size = 1
     waiting_said = False
     with contextlib.ExitStack() as bars, contextlib.ExitStack() as search_bar:
+        meter = RunMeter(bars.enter_context(progress.task(f"{spec.name}: whole run, in trainings", total=total)))
+        planned = total + _planned_owed(spec, opts)  # grows as sequential looks queue more
         searching = search_bar.enter_context(progress.task(f"{spec.name}: search trials", total=total))
         owed_bar = None
         while True:
-            optuna.storages.fail_stale_trials(study)
+            owed = owed_study(study, create=False)  # the seed re-runs and confirmation runs (bench.storage)
+            for s in (study, owed) if owed is not None else (study,):
+                optuna.storages.fail_stale_trials(s)
+                sweep_orphans(s, grace=max(2, round(3 * opts.heartbeat)))
             trials = study.get_trials(deepcopy=False)
             if not spec.joint and queue_arms(study, spec, opts.trials, trials):
                 trials = study.get_trials(deepcopy=False)
+            extra = owed.get_trials(deepcopy=False) if owed is not None else []
             searching.update(completed=min(total, sum(1 for t in trials if t.state in FINISHED
                                                       and is_search(t.user_attrs))))
             if owed_bar is not None:
-                owed_bar.update(*_owed_counts(trials))
+                owed_bar.update(*_owed_counts(trials + extra))
             n_search = sum(1 for t in trials if t.state in ACTIVE and is_search(t.user_attrs))
-            if n_search < total or any(t.state == State.WAITING for t in trials):
+            _sync_meter(meter, trials + extra, planned)
+            target = (study if n_search < total or any(t.state == State.WAITING for t in trials)
+                      else owed if any(t.state == State.WAITING for t in extra) else None)
+            if target is not None:
                 if runner is None:  # load data only when there is work: a finished study reports at once
                     source = DATASETS.get(spec.dataset).source(opts.data_dir).to(opts.device)
-                    runner = TrialRunner(spec, opts, source, opts.trials)
+                    runner = TrialRunner(spec, opts, source, opts.trials, study.user_attrs.get(artifacts.STORE_ATTR))
                     size = population_size(spec, opts.device, source)
-                waiting = sum(1 for t in trials if t.state == State.WAITING)
-                # queued search trials (the per-arm search) train one round at a time like asked ones, so each
-                # arm's sampler learns from the last; only re-runs and confirmation runs train all at once
-                searching_queued = any(t.state == State.WAITING and is_search(t.user_attrs) for t in trials)
-                processes = opts.jobs if isinstance(opts.jobs, int) else 1
-                k = (owed_population(size, opts.device, waiting, processes) if n_search >= total and not searching_queued
-                     else size)
-                room = total - n_search + waiting  # a solo trial is a round of one (the same code, K = 1)
-                population_round(study, runner, max(1, min(k, room)), on_trial_start, on_step, on_trial_end)
+                k = _round_size(target, trials if target is study else extra, n_search, total, size, opts)
+                population_round(target, runner, k, on_trial_start, on_step, on_trial_end, meter)
                 waiting_said = False
                 continue
-            running = [t.number for t in trials if t.state == State.RUNNING]
+            running = [t.number for t in all_trials(study, states=(State.RUNNING,))]
             if running:  # other workers' trials, or a killed one's until its heartbeat goes stale
                 if not waiting_said:
                     log.info(f"waiting for running trial(s) {running} (other workers, or stale after "
@@ -449,14 +495,44 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                     waiting_said = True
                 time.sleep(poll)
                 continue
-            owed = pending_reruns(study, spec) or confirm.pending(study, spec)
-            if not owed:
+            due = pending_reruns(study, spec) or confirm.pending(study, spec)
+            if not due:
                 return
-            for params, attrs in owed:
-                study.enqueue_trial(params, user_attrs=attrs)
+            for params, attrs in due:  # into their own study, so a confirmation seed is never Optuna's best trial
+                owed_study(study).enqueue_trial(params, user_attrs=attrs)
             if owed_bar is None:  # the search phase is over: its task ends, the owed runs' begins
                 search_bar.close()
                 owed_bar = bars.enter_context(progress.task(f"{spec.name}: seed re-runs and confirmation"))
+
+
+def _planned_owed(spec: StudySpec, opts: RunOptions) -> int:
+    """Seed re-runs and first-look confirmation trainings a run will queue (bench.plan.work_counts)."""
+    from bench.plan import work_counts
+
+    w = work_counts(spec, opts.trials)
+    return w["reruns"] + w["confirmation"]
+
+
+def _sync_meter(meter: RunMeter, trials: list, planned: int) -> None:
+    """The whole-run task from the storage: finished trainings of every worker over what is planned, or
+    queued, whichever is more (a sequential look queues more seeds than the first look)."""
+    live = [t for t in trials if t.state != State.FAIL]
+    done = sum(1 for t in live if t.state in FINISHED)
+    meter.sync(done, max(planned, len(live)))
+
+
+def _round_size(target: optuna.Study, trials: list, n_search: int, total: int, size: int, opts: RunOptions) -> int:
+    """How many trials the next round asks of `target`: the population size while searching (queued search
+    trials of the per-arm search train one round at a time, so each arm's sampler learns from the last);
+    queued re-runs and confirmation runs all at once, up to what is queued (bench.search.owed_population)."""
+    waiting = sum(1 for t in trials if t.state == State.WAITING)
+    searching_queued = any(t.state == State.WAITING and is_search(t.user_attrs) for t in trials)
+    processes = opts.jobs if isinstance(opts.jobs, int) else 1
+    if is_owed_study(target):
+        return max(1, min(owed_population(size, opts.device, waiting, processes), waiting))
+    k = owed_population(size, opts.device, waiting, processes) if n_search >= total and not searching_queued else size
+    room = total - n_search + waiting  # a solo trial is a round of one (the same code, K = 1)
+    return max(1, min(k, room))
 
 
 def primary(t: optuna.trial.FrozenTrial) -> float:
@@ -472,7 +548,7 @@ def pending_reruns(study: optuna.Study, spec: StudySpec) -> list[tuple[dict, dic
     search = [t for t in done if is_search(t.user_attrs)]
     sign = 1 if spec.direction == "minimize" else -1
     search.sort(key=lambda t: sign * primary(t))
-    have = {(t.user_attrs[REEVAL], t.user_attrs.get("seed_index")) for t in study.get_trials(deepcopy=False)
+    have = {(t.user_attrs[REEVAL], t.user_attrs.get("seed_index")) for t in all_trials(study)
             if REEVAL in t.user_attrs and t.state != State.FAIL}
     owed = [(t, i) for rank, t in enumerate(search)
             for i in range(1, per + (extra if rank < k else 0))]

@@ -7,7 +7,7 @@ value, never dropped. scipy does the computing (ranks, bootstrap, ecdf on censor
 scipy does not ship, or ships too slowly: the signed-rank test's exact null distribution, Holm's step-down,
 the paired probability of improvement, Noether's sample size for the signed-rank test, Dodge et
 al.'s expected maximum, and the rank-preserving stand-in for ±∞ that lets scipy see divergences.
-Each is tested against a hand-computed case or a brute-force enumeration (tests/test_stats.py), and
+Each is tested against a hand-computed case or a brute-force enumeration (tests/bench/test_stats.py), and
 the tests' size and power are measured by simulation (benchmarks/calibration.py).
 """
 
@@ -135,7 +135,7 @@ def hodges_lehmann(d, confidence: float = CONFIDENCE) -> tuple[float, float, flo
     the untied null; Hollander & Wolfe, Nonparametric Statistical Methods, §3.3). With too few pairs
     for that confidence the interval is (−∞, ∞). ±∞ (a divergence on one side) is kept: it enters as a
     stand-in beyond every finite value, and an average that only the stand-in can produce is ±∞.
-    Why here: scipy ships neither; tests/test_stats.py inverts scipy's exact wilcoxon to check it."""
+    Why here: scipy ships neither; tests/bench/test_stats.py inverts scipy's exact wilcoxon to check it."""
     d = np.asarray(d, dtype=float)
     n = len(d)
     if n == 0:

@@ -9,8 +9,11 @@ runs folder, PostgreSQL for many machines). Optuna's verbosity and warnings are 
 from __future__ import annotations
 
 import contextlib
+import copy
+import datetime
 import os
 import random
+import socket
 import threading
 import time
 import warnings
@@ -173,6 +176,94 @@ def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: floa
                                pruner=PRUNERS.get(spec.pruner)(spec), load_if_exists=True)
 
 
+# --- the owed runs' study --------------------------------------------------------------------------
+# Seed re-runs and confirmation runs (the "owed" runs: fixed configs on fixed seeds) live in a study of
+# their own beside the search, `<name>:confirmation` in the same storage (a study name never holds ":",
+# so it cannot collide). Why: Optuna's best trial (Study.best_trial, optuna-dashboard's "best trial",
+# which asks the storage) is the best COMPLETE trial of a study; in the search's study a lucky
+# confirmation seed would be it. Reports list an owed run as OWED_BASE + its number there, and its
+# trial folder is runs/STUDY/trials/<that id>. Studies made before this keep their owed runs in the
+# search's study; every reader takes both (all_trials), so they resume and report as they were.
+OWED_SUFFIX = ":confirmation"
+OWED_BASE = 1_000_000
+
+
+def owed_name(study_name: str) -> str:
+    return study_name + OWED_SUFFIX
+
+
+def is_owed_study(study: optuna.Study) -> bool:
+    return study.study_name.endswith(OWED_SUFFIX)
+
+
+def owed_study(study: optuna.Study, create: bool = True) -> optuna.Study | None:
+    """The search study's owed-runs study (same storage, same directions; its sampler is never asked for
+    a value: every owed run is queued with all its parameters). None if it does not exist and not `create`."""
+    cached = getattr(study, "_stabgen_owed", None)
+    if cached is not None:
+        return cached
+    name = owed_name(study.study_name)
+    with quiet():
+        for attempt in range(6):
+            try:
+                if create:
+                    owed = optuna.create_study(study_name=name, storage=study._storage, directions=study.directions,
+                                               sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True)
+                else:
+                    owed = optuna.load_study(study_name=name, storage=study._storage,
+                                             sampler=optuna.samplers.RandomSampler(seed=0))
+                break
+            except KeyError:  # load_study: none yet
+                return None
+            except Exception as e:
+                if attempt < 5 and _creation_race(e):
+                    time.sleep(0.2 + random.random())
+                    continue
+                raise
+    study._stabgen_owed = owed
+    return owed
+
+
+def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    """A trial's number as reports list it: an owed run's is OWED_BASE + its number in the owed study."""
+    return trial.number + (OWED_BASE if is_owed_study(trial.study) else 0) if isinstance(trial, optuna.Trial) \
+        else trial.number
+
+
+def all_trials(study: optuna.Study, states: tuple | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The search study's trials and its owed runs (renumbered OWED_BASE + n; copies, so the storage's
+    frozen trials are never changed), in that order."""
+    mine = study.get_trials(deepcopy=False, states=states)
+    owed = owed_study(study, create=False)
+    if owed is None:
+        return mine
+    extra = []
+    for t in owed.get_trials(deepcopy=False, states=states):
+        t = copy.copy(t)
+        t.number = OWED_BASE + t.number
+        extra.append(t)
+    return mine + extra
+
+
+def trial_by_id(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """The trial a report lists as `number` (an owed run: from the owed study)."""
+    if number >= OWED_BASE:
+        owed = owed_study(study, create=False)
+        if owed is None:
+            raise StabgenError(f"study {study.study_name!r} has no trial {number} (no owed runs)")
+        return owed.trials[number - OWED_BASE]
+    return study.trials[number]
+
+
+def given_up(study: optuna.Study) -> set[int]:
+    """Trials (as reports list them) whose config was retried MAX_RETRIES times, in either study."""
+    out = set(study.user_attrs.get(GIVEN_UP, []))
+    owed = owed_study(study, create=False)
+    if owed is not None:
+        out |= {OWED_BASE + n for n in owed.user_attrs.get(GIVEN_UP, [])}
+    return out
+
+
 RETRY_ATTRS = (ARM_ATTR, REEVAL, "seed_index", CONFIRM, "confirm_of", "confirm_seed", "config")
 
 
@@ -199,6 +290,45 @@ def retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         requeue(study, trial, retries=retries + 1)
         return
     study.set_user_attr(GIVEN_UP, sorted({*study.user_attrs.get(GIVEN_UP, []), trial.number}))
+
+
+def dead_here(worker: str | None) -> bool:
+    """`worker` ("host:pid", what a trial or a claim records) is a process of this machine that no longer
+    runs (killed, or its session ended). Another machine's processes are never judged from here."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def sweep_orphans(study: optuna.Study, grace: float) -> int:
+    """Fail and queue again (retry_stale) the RUNNING trials no heartbeat will ever fail. Why: Optuna
+    counts a trial stale only once it has a heartbeat, and a worker killed between `ask` and its first
+    heartbeat left one RUNNING forever — every resumed worker then waited for it. Orphans: a trial whose
+    worker is a dead process of this machine, or one that never got a worker (it is recorded right after
+    `ask`) though it started more than `grace` seconds ago. Returns how many were swept."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    now, n = datetime.datetime.now(), 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        started = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace
+        if not (dead_here(worker) if worker else started):
+            continue
+        try:
+            if not study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:  # another worker swept it first
+            continue
+        retry_stale(study, study._storage.get_trial(t._trial_id))
+        n += 1
+    return n
 
 
 def _creation_race(e: Exception) -> bool:

@@ -88,7 +88,7 @@ else
 fi
 
 # a. CUDA tests (deselected, and said so, where there is no CUDA)
-phase a-pytest-cuda 150 $PY -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py --junitxml="$OUT/pytest-cuda.xml"
+phase a-pytest-cuda 150 $PY -m pytest -m cuda -q -p no:cacheprovider tests/stabgen/test_cuda.py --junitxml="$OUT/pytest-cuda.xml"
 
 # b. populations: graphs on/off × fp32, graphs on × TF32
 for variant in graphs-fp32 eager-fp32 graphs-tf32; do

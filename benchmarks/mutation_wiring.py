@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REF = "tests/test_reference_trainer.py"
-CONF = "tests/test_confirm.py"
+REF = "tests/stabgen/test_reference_trainer.py"
+CONF = "tests/bench/test_confirm.py"
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ BUGS = [
         (_k(REF, "linear or cosine"),), "the lr schedule never applied"),
     Bug("diverged_member_updated", "stabgen/train.py",
         "pop.active & torch.isfinite(total) & torch.isfinite(norm), pop.lr_scale())", "pop.active, pop.lr_scale())",
-        (_k("tests/test_population.py", "nan_injected"),), "a member with a non-finite loss or gradient still updated"),
+        (_k("tests/stabgen/test_population.py", "nan_injected"),), "a member with a non-finite loss or gradient still updated"),
     Bug("kl_weight_without_beta", "stabgen/train.py",
         "kl_weight = h.beta * torch.clamp(pop.clock / cfg.kl_warmup, max=1.0) if cfg.kl_warmup else h.beta",
         "kl_weight = torch.clamp(pop.clock / cfg.kl_warmup, max=1.0) if cfg.kl_warmup else h.beta",
@@ -109,7 +109,7 @@ BUGS = [
     Bug("selection_ignores_divergence", "bench/confirm.py",
         'key = (sign * float(np.median(g["_score"])), sign * float(done.mean()) if len(done) else math.inf,',
         'key = (sign * float(done.mean()) if len(done) else math.inf, 0.0,',
-        ("tests/test_report.py::test_best_config_of_an_arm_counts_divergence",),
+        ("tests/bench/test_report.py::test_best_config_of_an_arm_counts_divergence",),
         "the best config chosen by its completed seeds' mean (divergences ignored)"),
     # --- the report's assembly (bench/report.py) ---
     Bug("effect_column_from_median_diff", "bench/report.py",

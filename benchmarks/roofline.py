@@ -7,7 +7,7 @@ Measured in one process (the ratios are all against numbers of this run):
   FLOPs/step  — matmul FLOPs of one step (2·M·K·N each), by hand (`step_flops`: the forward, the backward, R1's
                 input gradient and its double backward), cross-checked against torch's counters on the very
                 same step: FlopCounterMode without R1 (it refuses autograd.grad inside) and the profiler's
-                matmul FLOPs with R1 — tests/test_roofline.py checks all three agree;
+                matmul FLOPs with R1 — tests/bench/test_roofline.py checks all three agree;
   achieved    — steps/s × FLOPs/step ÷ peak for the plain solo loop, stabgen's population at K ∈ {1, 16, 64}, and
                 the solo loop in 1-thread processes side by side (what `--jobs auto` picks on a 2-core CPU).
 Elementwise work (activations, Adam's update, the penalty's squares) is not counted as FLOPs: it is what

@@ -88,7 +88,7 @@ class DatasetSpec:
     classes: int = 0  # label classes (class coverage); 0 where there are none
     inception: bool = False  # Inception FID/KID/PR apply (natural-image-like grey or RGB images)
     # chance rows: what samples that learned nothing score (name → column → value, measured at N = 5,000
-    # against the test split: tests/test_gates.py recomputes them), the gate set against them, and the
+    # against the test split: tests/stabgen/test_gates.py recomputes them), the gate set against them, and the
     # best value a column can take (a claim that the baseline is beaten there is untestable)
     chance: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     gate: Gate | None = None
@@ -121,7 +121,30 @@ class DatasetSpec:
         return self.evaluator(self, request)
 
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset", group="stabgen.datasets")
+DIRECTIONS = ("minimize", "maximize")
+
+
+def check_spec(name: str, ds: object) -> None:
+    """What the registry checks when a dataset is registered: every metric, chance row, gate and ceiling
+    names a report column with a direction (behaviour: stabgen.testing.check_dataset)."""
+    if not isinstance(ds, DatasetSpec):
+        raise ValueError(f"dataset {name!r} must be a stabgen.datasets.DatasetSpec, not {type(ds).__name__}")
+    problems = [f"kind {ds.kind!r} is not image or points"] if ds.kind not in ("image", "points") else []
+    problems += [f"registered as {name!r} but named {ds.name!r}"] if ds.name != name else []
+    problems += ["it declares no metric"] if not ds.metrics else []
+    problems += [f"metric {m!r} has direction {d!r}" for m, d in ds.metrics.items() if d not in DIRECTIONS]
+    problems += [f"column {c.key!r} has direction {c.direction!r}" for c in ds.columns.values()
+                 if c.direction not in DIRECTIONS]
+    named = {"metric": list(ds.metrics), "ceiling": list(ds.ceilings),
+             "chance row column": [c for row in ds.chance.values() for c in row],
+             "gate column": [c.column for c in (ds.gate.checks if ds.gate else ())]}
+    problems += [f"{what} {c!r} is not one of its columns" for what, cols in named.items() for c in cols
+                 if c not in ds.columns]
+    if problems:
+        raise ValueError(f"dataset {name!r}: " + "; ".join(problems))
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", group="stabgen.datasets", check=check_spec)
 DEFAULT_DATASET = "mnist"  # what a spec or a TrialConfig trains on when it names none
 
 
@@ -201,7 +224,7 @@ def idx_dataset(name: str, description: str, chance: Mapping[str, Mapping[str, f
                        chance=chance, gate=image_gate(chance), ceilings={"classes": 10})
 
 
-# chance rows (measured at N = 5,000 vs the test split; tests/test_gates.py recomputes them): uniform noise, and the train split's mean image plus N(0, 30²) noise
+# chance rows (measured at N = 5,000 vs the test split; tests/stabgen/test_gates.py recomputes them): uniform noise, and the train split's mean image plus N(0, 30²) noise
 register(idx_dataset("mnist", "MNIST 28×28 grey, 60k train / 10k test, sha256-verified idx files",
                      {"uniform noise": {"domain_fid": 327.6, "classes": 1},
                       "blurred mean": {"domain_fid": 477.9, "classes": 3}}))
@@ -211,7 +234,7 @@ register(idx_dataset("fashion-mnist", "Fashion-MNIST 28×28 grey, 60k train / 10
 
 
 # 2D chance rows at PacGAN's N = 2,500, the mean of 10 draws (bench.papers.pacgan2018.chance_samples;
-# tests/test_benchmark.py recomputes them): uniform noise on the data's box, the mixture blurred to 10σ
+# tests/bench/test_benchmark.py recomputes them): uniform noise on the data's box, the mixture blurred to 10σ
 RING_CHANCE = {"uniform noise": {"high_quality": 0.002, "modes_captured": 3.8, "reverse_kl": 0.91},
                "blurred mixture": {"high_quality": 0.045, "modes_captured": 8.0}}
 GRID_CHANCE = {"uniform noise": {"high_quality": 0.018, "modes_captured": 21.8, "reverse_kl": 0.271},

@@ -7,7 +7,7 @@ functions of stabgen.train are capturable: the step number comes from a device s
 random draws advance a device counter (stabgen.streams), every piece of state (parameters, Adam
 moments, batch-norm and spectral-norm buffers, LeCam EMAs, the active mask) changes in place, and
 nothing reads a device value on the host inside a step. On CPU there are no graphs: the same step
-runs eagerly, and tests/test_graphs.py checks the capturability conditions there (a step that
+runs eagerly, and tests/stabgen/test_graphs.py checks the capturability conditions there (a step that
 rebinds a state tensor or reads the Python step number fails it); tests marked `cuda` compare a
 replayed run with an eager one on the GPU.
 """

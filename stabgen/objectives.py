@@ -36,7 +36,15 @@ class Objective:
     clip: bool = False  # clip D's weights to [−clip_value, clip_value] after each D step
 
 
-OBJECTIVES: Registry[Objective] = Registry("objective", group="stabgen.objectives")
+def check_objective(name: str, obj: object) -> None:
+    """What the registry checks when an objective is registered (behaviour: stabgen.testing.check_objective)."""
+    if not isinstance(obj, Objective):
+        raise ValueError(f"objective {name!r} must be a stabgen.objectives.Objective, not {type(obj).__name__}")
+    if not (callable(obj.d_loss) and callable(obj.g_loss)):
+        raise ValueError(f"objective {name!r}: d_loss and g_loss must be callables on logits")
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective", group="stabgen.objectives", check=check_objective)
 
 
 def _bce_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,14 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, group: str | None = None) -> None:
-        self.kind, self.group = kind, group
+    """`check(name, entry)` (optional) raises ValueError saying what is wrong with an entry; it runs when
+    the entry is registered, built-in or plugin, so a malformed entry fails where it is declared rather
+    than deep inside a training step. (The behavioural contracts — placement, population member = solo,
+    determinism — are stabgen.testing's, run by the entry's own tests.)"""
+
+    def __init__(self, kind: str, group: str | None = None,
+                 check: Callable[[str, T], None] | None = None) -> None:
+        self.kind, self.group, self.check = kind, group, check
         self._items: dict[str, T] = {}
         self._loaded: set[str] = set()  # entry-point names already loaded (or refused)
 
@@ -32,6 +38,8 @@ class Registry(Generic[T]):
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
+            if self.check is not None:
+                self.check(name, obj)
             self._items[name] = obj
             return obj
 
@@ -62,10 +70,13 @@ class Registry(Generic[T]):
                 continue
             self._loaded.add(ep.name)
             try:
-                self._items[ep.name] = ep.load()
+                entry = ep.load()
+                if self.check is not None:
+                    self.check(ep.name, entry)
             except Exception as e:  # a broken plugin must not break the built-in entries
                 raise StabgenError(f"{self.kind} plugin {ep.name!r} ({ep.value}, entry point group "
                                    f"{self.group}) failed to load: {e}") from None
+            self._items[ep.name] = entry
         return self._items
 
     def get(self, name: str) -> T:

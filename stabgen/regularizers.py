@@ -14,8 +14,8 @@ Training is always a population (K members; a solo trial is K = 1): tensors carr
 axis 0 and the batch on axis 1, and a penalty returns one value per member, reducing over every
 other axis. Random draws come from `ctx.noise` (per-member streams), never from a global RNG.
 Adding one: subclass `Regularizer`, fill the four class attributes, implement `penalty` (and, if
-needed, the `transform` / `d_inputs` hooks), register it with `@REGULARIZERS.register("name")`,
-and add a closed-form test in tests/.
+needed, the `transform` / `d_inputs` hooks), register it with `@REGULARIZERS.register("name")` (the
+registry checks the four attributes), add a closed-form test, and run `stabgen.testing.check_regularizer`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,30 @@ class Regularizer:
         return x
 
 
-REGULARIZERS: Registry[type[Regularizer]] = Registry("regularizer", group="stabgen.regularizers")
+PLACEMENTS = ("nothing", "generator_params", "generator_features", "generator_outputs", "discriminator_inputs",
+              "discriminator_params", "discriminator_outputs", "module_transform", "discriminator_inputs_noise")
+LOSSES = ("generator", "discriminator")
+FAMILIES = frozenset({"gan", "vae"})
+
+
+def check_class(name: str, cls: object) -> None:
+    """What the registry checks when a regularizer is registered: a Regularizer subclass whose four class
+    attributes say something the trainer understands (the module docstring lists them)."""
+    if not (isinstance(cls, type) and issubclass(cls, Regularizer)):
+        raise ValueError(f"regularizer {name!r} must be a subclass of stabgen.regularizers.Regularizer, not {cls!r}")
+    missing = [a for a in ("description", "families", "acts_on", "loss") if not hasattr(cls, a)]
+    if missing:
+        raise ValueError(f"regularizer {name!r} lacks the class attribute(s) {', '.join(missing)}")
+    if not cls.families or not set(cls.families) <= FAMILIES:
+        raise ValueError(f"regularizer {name!r}: families must be a non-empty subset of {sorted(FAMILIES)}, "
+                         f"not {sorted(cls.families)}")
+    if cls.acts_on not in PLACEMENTS:
+        raise ValueError(f"regularizer {name!r}: acts_on {cls.acts_on!r} is none of {', '.join(PLACEMENTS)}")
+    if cls.loss not in LOSSES:
+        raise ValueError(f"regularizer {name!r}: loss {cls.loss!r} must be 'generator' or 'discriminator'")
+
+
+REGULARIZERS: Registry[type[Regularizer]] = Registry("regularizer", group="stabgen.regularizers", check=check_class)
 
 
 def per_member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

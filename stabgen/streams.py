@@ -6,7 +6,7 @@ cost K kernel launches per draw; instead every draw is counter-based: value = Sp
 draw number) + γ·(index + 1)), computed for all members in one set of elementwise ops, on any device.
 
 SplitMix64 (Steele, Lea & Flood 2014) needs 64-bit multiplication modulo 2⁶⁴; torch's int64 multiply
-wraps on every backend we run on, and tests/test_population.py checks it against Python integers.
+wraps on every backend we run on, and tests/stabgen/test_population.py checks it against Python integers.
 Right shifts are masked to make them logical. Each 64-bit value gives two 24-bit uniforms
 ((b + ½) / 2²⁴ ∈ (0, 1)); normals come from Box–Muller on such a pair.
 The draw counter is a device tensor incremented in place, not a Python int: a step captured as a CUDA

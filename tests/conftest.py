@@ -35,7 +35,8 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
 
     torch.set_num_threads(_threads)
 
-REQUIRE_ALL = os.environ.get("STABGEN_REQUIRE_ALL") == "1"
+from helpers import missing  # noqa: E402  (tests/helpers.py: the one toolbox, on pytest's pythonpath)
+
 os.environ.pop("STABGEN_STORAGE", None)  # a developer's cluster storage must never receive test studies
 
 
@@ -65,13 +66,6 @@ def _fastest_first_under_mutmut(items) -> None:
 
     durations = json.loads(stats.read_text()).get("duration_by_test", {})
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
-
-
-def missing(what: str) -> None:
-    """Skip a test that needs `what` — or, under STABGEN_REQUIRE_ALL=1, fail it saying what is missing."""
-    if REQUIRE_ALL:
-        pytest.fail(f"STABGEN_REQUIRE_ALL=1 and {what}", pytrace=False)
-    pytest.skip(what)
 
 
 def _data_dir() -> Path | None:
@@ -121,30 +115,6 @@ def inception_weights() -> Path:
 @pytest.fixture
 def tiny_images():
     """A made-up 28×28 'dataset' (blobs at random places) for runs that need no real data."""
-    import torch
-    from stabgen.data import ImageData
+    from helpers import blobs, image_data
 
-    g = torch.Generator().manual_seed(0)
-    n = 256
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    cx, cy = torch.randint(6, 22, (2, n), generator=g).float()
-    img = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 18.0)
-    images = (img * 255).round().to(torch.uint8).unsqueeze(1)
-    return ImageData("tiny", "train", images, torch.zeros(n, dtype=torch.long))
-
-
-def study_toml(dataset: str = "ring", *, name: str | None = None, n_trials: int = 1, steps: int = 20,
-               eval_every: int = 10, samples: int = 200, top: str = "", train: str = "", eval: str = "",
-               confirm: str = "seeds = 0", models: tuple[str, ...] | None = None,
-               regularizers: tuple[str, ...] = ("none",), space: str = "") -> str:
-    """A small study spec as TOML text, for tests that run `bench` on it: the 2D ring (or MNIST with
-    the seed MLP GAN) at a tiny budget; each section takes extra lines."""
-    ring = dataset in ("ring", "grid")
-    models = models or (("mlp2d_small",) if ring else ("gan",))
-    head = (f'name = "{name}"\n' if name else "") + f'dataset = "{dataset}"\n'
-    head += 'metric = "modes_captured"\n' if ring else ""
-    q = ", ".join(f'"{m}"' for m in models)
-    r = ", ".join(f'"{x}"' for x in regularizers)
-    return (f"{head}n_trials = {n_trials}\n{top}\n[train]\nsteps = {steps}\neval_every = {eval_every}\n"
-            + ("batch_size = 50\nz_dim = 2\n" if ring else "") + f"{train}\n[eval]\nsamples = {samples}\n{eval}\n"
-            f"[confirm]\n{confirm}\n[space]\nmodels = [{q}]\nregularizers = [{r}]\n{space}")
+    return image_data(blobs(256, 0, width=18.0))

@@ -126,7 +126,7 @@ def _g(v: float) -> str:
 def _train_group(args: tuple) -> list[dict]:
     """Fixed configs that may share a population (stabgen.train.group_key) trained together to their
     final evaluation, one dict per config in order (a process-pool task: `threads` torch threads).
-    A population member computes what its solo run computes (tests/test_population.py), and K small
+    A population member computes what its solo run computes (tests/stabgen/test_population.py), and K small
     nets in one batched pass cost far less than K passes: 10 seeds of PacGAN's 2D MLPs are ~2.3×
     cheaper per training on one CPU core than 10 solo runs."""
     import torch

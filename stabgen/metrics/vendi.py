@@ -5,7 +5,7 @@ Why our own ten lines beside the `vendi-score` package: that package needs sciki
 works in numpy on the CPU; here the features are already a torch tensor (on the GPU during a trial).
 We use its dual form (Appendix of the paper; `vendi_score.vendi.score_dual`): with X the row-normalised
 n×d features, X Xᵀ/n and Xᵀ X/n share their non-zero eigenvalues, so a d×d eigenproblem (d = 128 for the
-domain classifier) replaces an n×n one (n = 10,000). tests/test_metrics.py checks it against the
+domain classifier) replaces an n×n one (n = 10,000). tests/stabgen/test_metrics.py checks it against the
 package on the same features. 1 ≤ Vendi ≤ min(n, d); n copies of one sample score 1.
 """
 

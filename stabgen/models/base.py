@@ -19,4 +19,16 @@ class ModelSpec:
     data_kind: str = "image"  # "image" (28×28, 1 or 3 channels) or "points" (2D)
 
 
-MODELS: Registry[ModelSpec] = Registry("model", group="stabgen.models")
+DATA_KINDS = ("image", "points")
+
+
+def check_spec(name: str, spec: object) -> None:
+    """What the registry checks when a model is registered (behaviour: stabgen.testing.check_model)."""
+    if not isinstance(spec, ModelSpec):
+        raise ValueError(f"model {name!r} must be a stabgen.models.ModelSpec, not {type(spec).__name__}")
+    if spec.data_kind not in DATA_KINDS or not callable(spec.build) or not spec.family:
+        raise ValueError(f"model {name!r}: data_kind must be one of {', '.join(DATA_KINDS)} "
+                         f"(is {spec.data_kind!r}), build callable and family named")
+
+
+MODELS: Registry[ModelSpec] = Registry("model", group="stabgen.models", check=check_spec)

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import optuna
+from bench.storage import all_trials
 import pytest
 
 from bench import jobs
-from conftest import study_toml
+from helpers import study_toml
 from stabgen.errors import StabgenError
 
 BENCH = [sys.executable, "-m", "bench.cli"]
@@ -28,7 +29,7 @@ SPEC = study_toml(name="jobs", steps=60, eval_every=30, samples=300, top="[searc
 
 def _counts(db: Path):
     study = optuna.load_study(study_name="jobs", storage=f"sqlite:///{db}")
-    done = [t for t in study.trials if t.state in (State.COMPLETE, State.PRUNED)]
+    done = all_trials(study, states=(State.COMPLETE, State.PRUNED))  # the search's and the owed runs' studies
     search = collections.Counter(t.user_attrs["search_arm"] for t in done if "search_arm" in t.user_attrs)
     confirm = collections.Counter((t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"])
                                   for t in done if "confirm_arm" in t.user_attrs)
@@ -111,7 +112,7 @@ def test_a_config_whose_worker_keeps_dying_is_retried_then_reported_failed(tmp_p
     import optuna
 
     from bench import records, spec as spec_mod, storage
-    from conftest import study_toml
+    from helpers import study_toml
 
     (tmp_path / "s.toml").write_text(study_toml("ring", name="s"))
     spec = spec_mod.load(str(tmp_path / "s.toml"))

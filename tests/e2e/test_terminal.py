@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import study_toml
+from helpers import study_toml
 from stabgen import progress
 
 SPEC = study_toml("mnist", n_trials=2, eval="inception_top_k = 1\ninception_samples = 20",

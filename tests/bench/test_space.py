@@ -3,6 +3,8 @@ FixedTrial standing in for a sampled trial."""
 
 from __future__ import annotations
 
+import os
+
 import optuna
 import pytest
 
@@ -54,6 +56,24 @@ def test_a_trial_another_live_worker_is_computing_inception_for_is_left_to_it(mo
     study.set_user_attr(f"{inception.CLAIM_ATTR}4", {"worker": "there:2", "time": time.time() - inception.CLAIM_STALE - 1})
     study.set_user_attr(f"{inception.CLAIM_ATTR}5", {"worker": "here:1", "time": time.time()})
     assert [inception._claimed_by_another(study, n) for n in (3, 4, 5, 6)] == [True, False, False, False]
+
+
+def test_a_fresh_claim_of_a_dead_process_on_this_machine_is_stale_at_once():
+    """A resumed run must not wait CLAIM_STALE (an hour) on the claim its own killed session left."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from bench import inception
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, host = int(done.stdout), socket.gethostname()
+    study = optuna.create_study()
+    study.set_user_attr(f"{inception.CLAIM_ATTR}1", {"worker": f"{host}:{dead}", "time": time.time()})
+    study.set_user_attr(f"{inception.CLAIM_ATTR}2", {"worker": f"{host}:{os.getppid()}", "time": time.time()})
+    study.set_user_attr(f"{inception.CLAIM_ATTR}3", {"worker": f"elsewhere:{dead}", "time": time.time()})
+    assert [inception._claimed_by_another(study, n) for n in (1, 2, 3)] == [False, True, True]
 
 
 def test_a_worker_waits_for_the_inception_result_another_worker_claimed(monkeypatch):

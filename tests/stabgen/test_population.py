@@ -11,7 +11,8 @@ import pytest
 import scipy.stats
 import torch
 
-from stabgen.data import ImageData
+from helpers import image_data, random_images
+
 from stabgen.errors import StabgenError
 from stabgen.datasets import load_source
 from stabgen.train import sample_members, train, train_population
@@ -24,9 +25,7 @@ F64 = torch.float64
 
 @pytest.fixture(scope="module")
 def images():
-    g = torch.Generator().manual_seed(0)
-    return ImageData("tiny", "train", torch.randint(0, 256, (256, 1, 28, 28), generator=g, dtype=torch.uint8),
-                     torch.zeros(256, dtype=torch.long))
+    return image_data(random_images(256))
 
 
 def _splitmix_reference(x: int) -> int:

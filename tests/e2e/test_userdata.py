@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_cli import run_main
+from helpers import run_main
 
 
 def _shapes(n: int, kind: int, seed: int) -> np.ndarray:

@@ -12,10 +12,11 @@ import uuid
 from pathlib import Path
 
 import optuna
+from bench.storage import all_trials
 import pandas as pd
 import pytest
 
-from conftest import missing
+from helpers import missing, study_toml
 
 from bench import spec as spec_mod
 from bench.space import grid, grid_values
@@ -24,32 +25,18 @@ BENCH = [sys.executable, "-m", "bench.cli"]
 State = optuna.trial.TrialState
 ENV = {**os.environ, "COLUMNS": "200"}
 
-RING = """
-name = "{name}"
-dataset = "ring"
-metric = "modes_captured"
-n_trials = {n}
-{top}
-[train]
-steps = {steps}
-eval_every = {every}
-batch_size = 50
-z_dim = 2
-[eval]
-samples = 500
-[confirm]
-seeds = {confirm}
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none", "r1", "l2"]
-lr = {{ low = 5e-4, high = 2e-3, log = true }}
-"""
+
+
+def _ring(name: str, n: int, steps: int, every: int, top: str = "", confirm: int = 0) -> str:
+    return study_toml(name=name, n_trials=n, top=top, steps=steps, eval_every=every, samples=500,
+                      confirm=f"seeds = {confirm}", regularizers=("none", "r1", "l2"),
+                      space="lr = { low = 5e-4, high = 2e-3, log = true }\n")
 
 
 def ring(tmp_path: Path, name: str, n: int = 2, steps: int = 60, every: int = 30, top: str = "", extra: str = "",
          confirm: int = 0) -> Path:
     p = tmp_path / f"{name}.toml"
-    p.write_text(RING.format(name=name, n=n, steps=steps, every=every, top=top, confirm=confirm) + extra)
+    p.write_text(_ring(name, n, steps, every, top, confirm) + extra)
     return p
 
 
@@ -122,7 +109,7 @@ def test_population_study_trains_members_together_and_reports_each(tmp_path):
     """population = 3: trials are asked three at a time, trained in one pass, and told one by one,
     each with its own intermediate values (what per-member pruning reads)."""
     p = tmp_path / "pop.toml"
-    p.write_text(RING.format(name="pop", n=5, steps=60, every=20, top='pruner = "median"', confirm=0)
+    p.write_text(_ring("pop", 5, 60, 20, top='pruner = "median"')
                  .replace("[train]\n", "[train]\npopulation = 3\n").replace('["none", "r1", "l2"]', '["r1"]'))
     r = bench("run", "--study", str(p), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -376,7 +363,9 @@ def test_confirmation_resumes_and_is_shared_by_workers(tmp_path):
     r = bench("run", "--study", str(p), "--allow-spec-change", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     study = optuna.load_study(study_name="conf", storage=storage)
-    conf = [t for t in study.trials if "confirm_arm" in t.user_attrs]
+    conf = [t for t in all_trials(study) if "confirm_arm" in t.user_attrs]
+    assert not any("confirm_arm" in t.user_attrs for t in study.trials)  # in their own study, never the search's
+    assert study.best_trial.number in before  # so Optuna's (and optuna-dashboard's) best trial is a search trial
     arms = study.user_attrs["confirm/plan"]["arms"]
     assert sorted((t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"]) for t in conf) == sorted(
         (a, i) for a in arms for i in range(3))
@@ -387,7 +376,7 @@ def test_confirmation_resumes_and_is_shared_by_workers(tmp_path):
     assert {t.number: t.params for t in study.trials if t.number in before} == before  # search untouched
     assert (tmp_path / "runs/conf/confirm.csv").exists()
     assert bench("run", "--study", str(p), "--allow-spec-change", cwd=tmp_path).returncode == 0
-    assert len(optuna.load_study(study_name="conf", storage=storage).trials) == len(study.trials)  # nothing owed
+    assert len(all_trials(optuna.load_study(study_name="conf", storage=storage))) == len(all_trials(study))  # nothing owed
 
     q = ring(tmp_path, "shared", n=2, steps=40, every=40, confirm=4)
     url = f"sqlite:///{tmp_path}/shared.db"
@@ -396,7 +385,7 @@ def test_confirmation_resumes_and_is_shared_by_workers(tmp_path):
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
     study = optuna.load_study(study_name="shared", storage=url)
-    done = [(t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"]) for t in study.trials
+    done = [(t.user_attrs["confirm_arm"], t.user_attrs["confirm_seed"]) for t in all_trials(study)
             if "confirm_arm" in t.user_attrs and t.state != State.FAIL]
     assert sorted(done) == sorted((a, i) for a in study.user_attrs["confirm/plan"]["arms"] for i in range(4))
 

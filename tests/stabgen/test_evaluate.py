@@ -13,9 +13,9 @@ from stabgen.data import ImageData, RealRef
 from stabgen.errors import StabgenError
 from stabgen.metrics import classifier, evaluate, fidelity, modes
 from stabgen.metrics.frechet import fid_infinity
-from test_metrics import _blobs  # the same digit-like blobs as the metric tests
+from helpers import blobs
 
-REAL = _blobs(300, 1, shift=2)
+REAL = blobs(300, 1, shift=2)
 COUNTS = torch.tensor([30, 4, 10, 20, 2, 5, 5, 20, 20, 10])
 
 
@@ -38,7 +38,7 @@ def _sampler(images: torch.Tensor):
 
 def test_predict_is_the_classifiers_argmax_in_any_chunks():
     clf = classifier.load("mnist")
-    images = _blobs(25, 3)
+    images = blobs(25, 3)
     want = clf(images).argmax(1)
     assert torch.equal(evaluate.predict(clf, images), want)
     assert torch.equal(evaluate.predict(clf, images, chunk=4), want)
@@ -60,7 +60,7 @@ def test_domain_evaluator_quick_and_final_metrics_equal_the_functions(tmp_path, 
     own, plus the class coverage of the classifier's predictions; N = the reference's n."""
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     ref = _ref()
-    a, b = _blobs(300, 4, shift=-4), _blobs(300, 5, shift=-2)
+    a, b = blobs(300, 4, shift=-4), blobs(300, 5, shift=-2)
     ev = evaluate.DomainEvaluator(ref, COUNTS)
     quick = ev.many([_sampler(a), _sampler(b)], final=False)
     alone = fidelity.compute(a, REAL, "classifier", ("fid",), dataset="mnist")
@@ -98,7 +98,7 @@ def test_mixture_evaluator_is_pacgan_counting_on_n_samples():
 
 
 def test_stacked_predictions_classify_each_channel_and_refuse_other_shapes():
-    x = torch.cat([_blobs(6, 7), _blobs(6, 8), _blobs(6, 9)], dim=1)
+    x = torch.cat([blobs(6, 7), blobs(6, 8), blobs(6, 9)], dim=1)
     clf = classifier.load("mnist")
     got = evaluate.stacked_predictions(x, digits="mnist")
     assert got.shape == (6, 3)
@@ -117,7 +117,7 @@ def test_evaluate_samples_is_every_metric_of_bench_metrics(tmp_path, monkeypatch
     coverage, FID∞ on request (from the same features), the dataset and split; other image sizes are
     refused in one line."""
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
-    ref, fake = _ref(), _blobs(300, 10, shift=-4)
+    ref, fake = _ref(), blobs(300, 10, shift=-4)
     out = evaluate.evaluate_samples(fake, ref, COUNTS, fid_inf=True)
     want = fidelity.compute(fake, REAL, "classifier", ("fid", "kid", "prc", "dc", "isc"), dataset="mnist")
     for key, value in want.items():
@@ -143,7 +143,7 @@ def test_evaluate_samples_on_inception_reports_why_is_is_missing(tmp_path, monke
     # the file named by the argument decides: a path that is not there in the environment must not be read
     monkeypatch.setenv("STABGEN_INCEPTION_WEIGHTS", str(tmp_path / "not-these.pth"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    ref, fake = _ref(12), _blobs(12, 11)
+    ref, fake = _ref(12), blobs(12, 11)
     out = evaluate.evaluate_samples(fake, ref, COUNTS, extractor="inception", inception_weights=str(inception_weights))
     assert "is" not in out and "logit layer" in out["is_unavailable"] and "not finite" in out["is_unavailable"]
     assert out["extractor"] == "inception" and out["n_fake"] == 12 and math.isfinite(out["fid"])
@@ -158,7 +158,7 @@ def test_evaluate_samples_fid_inf_uses_the_references_own_classifier(tmp_path, m
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     ref = RealRef("fashion-mnist", "blobs", 300,
                   load=lambda s, d: ImageData("fashion-mnist", s, REAL, torch.zeros(len(REAL)).long()))
-    fake = _blobs(300, 10, shift=-4)
+    fake = blobs(300, 10, shift=-4)
     out = evaluate.evaluate_samples(fake, ref, COUNTS, fid_inf=True)
     want = fid_infinity(fidelity.features(fake, dataset="fashion-mnist"), fidelity.features(REAL, dataset="fashion-mnist"))
     mnist = fid_infinity(fidelity.features(fake, dataset="mnist"), fidelity.features(REAL, dataset="mnist"))["fid_inf"]
@@ -169,7 +169,7 @@ def test_evaluate_samples_fid_inf_uses_the_references_own_classifier(tmp_path, m
 
 def test_stacked_evaluator_counts_modes_of_each_member_on_n_samples():
     """Modes of 1,000 and KL to uniform for each member from its own n samples, channel by channel."""
-    xs = [torch.cat([_blobs(10, 20 + 3 * i + c) for c in range(3)], dim=1) for i in range(2)]
+    xs = [torch.cat([blobs(10, 20 + 3 * i + c) for c in range(3)], dim=1) for i in range(2)]
     ev = evaluate.StackedEvaluator(8, digits="mnist")
     outs = ev.many([_sampler(x) for x in xs], final=True)
     for out, x in zip(outs, xs):
@@ -190,7 +190,7 @@ def test_inception_evaluator_alone_and_beside_the_domain_metrics(tmp_path, monke
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("STABGEN_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    ref, fake, w = _ref(12), _blobs(20, 13), str(inception_weights)
+    ref, fake, w = _ref(12), blobs(20, 13), str(inception_weights)
 
     def sample(n: int) -> torch.Tensor:
         assert n == 12

@@ -13,6 +13,7 @@ import torch
 
 from stabgen import hardware
 from stabgen.errors import StabgenError
+from helpers import ROOT
 
 
 @pytest.fixture
@@ -88,9 +89,8 @@ def test_held_slots_on_one_gpu_are_counted(gpus):
 
 
 def test_the_slurm_example_parses_and_refuses_to_run_without_a_storage(tmp_path):
-    from pathlib import Path
 
-    script = Path(__file__).parent.parent / "examples" / "slurm-array.sh"
+    script = ROOT / "examples" / "slurm-array.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     env = {k: v for k, v in os.environ.items() if k != "STABGEN_STORAGE"}
     r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)

@@ -4,7 +4,6 @@ cross-study leaderboard."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import missing
+from helpers import ROOT, missing, study_toml
 from PIL import Image
 from scipy import stats as sps
 
@@ -46,30 +45,9 @@ def test_bootstrap_ci_is_scipys_percentile_bootstrap():
 
 # --- a report from a real study ----------------------------------------------------------------------
 
-RING = """
-name = "rep"
-dataset = "ring"
-metric = "modes_captured"
-n_trials = 6
-seed = 3
-[train]
-steps = 240
-eval_every = 80
-batch_size = 50
-z_dim = 2
-[eval]
-samples = 500
-[seeds]
-top_k = 2
-extra = 2
-[confirm]
-seeds = 6
-stages = 1
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none", "r1", "l2"]
-lr = { low = 5e-4, high = 3e-3, log = true }
-"""
+RING = study_toml(name="rep", n_trials=6, top="seed = 3", steps=240, eval_every=80, samples=500,
+                  sections="[seeds]\ntop_k = 2\nextra = 2", confirm="seeds = 6\nstages = 1",
+                  regularizers=("none", "r1", "l2"), space="lr = { low = 5e-4, high = 3e-3, log = true }\n")
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +237,7 @@ def compile_tex(table: Path, work: Path) -> None:
 def test_leaderboard_tex_compiles_with_pdflatex(ring_report, tmp_path):
     """The fresh report's table and every committed one (underscores, %, —, ∞ of a diverged config)."""
     _, out = ring_report
-    tables = [out / "leaderboard.tex", *sorted(Path(__file__).parents[1].glob("reports/*/leaderboard.tex"))]
+    tables = [out / "leaderboard.tex", *sorted(ROOT.glob("reports/*/leaderboard.tex"))]
     for i, table in enumerate(tables):
         compile_tex(table, tmp_path / str(i))
 
@@ -292,28 +270,13 @@ def test_report_of_a_missing_study_is_one_line(tmp_path):
 
 # --- several studies -----------------------------------------------------------------------------------
 
-MNIST = """
-name = "{name}"
-dataset = "mnist"
-n_trials = 2
-[train]
-steps = 30
-eval_every = 30
-[eval]
-samples = 200
-inception_top_k = 0
-[confirm]
-seeds = 0
-[space]
-models = ["{model}"]
-regularizers = ["none", "l2"]
-lr = {{ low = 1e-4, high = 1e-3, log = true }}
-"""
 
 
 def test_leaderboard_puts_gan_and_vae_studies_side_by_side(tmp_path, mnist_dir):
     for name, model in (("lb_gan", "gan"), ("lb_vae", "vae")):
-        (tmp_path / f"{name}.toml").write_text(MNIST.format(name=name, model=model))
+        (tmp_path / f"{name}.toml").write_text(study_toml(
+            "mnist", name=name, n_trials=2, steps=30, eval_every=30, eval="inception_top_k = 0", models=(model,),
+            regularizers=("none", "l2"), space="lr = { low = 1e-4, high = 1e-3, log = true }\n"))
         r = bench("run", "--study", f"{name}.toml", cwd=tmp_path)
         assert r.returncode == 0, r.stderr
     r = bench("leaderboard", "lb_gan", "lb_vae", "--out", "cross/mnist", cwd=tmp_path)

@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from test_cli import run_main
+from helpers import ROOT, run_main
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _modules() -> dict[str, Path]:
@@ -71,6 +70,31 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycles_among_first_party_modules():
     assert _cycle(_import_graph(_modules())) is None
+
+
+def _test_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_test_module_imports_another_and_each_lives_by_its_package():
+    """Shared helpers live in tests/helpers.py (fixtures in conftest.py); a test module importing another
+    runs that module's tests' import-time work and hides where a helper lives."""
+    tests = sorted((ROOT / "tests").rglob("test_*.py"))
+    assert {p.parent.name for p in tests} == {"stabgen", "bench", "e2e"}, "tests/<package or e2e>/test_*.py"
+    importers = {p.name: sorted(n for n in _test_imports(p) if n.startswith("test_") or n == "conftest")
+                 for p in tests}
+    assert {k: v for k, v in importers.items() if v} == {}
+
+
+def test_the_test_import_finder_sees_an_import(tmp_path):
+    (tmp_path / "test_x.py").write_text("from test_cli import run_main\nimport conftest\n")
+    assert {"test_cli", "conftest"} <= _test_imports(tmp_path / "test_x.py")
 
 
 def test_the_cycle_finder_finds_a_cycle():
@@ -262,6 +286,34 @@ def test_an_installed_plugin_regularizer_is_listed_and_usable(tmp_path, capsys, 
     assert set(trials["regularizer"]) == {"d_weight_sq"} and (trials["lam"] > 0).all()
     history = pd.read_csv(trials["trial_dir"].iloc[0] + "/history.csv")
     assert (history["penalty"] > 0).all()  # the plugin's penalty reached the training step
+
+
+def test_an_installed_plugin_regularizer_passes_the_shipped_contract_checks(plugin_on_path):
+    from stabgen import testing
+
+    testing.check_regularizer("d_weight_sq")  # what the plugin's author runs from their own tests
+
+
+def test_a_malformed_plugin_is_refused_in_one_line_when_loaded(tmp_path, capsys, monkeypatch):
+    site = tmp_path / "site"
+    (site / "bad_plugin").mkdir(parents=True)
+    (site / "bad_plugin" / "__init__.py").write_text(
+        "from stabgen.regularizers import Regularizer\n"
+        "class Everywhere(Regularizer):\n    description = 'x'\n    families = frozenset({'gan'})\n"
+        "    acts_on = 'everywhere'\n    loss = 'generator'\n")
+    info = site / "bad_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[stabgen.regularizers]\neverywhere = bad_plugin:Everywhere\n")
+    monkeypatch.syspath_prepend(str(site))
+    from stabgen.regularizers import REGULARIZERS
+    try:
+        code, _, err = run_main(["list", "regularizers"], tmp_path, capsys, monkeypatch)
+    finally:
+        REGULARIZERS._loaded.discard("everywhere")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "plugin 'everywhere' (bad_plugin:Everywhere" in lines[0] and "acts_on 'everywhere' is none of" in lines[0]
 
 
 # --- resume safety ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bench import storage
-from conftest import study_toml
+from helpers import study_toml
 
 POSTGRES = os.environ.get("STABGEN_TEST_POSTGRES")
 
@@ -33,7 +33,7 @@ def test_the_bare_postgresql_scheme_is_bound_to_the_installed_driver():
 def test_the_readme_recipe_runs_a_study_on_postgresql_as_written(tmp_path):
     """STABGEN_STORAGE=postgresql://… (docs/running.md, Many workers), with the scheme as written."""
     if not POSTGRES:
-        from conftest import missing
+        from helpers import missing
         missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
     url = "postgresql://" + POSTGRES.split("://", 1)[1]  # whatever the server script printed, the bare scheme
     name = f"readme-{os.getpid()}-{int(time.time())}"

@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import study_toml
+from helpers import study_toml
 
 BENCH = [sys.executable, "-m", "bench.cli"]
 

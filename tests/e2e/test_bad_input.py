@@ -5,7 +5,7 @@ corrupt; counts are zero, negative, NaN or absurd; storages unreachable; devices
 box; every case that reaches stabgen's own checks is held to one line.) Every case runs beside a study
 that already holds results, in a copy of one prepared folder, and leaves every file in it — the
 study's database and trial folders included — byte for byte as it was. With the spec-file mistakes of
-tests/test_cli.py (MALFORMED) this is the bad-input suite (issue 33)."""
+tests/e2e/test_cli.py (MALFORMED) this is the bad-input suite (issue 33)."""
 
 from __future__ import annotations
 
@@ -17,24 +17,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import study_toml
 
-VALID = """
-dataset = "ring"
-metric = "modes_captured"
-n_trials = 1
-[train]
-steps = 20
-eval_every = 10
-batch_size = 50
-z_dim = 2
-[eval]
-samples = 200
-[confirm]
-seeds = 0
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none"]
-"""
+VALID = study_toml()  # the ring at a tiny budget
 
 
 def files(tmp: Path) -> None:

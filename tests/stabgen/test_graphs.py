@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from helpers import ROOT, image_data, random_images
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from stabgen import graphs
@@ -31,9 +33,7 @@ CASES = [dict(model="gan", regularizer="r1", lam=1.0),
 
 @pytest.fixture(scope="module")
 def images() -> ImageData:
-    g = torch.Generator().manual_seed(0)
-    return ImageData("t", "train", torch.randint(0, 256, (32, 1, 28, 28), generator=g, dtype=torch.uint8),
-                     torch.zeros(32, dtype=torch.long))
+    return image_data(random_images(32), "t")
 
 
 class Reads(TorchDispatchMode):
@@ -163,9 +163,8 @@ def test_a_result_says_which_arithmetic_ran(images):
 
 def test_the_device_check_scripts_parse_and_refuse_bad_arguments():
     import subprocess
-    from pathlib import Path
 
-    root = Path(__file__).parent.parent
+    root = ROOT
     for script in ("gpu_check.sh", "gpu_prepare.sh"):
         assert subprocess.run(["bash", "-n", str(root / "benchmarks" / script)]).returncode == 0, script
     bad = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh"), "--speed", "max"],
@@ -176,9 +175,8 @@ def test_the_device_check_scripts_parse_and_refuse_bad_arguments():
 def test_the_committed_dry_run_summary_judges_no_target():
     """A CPU dry run of benchmarks/gpu_check.sh is committed; its summary must not read as a measurement."""
     import importlib.util
-    from pathlib import Path
 
-    root = Path(__file__).parent.parent / "benchmarks"
+    root = ROOT / "benchmarks"
     spec = importlib.util.spec_from_file_location("gpu_summary", root / "gpu_summary.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

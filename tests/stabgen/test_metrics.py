@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
+from helpers import assert_metrics_match, blobs
 from stabgen.datasets import DATASETS
 from stabgen.metrics import classifier, fidelity
 from stabgen.metrics.frechet import fid_from_features, frechet_distance
@@ -36,32 +37,25 @@ def test_frechet_equals_torch_fidelity_on_same_features():
     assert fid_from_features(f1, f2) == pytest.approx(ref["frechet_inception_distance"], rel=1e-6)
 
 
-def _blobs(n, seed, shift=0):
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    cx, cy = (torch.randint(6, 22, (2, n), generator=g) + shift).float()
-    img = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 10.0)
-    return (img * 255).round().to(torch.uint8).unsqueeze(1)
-
-
 def test_pipeline_fid_equals_torch_fidelity_reference():
     """Our torch-fidelity pipeline (registered extractor, uint8 → 3-channel input) equals FID computed
     by torch-fidelity's reference formula on features taken straight from the classifier."""
-    fake, real = _blobs(300, 1), _blobs(300, 2, shift=2)
-    ours = fidelity.compute(fake, real, "classifier", ("fid",), dataset="mnist")
+    fake, real = blobs(300, 1), blobs(300, 2, shift=2)
     model = classifier.load("mnist")
     with torch.no_grad():
         f_fake, f_real = (model.features_and_logits(x)[0] for x in (fake, real))
     ref = fid_statistics_to_metric(fid_features_to_statistics(f_fake), fid_features_to_statistics(f_real), False)
-    assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-6)
-    assert ours["n_fake"] == 300 and ours["n_real"] == 300 and ours["extractor"] == "classifier"
+    assert_metrics_match(lambda device: fidelity.compute(fake, real, "classifier", ("fid",), device=device,
+                                                         dataset="mnist"),
+                         {**ref, "n": 300, "extractor": "classifier"},
+                         {"fid": "frechet_inception_distance", "n_fake": "n", "n_real": "n", "extractor": "extractor"})
 
 
 def test_members_evaluated_together_get_their_own_metrics():
     """compute_many (one extractor, one feature pass for a population's members) gives each member
     what compute gives it alone, unequal sizes and KID's subset size included."""
-    real = _blobs(300, 2, shift=2)
-    fakes = [_blobs(300, 1), _blobs(120, 3, shift=1), _blobs(250, 4, shift=3)]
+    real = blobs(300, 2, shift=2)
+    fakes = [blobs(300, 1), blobs(120, 3, shift=1), blobs(250, 4, shift=3)]
     wanted = ("fid", "kid", "prc", "dc", "isc", "vendi")
     together = fidelity.compute_many(fakes, real, "classifier", wanted, dataset="mnist")
     for fake, got in zip(fakes, together):
@@ -82,7 +76,7 @@ def test_stacked_evaluator_members_together_equal_alone():
 
 
 def test_kid_and_prc_are_sane_on_domain_features():
-    a, b = _blobs(400, 1), _blobs(400, 2)
+    a, b = blobs(400, 1), blobs(400, 2)
     same = fidelity.compute(a, b, "classifier", ("kid", "prc"), dataset="mnist")
     assert abs(same["kid"]) < 0.05 and same["precision"] > 0.8 and same["recall"] > 0.8
     noise = torch.randint(0, 256, (400, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
@@ -92,7 +86,7 @@ def test_kid_and_prc_are_sane_on_domain_features():
 
 def test_real_statistics_are_cached(mnist_dir, monkeypatch):
     ref = DATASETS.get("mnist").reference("test", 200, data_dir=str(mnist_dir))
-    fake = _blobs(200, 5)
+    fake = blobs(200, 5)
     first = fidelity.compute(fake, ref, "classifier", ("fid",))
 
     def no_load(*a, **k):
@@ -113,12 +107,12 @@ def test_cache_key_changes_with_the_extractor_weights(tmp_path, monkeypatch):
     w = tmp_path / "mnist.pt"
     shutil.copy(classifier.weights_path("mnist"), w)
     monkeypatch.setattr(classifier, "weights_path", lambda dataset: w)
-    real = ImageData("mnist", "blobs", _blobs(50, 2), torch.zeros(50, dtype=torch.long))
+    real = ImageData("mnist", "blobs", blobs(50, 2), torch.zeros(50, dtype=torch.long))
     ref = RealRef("mnist", "blobs", 50, load=lambda split, data_dir: real)
     tags = []
     for _ in range(2):
         tags.append(fidelity.weights_tag("classifier", "mnist"))
-        fidelity.compute(_blobs(50, 1), ref, "classifier", ("fid",))
+        fidelity.compute(blobs(50, 1), ref, "classifier", ("fid",))
         state = torch.load(w, weights_only=True)
         state["fc2.bias"] += 1.0
         torch.save(state, w)
@@ -155,6 +149,10 @@ def test_domain_fid_test_vs_train_far_below_noise(mnist_dir, mnist_test):
     assert noise_fid > 100 * test_fid
 
 
+TORCH_FIDELITY_NAMES = {"fid": "frechet_inception_distance", "kid": "kernel_inception_distance_mean",
+                        "kid_std": "kernel_inception_distance_std", "precision": "precision", "recall": "recall"}
+
+
 def _reference_metrics(fake, real, **kw) -> dict:
     """torch_fidelity.calculate_metrics end to end, on the same uint8 images (the reference)."""
     import torch_fidelity
@@ -167,14 +165,11 @@ def _reference_metrics(fake, real, **kw) -> dict:
 def test_classifier_metrics_equal_torch_fidelity_calculate_metrics():
     """Our whole pipeline (compute: extractor, features, every metric) against torch-fidelity's own
     calculate_metrics with the registered domain extractor: FID, KID (mean, std) and precision/recall."""
-    fake, real = _blobs(400, 1), _blobs(300, 2, shift=2)
-    ours = fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"), dataset="mnist")
+    fake, real = blobs(400, 1), blobs(300, 2, shift=2)
     ref = _reference_metrics(fake, real, feature_extractor=fidelity.classifier_extractor("mnist"),
                              kid_subset_size=300, batch_size=500)
-    assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-6)
-    assert ours["kid"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-6, abs=1e-9)
-    assert ours["kid_std"] == pytest.approx(ref["kernel_inception_distance_std"], rel=1e-6, abs=1e-9)
-    assert ours["precision"] == pytest.approx(ref["precision"]) and ours["recall"] == pytest.approx(ref["recall"])
+    assert_metrics_match(lambda device: fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"),
+                                                         device=device, dataset="mnist"), ref, TORCH_FIDELITY_NAMES)
 
 
 def test_inception_metrics_equal_torch_fidelity_calculate_metrics(mnist_dir, inception_weights, mnist_test):
@@ -187,9 +182,7 @@ def test_inception_metrics_equal_torch_fidelity_calculate_metrics(mnist_dir, inc
                              str(inception_weights), feature_layer_fid="2048", feature_layer_kid="2048",
                              feature_layer_prc="2048", kid_subset_size=24, batch_size=64)
     assert np.isfinite(ours["fid"]) and ours["n_fake"] == 24 and ours["extractor"] == "inception"
-    assert ours["fid"] == pytest.approx(ref["frechet_inception_distance"], rel=1e-5)
-    assert ours["kid"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-5, abs=1e-7)
-    assert ours["precision"] == pytest.approx(ref["precision"]) and ours["recall"] == pytest.approx(ref["recall"])
+    assert_metrics_match(lambda device: ours, ref, TORCH_FIDELITY_NAMES, rel=1e-5, abs=1e-7, on=["cpu"])
 
 
 def test_a_study_searching_inception_fid_evaluates_every_trial_on_inception(mnist_dir, inception_weights, mnist_test,
@@ -219,11 +212,11 @@ def test_a_study_searching_inception_fid_evaluates_every_trial_on_inception(mnis
 def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
     from stabgen.errors import StabgenError
     with pytest.raises(StabgenError, match="does not exist"):
-        fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("fid",), inception_weights=str(tmp_path / "x.pth"))
+        fidelity.compute(blobs(10, 0), blobs(10, 1), "inception", ("fid",), inception_weights=str(tmp_path / "x.pth"))
 
 
 def test_density_coverage_and_domain_is_through_compute():
-    a, b = _blobs(300, 1), _blobs(300, 2)
+    a, b = blobs(300, 1), blobs(300, 2)
     m = fidelity.compute(a, b, "classifier", ("isc", "dc"), dataset="mnist")
     assert 0.5 < m["density"] < 1.5 and m["coverage"] > 0.8 and m["is"] >= 1.0
 
@@ -248,10 +241,10 @@ def test_vendi_through_compute_reads_the_domain_features():
     domain_vendi column shows); one repeated image scores 1, and MNIST's ten classes score well above
     one class of it (measured: 12.8 against 5.0 on 2,000 test images)."""
     from stabgen.metrics.vendi import vendi_score
-    fake = _blobs(300, 1)
-    got = fidelity.compute(fake, _blobs(300, 2), "classifier", ("vendi",), dataset="mnist")["vendi"]
+    fake = blobs(300, 1)
+    got = fidelity.compute(fake, blobs(300, 2), "classifier", ("vendi",), dataset="mnist")["vendi"]
     assert got == pytest.approx(vendi_score(fidelity.features(fake, "classifier", "mnist")), rel=1e-9)
-    same = fidelity.compute(fake[:1].repeat(300, 1, 1, 1), _blobs(300, 2), "classifier", ("vendi",), dataset="mnist")
+    same = fidelity.compute(fake[:1].repeat(300, 1, 1, 1), blobs(300, 2), "classifier", ("vendi",), dataset="mnist")
     assert same["vendi"] == pytest.approx(1.0, abs=1e-6) and got > same["vendi"]
 
 
@@ -270,7 +263,7 @@ def test_inception_score_refused_for_nan_logit_weights(inception_weights, tmp_pa
 
     monkeypatch.setenv("STABGEN_INCEPTION_WEIGHTS", str(tmp_path / "not-these.pth"))
     with pytest.raises(StabgenError, match="Inception Score unavailable: the logit layer of .*6726825d.pth is not finite"):
-        fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("isc",), inception_weights=str(inception_weights))
+        fidelity.compute(blobs(10, 0), blobs(10, 1), "inception", ("isc",), inception_weights=str(inception_weights))
 
 
 def test_inception_download_failing_offline_is_one_line(tmp_path, monkeypatch):
@@ -291,7 +284,7 @@ def test_inception_download_failing_offline_is_one_line(tmp_path, monkeypatch):
                                            r"\(<urlopen error \[Errno -3\] Temporary failure in name resolution>\); "
                                            r"set \$STABGEN_INCEPTION_WEIGHTS to a local "
                                            r"weights-inception-2015-12-05-6726825d.pth$"):
-        fidelity.compute(_blobs(10, 0), _blobs(10, 1), "inception", ("fid",))
+        fidelity.compute(blobs(10, 0), blobs(10, 1), "inception", ("fid",))
 
 
 def _reference_classifier_recipe(train, seed: int, epochs: int, classes: int) -> dict:
@@ -378,7 +371,7 @@ def test_train_classifier_steps_one_batch_per_128_images_and_at_least_one(tmp_pa
     NaN weights)."""
     from stabgen import progress
     from stabgen.data import ImageData
-    from test_progress import Recorder
+    from helpers import Recorder
 
     monkeypatch.setenv(classifier.settings.ENV_CACHE_DIR, str(tmp_path))
     g = torch.Generator().manual_seed(0)
@@ -478,7 +471,7 @@ def test_classifier_extractor_names_and_resolves_datasets(monkeypatch):
     for name in (user, "stabgen-classifier-fashion-mnist"):
         assert registry[name] is fidelity.DomainExtractor
     monkeypatch.setattr(fidelity, "_EXTRACTOR_DATASETS", {})
-    images = _blobs(8, 4)
+    images = blobs(8, 4)
     for dataset in ("fashion-mnist", "mnist"):
         fe = fidelity.DomainExtractor(f"stabgen-classifier-{dataset}", ["features", "logits"])
         feats, logits = classifier.load(dataset).features_and_logits(images)
@@ -495,7 +488,7 @@ def test_compute_defaults_and_refuses_what_is_not_uint8_nchw():
     without its channel axis are refused in one line naming what is wrong."""
     from stabgen.errors import StabgenError
 
-    fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
+    fake, real = blobs(60, 1), blobs(60, 2, shift=2)
     want = fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc"), dataset="mnist")
     assert fidelity.compute(fake, real, dataset="mnist") == want
     assert fidelity.compute_many([fake], real, dataset="mnist") == [want]
@@ -524,7 +517,7 @@ def test_a_users_classifier_extracts_its_features_and_nan_weights_are_refused(tm
     from stabgen.errors import StabgenError
 
     monkeypatch.setenv(classifier.settings.ENV_CACHE_DIR, str(tmp_path))
-    name, images = "/data/my digits/", _blobs(130, 7)
+    name, images = "/data/my digits/", blobs(130, 7)
     classifier.train_classifier(name, ImageData("mine", "train", images, torch.arange(130) % 4),
                                 ImageData("mine", "test", images[:20], torch.arange(20) % 4), epochs=1)
     with torch.no_grad():
@@ -550,7 +543,7 @@ def test_a_users_classifier_extracts_its_features_and_nan_weights_are_refused(tm
 def test_metrics_print_nothing(capfd):
     """The library never draws on a terminal it does not own (stabgen.progress): torch-fidelity's own
     progress bars and metric lines stay off, on stdout and stderr."""
-    fake, real = _blobs(60, 1), _blobs(60, 2, shift=2)
+    fake, real = blobs(60, 1), blobs(60, 2, shift=2)
     capfd.readouterr()
     fidelity.compute(fake, real, "classifier", ("fid", "kid", "prc", "isc", "dc"), dataset="mnist")
     fidelity.features(fake, dataset="mnist")
@@ -563,7 +556,7 @@ def test_kid_subsets_hold_at_most_1000_and_k_reaches_density_coverage():
     density/coverage (against prdc's formula on the same features, k = 3 vs 5)."""
     from stabgen.metrics import coverage
 
-    fake, real = _blobs(1100, 5), _blobs(1100, 6, shift=1)
+    fake, real = blobs(1100, 5), blobs(1100, 6, shift=1)
     ours = fidelity.compute(fake, real, "classifier", ("kid",), dataset="mnist")
     ref = _reference_metrics(fake, real, feature_extractor=fidelity.classifier_extractor("mnist"),
                              kid_subset_size=1000, batch_size=500)
@@ -585,7 +578,7 @@ def test_inception_features_are_the_pool_layer_of_the_weights_named(inception_we
 
     monkeypatch.delenv(fidelity.settings.ENV_INCEPTION_WEIGHTS, raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    images = _blobs(3, 12)
+    images = blobs(3, 12)
     got = fidelity.features(images, "inception", inception_weights=str(inception_weights))
     fe = create_feature_extractor(fidelity.INCEPTION, ["2048"], cuda=False, verbose=False,
                                   feature_extractor_weights_path=str(inception_weights))

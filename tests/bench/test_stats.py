@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench import stats
+from helpers import ROOT
 
 INF = math.inf
 
@@ -161,9 +162,8 @@ def test_calibration_small_mode_and_the_committed_rates(tmp_path):
     simulations) holds every reported test at ≤ 0.06."""
     import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "calibration.py"
+    path = ROOT / "benchmarks" / "calibration.py"
     spec = importlib.util.spec_from_file_location("calibration", path)
     cal = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cal)

@@ -17,16 +17,14 @@ from stabgen.metrics import fidelity
 from stabgen.metrics.evaluate import DomainEvaluator
 from stabgen.train import train_population
 from stabgen.trial import TrialConfig
-from test_metrics import _blobs  # the same synthetic digit-like blobs as the CPU metric tests
+from helpers import assert_metrics_match, blobs, image_data, random_images
 
 pytestmark = pytest.mark.cuda
 F64 = torch.float64
 
 
 def _images(n: int = 256, seed: int = 0) -> ImageData:
-    g = torch.Generator().manual_seed(seed)
-    return ImageData("t", "train", torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8),
-                     torch.zeros(n, dtype=torch.long))
+    return image_data(random_images(n, seed=seed), "t")
 
 
 def _close(a: float, b: float, rel: float) -> bool:
@@ -73,27 +71,21 @@ def test_graph_replay_equals_eager_cuda(case):
 
 
 def test_domain_metrics_on_cuda_equal_the_cpu_values():
-    fake, real = _blobs(600, 1), _blobs(600, 2, shift=2)
+    fake, real = blobs(600, 1), blobs(600, 2, shift=2)
     wanted = ("fid", "kid", "prc", "dc")
-    cpu = fidelity.compute(fake, real, "classifier", wanted, device="cpu", dataset="mnist")
-    gpu = fidelity.compute(fake, real, "classifier", wanted, device="cuda", dataset="mnist")
-    assert cpu.keys() == gpu.keys()
-    for key, value in cpu.items():
-        if isinstance(value, float):
-            assert _close(value, gpu[key], 1e-4), (key, value, gpu[key])
-        else:
-            assert value == gpu[key], key
+    ours = lambda device: fidelity.compute(fake, real, "classifier", wanted, device=device, dataset="mnist")  # noqa: E731
+    assert_metrics_match(ours, ours("cpu"), on=["cuda"])
 
 
 def test_batched_evaluation_on_cuda_equals_per_member_evaluation():
     from stabgen.data import RealRef
 
-    real = ImageData("blobs", "synthetic", _blobs(500, 2, shift=2), torch.zeros(500, dtype=torch.long))
+    real = ImageData("blobs", "synthetic", blobs(500, 2, shift=2), torch.zeros(500, dtype=torch.long))
     # a reference over synthetic images: its own split name keys its own feature cache
     ref = RealRef("mnist", "synthetic-blobs", 500, load=lambda split, data_dir: real)
     counts = torch.full((10,), 50)
     ev = DomainEvaluator(ref, counts, device="cuda")
-    sets = [_blobs(500, s, shift=s % 3) for s in (1, 3, 4)]
+    sets = [blobs(500, s, shift=s % 3) for s in (1, 3, 4)]
     samples = [lambda n, x=x: x[:n] for x in sets]
     together = ev.many(samples, True)
     for sample, got in zip(samples, together):
@@ -109,14 +101,11 @@ def test_bench_metrics_on_cuda_equal_the_cpu_values():
     from stabgen.data import RealRef
     from stabgen.metrics.evaluate import evaluate_samples
 
-    real = ImageData("blobs", "synthetic", _blobs(400, 2, shift=2), torch.zeros(400, dtype=torch.long))
+    real = ImageData("blobs", "synthetic", blobs(400, 2, shift=2), torch.zeros(400, dtype=torch.long))
     ref = RealRef("mnist", "synthetic-blobs-400", 400, load=lambda split, data_dir: real)
-    counts, fake = torch.full((10,), 40), _blobs(400, 5, shift=-3)
-    cpu = evaluate_samples(fake, ref, counts, device="cpu", fid_inf=True)
-    gpu = evaluate_samples(fake, ref, counts, device="cuda", fid_inf=True)
-    assert cpu.keys() == gpu.keys()
-    for key, value in cpu.items():
-        assert (_close(value, gpu[key], 1e-4) if isinstance(value, float) else value == gpu[key]), (key, value, gpu[key])
+    counts, fake = torch.full((10,), 40), blobs(400, 5, shift=-3)
+    ours = lambda device: evaluate_samples(fake, ref, counts, device=device, fid_inf=True)  # noqa: E731
+    assert_metrics_match(ours, ours("cpu"), on=["cuda"])
 
 
 def test_a_cuda_result_says_tf32_and_graphs():

@@ -10,29 +10,10 @@ import pytest
 import torch
 from rich.console import Console
 
+from helpers import Recorder
 from stabgen import progress
 from stabgen.train import train, train_population
 from stabgen.trial import TrialConfig
-
-
-class Recorder:
-    """A listener that keeps every task it was shown, with its last state."""
-
-    def __init__(self) -> None:
-        self.tasks: list[progress.Task] = []
-        self.updates: list[tuple[str, float]] = []
-        self.open = 0
-
-    def start(self, task):
-        self.tasks.append(task)
-        self.open += 1
-        return len(self.tasks) - 1
-
-    def update(self, handle, task):
-        self.updates.append((task.description, task.completed))
-
-    def stop(self, handle, task):
-        self.open -= 1
 
 
 def test_duration_and_eta():

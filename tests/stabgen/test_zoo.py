@@ -2,7 +2,7 @@
 disallowed combinations are refused with one line.
 
 Where each regularizer and objective acts, and that its penalty is right, is tested elsewhere
-(tests/test_placement.py, test_regularizers.py, test_objectives.py) on the MLP GAN. What is left for
+(tests/stabgen/test_placement.py, test_regularizers.py, test_objectives.py) on the MLP GAN. What is left for
 this grid is that the pieces fit together on every architecture, so it covers every *pair* of
 factors — model × regularizer (objective ns), objective × regularizer (MLP GAN), model × objective
 (no regularizer) — instead of the full product: 167 GAN cases instead of 455, and each conv net
@@ -12,6 +12,8 @@ import math
 
 import pytest
 import torch
+
+from helpers import image_data, random_images
 
 from stabgen import sources
 from stabgen.datasets import load_source
@@ -26,9 +28,7 @@ from stabgen.trial import TrialConfig
 
 
 def _images(channels: int) -> ImageData:
-    g = torch.Generator().manual_seed(0)
-    return ImageData("tiny", "train", torch.randint(0, 256, (32, channels, 28, 28), generator=g, dtype=torch.uint8),
-                     torch.zeros(32, dtype=torch.long))
+    return image_data(random_images(32, channels))
 
 
 RING = load_source("ring")

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import missing
+from helpers import missing
 import torch
 
 from bench.papers import mescheder2018 as dirac

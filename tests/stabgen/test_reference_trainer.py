@@ -13,10 +13,11 @@ import math
 
 import pytest
 import torch
+
+from helpers import image_data, random_images
 import torch.nn.functional as F
 
 from stabgen import sources
-from stabgen.data import ImageData
 from stabgen.datasets import load_source
 from stabgen.models.vae import vae_terms
 from stabgen.streams import Streams
@@ -25,9 +26,7 @@ from stabgen.trial import TrialConfig, build
 
 F64 = torch.float64
 RING = load_source("ring")
-IMAGES = sources.ImageSource(ImageData(
-    "tiny", "train", torch.randint(0, 256, (64, 1, 28, 28), generator=torch.Generator().manual_seed(0),
-                                   dtype=torch.uint8), torch.zeros(64, dtype=torch.long)))
+IMAGES = sources.ImageSource(image_data(random_images(64)))
 
 D_LOSS = {  # the papers' discriminator losses on logits (Lucic 2018, table 1)
     "ns": lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),

@@ -12,24 +12,12 @@ import sys
 from pathlib import Path
 
 import optuna
+from bench.storage import all_trials
 import pandas as pd
 import pytest
+from helpers import run_main, study_toml
 
 BENCH = [sys.executable, "-m", "bench.cli"]
-
-
-def run_main(args, cwd: Path, capsys, monkeypatch) -> tuple[int, str, str]:
-    """The installed entry point `bench.cli:main`, in-process (no interpreter start-up per case)."""
-    from bench.cli import main
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def bench(*args, cwd: Path, timeout=300):
@@ -37,21 +25,7 @@ def bench(*args, cwd: Path, timeout=300):
                           env={**os.environ, "COLUMNS": "200"})
 
 
-VALID = """
-dataset = "mnist"
-n_trials = 2
-[train]
-steps = 20
-eval_every = 10
-[eval]
-samples = 200
-inception_top_k = 0
-[confirm]
-seeds = 0
-[space]
-models = ["gan"]
-regularizers = ["none", "gp"]
-"""
+VALID = study_toml("mnist", n_trials=2, eval="inception_top_k = 0", regularizers=("none", "gp"))
 
 MALFORMED = {
     "toml syntax": ("dataset = 'mnist\n", "invalid TOML"),
@@ -154,7 +128,7 @@ def test_unreachable_storage(tmp_path):
 def test_missing_data_is_one_line(tmp_path):
     (tmp_path / "ok.toml").write_text(VALID)
     env_data = tmp_path / "nodata"
-    env_data.mkdir()  # an empty folder: a missing one is refused as a bad --data-dir (tests/test_bad_input.py)
+    env_data.mkdir()  # an empty folder: a missing one is refused as a bad --data-dir (tests/e2e/test_bad_input.py)
     r = subprocess.run([*BENCH, "run", "--study", "ok.toml", "--data-dir", str(env_data)], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120,
                        env={**os.environ, "STABGEN_DATA_DIR": str(env_data), "STABGEN_CACHE_DIR": str(tmp_path / "c"),
@@ -164,23 +138,7 @@ def test_missing_data_is_one_line(tmp_path):
     assert err.startswith("error: mnist file") and "STABGEN_DATA_DIR" in err and "Traceback" not in r.stderr
 
 
-RING_SPEC = """
-dataset = "ring"
-metric = "modes_captured"
-n_trials = 2
-[train]
-steps = 40
-eval_every = 20
-batch_size = 50
-z_dim = 2
-[eval]
-samples = 300
-[confirm]
-seeds = 2
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none", "r1"]
-"""
+RING_SPEC = study_toml(n_trials=2, steps=40, eval_every=20, samples=300, confirm="seeds = 2", regularizers=("none", "r1"))
 
 
 def test_tables_print_as_json_csv_and_markdown(tmp_path):
@@ -377,8 +335,8 @@ lr = { low = 1e-3, high = 3e-3, log = true }
     assert r.returncode == 0, r.stderr
     storage = f"sqlite:///{tmp_path}/runs/seeds/study.db"
     study = optuna.load_study(study_name="seeds", storage=storage)
-    reruns = [t for t in study.trials if "reeval_of" in t.user_attrs]
-    assert len(study.trials) == 4 and len(reruns) == 2
+    reruns = [t for t in all_trials(study) if "reeval_of" in t.user_attrs]
+    assert len(study.trials) == 2 and len(reruns) == 2  # the re-runs in their own study (bench.storage.owed_study)
     src = study.trials[reruns[0].user_attrs["reeval_of"]]
     seeds = {t.user_attrs["config"]["seed"] for t in [src, *reruns]}
     assert len(seeds) == 3 and all(t.params == src.params for t in reruns)
@@ -386,7 +344,7 @@ lr = { low = 1e-3, high = 3e-3, log = true }
     assert cfg["seeds"].max() == 3 and list(cfg["rank"]) == sorted(cfg["rank"]) and len(cfg) == 2
     assert cfg["reverse_kl_ci_low"].notna().any()  # a 3-seed config has a CI
     r2 = bench("run", "--study", "seeds.toml", cwd=tmp_path)  # resuming owes nothing: no new trials
-    assert r2.returncode == 0 and len(optuna.load_study(study_name="seeds", storage=storage).trials) == 4
+    assert r2.returncode == 0 and len(all_trials(optuna.load_study(study_name="seeds", storage=storage))) == 4
 
 
 def test_undefined_metric_is_stored_as_null_not_nan(tmp_path):

@@ -1,0 +1,45 @@
+"""RUNNING trials that no heartbeat will ever fail (a worker killed between `ask` and its first heartbeat)
+are swept and queued again, so a resumed worker never waits for them forever (bench.storage.sweep_orphans)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import optuna
+
+from bench.storage import retry_stale, sweep_orphans
+
+State = optuna.trial.TrialState
+
+
+def _study(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=60, grace_period=180,
+                                         heartbeat_stale_trial_callback=retry_stale)
+    return optuna.create_study(study_name="o", storage=storage)
+
+
+def test_orphans_are_failed_and_queued_again_live_trials_are_not(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    here = socket.gethostname()
+    study = _study(tmp_path)
+    study.enqueue_trial({"x": 1.0}, user_attrs={"confirm_arm": "a", "confirm_of": 0, "confirm_seed": 3})
+    killed = study.ask()  # a dead process of this machine asked it: swept at once, whatever its heartbeat
+    killed.suggest_float("x", 0, 2)
+    killed.set_user_attr("worker", f"{here}:{dead}")
+    unconfigured = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})  # killed before it got a worker
+    live = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    live.set_user_attr("worker", f"{here}:{os.getpid()}")
+    other = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    other.set_user_attr("worker", f"elsewhere:{dead}")  # another machine's: its heartbeat decides, never us
+    assert sweep_orphans(study, grace=3600) == 1  # only the dead local worker's; the unconfigured one is young
+    assert sweep_orphans(study, grace=0) == 1  # now the unconfigured one too
+    states = {t.number: t.state for t in study.trials}
+    assert states[killed.number] == states[unconfigured.number] == State.FAIL
+    assert states[live.number] == states[other.number] == State.RUNNING
+    queued = [t for t in study.trials if t.state == State.WAITING]
+    assert [t.user_attrs.get("retry_of") for t in queued] == [killed.number, unconfigured.number]
+    assert queued[0].system_attrs["fixed_params"] == {"x": 1.0} and queued[0].user_attrs["confirm_seed"] == 3  # the same run
