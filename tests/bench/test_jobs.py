@@ -43,10 +43,24 @@ def _expected(search, confirm) -> None:
 
 
 def test_two_jobs_share_the_study_and_nothing_is_duplicated(tmp_path):
+    """Whichever process trains trial 0 is held at its step 30 until the other process has finished a
+    trial of its own: both train, deterministically (a helper that starts late is not a race here)."""
     (tmp_path / "jobs.toml").write_text(SPEC)
-    r = subprocess.run([*BENCH, "run", "--study", "jobs.toml", "--jobs", "2"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
-    assert r.returncode == 0, r.stderr
+    flag = tmp_path / "held"
+    env = {**os.environ, "COLUMNS": "200", "STABGEN_TEST_HOLD": f"0:30:{flag}"}
+    proc = subprocess.Popen([*BENCH, "run", "--study", "jobs.toml", "--jobs", "2"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not flag.exists():
+        assert proc.poll() is None and time.time() < deadline, "no process reached the hold point"
+        time.sleep(0.05)
+    holder = f":{flag.read_text()}"
+    while not any(w and not w.endswith(holder) for w in _counts(tmp_path / "runs/jobs/study.db")[3]):
+        assert proc.poll() is None and time.time() < deadline, "the other process trained nothing"
+        time.sleep(0.1)
+    flag.unlink()
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
     study, search, confirm, workers = _counts(tmp_path / "runs/jobs/study.db")
     _expected(search, confirm)
     assert len(workers) == 2  # both processes trained
