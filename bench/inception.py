@@ -16,7 +16,7 @@ import optuna
 import torch
 
 from bench import records
-from bench.storage import dead_here, trial_by_id
+from bench.storage import dead_here, single_machine, trial_by_id
 from bench.spec import StudySpec
 from stabgen.datasets import DATASETS
 from stabgen import progress
@@ -75,7 +75,7 @@ def _claimed_by_another(study: optuna.Study, number: int) -> bool:
     pass is minutes; two workers of one study would otherwise both compute the same trial)."""
     claim = study.user_attrs.get(f"{CLAIM_ATTR}{number}")
     return (bool(claim) and claim["worker"] != _me() and time.time() - claim["time"] < CLAIM_STALE
-            and not dead_here(claim["worker"]))
+            and not (single_machine(study) and dead_here(claim["worker"])))
 
 
 def _one(study: optuna.Study, spec: StudySpec, number: int, ref, device: str, inception_weights: str | None) -> None:

@@ -33,44 +33,51 @@ def arm_config(spec, arm) -> TrialConfig:
                        lr_schedule=t.lr_schedule, n_critic=sp.n_critic[0] if family == "gan" else 1)
 
 
+def arm_counts(spec, per_arm: int | None = None) -> dict[str, int]:
+    """The one home of a study's training counts, per arm: search trials (`per_arm`: the run's --trials,
+    else the spec's), seed re-runs, confirmation seeds at the first look and at the sequential cap; and
+    for the whole study, the top configs' extra seeds and the Inception scorings."""
+    per_arm = per_arm or spec.per_arm or math.ceil(spec.n_trials / max(1, len(arms_of(spec))))
+    c = spec.confirm
+    confirm = c.seeds if c.seeds and not spec.joint else 0  # joint covers multi-objective: no verdicts
+    return {"search": per_arm, "reruns": per_arm * (spec.seeds.per_config - 1), "confirmation": confirm,
+            "confirmation_cap": confirm * c.stages, "top": spec.seeds.top_k * spec.seeds.extra,
+            "inception": spec.eval.inception_top_k if DATASETS.get(spec.dataset).inception else 0}
+
+
 def study_works(spec) -> list[Work]:
     """Every kind of training a study asks for: per arm its search trials, seed re-runs and confirmation
     seeds (at the first look; the note says the cap of a sequential design), plus Inception images."""
-    arms = arms_of(spec)
-    per_arm = spec.per_arm or math.ceil(spec.n_trials / max(1, len(arms)))
+    arms, n = arms_of(spec), arm_counts(spec)
     evals = max(1, math.ceil(spec.steps_for(spec.train.batch_size) / spec.train.eval_every))
-    c, works = spec.confirm, []
+    works = []
     for arm in arms:
         cfg = arm_config(spec, arm)
-        reruns = per_arm * (spec.seeds.per_config - 1)
-        works.append(Work(f"{arm.label}: search ({per_arm}) + seed re-runs ({reruns})", cfg, per_arm + reruns,
-                          spec.eval.samples, evals, spec.metric))
-        if c.seeds and not spec.joint:
-            cap = c.seeds * c.stages
-            works.append(Work(f"{arm.label}: confirmation", cfg, c.seeds, spec.eval.samples, 1, spec.metric,
-                              note=f"first look; up to {cap} seeds if the answer stays open" if cap > c.seeds else ""))
-    top = spec.seeds.top_k * spec.seeds.extra
-    if top:
+        works.append(Work(f"{arm.label}: search ({n['search']}) + seed re-runs ({n['reruns']})", cfg,
+                          n["search"] + n["reruns"], spec.eval.samples, evals, spec.metric))
+        if n["confirmation"]:
+            cap = n["confirmation_cap"]
+            works.append(Work(f"{arm.label}: confirmation", cfg, n["confirmation"], spec.eval.samples, 1, spec.metric,
+                              note=f"first look; up to {cap} seeds if the answer stays open" if cap > n["confirmation"]
+                              else ""))
+    if n["top"]:
         works.append(Work(f"top {spec.seeds.top_k} configs: {spec.seeds.extra} more seeds each", arm_config(spec, arms[0]),
-                          top, spec.eval.samples, evals, spec.metric))
-    if spec.eval.inception_top_k and DATASETS.get(spec.dataset).inception:
-        works.append(Work(f"Inception FID of the top {spec.eval.inception_top_k}", None, 0,
-                          inception=spec.eval.inception_top_k * spec.eval.inception_samples))
+                          n["top"], spec.eval.samples, evals, spec.metric))
+    if n["inception"]:
+        works.append(Work(f"Inception FID of the top {n['inception']}", None, 0,
+                          inception=n["inception"] * spec.eval.inception_samples))
     return works
 
 
 def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
-    """The whole work of a run in trainings (what its header states and its whole-run task counts):
-    search trials, seed re-runs, confirmation trainings at the first look and at the sequential cap,
-    and Inception scorings. `per_arm`: the run's trials per arm (--trials), else the spec's."""
-    arms = arms_of(spec)
-    per_arm = per_arm or spec.per_arm or math.ceil(spec.n_trials / max(1, len(arms)))
-    search = spec.search_budget(per_arm)
-    c = spec.confirm
-    confirm = len(arms) * c.seeds if c.seeds and not spec.joint and not spec.multi_objective else 0
-    inception = spec.eval.inception_top_k if DATASETS.get(spec.dataset).inception else 0
-    return {"search": search, "reruns": search * (spec.seeds.per_config - 1) + spec.seeds.top_k * spec.seeds.extra,
-            "confirmation": confirm, "confirmation_cap": confirm * c.stages, "inception": inception}
+    """The whole work of a run in trainings (what its header states and its whole-run task counts), from
+    arm_counts: search trials, seed re-runs, confirmation trainings at the first look and at the cap,
+    Inception scorings."""
+    n, arms = arm_counts(spec, per_arm), len(arms_of(spec))
+    search = spec.search_budget(n["search"])
+    return {"search": search, "reruns": search * (spec.seeds.per_config - 1) + n["top"],
+            "confirmation": arms * n["confirmation"], "confirmation_cap": arms * n["confirmation_cap"],
+            "inception": n["inception"]}
 
 
 def study_plan(spec, device: str, data_dir: str | None = None, inception_weights: str | None = None,

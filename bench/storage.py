@@ -292,9 +292,18 @@ def retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     study.set_user_attr(GIVEN_UP, sorted({*study.user_attrs.get(GIVEN_UP, []), trial.number}))
 
 
+def single_machine(study: optuna.Study) -> bool:
+    """The study's storage is a SQLite file, so every worker that writes to it runs on this machine. Only
+    then is a recorded "host:pid" judged by its pid: on a shared server two containers may carry the same
+    host name, and a live worker of the other would look dead from here."""
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDBStorage in a cache
+    return isinstance(storage, optuna.storages.InMemoryStorage) or str(getattr(storage, "url", "")).startswith("sqlite")
+
+
 def dead_here(worker: str | None) -> bool:
     """`worker` ("host:pid", what a trial or a claim records) is a process of this machine that no longer
-    runs (killed, or its session ended). Another machine's processes are never judged from here."""
+    runs (killed, or its session ended). Another machine's processes are never judged from here; callers
+    ask only for single-machine storages (single_machine)."""
     host, _, pid = (worker or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
@@ -310,16 +319,17 @@ def dead_here(worker: str | None) -> bool:
 def sweep_orphans(study: optuna.Study, grace: float) -> int:
     """Fail and queue again (retry_stale) the RUNNING trials no heartbeat will ever fail. Why: Optuna
     counts a trial stale only once it has a heartbeat, and a worker killed between `ask` and its first
-    heartbeat left one RUNNING forever — every resumed worker then waited for it. Orphans: a trial whose
-    worker is a dead process of this machine, or one that never got a worker (it is recorded right after
-    `ask`) though it started more than `grace` seconds ago. Returns how many were swept."""
+    heartbeat left one RUNNING forever — every resumed worker then waited for it. Orphans: on a SQLite
+    storage, a trial whose worker is a dead process of this machine; on any storage, one that never got a
+    worker (it is recorded right after `ask`) though it started more than `grace` seconds ago (a worker
+    on a shared server is otherwise left to its heartbeat). Returns how many were swept."""
     from optuna.exceptions import UpdateFinishedTrialError
 
-    now, n = datetime.datetime.now(), 0
+    now, n, local = datetime.datetime.now(), 0, single_machine(study)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker")
         started = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace
-        if not (dead_here(worker) if worker else started):
+        if not ((local and dead_here(worker)) if worker else started):
             continue
         try:
             if not study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL):

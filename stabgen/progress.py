@@ -149,5 +149,7 @@ class LogLines:
     @staticmethod
     def line(task: Task, now: float) -> str:
         of = f"/{task.total:g}" if task.total else ""
-        return (f"{task.description}: {task.completed:g}{of} · {duration(now - task.t0)} elapsed · "
+        done = f"{task.completed:g}" if float(task.completed).is_integer() else f"{task.completed:.1f}"  # a task
+        # counted in trainings moves within one (bench.search.RunMeter): a tenth is what a reader needs
+        return (f"{task.description}: {done}{of} · {duration(now - task.t0)} elapsed · "
                 f"ETA {duration(task.eta(now))}")

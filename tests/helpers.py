@@ -88,17 +88,20 @@ def run_main(args, cwd: Path, capsys, monkeypatch) -> tuple[int, str, str]:
 def study_toml(dataset: str = "ring", *, name: str | None = None, n_trials: int = 1, steps: int = 20,
                eval_every: int = 10, samples: int = 200, top: str = "", train: str = "", eval: str = "",
                confirm: str = "seeds = 0", models: tuple[str, ...] | None = None,
-               regularizers: tuple[str, ...] = ("none",), space: str = "", sections: str = "") -> str:
+               regularizers: tuple[str, ...] = ("none",), space: str = "", sections: str = "",
+               metric: str | None = None, batch_size: int | None = None) -> str:
     """A small study spec as TOML text, for tests that run `bench` on it: the 2D ring (or MNIST with
     the seed MLP GAN) at a tiny budget; each section takes extra lines, `sections` whole extra sections."""
     ring = dataset in ("ring", "grid")
     models = models or (("mlp2d_small",) if ring else ("gan",))
     head = (f'name = "{name}"\n' if name else "") + f'dataset = "{dataset}"\n'
-    head += 'metric = "modes_captured"\n' if ring else ""
+    metric = metric or ("modes_captured" if ring else None)
+    head += f'metric = "{metric}"\n' if metric else ""
     q = ", ".join(f'"{m}"' for m in models)
     r = ", ".join(f'"{x}"' for x in regularizers)
     return (f"{head}n_trials = {n_trials}\n{top}\n[train]\nsteps = {steps}\neval_every = {eval_every}\n"
-            + ("batch_size = 50\nz_dim = 2\n" if ring else "") + f"{train}\n[eval]\nsamples = {samples}\n{eval}\n"
+            + (f"batch_size = {batch_size or 50}\nz_dim = 2\n" if ring else
+               f"batch_size = {batch_size}\n" if batch_size else "") + f"{train}\n[eval]\nsamples = {samples}\n{eval}\n"
             f"{sections}\n[confirm]\n{confirm}\n[space]\nmodels = [{q}]\nregularizers = [{r}]\n{space}")
 
 

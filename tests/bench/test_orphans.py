@@ -43,3 +43,15 @@ def test_orphans_are_failed_and_queued_again_live_trials_are_not(tmp_path):
     queued = [t for t in study.trials if t.state == State.WAITING]
     assert [t.user_attrs.get("retry_of") for t in queued] == [killed.number, unconfigured.number]
     assert queued[0].system_attrs["fixed_params"] == {"x": 1.0} and queued[0].user_attrs["confirm_seed"] == 3  # the same run
+
+
+def test_on_a_shared_server_a_workers_pid_is_not_judged_from_here(tmp_path, monkeypatch):
+    """Two containers may share a host name: on a server storage only heartbeats (and a trial that never got
+    a worker) decide, never a pid that does not exist on this machine."""
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    study = _study(tmp_path)
+    t = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    t.set_user_attr("worker", f"{socket.gethostname()}:{dead}")
+    monkeypatch.setattr(study._storage._backend, "url", "postgresql+psycopg2://db.example/stabgen")
+    assert sweep_orphans(study, grace=0) == 0 and study.trials[0].state == State.RUNNING

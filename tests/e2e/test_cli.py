@@ -274,24 +274,9 @@ def test_ring_study_reports_modes(tmp_path):
 
 @pytest.mark.slow
 def test_stacked_mnist_study(tmp_path, mnist_dir):
-    (tmp_path / "stacked.toml").write_text("""
-dataset = "stacked-mnist"
-metric = "stacked_modes"
-n_trials = 1
-[train]
-steps = 30
-eval_every = 30
-batch_size = 16
-[eval]
-samples = 500
-inception_top_k = 0
-[confirm]
-seeds = 0
-[space]
-models = ["infogan"]
-objectives = ["hinge"]
-regularizers = ["r1"]
-""")
+    (tmp_path / "stacked.toml").write_text(study_toml(
+        "stacked-mnist", metric="stacked_modes", steps=30, eval_every=30, batch_size=16, samples=500,
+        eval="inception_top_k = 0", models=("infogan",), regularizers=("r1",), space='objectives = ["hinge"]'))
     r = bench("run", "--study", "stacked.toml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lb = pd.read_csv(tmp_path / "runs/stacked/trials.csv")
@@ -309,28 +294,10 @@ def test_unavailable_device_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_top_k_configs_are_rerun_over_extra_seeds(tmp_path):
-    (tmp_path / "seeds.toml").write_text("""
-dataset = "ring"
-metric = "modes_captured"
-n_trials = 2
-[train]
-steps = 60
-eval_every = 60
-batch_size = 50
-z_dim = 2
-[eval]
-samples = 500
-inception_top_k = 0
-[seeds]
-top_k = 1
-extra = 2
-[confirm]
-seeds = 0
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none", "r1"]
-lr = { low = 1e-3, high = 3e-3, log = true }
-""")
+    (tmp_path / "seeds.toml").write_text(study_toml(
+        n_trials=2, steps=60, eval_every=60, samples=500, eval="inception_top_k = 0",
+        sections="[seeds]\ntop_k = 1\nextra = 2", regularizers=("none", "r1"),
+        space="lr = { low = 1e-3, high = 3e-3, log = true }"))
     r = bench("run", "--study", "seeds.toml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     storage = f"sqlite:///{tmp_path}/runs/seeds/study.db"
@@ -349,25 +316,9 @@ lr = { low = 1e-3, high = 3e-3, log = true }
 
 def test_undefined_metric_is_stored_as_null_not_nan(tmp_path):
     """A ring trial whose samples are all far from the modes: reverse KL is undefined."""
-    (tmp_path / "far.toml").write_text("""
-dataset = "ring"
-metric = "reverse_kl"
-n_trials = 1
-[train]
-steps = 2
-eval_every = 1
-batch_size = 10
-z_dim = 2
-[eval]
-samples = 200
-inception_top_k = 0
-[confirm]
-seeds = 0
-[space]
-models = ["mlp2d_small"]
-regularizers = ["none"]
-lr = { low = 1e-5, high = 2e-5, log = true }
-""")
+    (tmp_path / "far.toml").write_text(study_toml(
+        metric="reverse_kl", steps=2, eval_every=1, batch_size=10, eval="inception_top_k = 0",
+        space="lr = { low = 1e-5, high = 2e-5, log = true }"))
     r = bench("run", "--study", "far.toml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     t = optuna.load_study(study_name="far", storage=f"sqlite:///{tmp_path}/runs/far/study.db").trials[0]

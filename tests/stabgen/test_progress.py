@@ -57,6 +57,8 @@ def test_log_lines_say_progress_and_eta_at_milestones():
     # silent for the first 5 s, then after each further quarter of the total; then "done"
     assert out == ["trials: 3/8 · 6s elapsed · ETA 10s", "trials: 5/8 · 10s elapsed · ETA 6s",
                    "trials: 7/8 · 14s elapsed · ETA 2s", "trials: done, 8 in 16s"]
+    partial = progress.Task("whole run, in trainings", total=15, completed=5.0617, t0=0.0)
+    assert progress.LogLines.line(partial, 21.0) == "whole run, in trainings: 5.1/15 · 21s elapsed · ETA 41s"
 
 
 def test_training_reports_its_steps(tiny_images):
