@@ -19,7 +19,7 @@ from bench import records
 from bench.storage import dead_here, single_machine, trial_by_id
 from bench.spec import StudySpec
 from stabgen.datasets import DATASETS
-from stabgen import progress
+from stabgen import progress, settings
 from stabgen.trial import TrialConfig, sampler
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ def _one(study: optuna.Study, spec: StudySpec, number: int, ref, device: str, in
     m = fidelity.compute(fake, ref, "inception", ("fid", "kid", "prc"), device=device,
                          inception_weights=inception_weights)
     m["seconds"] = round(time.perf_counter() - t0, 1)
+    weights = settings.inception_weights(inception_weights)  # what the report names (None: torch-fidelity's download)
+    m["weights"] = weights.name if weights is not None else "torch-fidelity's pt_inception-2015-12-05 download"
     study.set_user_attr(f"{records.INCEPTION_ATTR}{number}", m)
     log.info(f"trial {number}: Inception FID {m['fid']:.2f} (N={m['n_fake']} fake vs "
              f"{m['n_real']} real {spec.dataset}/{spec.eval.split}, {m['seconds']}s)")

@@ -297,11 +297,25 @@ def _header(rec: StudyRecord, command: str) -> dict[str, str]:
                   f"paired percentile-bootstrap CI"
                   + (f"; TOST equivalence within ±{spec.confirm.margin:g}" if spec.confirm.margin else "")
                   + "; size and power measured in benchmarks/results/calibration.json"),
+        **_inception_line(rec),
         "metric": f"{spec.metric} ({spec.direction}) on N={spec.eval.samples} samples vs "
                   f"{spec.dataset}/{spec.eval.split}; CIs: 95 % percentile bootstrap over seeds "
                   f"({stats.N_RESAMPLES} resamples; with 2–3 seeds it is close to the range of the values), "
                   f"— where a config has one seed",
     }
+
+
+def _inception_line(rec) -> dict[str, str]:
+    """What the Inception column is, where it has values: TF-Inception on how many samples, which weights,
+    of which trials — search trials only, so no verdict rests on it."""
+    scored = {k: v for k, v in rec.study.user_attrs.items() if k.startswith(records.INCEPTION_ATTR)}
+    if not scored:
+        return {}
+    ns = sorted({f"{v.get('n_fake')} fake vs {v.get('n_real')} real" for v in scored.values()})
+    weights = sorted({v.get("weights", "not recorded (scored before the weights were)") for v in scored.values()})
+    return {"inception": f"TF-Inception FID/KID/precision/recall (torch-fidelity, pool3 features) of {len(scored)} "
+                         f"search trial(s), the best by the study metric: {'; '.join(ns)} "
+                         f"{rec.spec.dataset}/{rec.spec.eval.split}; weights {', '.join(weights)}; no verdict uses it"}
 
 
 def _gate_text(spec) -> str:

@@ -207,6 +207,9 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir):
     assert len(conf) == arms and len(lb) == arms + 2 * len(conf) and set(conf["seeds"]) == {2}
     assert set(conf["baseline"]) == {"gan/ns/none", "vae/none"}  # each family its own baseline
     assert len(pd.read_csv(tmp_path / "runs/smoke/leaderboard.csv")) == arms
+    header = (tmp_path / "runs/smoke/leaderboard.md").read_text()  # what the Inception column is, said once
+    weights = Path(os.environ["STABGEN_INCEPTION_WEIGHTS"]).name
+    assert f"of 1 search trial(s), the best by the study metric: 50 fake vs 50 real mnist/test; weights {weights}" in header
     done = lb[lb["status"] == "completed"]
     assert len(done) >= 1 and all(math.isfinite(v) for v in done["domain_fid"])
     for t in lb["trial"]:
