@@ -24,7 +24,9 @@ def styled() -> Iterator[None]:
     """seaborn's whitegrid/notebook look for the figures drawn inside; the user's rcParams after."""
     import matplotlib
 
-    with matplotlib.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+    # a fixed SVG id salt: regenerating a report from the same records rewrites no committed figure
+    with matplotlib.rc_context({"svg.hashsalt": "stabgen"}), sns.axes_style("whitegrid"), \
+            sns.plotting_context("notebook"):
         yield
 
 
@@ -270,6 +272,6 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     fig.tight_layout()
-    for p in paths:
-        fig.savefig(p, dpi=110)
+    for p in paths:  # no creation date in the files (the same records give the same bytes)
+        fig.savefig(p, dpi=110, metadata={"Date": None} if p.suffix == ".svg" else {"Software": None})
     return paths
