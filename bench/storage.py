@@ -246,13 +246,14 @@ def all_trials(study: optuna.Study, states: tuple | None = None) -> list[optuna.
 
 
 def trial_by_id(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
-    """The trial a report lists as `number` (an owed run: from the owed study)."""
-    if number >= OWED_BASE:
-        owed = owed_study(study, create=False)
-        if owed is None:
-            raise StabgenError(f"study {study.study_name!r} has no trial {number} (no owed runs)")
-        return owed.trials[number - OWED_BASE]
-    return study.trials[number]
+    """The trial a report lists as `number` (an owed run: from the owed study); one line if there is none."""
+    owed = owed_study(study, create=False) if number >= OWED_BASE else None
+    trials = owed.trials if owed is not None else study.trials if number < OWED_BASE else []
+    index = number - OWED_BASE if number >= OWED_BASE else number
+    if not 0 <= index < len(trials):
+        raise StabgenError(f"study {study.study_name!r} has no trial {number}: its search trials are numbered "
+                           f"0–{len(study.trials) - 1}, its re-runs and confirmation runs from {OWED_BASE:,}")
+    return trials[index]
 
 
 def given_up(study: optuna.Study) -> set[int]:

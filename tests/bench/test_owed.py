@@ -10,13 +10,13 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import pytest
 
 from bench.storage import OWED_BASE, all_trials, owed_name, trial_by_id
 from helpers import study_toml
+from stabgen.errors import StabgenError
 
 State = optuna.trial.TrialState
-ENV = None
-
 
 def _bench(*args, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, capture_output=True, text=True,
@@ -54,6 +54,9 @@ def test_owed_runs_live_beside_the_search_and_never_are_its_best_trial(tmp_path)
         assert folder.endswith(f"trials/{n}") and (tmp_path / folder / "config.json").is_file()
         assert trial_by_id(search, int(n)).user_attrs["trial_dir"] == folder
     assert len(all_trials(search)) == len(search.trials) + len(owed.trials)
+    for missing in (len(search.trials), OWED_BASE + len(owed.trials), -1):
+        with pytest.raises(StabgenError, match=f"has no trial {missing}: its search trials are numbered"):
+            trial_by_id(search, missing)
 
 
 def test_a_study_whose_owed_runs_sit_in_the_search_study_resumes_and_reports_as_it_was(tmp_path):
