@@ -22,6 +22,7 @@ from stabgen import sources
 from stabgen.data import ImageData, RealRef, SplitLoader
 from stabgen.errors import StabgenError
 from stabgen.metrics.evaluate import DomainEvaluator, Evaluator, MixtureEvaluator, StackedEvaluator
+from stabgen.models.base import DATA_KINDS  # the kinds models train on: one list for both
 from stabgen.registry import Registry
 
 
@@ -129,7 +130,7 @@ def check_spec(name: str, ds: object) -> None:
     names a report column with a direction (behaviour: stabgen.testing.check_dataset)."""
     if not isinstance(ds, DatasetSpec):
         raise ValueError(f"dataset {name!r} must be a stabgen.datasets.DatasetSpec, not {type(ds).__name__}")
-    problems = [f"kind {ds.kind!r} is not image or points"] if ds.kind not in ("image", "points") else []
+    problems = [f"kind {ds.kind!r} is none of {', '.join(DATA_KINDS)}"] if ds.kind not in DATA_KINDS else []
     problems += [f"registered as {name!r} but named {ds.name!r}"] if ds.name != name else []
     problems += ["it declares no metric"] if not ds.metrics else []
     problems += [f"metric {m!r} has direction {d!r}" for m, d in ds.metrics.items() if d not in DIRECTIONS]
