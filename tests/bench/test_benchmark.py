@@ -170,7 +170,9 @@ def test_a_two_task_suite_runs_writes_its_report_and_resumes_after_kill_9(tmp_pa
     assert "Regularizers across tasks" in md and "Holm over the whole benchmark" in md
     assert (out / "iqm.png").stat().st_size > 1000 and "regularizers across 2 tasks" in r.stdout
     metrics = pd.read_csv(out / "metrics.csv")  # every run × every metric the ring reports: what τ is computed on
-    assert set(metrics["metric"]) == {"modes_captured", "high_quality", "reverse_kl"} and len(metrics) == 3 * 12
+    counts = metrics.groupby(["study", "metric"]).size().to_dict()  # said on failure: which study lost which metric
+    assert set(metrics["metric"]) == {"modes_captured", "high_quality", "reverse_kl"} and len(metrics) == 3 * 12, (
+        counts, tasks.to_dict("records"))
     agree = pd.read_csv(out / "agreement.csv")
     assert len(agree) == 2 * 3 and (agree.loc[agree["metric"] == "modes_captured", "tau"].dropna() == 1.0).all()
     assert "Do the metrics agree?" in md and "flips_on" in pd.read_csv(out / "claims.csv").columns
