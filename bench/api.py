@@ -15,6 +15,7 @@ or seaborn settings outlive the call that needs them).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -264,10 +265,13 @@ def score_samples(dataset: str | None, samples: str | Path | None = None, real_v
     return res
 
 
-def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.api.benchmark", **option_kw):
+def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.api.benchmark",
+              report_only: bool = False, **option_kw):
     """Run or resume every study of a suite (a shipped name: core, gpu; or a suite .toml; a finished
     study trains nothing again) and write the cross-task leaderboard of regularizers (bench.benchmark):
-    what `bench benchmark` does. `option_kw` are run_study's options (jobs, device, runs_dir, …)."""
+    what `bench benchmark` does. `option_kw` are run_study's options (jobs, device, runs_dir, …).
+    `report_only`: train nothing; the benchmark of the studies that have finished, labelled partial
+    (with the studies still missing) when some have not."""
     from bench import benchmark as bm
 
     t0 = time.perf_counter()
@@ -277,7 +281,16 @@ def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.a
         if spec.joint or spec.confirm.seeds == 0:
             raise StabgenError(f"suite {name}: study {spec.name!r} has no confirmation (per-arm search and "
                                f"[confirm] seeds > 0): a benchmark compares confirmed arms only")
-    recs = [run_study(spec, command=f"{command} (study {spec.name})", **option_kw) for spec in specs]
+    unfinished: list[str] = []
+    if report_only:
+        runs_dir = Path(option_kw.get("runs_dir", RunOptions.runs_dir))
+        recs = [r for r in (finished_record(spec, runs_dir, option_kw.get("storage")) for spec in specs) if r is not None]
+        unfinished = [sp.name for sp in specs if sp.name not in {r.spec.name for r in recs}]
+        if not recs:
+            raise StabgenError(f"suite {name}: no study has finished yet ({', '.join(unfinished)}); "
+                               f"`bench benchmark --suite {suite}` trains them")
+    else:
+        recs = [run_study(spec, command=f"{command} (study {spec.name})", **option_kw) for spec in specs]
     device = check_device(option_kw.get("device") or default_device())
     data_dir = option_kw.get("data_dir")
 
@@ -286,7 +299,42 @@ def benchmark(suite: str, out: str | Path | None = None, command: str = "bench.a
 
     return bm.summarize(name, s, recs, command, device, Path(option_kw.get("runs_dir", RunOptions.runs_dir)), data_dir,
                         score_real, Path(out) if out else None, time.perf_counter() - t0,
-                        run_fids=_run_fids(data_dir, device))
+                        run_fids=_run_fids(data_dir, device), unfinished=unfinished)
+
+
+def _sqlite_holds(path: Path, study: str) -> bool:
+    """Whether a SQLite file holds an Optuna study of this name, asked read-only (nothing created)."""
+    import sqlite3
+
+    if not path.is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT 1 FROM studies WHERE study_name = ?", (study,)).fetchone() is not None
+    except sqlite3.Error:  # empty or not Optuna's: no such table
+        return False
+
+
+def finished_record(spec: StudySpec, runs_dir: Path, storage_url: str | None = None) -> StudyRecord | None:
+    """A study's record if it has finished — every search trial and every confirmation run its design
+    owes — read without writing anything; None if it has no storage yet or work is still owed."""
+    url = storage.resolve_url(storage_url, spec.storage, runs_dir, spec.name)
+    if url.startswith("sqlite:///") and not _sqlite_holds(Path(url.removeprefix("sqlite:///")), spec.name):
+        return None  # Optuna would create its tables in a file a killed run left empty: read-only first
+    from bench import confirm
+    from bench.plan import arm_counts
+    from bench.space import is_search
+
+    try:
+        rec = open_study(spec.name, url, runs_dir)
+    except StabgenError:
+        return None
+    trials = storage.all_trials(rec.study)
+    done = sum(1 for t in trials if is_search(t.user_attrs) and t.state in search.FINISHED)
+    busy = any(t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING) for t in trials)
+    if done < spec.search_budget(arm_counts(spec)["search"]) or busy or confirm.pending(rec.study, spec):
+        return None
+    return rec
 
 
 def _run_fids(data_dir: str | None, device: str) -> Callable[[StudyRecord, int], dict[int, float]]:

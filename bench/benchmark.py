@@ -305,11 +305,12 @@ class Benchmark:
 
 
 def summarize(name: str, s: Suite, recs: list, command: str, device: str, runs_dir: Path, data_dir: str | None,
-              score_real, out_dir: Path | None, seconds: float, run_fids=None) -> Benchmark:
+              score_real, out_dir: Path | None, seconds: float, run_fids=None, unfinished: list[str] = ()) -> Benchmark:
     """The benchmark of a suite's finished (or partly finished) studies: their confirmation runs on one
     scale, the leaderboard, the claims, the profiles, the metrics' agreement, written to `out_dir`
     (default RUNS_DIR/benchmark/SUITE). bench.api.benchmark runs the studies and calls this;
-    `run_fids(rec, trial)` (optional) gives a confirmation run's domain FID at each sample count."""
+    `run_fids(rec, trial)` (optional) gives a confirmation run's domain FID at each sample count;
+    `unfinished` names the suite's studies left out (a partial benchmark, labelled so)."""
     from stabgen.datasets import DATASETS
     from stabgen.hardware import describe
 
@@ -329,7 +330,11 @@ def summarize(name: str, s: Suite, recs: list, command: str, device: str, runs_d
     runs = with_scores(runs, scales)
     lists = score_lists(runs)
     profiles = pd.DataFrame({"tau": TAUS, **{reg: profile(tasks) for reg, tasks in lists.items()}})
-    bm = Benchmark(name, s, _header(name, s, recs, runs, command, describe(device), seconds), runs,
+    head = _header(name, s, recs, runs, command, describe(device), seconds)
+    if unfinished:  # bench benchmark --report-only while studies still train: said first, on every page
+        head = {"PARTIAL": f"{len(recs)} of {len(recs) + len(unfinished)} studies finished; not yet: "
+                           f"{', '.join(unfinished)} (their tasks are missing from every aggregate)", **head}
+    bm = Benchmark(name, s, head, runs,
                    pd.DataFrame(rows), leaderboard(runs), benchmark_holm(runs), profiles, [])
     _agreement(bm, recs, run_fids, runs_dir / "benchmark" / "fid_by_n.json")
     bm.files = write(bm, Path(out_dir) if out_dir else runs_dir / "benchmark" / name)

@@ -161,6 +161,8 @@ def benchmark(
     plan: Annotated[bool, typer.Option("--plan", help="Only say what it costs: every kind of training (search, "
                                        "seed re-runs, confirmation at its first look, Inception), priced on this "
                                        "device by a short timed run of each. Trains and stores nothing.")] = False,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Train nothing: the benchmark of the studies "
+                                              "that have finished, labelled PARTIAL while others have not.")] = False,
 ) -> None:
     """Run or resume every study of a suite and rank the regularizers across its tasks: normalized scores
     (0 chance, 1 real data), interquartile mean with stratified-bootstrap intervals, performance profiles,
@@ -174,7 +176,7 @@ def benchmark(
                                             inception_weights=_str(inception_weights), inception=not no_inception),
                                    f"suite {suite}", device, format)
     with _resumable_on_interrupt(), printing.shown(quiet):
-        bm = api.benchmark(suite, out, api.command_line(), jobs=jobs, device=device,
+        bm = api.benchmark(suite, out, api.command_line(), report_only=report_only, jobs=jobs, device=device,
                            data_dir=_str(data_dir), inception_weights=_str(inception_weights), runs_dir=runs_dir,
                            inception=not no_inception)
         printing.print_benchmark(bm, format)

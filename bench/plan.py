@@ -40,7 +40,8 @@ def arm_counts(spec, per_arm: int | None = None) -> dict[str, int]:
     per_arm = per_arm or spec.per_arm or math.ceil(spec.n_trials / max(1, len(arms_of(spec))))
     c = spec.confirm
     confirm = c.seeds if c.seeds and not spec.joint else 0  # joint covers multi-objective: no verdicts
-    return {"search": per_arm, "reruns": per_arm * (spec.seeds.per_config - 1), "confirmation": confirm,
+    more_seeds = spec.seeds.per_config - 1 + spec.search.seeds_per_trial - 1  # re-runs, or race seeds (at most)
+    return {"search": per_arm, "reruns": per_arm * more_seeds, "confirmation": confirm,
             "confirmation_cap": confirm * c.stages, "top": spec.seeds.top_k * spec.seeds.extra,
             "inception": spec.eval.inception_top_k if DATASETS.get(spec.dataset).inception else 0}
 
@@ -75,7 +76,8 @@ def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
     Inception scorings."""
     n, arms = arm_counts(spec, per_arm), len(arms_of(spec))
     search = spec.search_budget(n["search"])
-    return {"search": search, "reruns": search * (spec.seeds.per_config - 1) + n["top"],
+    more_seeds = spec.seeds.per_config - 1 + spec.search.seeds_per_trial - 1  # re-runs, or race seeds (at most)
+    return {"search": search, "reruns": search * more_seeds + n["top"],
             "confirmation": arms * n["confirmation"], "confirmation_cap": arms * n["confirmation_cap"],
             "inception": n["inception"]}
 

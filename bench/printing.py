@@ -133,7 +133,8 @@ def print_benchmark(bm, fmt: Format) -> None:
     """The benchmark's leaderboard of regularizers (bench.benchmark.display) and where its files went."""
     from bench.benchmark import display
 
-    print_table(display(bm.leaderboard), f"{bm.name}: regularizers across {bm.runs['task'].nunique()} tasks "
+    partial = f"PARTIAL ({bm.header['PARTIAL']}) · " if "PARTIAL" in bm.header else ""
+    print_table(display(bm.leaderboard), f"{partial}{bm.name}: regularizers across {bm.runs['task'].nunique()} tasks "
                 "(normalized: 0 chance, 1 real data)", fmt, raw=bm.leaderboard)
     console.print(f"wrote {len(bm.files)} files to {bm.files[0].parent}")
 

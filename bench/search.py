@@ -12,6 +12,7 @@ parameters: a trial is neither lost nor counted twice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -31,6 +32,7 @@ from bench.arms import ARM_ATTR, arms
 from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest_config, trial_seed
 from bench.spec import StudySpec
 from bench import artifacts
+from bench import racing
 from bench.trackers import TensorBoard, flat_metrics
 from bench.storage import (all_trials, claim_runs_folder, heartbeats, is_owed_study, open_study, owed_study, quiet,
                            record_spec, requeue, sweep_orphans, trial_id)
@@ -136,6 +138,8 @@ class TrialRunner:
             raise Surplus(why_not)
         retried = trial.user_attrs.get("config")  # a killed worker's trial, queued again: same seed too
         seed = retried["seed"] if retried else trial_seed(self.spec, trial.number, trial.user_attrs)
+        if self.racing and is_search(trial.user_attrs):  # its files are those of race seed 0 (bench.racing)
+            seed = racing.race_seed(self.spec.seed, 0)
         cfg = suggest_config(trial, self.spec, self.opts.steps, seed)
         trial.set_user_attr("config", cfg.to_dict())
         trial.set_user_attr("device", describe(self.opts.device))
@@ -144,8 +148,14 @@ class TrialRunner:
             self.tensorboard.start(trial_id(trial), self.trial_dir(trial_id(trial)), cfg)
         return cfg
 
+    @property
+    def racing(self) -> bool:
+        """Seed racing (bench.racing): a search trial trains its config on up to seeds_per_trial seeds."""
+        return self.spec.search.seeds_per_trial > 1
+
     def pruner(self, trial: optuna.Trial) -> Callable[[int, dict], bool]:
-        confirming = CONFIRM in trial.user_attrs  # a confirmation run is never pruned: every seed runs its budget
+        # a confirmation run is never pruned: every seed runs its budget; a racing trial reports per seed, not per step
+        confirming = CONFIRM in trial.user_attrs or self.racing
 
         def on_eval(step: int, metrics: dict) -> bool:
             if self.tensorboard:
@@ -192,6 +202,28 @@ class TrialRunner:
             undefined = [m for m, v in zip(spec.metrics, values) if v is None]
             raise optuna.TrialPruned(f"{', '.join(undefined)} undefined for this trial's samples")
         return [float(v) for v in values] if spec.multi_objective else float(values[0])
+
+    def finish_race(self, trial: optuna.Trial, results: list[TrialResult], values: list[float], raced_out: bool) -> float:
+        """A raced search trial (bench.racing): race seed 0's files and attributes, every seed's value, and
+        as its value the median over the seeds it ran. Raced out, or most seeds not completed: PRUNED."""
+        try:
+            self.finish(trial, results[0])
+        except optuna.TrialPruned:
+            pass  # a seed that did not complete is one worst race value, not the trial's end
+        trial.set_user_attr(racing.RACE_ATTR, values)
+        trial.set_user_attr("race_statuses", [r.status for r in results])
+        if raced_out:
+            trial.set_user_attr("status", "pruned")
+            raise optuna.TrialPruned(f"raced out after {len(values)} of {self.spec.search.seeds_per_trial} seeds")
+        value = racing.race_summary(values)
+        if abs(value) >= racing.RACE_WORST:
+            trial.set_user_attr("status", "diverged")
+            raise optuna.TrialPruned(f"most of its {len(values)} race seeds did not complete")
+        metrics = {**trial.user_attrs.get("metrics", {}), self.spec.metric: value}  # what reports rank it by
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr(self.spec.metric, value)
+        trial.set_user_attr("status", "completed")
+        return value
 
 
 HOLD_ENV = "STABGEN_TEST_HOLD"
@@ -329,6 +361,9 @@ def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold
     """Train each group of compatible configs as one population and tell its trials."""
     for group in groups.values():
         trials = [t for t, _ in group]
+        if runner.racing and is_search(trials[0].user_attrs):
+            _race_group(study, runner, group, untold, on_step, on_trial_end, meter)
+            continue
         tick = meter.round(len(group), group[0][1].steps) if meter is not None else None
         results = train_population(
             [c for _, c in group], runner.source, runner.opts.device, evaluate=runner.evaluate,
@@ -344,6 +379,49 @@ def _train_groups(study: optuna.Study, runner: TrialRunner, groups: dict, untold
                 meter.done += 1
             if on_trial_end:
                 on_trial_end(frozen)
+
+
+def _race_group(study: optuna.Study, runner: TrialRunner, group: list, untold: dict, on_step, on_trial_end,
+                meter: RunMeter | None = None) -> None:
+    """Seed racing (bench.racing): the group's configs train race seed after race seed (one population per
+    seed), each trial reporting its seed-k value at step k; a trial the pruner stops trains no further seed."""
+    spec = runner.spec
+    n_seeds = spec.search.seeds_per_trial
+    alive = list(group)
+    results: dict[int, list[TrialResult]] = {t.number: [] for t, _ in group}
+    values: dict[int, list[float]] = {t.number: [] for t, _ in group}
+
+    def tell(trial: optuna.Trial, raced_out: bool) -> None:
+        try:
+            frozen = study.tell(trial, runner.finish_race(trial, results[trial.number], values[trial.number], raced_out))
+        except optuna.TrialPruned:
+            frozen = study.tell(trial, state=State.PRUNED)
+        del untold[trial.number]
+        if on_trial_end:
+            on_trial_end(frozen)
+
+    for k in range(n_seeds):
+        trials = [t for t, _ in alive]
+        cfgs = [dataclasses.replace(c, seed=racing.race_seed(spec.seed, k)) for _, c in alive]
+        tick = meter.round(len(alive), cfgs[0].steps) if meter is not None else None
+        out = train_population(cfgs, runner.source, runner.opts.device, evaluate=runner.evaluate,
+                               on_step=_step_callback(trial_id(trials[0]), on_step, tick),
+                               on_log=runner.on_log([trial_id(t) for t in trials]))
+        still = []
+        for (trial, cfg), res in zip(alive, out):
+            results[trial.number].append(res)
+            values[trial.number].append(racing.race_value(res.final.get(spec.metric), res.status == "completed",
+                                                          spec.direction))
+            trial.report(values[trial.number][-1], k)
+            if meter is not None:
+                meter.done += 1
+            if k + 1 < n_seeds and trial.should_prune():
+                tell(trial, raced_out=True)
+            else:
+                still.append((trial, cfg))
+        alive = still
+    for trial, _ in alive:
+        tell(trial, raced_out=False)
 
 
 OWED_POPULATION_CPU = 16
@@ -517,7 +595,7 @@ def _sync_meter(meter: RunMeter, trials: list, planned: int) -> None:
     """The whole-run task from the storage: finished trainings of every worker over what is planned, or
     queued, whichever is more (a sequential look queues more seeds than the first look)."""
     live = [t for t in trials if t.state != State.FAIL]
-    done = sum(1 for t in live if t.state in FINISHED)
+    done = sum(len(t.user_attrs.get(racing.RACE_ATTR, ())) or 1 for t in live if t.state in FINISHED)  # a raced trial: its seeds
     meter.sync(done, max(planned, len(live)))
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.space import grid
+from bench.racing import RACE_P
 from bench.strategies import PRUNERS, SAMPLERS
 from stabgen.datasets import DATASETS, DEFAULT_DATASET, all_metrics
 from stabgen import userdata
@@ -117,6 +118,11 @@ class Search(_Strict):
     per_arm: int | None = Field(None, ge=1, le=10**6, description="search trials per arm (absent: "
                                 "⌈n_trials / arms⌉; the default wherever there is a confirmation)")
     joint: bool = Field(False, description="one joint search of n_trials over every arm (exploration, no verdicts)")
+    seeds_per_trial: int = Field(1, ge=1, le=100, description="seed racing (bench.racing): each search trial "
+                                 "trains its config on up to this many seeds, the same seeds for every trial; "
+                                 "with pruner = \"wilcoxon\" a config clearly worse than its arm's best stops early")
+    race_p: float = Field(RACE_P, gt=0, lt=1, description="WilcoxonPruner's p threshold (calibrated: "
+                          "benchmarks/calibration.py, racing)")
 
 
 class Confirm(_Strict):
@@ -389,6 +395,22 @@ class StudySpec(_Strict):
                              f"intermediate value); use pruner = \"none\" with pareto_with")
         if self.multi_objective and self.sampler == "cmaes":
             raise ValueError("sampler 'cmaes' is single-objective; use tpe or nsga2 with pareto_with")
+        self._check_racing()
+
+    def _check_racing(self) -> None:
+        """Seed racing (bench.racing) reports one value per seed, so it excludes the pruners that read
+        values per training step, a second way of adding seeds, and several objectives."""
+        s = self.search.seeds_per_trial
+        if self.pruner == "wilcoxon" and s < 3:
+            raise ValueError(f"pruner 'wilcoxon' races seeds: set [search] seeds_per_trial ≥ 3 (it is {s}; "
+                             f"the pruner compares no fewer than 3 paired seeds)")
+        if s > 1 and self.pruner not in ("none", "wilcoxon"):
+            raise ValueError(f"pruner {self.pruner!r} reads values per training step; with [search] "
+                             f"seeds_per_trial = {s} use pruner = \"wilcoxon\" (or \"none\")")
+        if s > 1 and self.multi_objective:
+            raise ValueError("[search] seeds_per_trial > 1 races one metric; drop pareto_with or set it to 1")
+        if s > 1 and self.seeds.per_config > 1:
+            raise ValueError("[search] seeds_per_trial and [seeds] per_config both add seeds to a config; use one")
 
 
 def resolve_path(study: str) -> Path:

@@ -27,6 +27,18 @@ SAMPLERS.register("nsga2")(lambda spec, seed: optuna.samplers.NSGAIISampler(
 
 PRUNERS.register("none")(lambda spec: optuna.pruners.NopPruner())
 PRUNERS.register("median")(lambda spec: optuna.pruners.MedianPruner(n_startup_trials=3))
+def _wilcoxon(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """Seed racing (bench.racing): Optuna's WilcoxonPruner against the best trial of the trial's own arm."""
+    import warnings
+
+    from bench.racing import ArmWilcoxonPruner
+
+    with warnings.catch_warnings():  # Optuna marks the pruner experimental (since 3.6); it is what we test against
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return ArmWilcoxonPruner(p_threshold=spec.search.race_p, n_startup_steps=2)
+
+
+PRUNERS.register("wilcoxon")(_wilcoxon)
 # resources are training steps: rungs from the first evaluation up to the full budget
 PRUNERS.register("hyperband")(lambda spec: optuna.pruners.HyperbandPruner(min_resource=spec.train.eval_every,
                                                                           max_resource="auto", reduction_factor=3))

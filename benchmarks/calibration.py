@@ -27,6 +27,12 @@ arm better by 1 s.d. among m arms (the others null) with Holm over all m, as a c
 tests them. sequential_confirmation: the default design (spec.Confirm: 4 looks of 10 seeds) chosen as the
 cheapest with power ≥ 0.8 at 1 s.d. under Holm over 4 arms and a family-wise null rate ≤ 0.06.
 
+racing: seed racing in search (bench.racing) — per WilcoxonPruner threshold and race length, over scenarios of
+how far an arm's configs spread (in seed s.d.), the share of seed-runs saved against a full race and the
+false-prune rate (the config a full race would pick, pruned); the default threshold is the largest with
+false prunes ≤ 0.05 everywhere.
+
+    python benchmarks/calibration.py --only racing --sims 300    # the racing section (its own run), updated in place
     python benchmarks/calibration.py                 # 4,000 simulations each → benchmarks/results/calibration.json
     python benchmarks/calibration.py --sims 200 --out /tmp/cal.json   # the small mode the tests run
 """
@@ -264,15 +270,122 @@ def noether_check(sims: int, seed: int) -> dict:
     return out
 
 
+# --- seed racing (bench.racing) -------------------------------------------------------------------------
+RACE_THRESHOLDS = (0.05, 0.1, 0.15, 0.2)
+RACE_SCENARIOS = {  # spread of the configs' true values (noise s.d.), shared seed effect s.d., noise, divergence
+    "spread=0.5sd": (0.5, 1.0, "normal", 0.0), "spread=1sd": (1.0, 1.0, "normal", 0.0),
+    "spread=2sd": (2.0, 1.0, "normal", 0.0),
+    # mnist_reg's committed search: within an arm, its configs' FIDs spread a median ≈ 10× the seed s.d. of
+    # the arm's confirmation runs (0.3× to 55×); the ring's 0.1× to 1× (reports/*/trials.csv)
+    "spread=8sd": (8.0, 1.0, "normal", 0.0), "spread=1sd,heavy": (1.0, 1.0, "heavy", 0.0),
+    "spread=1sd,divergence=0.1": (1.0, 1.0, "normal", 0.1), "spread=1sd,unpaired": (1.0, 0.0, "normal", 0.0)}
+
+
+def _race_values(rng: np.random.Generator, configs: int, seeds: int, scenario: tuple) -> np.ndarray:
+    """configs × seeds values (minimized): a config's true value + the race seed's shared effect + noise."""
+    spread, shared, noise, p_div = scenario
+    mu = rng.normal(0, spread, (configs, 1))
+    e = rng.standard_t(3, (configs, seeds)) / math.sqrt(3) if noise == "heavy" else rng.normal(0, 1, (configs, seeds))
+    x = 10 + mu + shared * rng.normal(0, 1, (1, seeds)) + e
+    x[rng.random((configs, seeds)) < p_div] = math.inf
+    return x
+
+
+def race_once(values: np.ndarray, p: float) -> tuple[int, list[bool]]:
+    """One arm's search raced as bench.search runs it: trial c reports its seed-k value (bench.racing.race_value)
+    at step k, in order, and stops when bench.racing.ArmWilcoxonPruner says so. Returns the seed-runs spent and
+    which trials completed. An in-memory Optuna study, so the pruner under test is the one `bench run` uses."""
+    import warnings
+
+    import optuna
+
+    from bench import racing
+    from bench.arms import ARM_ATTR
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per in-memory study
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning, and the pruner's warnings about worst values
+        study = optuna.create_study(direction="minimize", pruner=racing.ArmWilcoxonPruner(p_threshold=p))
+        spent, complete = 0, []
+        for row in values:
+            trial = study.ask()
+            trial.set_user_attr(ARM_ATTR, "arm")
+            got = []
+            for k, v in enumerate(row):
+                got.append(racing.race_value(v, math.isfinite(v), "minimize"))
+                spent += 1
+                trial.report(got[-1], k)
+                if k < len(row) - 1 and trial.should_prune():
+                    break
+            if len(got) == len(row):
+                trial.set_user_attr(racing.RACE_ATTR, got)
+                study.tell(trial, racing.race_summary(got))
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            complete.append(len(got) == len(row))
+    return spent, complete
+
+
+def racing(sims: int, seed: int, configs: int = 10, seeds: tuple[int, ...] = (5, 8)) -> dict:
+    """Seed racing (bench.racing) per threshold, race length and scenario: the share of seed-runs saved
+    against a full race, and the false-prune rate — how often the configuration a full race picks (the
+    best median over every seed: the one confirmation would re-train) is pruned. The default threshold
+    (bench.racing.RACE_P) is the largest with a false-prune rate ≤ 0.05 in every scenario."""
+    from bench import racing as r
+
+    out: dict = {}
+    for n_seeds in seeds:
+        for p in RACE_THRESHOLDS:
+            rows = {}
+            for name, scenario in RACE_SCENARIOS.items():
+                rng = np.random.default_rng(seed + 11)  # common random numbers across thresholds
+                saved = false = 0.0
+                for _ in range(sims):
+                    values = _race_values(rng, configs, n_seeds, scenario)
+                    full = [r.race_summary([r.race_value(v, math.isfinite(v), "minimize") for v in row]) for row in values]
+                    spent, complete = race_once(values, p)
+                    saved += 1 - spent / values.size
+                    false += not complete[int(np.argmin(full))]
+                rows[name] = {"saved": round(saved / sims, 4), "false_prune": round(false / sims, 4)}
+            out.setdefault(f"seeds_per_trial={n_seeds}", {})[f"p={p}"] = {
+                "scenarios": rows, "min_saved": min(v["saved"] for v in rows.values()),
+                "max_false_prune": max(v["false_prune"] for v in rows.values())}
+    ok = {k: [float(pk[2:]) for pk, v in by_p.items() if v["max_false_prune"] <= 0.05] for k, by_p in out.items()}
+    return {"configs_per_arm": configs, "simulations": sims, "by_design": out,
+            "largest_p_with_false_prune_le_0.05": {k: (max(v) if v else None) for k, v in ok.items()},
+            "default_p": r.RACE_P, "default_seeds": RACE_SEEDS_ADVISED}
+
+
+RACE_SEEDS_ADVISED = 8  # what docs/running.md advises for seeds_per_trial: the longer race of the calibration
+
+
+def _print_racing(res: dict) -> None:
+    print(f"seed racing ({res['configs_per_arm']} configs per arm, {res['simulations']} simulations): "
+          "share of seed-runs saved (min over scenarios) · false prunes (max)")
+    for design, by_p in res["by_design"].items():
+        for p, v in by_p.items():
+            print(f"  {design:20s} {p:7s} saved ≥ {v['min_saved']:.3f} · false prunes ≤ {v['max_false_prune']:.3f}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sims", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "calibration.json")
+    ap.add_argument("--only", choices=["racing"], help="run one section and update it in --out (kept otherwise)")
     args = ap.parse_args(argv)
     if args.sims < 1:
         ap.error(f"--sims must be a positive number of simulations, got {args.sims}")  # one line, exit 2
     t0 = time.perf_counter()
+    if args.only == "racing":
+        res = json.loads(args.out.read_text()) if args.out.exists() else {}
+        res["racing"] = racing(args.sims, args.seed)
+        res["racing"]["seconds"] = round(time.perf_counter() - t0, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=2) + "\n")
+        _print_racing(res["racing"])
+        print(f"wrote {args.out} ({res['racing']['seconds']} s)")
+        return res
     fpr = null_rates(args.sims, args.seed)
     fpr.update(nonexchangeable_nulls(args.sims, args.seed))
     relied = {k: v for k, v in fpr.items() if k != "equal_medians_unequal_divergence"}
@@ -287,6 +400,8 @@ def main(argv: list[str] | None = None) -> dict:
            "noether": noether_check(args.sims, args.seed),
            "monte_carlo_se_at_alpha": math.sqrt(ALPHA * (1 - ALPHA) / args.sims),
            "seconds": round(time.perf_counter() - t0, 1)}
+    if args.out.exists() and "racing" in (old := json.loads(args.out.read_text())):
+        res["racing"] = old["racing"]  # its own run (--only racing): Optuna studies, ~10× slower per simulation
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"{'test':32s} max false-positive rate over scenarios (α = {ALPHA}, {args.sims} simulations)")
@@ -307,6 +422,8 @@ def main(argv: list[str] | None = None) -> dict:
               f"{v['trainings_under_null']:.0f} trainings (null), {v['trainings_at_1sd']:.0f} (1 s.d.)")
     for k, v in res["noether"].items():
         print(f"  Noether {k}: {v['seeds']} seeds → simulated power {v['simulated_power']:.3f}")
+    if "racing" in res:
+        _print_racing(res["racing"])
     print(f"wrote {args.out} ({res['seconds']} s)")
     return res
 

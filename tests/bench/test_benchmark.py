@@ -153,6 +153,16 @@ def test_a_two_task_suite_runs_writes_its_report_and_resumes_after_kill_9(tmp_pa
     p.wait()
     db = f"sqlite:///{tmp_path / 'runs' / 'ta' / 'study.db'}"
     before = [(t.number, t.datetime_complete) for t in optuna.load_study(study_name="ta", storage=db).trials]
+    # --report-only while tb is unfinished: the benchmark of ta alone, labelled partial; nothing trains
+    tb = tmp_path / "runs" / "tb" / "study.db"
+    tb_before = tb.read_bytes() if tb.exists() else None
+    part = subprocess.run([*BENCH, "benchmark", "--suite", "suite.toml", "--report-only", "--out", "partial"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert part.returncode == 0, part.stderr[-2000:]
+    assert "PARTIAL" in part.stdout
+    assert "**PARTIAL**: 1 of 2 studies finished; not yet: tb" in (tmp_path / "partial" / "leaderboard.md").read_text()
+    assert set(pd.read_csv(tmp_path / "partial" / "tasks.csv")["task"]) == {"ta:mlp2d_small/ns"}
+    assert (tb.read_bytes() if tb.exists() else None) == tb_before  # tb's storage untouched
     r = subprocess.run([*BENCH, "benchmark", "--suite", "suite.toml", "--out", "out"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

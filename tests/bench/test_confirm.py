@@ -219,3 +219,27 @@ def test_the_report_prints_the_tests_estimand_and_never_pools_families():
     assert shown.loc["gan/ns/l2", "HL Δ (arm − baseline)"].startswith("4.75 [")
     assert list(shown.loc["vae/l2", ["model", "objective", "regularizer", "baseline"]]) == ["vae", "—", "l2", "vae/none"]
     assert sorted(report.regularizer_table(rec)["arm"]) == sorted(plan)
+
+
+def test_the_confirmation_replay_runs_and_its_committed_numbers(tmp_path, monkeypatch):
+    """benchmarks/replay_confirmation.py (issue 31.4): the designs replayed by bench.confirm itself on the
+    committed per-seed data; a fixed design spends exactly its seeds per arm, the sequential one at least that."""
+    import importlib.util
+    import json
+
+    from helpers import ROOT
+
+    path = ROOT / "benchmarks" / "replay_confirmation.py"
+    mod = importlib.util.spec_from_file_location("replay_confirmation", path)
+    replay = importlib.util.module_from_spec(mod)
+    mod.loader.exec_module(replay)
+    assert replay.STUDIES == ("mnist_reg", "ring_seeds")
+    monkeypatch.setattr(replay, "STUDIES", ("ring_seeds",))  # one study, one replicate: seconds
+    res = replay.main(["--sims", "1", "--out", str(tmp_path / "r.json")])["studies"]["ring_seeds"]
+    d, arms = res["designs"], res["arms"]
+    assert d["fixed-10"]["trainings"] == 10 * arms and d["fixed-20"]["trainings"] == 20 * arms
+    assert 10 * arms <= d["sequential-4x10"]["trainings"] <= 40 * arms
+    committed = json.loads((path.parent / "results" / "replay-confirmation.json").read_text())
+    assert set(committed["studies"]) == {"mnist_reg", "ring_seeds"} and committed["replicates"] >= 100
+    for study in committed["studies"].values():
+        assert set(study["designs"]) == {"fixed-10", "fixed-20", "sequential-4x10"}

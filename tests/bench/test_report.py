@@ -176,14 +176,14 @@ def test_index_html_renders_with_every_image_loaded(ring_report, tmp_path):
     _, out = ring_report
     url = (out / "index.html").resolve().as_uri()
     cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
-    dom = subprocess.run([*cmd, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run([*cmd, "--dump-dom", url], capture_output=True, text=True, timeout=600).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's load check did not run"
     n, total = map(int, loaded.groups())
     assert total >= 6 and n == total  # every <img> decoded (none broken)
     shot = tmp_path / "page.png"
     subprocess.run([*cmd, "--window-size=1280,3000", f"--screenshot={shot}", url], capture_output=True,
-                   timeout=120)
+                   timeout=600)
     with Image.open(shot) as im:
         assert im.size == (1280, 3000) and len(np.unique(np.asarray(im.convert("L")))) > 50
 
@@ -229,7 +229,7 @@ def compile_tex(table: Path, work: Path) -> None:
     doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
                    f"\\begin{{document}}\n\\input{{{table.resolve()}}}\n\\end{{document}}\n")
     r = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=work,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=600)
     errors = [line for line in r.stdout.splitlines() if line.startswith("!")]
     assert r.returncode == 0 and (work / "doc.pdf").stat().st_size > 1000, f"{table}: {errors[:3]}"
 

@@ -52,7 +52,7 @@ def _run_in_pty(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> 
                 break
     finally:
         os.close(master)
-    return proc.wait(timeout=60), out.decode("utf-8", "replace")
+    return proc.wait(timeout=600), out.decode("utf-8", "replace")
 
 
 @pytest.fixture
