@@ -26,7 +26,7 @@ BENCH = [sys.executable, "-m", "bench.cli"]
 ENV = {**os.environ, "COLUMNS": "200"}
 
 
-def bench(*args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def bench(*args, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:  # a hang's net: generous under load
     return subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
