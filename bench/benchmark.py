@@ -134,7 +134,12 @@ def _measure_floor(dataset: str, metric: str, n: int, data_dir: str | None, scor
         k = torch.randint(src.centers.shape[0], (n,), generator=g)
         real = src.centers[k].double() + src.sigma * torch.randn(n, 2, generator=g, dtype=torch.float64)
         return float(mixture_modes(real, src.centers, src.sigma)[metric])
-    return float(score_real(dataset, ds_split(ds), n)[metric])
+    # score_samples names the domain classifier's metrics without the prefix a trial records them under
+    res, key = score_real(dataset, ds_split(ds), n), metric.removeprefix("domain_")
+    if key == metric or key not in res:
+        raise StabgenError(f"{dataset}: no real-vs-real floor for metric {metric!r} (the floor is scored on the "
+                           f"domain classifier's features: {', '.join('domain_' + k for k in res)})")
+    return float(res[key])
 
 
 def ds_split(ds) -> str:

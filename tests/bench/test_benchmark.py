@@ -33,6 +33,27 @@ def test_normalization_by_hand():
     assert normalized(np.array([151.0, np.inf]), fid) == pytest.approx([0.5, 0.0])  # or at chance
 
 
+def test_an_image_tasks_real_floor_reads_the_domain_metric_under_its_unprefixed_name(tmp_path):
+    """bench metrics (api.score_samples) names the classifier's FID "fid"; a trial records it as
+    "domain_fid". The floor of an image task reads the one as the other (a KeyError ended the first
+    real core-suite report), and a metric with no classifier floor is one line."""
+    from bench.benchmark import real_floor
+    from stabgen.errors import StabgenError
+
+    calls = []
+
+    def score_real(dataset, split, n):
+        calls.append((dataset, split, n))
+        return {"fid": 0.42, "kid": 1e-4, "precision": 0.9}
+
+    cache = tmp_path / "floors.json"
+    assert real_floor("mnist", "domain_fid", 5000, None, score_real, cache) == 0.42
+    assert calls == [("mnist", "test", 5000)]
+    assert real_floor("mnist", "domain_fid", 5000, None, score_real, cache) == 0.42 and len(calls) == 1  # cached
+    with pytest.raises(StabgenError, match="no real-vs-real floor for metric 'inception_fid'"):
+        real_floor("mnist", "inception_fid", 5000, None, score_real, cache)
+
+
 def _matrix(seed: int = 0, runs: int = 7, tasks: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).normal(0.5, 0.3, size=(runs, tasks))
 
