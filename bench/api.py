@@ -165,7 +165,8 @@ def describe_run(spec: StudySpec, opts: RunOptions) -> dict[str, str]:
     from bench import plan as plan_mod
 
     w = plan_mod.work_counts(spec, opts.trials)
-    work = [f"{w['search']} search trials"] + ([f"{w['reruns']} seed re-runs"] if w["reruns"] else [])
+    more = "more race seeds at most (seed racing)" if spec.search.seeds_per_trial > 1 else "seed re-runs"
+    work = [f"{w['search']} search trials"] + ([f"{w['reruns']} {more}"] if w["reruns"] else [])
     if w["confirmation"]:
         cap = f", up to {w['confirmation_cap']} if answers stay open" if w["confirmation_cap"] > w["confirmation"] else ""
         work.append(f"{w['confirmation']} confirmation trainings{cap}")

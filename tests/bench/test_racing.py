@@ -82,6 +82,8 @@ def test_a_raced_study_records_every_seed_and_ranks_by_the_median(tmp_path):
     spec = tmp_path / "race.toml"
     spec.write_text(study_toml("ring", name="race", steps=30, regularizers=("none", "r1"),
                                top='pruner = "wilcoxon"\n[search]\nper_arm = 3\nseeds_per_trial = 3\n'))
+    assert "6 search trials + 12 more race seeds at most (seed racing)" in api.describe_run(
+        api.load_spec(spec), api.options(api.load_spec(spec), runs_dir=tmp_path / "runs"))["work"]
     rec = api.run_study(spec, runs_dir=tmp_path / "runs", inception=False)
     search = [t for t in all_trials(rec.study) if racing.RACE_ATTR in t.user_attrs]
     assert len(search) == 6  # 3 configs × 2 arms, every one raced
