@@ -107,8 +107,18 @@ def trial_line(spec, trial) -> str:
         vals = f", {spec.metric} {metrics[spec.metric]:.2f}"
     conf = (f" (confirm {trial.user_attrs['confirm_arm']} seed {trial.user_attrs['confirm_seed']})"
             if "confirm_arm" in trial.user_attrs else "")
-    return (f"trial {trial.number}{conf}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
+    return (f"trial {_listed_number(trial)}{conf}: {cfg.get('model')}{obj} {cfg.get('regularizer')}{lam} "
             f"lr={cfg.get('lr', 0):.2e} → {status}{step}{vals}")
+
+
+def _listed_number(trial) -> int:
+    """The number reports list a trial under: a seed re-run or confirmation run just told is numbered in its
+    own study (bench.storage), listed as OWED_BASE + n — "trial 0 (confirm …)" read as search trial 0."""
+    from bench.space import CONFIRM, REEVAL
+    from bench.storage import OWED_BASE
+
+    owed = (CONFIRM in trial.user_attrs or REEVAL in trial.user_attrs) and trial.number < OWED_BASE
+    return trial.number + OWED_BASE if owed else trial.number
 
 
 def confirm_words(c) -> str:

@@ -79,3 +79,23 @@ def test_a_study_whose_owed_runs_sit_in_the_search_study_resumes_and_reports_as_
     after = pd.read_csv(tmp_path / "runs/owed/confirm.csv")
     cols = ["arm", "seeds", "p", "verdict"]
     pd.testing.assert_frame_equal(after[[c for c in cols if c in after]], confirm_before[[c for c in cols if c in after]])
+
+
+def test_a_told_owed_run_is_printed_under_the_number_reports_list_it_by():
+    """`bench run` prints each trial as it ends; a confirmation run told in its own study is trial n there,
+    listed everywhere else as OWED_BASE + n — printed as "trial 0 (confirm …)" it read as search trial 0."""
+    import optuna
+
+    from bench import printing
+    from bench.spec import StudySpec
+    from bench.storage import OWED_BASE
+
+    spec = StudySpec.model_validate({"name": "p", "dataset": "ring", "metric": "modes_captured",
+                                     "space": {"models": ["mlp2d_small"], "regularizers": ["none"]}})
+    cfg = {"model": "mlp2d_small", "objective": "ns", "regularizer": "none", "lam": 0.0, "lr": 1e-3}
+    attrs = {"config": cfg, "status": "completed", "confirm_arm": "mlp2d_small/ns/none", "confirm_seed": 2}
+    owed = optuna.trial.create_trial(value=5.0, user_attrs=attrs)
+    search = optuna.trial.create_trial(value=5.0, user_attrs={"config": cfg, "status": "completed"})
+    owed.number, search.number = 3, 0  # as study.tell returns them: each numbered in its own study
+    assert printing.trial_line(spec, owed).startswith(f"trial {OWED_BASE + 3} (confirm mlp2d_small/ns/none seed 2): ")
+    assert printing.trial_line(spec, search).startswith("trial 0: mlp2d_small ns none")
