@@ -210,8 +210,10 @@ class TrialRunner:
             self.finish(trial, results[0])
         except optuna.TrialPruned:
             pass  # a seed that did not complete is one worst race value, not the trial's end
-        trial.set_user_attr(racing.RACE_ATTR, values)
+        trial.set_user_attr(racing.RACE_ATTR, values)  # what the pruner saw: a run that did not complete at RACE_WORST
         trial.set_user_attr("race_statuses", [r.status for r in results])
+        raw = [r.final.get(self.spec.metric) if r.status == "completed" else None for r in results]
+        trial.set_user_attr("race_metric", [v if v is not None and math.isfinite(v) else None for v in raw])
         if raced_out:
             trial.set_user_attr("status", "pruned")
             raise optuna.TrialPruned(f"raced out after {len(values)} of {self.spec.search.seeds_per_trial} seeds")

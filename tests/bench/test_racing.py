@@ -90,6 +90,9 @@ def test_a_raced_study_records_every_seed_and_ranks_by_the_median(tmp_path):
     for t in search:
         vals = t.user_attrs[racing.RACE_ATTR]
         assert 1 <= len(vals) <= 3 and sorted(t.intermediate_values) == list(range(len(vals)))
+        raw = t.user_attrs["race_metric"]  # the seeds' own values: null where a run did not complete, never 1e9
+        assert len(raw) == len(vals) and all((v is None) == (abs(w) == racing.RACE_WORST) for v, w in zip(raw, vals))
+        assert all(v == w for v, w in zip(raw, vals) if v is not None)
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert len(vals) == 3 and t.value == pytest.approx(float(np.median(vals)))
             assert t.user_attrs["metrics"]["modes_captured"] == pytest.approx(t.value)
