@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench import records, stats
+from bench import records, render, stats
 from stabgen.errors import StabgenError
 
 SUITES = Path(__file__).parent / "suites"
@@ -441,7 +441,7 @@ def write(bm: Benchmark, out: Path) -> list[Path]:
             df.replace([np.inf, -np.inf], np.nan).to_csv(out / fname, index=False)
             files.append(out / fname)
     shown = display(bm.leaderboard)
-    files[5].write_text(shown.to_latex(index=False))
+    files[5].write_text(render.LATEX_NEEDS + render.latex_symbols(shown.to_latex(index=False, escape=True)))
     lines = [f"# Benchmark: {bm.name}", ""] + [f"- **{k}**: {v}" for k, v in bm.header.items()]
     lines += ["", "## Regularizers across tasks", "", shown.to_markdown(index=False, disable_numparse=True),
               "", "## Every claim, Holm over the whole benchmark", "",
@@ -578,8 +578,6 @@ def _agreement_figure(bm: Benchmark, save, subplots, out: Path) -> None:
 def _pages(bm: Benchmark, out: Path, shown: pd.DataFrame, figs: list[str]) -> list[Path]:
     """leaderboard.html (the table and what made it) and index.html (the whole report, figures included)."""
     import html
-
-    from bench import render
 
     head = render.header_html(bm.header)
     table = shown.to_html(index=False, border=0)

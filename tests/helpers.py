@@ -4,6 +4,8 @@ pytest's pythonpath (pyproject.toml), so any test does `from helpers import …`
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +21,26 @@ def missing(what: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"STABGEN_REQUIRE_ALL=1 and {what}", pytrace=False)
     pytest.skip(what)
+
+
+# --- LaTeX ---------------------------------------------------------------------------------------
+
+PDFLATEX = shutil.which("pdflatex")
+
+
+def compile_tex(table: Path, work: Path) -> None:
+    """pdflatex on a plain article that \\input's the table, as a paper would; fails with LaTeX's first error."""
+    if PDFLATEX is None:
+        missing("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended; "
+                ".ci/run installs them)")
+    work.mkdir(parents=True, exist_ok=True)
+    doc = work / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+                   f"\\begin{{document}}\n\\input{{{table.resolve()}}}\n\\end{{document}}\n")
+    r = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=work,
+                       capture_output=True, text=True, timeout=600)
+    errors = [line for line in r.stdout.splitlines() if line.startswith("!")]
+    assert r.returncode == 0 and (work / "doc.pdf").stat().st_size > 1000, f"{table}: {errors[:3]}"
 
 
 # --- images ----------------------------------------------------------------------------------------

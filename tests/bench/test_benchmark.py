@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import study_toml
+from helpers import compile_tex, study_toml
 
 BENCH = [sys.executable, "-m", "bench.cli"]
 
@@ -197,6 +197,7 @@ def test_a_two_task_suite_runs_writes_its_report_and_resumes_after_kill_9(tmp_pa
     assert set(tasks["task"]) == {"ta:mlp2d_small/ns", "tb:mlp2d_small/ns"} and len(tasks) == 2 * 2 * 3
     norm = pd.read_csv(out / "normalization.csv")
     assert (norm["chance (0)"] == 3.8).all()  # the ring's uniform-noise row for modes_captured
+    compile_tex(out / "leaderboard.tex", tmp_path / "latex")  # as a paper \input's it
     md = (out / "leaderboard.md").read_text()
     assert "Regularizers across tasks" in md and "Holm over the whole benchmark" in md
     assert (out / "iqm.png").stat().st_size > 1000 and "regularizers across 2 tasks" in r.stdout

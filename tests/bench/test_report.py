@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import ROOT, missing, study_toml
+from helpers import ROOT, compile_tex, missing, study_toml
 from PIL import Image
 from scipy import stats as sps
 
@@ -214,24 +214,6 @@ def test_optuna_dashboard_sees_metric_names_and_flat_metrics(ring_report):
     for t in done:
         assert t.user_attrs["metric/modes_captured"] == t.user_attrs["metrics"]["modes_captured"] == t.value
         assert all(isinstance(v, float) for k, v in t.user_attrs.items() if k.startswith("metric/"))
-
-
-PDFLATEX = shutil.which("pdflatex")
-
-
-def compile_tex(table: Path, work: Path) -> None:
-    """pdflatex on a plain article that \\input's the table, as a paper would; fails with LaTeX's first error."""
-    if PDFLATEX is None:
-        missing("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended; "
-                ".ci/run installs them)")
-    work.mkdir(parents=True, exist_ok=True)
-    doc = work / "doc.tex"
-    doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
-                   f"\\begin{{document}}\n\\input{{{table.resolve()}}}\n\\end{{document}}\n")
-    r = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=work,
-                       capture_output=True, text=True, timeout=600)
-    errors = [line for line in r.stdout.splitlines() if line.startswith("!")]
-    assert r.returncode == 0 and (work / "doc.pdf").stat().st_size > 1000, f"{table}: {errors[:3]}"
 
 
 def test_leaderboard_tex_compiles_with_pdflatex(ring_report, tmp_path):
