@@ -371,10 +371,12 @@ def _run_fids(data_dir: str | None, device: str) -> Callable[[StudyRecord, int],
 
 def plan(study: str | Path | None = None, suite: str | None = None, device: str | None = None,
          data_dir: str | None = None, inception_weights: str | None = None, inception: bool = True,
-         paper: str | None = None, budget: str = "small") -> pd.DataFrame:
+         paper: str | None = None, budget: str = "small", jobs: int | str | None = None) -> pd.DataFrame:
     """What a study (or every study of a suite, or a paper reproduction at a budget) costs on this
     device, priced by short timed runs of each kind of training; nothing runs and nothing is stored
-    (`bench run/benchmark/reproduce --plan`)."""
+    (`bench run/benchmark/reproduce --plan`). With `jobs` (--jobs N|auto) a column `with --jobs s`: each
+    row's one-process seconds over the measured speed-up of that layout (bench.jobs.speedup), NaN where
+    the layout is not measured."""
     from bench import plan as plan_mod
 
     dev = check_device(device or default_device())
@@ -391,7 +393,15 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
     tables = []
     for s in studies:
         spec = load_spec(s)
-        tables.append(plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name))
+        table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name)
+        if jobs is not None:
+            from bench import jobs as jobs_mod
+
+            processes, threads, factor = jobs_mod.speedup(jobs_mod.parse(jobs), spec, dev, data_dir)
+            table["with --jobs s"] = (table["estimated s"] / factor).round(1) if factor else float("nan")
+            table["--jobs layout"] = (f"{processes} process{'es' if processes > 1 else ''} × {threads} "
+                                      f"thread{'s' if threads > 1 else ''}")
+        tables.append(table)
     out = pd.concat(tables, ignore_index=True)
     return out[["study", *[c for c in out.columns if c != "study"]]]
 

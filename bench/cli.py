@@ -50,7 +50,8 @@ TrialsOpt = Annotated[Optional[int], typer.Option(help="Search trials per arm (t
                                                   "n_trials); shared by all workers. Rerunning resumes.")]
 JobsOpt = Annotated[Optional[str], typer.Option(
     "--jobs", help="Local worker processes sharing the study (each with its share of the torch threads): N, or "
-    "auto (measured once per machine and model, then cached; one process on a GPU). Default 1.")]
+    "auto (measured once per machine and model, then cached; one process on a GPU). Default 1. With --plan: "
+    "the plan also prices the run with these processes.")]
 ConfirmSeedsOpt = Annotated[Optional[int], typer.Option(
     "--confirm-seeds", help="A fixed confirmation of N seeds per arm (default: the spec's confirm.seeds and "
     "stages); recorded in the study's spec, like an edit of the file.")]
@@ -113,7 +114,8 @@ def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confi
     """
     if plan:
         return printing.print_plan(api.plan(study, device=device, data_dir=_str(data_dir),
-                                            inception_weights=_str(inception_weights), inception=not no_inception),
+                                            inception_weights=_str(inception_weights), inception=not no_inception,
+                                            jobs=jobs),
                                    study, device, format)
     spec = api.load_spec(study, confirm_seeds)
     opts = api.options(spec, trials, steps, device, storage, runs_dir, _str(data_dir), _str(inception_weights),
@@ -173,7 +175,8 @@ def benchmark(
     """
     if plan:
         return printing.print_plan(api.plan(suite=suite, device=device, data_dir=_str(data_dir),
-                                            inception_weights=_str(inception_weights), inception=not no_inception),
+                                            inception_weights=_str(inception_weights), inception=not no_inception,
+                                            jobs=jobs),
                                    f"suite {suite}", device, format)
     with _resumable_on_interrupt(), printing.shown(quiet):
         bm = api.benchmark(suite, out, api.command_line(), report_only=report_only, jobs=jobs, device=device,

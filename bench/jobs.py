@@ -60,7 +60,7 @@ def layout(jobs: int | str, spec, device: str, data_dir: str | None = None) -> t
         return int(jobs), max(1, n // int(jobs))
     if not device.startswith("cpu") or n == 1:
         return 1, n
-    key = f"{cpu_name()}|{n} cores|{spec.space.models[0]}|{spec.train.batch_size}"
+    key = _key(spec, n)
     path = settings.cache_dir() / CACHE
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cached:
@@ -72,6 +72,25 @@ def layout(jobs: int | str, spec, device: str, data_dir: str | None = None) -> t
     log.info(f"--jobs auto: {n} one-thread processes {m['processes']:.0f} steps/s, one {n}-thread process "
              f"{m['threads']:.0f} steps/s on {cpu_name()} ({spec.space.models[0]}): {best} (cached in {path})")
     return (n, 1) if best == "processes" else (1, n)
+
+
+def speedup(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
+    """(processes, threads per process, steps/s over one process with every thread) for --jobs, as `--plan`
+    prices it: 1.0 for one process; the cached (or newly measured) ratio when --jobs puts one 1-thread
+    process on each core; None (not measured) for any other process count."""
+    processes, threads = layout(jobs, spec, device, data_dir)
+    n = cores()
+    if processes == 1:
+        return processes, threads, 1.0
+    if processes != n or threads != 1 or not device.startswith("cpu"):
+        return processes, threads, None
+    layout("auto", spec, device, data_dir)  # measures once per machine and model, then reads the cache
+    m = json.loads((settings.cache_dir() / CACHE).read_text())[_key(spec, n)]
+    return processes, threads, m["processes"] / m["threads"]
+
+
+def _key(spec, n: int) -> str:
+    return f"{cpu_name()}|{n} cores|{spec.space.models[0]}|{spec.train.batch_size}"
 
 
 def _probe_cfg(spec):

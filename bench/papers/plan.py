@@ -142,7 +142,14 @@ def total_line(table: pd.DataFrame, hardware: str) -> str:
     from stabgen.progress import duration
 
     s = float(table["estimated s"].sum())
-    return (f"{int(table['trainings'].sum())} trainings, {int((table['trainings'] * table['steps each']).sum()):,} "
+    line = (f"{int(table['trainings'].sum())} trainings, {int((table['trainings'] * table['steps each']).sum()):,} "
             f"steps in all; estimated wall time ≈ {duration(s)} on {hardware} (one process; from {PROBE_STEPS} "
             f"timed steps per kind of config beyond {WARMUP_STEPS}, the fastest of {REPEATS}, one timed evaluation per sample "
             f"count{', Inception on ' + str(INCEPTION_PROBE) + ' images' if table['Inception images'].sum() else ''})")
+    if "with --jobs s" in table:
+        layouts = ", ".join(sorted(set(table["--jobs layout"])))
+        jobs_s = table["with --jobs s"]
+        line += (f"; with --jobs ({layouts}): ≈ {duration(float(jobs_s.sum()))}, the one-process time over "
+                 "the measured steps/s of that layout (bench/jobs.py's cache)" if jobs_s.notna().all() else
+                 f"; with --jobs ({layouts}): not priced, only one process per core is measured")
+    return line

@@ -6,6 +6,7 @@ study that had finished."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,7 +226,9 @@ def test_plan_prices_a_study_and_a_suite_and_stores_nothing(tmp_path):
     assert "ta,mlp2d_small/ns/none: search (1) + seed re-runs (0),1" in r.stdout
     assert "tb,mlp2d_small/ns/r1: confirmation,3" in r.stdout
     assert "16 trainings" in r.stdout  # 2 studies × 2 arms × (1 search + 3 confirmation seeds)
-    s = subprocess.run([*BENCH, "run", "--study", "ta.toml", "--plan"], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
+    s = subprocess.run([*BENCH, "run", "--study", "ta.toml", "--plan", "--jobs", "1"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
     assert s.returncode == 0 and "8 trainings" in s.stdout, s.stderr[-2000:]
+    one = re.search(r"estimated wall time ≈ (\S+) on", s.stdout).group(1)  # one process: the same time
+    assert re.search(rf"with --jobs \(1 process × \d+ threads?\): ≈ {re.escape(one)},", s.stdout), s.stdout[-600:]
     assert not (tmp_path / "runs").exists()  # nothing trained, nothing stored

@@ -117,6 +117,31 @@ def test_layout_splits_the_cores_and_auto_reads_its_measurement(tmp_path, monkey
         assert jobs.layout("auto", spec, "cpu") == want
 
 
+def test_plan_prices_jobs_by_the_measured_speed_up(tmp_path, monkeypatch):
+    """--plan --jobs: one process is the plan's own seconds; one 1-thread process per core divides them by
+    the cached steps/s ratio (hand-computed: 300/200 → 1.5×); any other count is said to be unpriced."""
+    import pandas as pd
+
+    from bench.papers.plan import total_line
+    from bench.spec import load
+
+    spec = load("smoke")
+    monkeypatch.setattr(jobs, "cores", lambda: 4)
+    monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
+    (tmp_path / jobs.CACHE).write_text(json.dumps({f"{jobs.cpu_name()}|4 cores|gan|64":
+                                                   {"processes": 300.0, "threads": 200.0}}))
+    assert jobs.speedup(1, spec, "cpu") == (1, 4, 1.0)
+    assert jobs.speedup("auto", spec, "cpu") == (4, 1, 1.5) == jobs.speedup(4, spec, "cpu")
+    assert jobs.speedup(2, spec, "cpu") == (2, 2, None)
+    table = pd.DataFrame({"trainings": [2, 1], "steps each": [100, 100], "Inception images": [0, 0],
+                          "estimated s": [60.0, 30.0], "with --jobs s": [40.0, 20.0],
+                          "--jobs layout": ["4 processes × 1 thread"] * 2})
+    line = total_line(table, "a CPU")
+    assert "estimated wall time ≈ 1m30s on a CPU (one process" in line
+    assert "with --jobs (4 processes × 1 thread): ≈ 1m00s" in line
+    assert "not priced" in total_line(table.assign(**{"with --jobs s": float("nan")}), "a CPU")
+
+
 def test_a_config_whose_worker_keeps_dying_is_retried_then_reported_failed(tmp_path):
     """A killed worker's trial goes stale: its config (seed included) is queued again, MAX_RETRIES times in
     a row; then the study records it as given up and the trials frame lists it as failed (the worst value
