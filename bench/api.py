@@ -395,8 +395,6 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
         spec = load_spec(s)
         table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name)
         if jobs is not None:
-            from bench import jobs as jobs_mod
-
             processes, threads, factor = jobs_mod.speedup(jobs_mod.parse(jobs), spec, dev, data_dir)
             table["with --jobs s"] = (table["estimated s"] / factor).round(1) if factor else float("nan")
             table["--jobs layout"] = (f"{processes} process{'es' if processes > 1 else ''} × {threads} "
