@@ -262,7 +262,7 @@ def _notes(budget: str) -> list[str]:
         + f"({MODEL_WORDS[b['model']]})" + ("" if b["model"] == "pacgan" else
                                             " instead of G 4×400 with batch norm and D 3×200 maxout (5 pieces)")
         + (f", lr {b['lr']:g} instead of 1e-4 so that the short run can learn at all" if b["lr"] != 1e-4 else "")
-        + (f", decayed linearly to 0 over the run (the paper's is constant)" if b.get("lr_schedule") == "linear" else "")
+        + (", decayed linearly to 0 over the run (the paper's is constant)" if b.get("lr_schedule") == "linear" else "")
         + ("" if "variants" not in b else ", no regularizer rows (the paper has none)")
         + f". Any gap between our GAN row and the paper's starts here: a GAN that has trained "
           f"{400_000 / max(steps(b, d) for d in ('ring', 'grid')):,.0f}× fewer steps or more has not yet spread over (or collapsed onto) the modes the way "
