@@ -6,6 +6,10 @@ result, written to benchmarks/results/cost-<hardware>.json.
 
     python benchmarks/cost.py                                  # smoke, ring_seeds, mnist_reg (hours on 2 cores)
     python benchmarks/cost.py --studies smoke --out /tmp/c.json
+
+Resumable by study: a study already in the output file is kept (its two runs were measured side by side)
+unless --again names it; the file says which of the default studies are still missing ("partial").
+Each measurement records the 1-minute load average before it, so a busy machine shows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 BENCH = [sys.executable, "-m", "bench.cli"]
 MODES = {"one process (--jobs 1)": "1", "--jobs auto": "auto"}
+DEFAULT_STUDIES = ("smoke", "ring_seeds", "mnist_reg")
 
 
 def _children_cpu() -> float:
@@ -29,11 +34,12 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def predicted_seconds(study: str) -> float:
-    """`bench run --plan`'s estimate of the whole run (one process), in seconds."""
+def predicted_seconds(study: str) -> tuple[float, float]:
+    """`bench run --plan --jobs auto`'s estimates of the whole run, in seconds: one process, and --jobs auto."""
     from bench import api
 
-    return float(api.plan(study)["estimated s"].sum())
+    table = api.plan(study, jobs="auto")
+    return float(table["estimated s"].sum()), float(table["with --jobs s"].sum())
 
 
 def measure(study: str, jobs: str) -> dict:
@@ -43,6 +49,7 @@ def measure(study: str, jobs: str) -> dict:
     from bench.storage import all_trials
 
     with tempfile.TemporaryDirectory(prefix="stabgen-cost-") as d:
+        load = os.getloadavg()[0]
         cpu0, t0 = _children_cpu(), time.perf_counter()
         r = subprocess.run([*BENCH, "run", "--study", study, "--runs-dir", d, "--jobs", jobs, "--quiet"],
                            capture_output=True, text=True)
@@ -52,34 +59,51 @@ def measure(study: str, jobs: str) -> dict:
         st = optuna.load_study(study_name=study, storage=f"sqlite:///{d}/{study}/study.db")
         done = [t for t in all_trials(st) if t.state.is_finished() and t.state.name != "FAIL"]
         trainings = sum(len(t.user_attrs.get("race_values", ())) or 1 for t in done)
-    return {"trainings": trainings, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)}
+    return {"trainings": trainings, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "load_before": round(load, 2)}
 
 
 def main(argv: list[str] | None = None) -> dict:
     from stabgen.hardware import describe, slug
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--studies", nargs="+", default=["smoke", "ring_seeds", "mnist_reg"])
+    ap.add_argument("--studies", nargs="+", default=list(DEFAULT_STUDIES))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--again", nargs="*", default=[], help="measure these studies again although the file has them")
     args = ap.parse_args(argv)
     hw = describe("cpu")
     out = args.out or Path(__file__).parent / "results" / f"cost-{slug(hw)}.json"
-    res = {"hardware": hw, "cores": os.cpu_count(), "studies": {}}
+    res = json.loads(out.read_text()) if out.is_file() else {}
+    res.update({"hardware": hw, "cores": os.cpu_count(), "studies": res.get("studies", {})})
     for study in args.studies:
-        row = {"plan_one_process_s": round(predicted_seconds(study), 1)}
+        if study in res["studies"] and study not in args.again:
+            print(f"{study:12s} kept from {out.name} (--again {study} measures it again)")
+            continue
+        one_s, auto_s = predicted_seconds(study)
+        row = {"plan_one_process_s": round(one_s, 1), "plan_jobs_auto_s": round(auto_s, 1)}
         for mode, jobs in MODES.items():
             row[mode] = measure(study, jobs)
         one, auto = row["one process (--jobs 1)"], row["--jobs auto"]
         row["auto_speedup_wall"] = round(one["wall_s"] / auto["wall_s"], 2)
         row["plan_over_measured_one_process"] = round(row["plan_one_process_s"] / one["wall_s"], 2)
+        row["plan_over_measured_jobs_auto"] = round(row["plan_jobs_auto_s"] / auto["wall_s"], 2)
+        row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
         res["studies"][study] = row
+        _write(res, out)
         print(f"{study:12s} one process {one['wall_s']:8.0f} s wall, {one['cpu_s']:8.0f} s CPU, {one['trainings']} "
               f"trainings · --jobs auto {auto['wall_s']:8.0f} s wall ({row['auto_speedup_wall']}×) · --plan "
-              f"{row['plan_one_process_s']:.0f} s ({row['plan_over_measured_one_process']}× the one-process run)")
+              f"{row['plan_one_process_s']:.0f} s ({row['plan_over_measured_one_process']}× the one-process run), "
+              f"{row['plan_jobs_auto_s']:.0f} s with --jobs auto ({row['plan_over_measured_jobs_auto']}×)")
+    _write(res, out)
+    print(f"wrote {out}" + (f" (partial: not yet {', '.join(res['missing'])})" if res["missing"] else ""))
+    return res
+
+
+def _write(res: dict, out: Path) -> None:
+    """The file after every study (an interrupted run keeps what it measured), saying what is missing."""
+    res["missing"] = [s for s in DEFAULT_STUDIES if s not in res["studies"]]
+    res["status"] = "partial" if res["missing"] else "complete"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"wrote {out}")
-    return res
 
 
 if __name__ == "__main__":
