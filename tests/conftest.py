@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 
+# OpenMP threads that wait sleep instead of spinning (libgomp spins by default), in this process and the
+# CLI subprocesses it starts: beside another busy process a spinning 2-thread torch process burns its
+# time slices waiting — two reference-trainer tests beside the benchmark took 121 s, and 49 s with this
+# (issue 34: tests that do not crawl under load). Set before torch is first imported (it is read then).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # An isolated metric cache for the whole test session (subprocesses inherit it). It holds
 # ~100 MB of feature statistics, so the session that made it removes it when it ends.
 _OWN_CACHE: str | None = None
