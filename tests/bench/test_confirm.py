@@ -192,6 +192,7 @@ def test_sequential_confirmation_spends_seeds_only_where_the_answer_is_open():
     assert t.loc["gan/ns/l1", "level"] == stats.POCOCK[3] and t.loc["gan/ns/l1", "verdict"].startswith("better")
     assert bool(t.loc["gan/ns/r1", "open"]) and not t.loc["gan/ns/l1", "open"] and not t.loc["gan/ns/l2", "open"]
     assert not t.loc["gan/ns/gp", "open"] and t.loc["gan/ns/gp", "verdict"].startswith("inconclusive")
+    assert f"at level {stats.POCOCK[3]:.3g};" in t.loc["gan/ns/gp", "verdict"]  # Pocock's per-look level, not α
     stopped = ("gan/ns/l1", "gan/ns/l2", "gan/ns/gp")
     df, plan = _frame({k: (v[:10] if k in stopped else v) for k, v in values.items()})
     assert confirm.targets(_ok(df), spec, plan) == {"gan/ns/none": 30, "gan/ns/l1": 10, "gan/ns/l2": 10,
@@ -243,3 +244,220 @@ def test_the_confirmation_replay_runs_and_its_committed_numbers(tmp_path, monkey
     assert set(committed["studies"]) == {"mnist_reg", "ring_seeds"} and committed["replicates"] >= 100
     for study in committed["studies"].values():
         assert set(study["designs"]) == {"fixed-10", "fixed-20", "sequential-4x10"}
+
+
+# --- the verdict's words and the table's wiring, pinned exactly (mutation run on bench/confirm.py) -------
+
+def _row(**kw) -> pd.Series:
+    """A tested row as confirm.table hands it to _verdict (p's and the Hodges–Lehmann effect set by hand)."""
+    base = {"arm": "gan/ns/r1", "baseline": "gan/ns/none", "p_better": 0.001, "p_worse": 0.999, "p_holm": 0.004,
+            "hodges_lehmann": -2.5, "hodges_lehmann_ci_low": -4.0, "hodges_lehmann_ci_high": -1.25,
+            "baseline_at_ceiling": False, "seeds_needed": 31.7, "paired_seeds": 10}
+    return pd.Series({**base, **kw})
+
+
+def test_each_verdict_in_its_exact_words():
+    c = _spec(confirm={"seeds": 10, "margin": 3.0}).confirm
+    ok = {"gan/ns/r1": True, "gan/ns/none": True}
+    v = confirm._verdict
+    assert v(_row(arm="gan/ns/none"), c, ok) == ("baseline", pytest.approx(math.nan, nan_ok=True))
+    assert v(_row(arm="gan/ns/none"), c, {"gan/ns/none": False})[0] == (
+        "baseline did not train at this budget: no verdict for its family")
+    assert v(_row(), c, {"gan/ns/r1": False, "gan/ns/none": True})[0] == "did not train at this budget"
+    assert v(_row(baseline=""), c, ok)[0] == "untested (no 'none' arm in its family)"
+    assert v(_row(), c, {"gan/ns/r1": True, "gan/ns/none": False})[0] == (
+        "no verdict: baseline gan/ns/none did not train at this budget")
+    assert v(_row(p_holm=math.nan), c, ok)[0] == "untested (no baseline gan/ns/none runs)"
+    assert v(_row().drop("p_holm"), c, ok)[0] == "untested (no baseline gan/ns/none runs)"
+    # decisive: the direction from the smaller one-sided p, the evidence quotes that p and the effect
+    assert v(_row(), c, ok) == ("better than gan/ns/none (p_holm 0.004, one-sided p 0.001; Hodges–Lehmann Δ -2.5 "
+                                "[-4, -1.25])", 0.004)
+    worse = _row(p_better=0.998, p_worse=0.002, hodges_lehmann=2.0, hodges_lehmann_ci_low=1.0,
+                 hodges_lehmann_ci_high=math.inf)
+    assert v(worse, c, ok) == ("worse than gan/ns/none (p_holm 0.004, one-sided p 0.002; Hodges–Lehmann Δ +2 "
+                               "[1, ∞])", 0.004)
+    tiny = _row(hodges_lehmann=2e-5, hodges_lehmann_ci_low=1e-5, hodges_lehmann_ci_high=3e-5)
+    assert "Hodges–Lehmann Δ +2e-05 [1e-05, 3e-05])" in v(tiny, c, ok)[0]  # lower-case exponents
+    # the level is strict: p_holm at the level is not significant; equivalence needs a margin and its own p
+    at_level = _row(p_holm=0.05, p_better=0.025, p_worse=0.98)
+    assert v(at_level, c, ok, level=0.05)[0].startswith("inconclusive (p_holm 0.05 at level 0.05; Hodges–Lehmann Δ "
+                                                        "-2.5 [-4, -1.25]): ≈ 31 seeds would give 80 % power at this "
+                                                        "effect (have 10)")
+    assert v(at_level, c, ok, level=0.05)[1] == 0.05
+    assert v(_row(p_holm=0.3, p_equivalent_holm=0.01), c, ok) == ("equivalent to gan/ns/none (±3; TOST p_holm 0.01)",
+                                                                   0.01)
+    assert v(_row(p_holm=0.3, p_equivalent_holm=0.05), c, ok, level=0.05)[0].startswith("inconclusive")
+    assert v(_row(p_holm=0.3), c, ok)[0].startswith("inconclusive")  # a margin but no TOST p: not equivalent
+    no_margin = _spec(confirm={"seeds": 10}).confirm
+    assert v(_row(p_holm=0.3, p_equivalent_holm=0.01), no_margin, ok)[0].startswith("inconclusive")
+    assert v(_row(p_holm=0.3, baseline_at_ceiling=True), c, ok) == (
+        "untestable at this budget: every gan/ns/none seed is at the metric's ceiling, so no arm can be shown "
+        "better (p_holm 0.3)", 0.3)
+
+
+def test_numbers_in_a_verdicts_words():
+    assert confirm._num(math.nan) == "—" and confirm._num(math.inf) == "∞" and confirm._num(-math.inf) == "−∞"
+    assert confirm._num(-0.0) == "0" and confirm._num(1.23456) == "1.235" and confirm._num(2.0, "{:+.4g}") == "+2"
+
+
+def test_the_ceiling_needs_every_baseline_seed_at_it():
+    ring = _spec(dataset="ring", models=("mlp2d_small",), regs=("none", "r1"), metric="modes_captured")
+    assert confirm._at_ceiling(np.array([8.0, 8.0]), ring) and confirm._at_ceiling(np.array([8.0]), ring)
+    assert not confirm._at_ceiling(np.array([8.0, 7.0]), ring) and not confirm._at_ceiling(np.array([]), ring)
+    no_ceiling = _spec(dataset="ring", models=("mlp2d_small",), regs=("none", "r1"), metric="reverse_kl")
+    assert not confirm._at_ceiling(np.array([8.0, 8.0]), no_ceiling)
+
+
+def test_the_gate_is_the_median_with_divergences_worst():
+    ring = _spec(dataset="ring", models=("mlp2d_small",), regs=("none", "r1"), metric="reverse_kl")
+    runs = pd.DataFrame({"status": ["completed", "completed", "diverged"], "high_quality": [0.6, 0.7, 0.9]})
+    assert confirm.gate_values(runs, ring) == ({"high_quality": 0.6}, True)  # the diverged 0.9 counts as worst
+    assert confirm.gate_values(runs.assign(high_quality=[0.6, 0.3, 0.9]), ring) == ({"high_quality": 0.3}, False)
+    empty = confirm.gate_values(runs.iloc[:0], ring)[0]
+    assert math.isnan(empty["high_quality"])
+    assert math.isnan(confirm.gate_values(runs.drop(columns="high_quality"), ring)[0]["high_quality"])
+    assert confirm.gate_values(runs, _spec(dataset="stacked-mnist", models=("gan",), regs=("none",),
+                                            metric="stacked_kl")) == ({}, None)  # a dataset with no gate
+
+
+def test_the_table_ranks_counts_and_pairs_what_it_should():
+    """Ranking by median (ties: the better mean of completed seeds), a maximized metric ranked the other
+    way, each arm's own runs only, the margin reaching TOST, and a config that is not the arm's plan left out."""
+    df, plan = _frame({"gan/ns/none": BASE, "gan/ns/l2": [v + 1 for v in BASE],
+                       "gan/ns/r1": [None if i < 3 else v - 1 for i, v in enumerate(BASE)]})
+    # runs labelled l2 of a config that is not l2's in the plan (here: the baseline's), listed first: never counted
+    stray = df[df["confirm_arm"] == "gan/ns/l2"].assign(confirm_of=plan["gan/ns/none"],
+                                                         trial=lambda d: d["trial"] + 500, domain_fid=1e6)
+    df = pd.concat([stray, df], ignore_index=True)
+    spec = _spec(models=("gan",), confirm={"seeds": 20, "stages": 1, "margin": 50.0})
+    t = confirm.table(_ok(df), spec, plan)
+    assert list(t["rank"]) == [1, 2, 3] and list(t.columns[:2]) == ["rank", "arm"] and list(t.index) == [0, 1, 2]
+    t = t.set_index("arm")
+    assert t.loc["gan/ns/l2", "seeds"] == SEEDS and t.loc["gan/ns/l2", "median"] == pytest.approx(np.median(BASE) + 1)
+    assert t.loc["gan/ns/l2", "mean_completed"] == pytest.approx(np.mean(BASE) + 1)  # the stray 1e6 is not its run
+    r1 = t.loc["gan/ns/r1"]
+    assert r1["mean_completed"] == pytest.approx(np.mean(BASE[3:]) - 1) and r1["diverged"] == 3 / SEEDS
+    assert t.loc["gan/ns/none", "baseline"] == "gan/ns/none" and t.loc["gan/ns/none", "gate"] == "passed"
+    assert t.loc["gan/ns/none", "baseline_at_ceiling"] == False  # noqa: E712 — the column of an untested row
+    assert not t.loc["gan/ns/l2", "baseline_at_ceiling"] and "p_equivalent_holm" in t
+    assert t.loc["gan/ns/l2", "verdict"].startswith("worse than gan/ns/none")
+    # the margin (50) reached stats.paired's TOST, and Holm over the tested arms' TOST p's
+    assert t.loc["gan/ns/l2", "p_equivalent"] < 0.05 and t.loc["gan/ns/l2", "p_equivalent_holm"] < 0.05
+    tested = t.drop(index="gan/ns/none")
+    assert list(tested["p_equivalent_holm"]) == pytest.approx(stats.holm(tested["p_equivalent"]))
+    # ties of the median go to the better mean of completed seeds; a maximized metric ranks high first
+    tie, plan2 = _frame({"gan/ns/none": [10.0, 20.0, 30.0], "gan/ns/r1": [5.0, 20.0, 31.0]})
+    order = list(confirm.table(_ok(tie), _spec(models=("gan",)), plan2)["arm"])
+    assert order == ["gan/ns/r1", "gan/ns/none"]  # same median 20; r1's mean 18.7 < 20 (not the names' order)
+    ring = _spec(dataset="ring", models=("mlp2d_small",), regs=("none", "r1"), metric="modes_captured")
+    ring = _spec(dataset="ring", models=("mlp2d_small",), regs=("none", "r1", "gp"), metric="modes_captured")
+    up, plan3 = _frame({"mlp2d_small/ns/none": [5.0, 6.0, 7.0], "mlp2d_small/ns/r1": [4.0, 6.0, 8.5],
+                        "mlp2d_small/ns/gp": [6.5, 7.0, 7.5]}, metric="modes_captured")
+    ranked = confirm.table(up.assign(high_quality=0.9), ring, plan3)
+    # gp's median 7 first; none and r1 tie at 6, r1's mean 6.17 beats none's 6 (maximized)
+    assert list(ranked["arm"]) == ["mlp2d_small/ns/gp", "mlp2d_small/ns/r1", "mlp2d_small/ns/none"]
+    # arms the spec has no family for (a record whose spec changed): nothing tested, p columns still
+    # numbers (NaN), one schema
+    alone, plan4 = _frame({"gan/ns/l2": BASE, "gan/ns/r1": BASE})
+    t4 = confirm.table(_ok(alone), _spec(models=("vae",), regs=("none", "l2")), plan4).set_index("arm")
+    assert list(t4["baseline"]) == ["", ""] and set(t4["verdict"]) == {"untested (no 'none' arm in its family)"}
+    assert t4["p"].dtype == float and t4["p_holm"].isna().all() and t4["hodges_lehmann"].dtype == float
+    # a dataset without a gate: "none" in the gate column
+    st = _spec(dataset="stacked-mnist", models=("gan",), regs=("none", "r1"), metric="stacked_kl")
+    sdf, plan5 = _frame({"gan/ns/none": BASE, "gan/ns/r1": BASE}, metric="stacked_kl")
+    assert set(confirm.table(sdf, st, plan5)["gate"]) == {"none"}
+
+
+def _search(rows: list[tuple]) -> pd.DataFrame:
+    """Search rows (trial, config_id, regularizer, value or None = diverged, seed_rerun_of) of GAN/NS arms."""
+    return pd.DataFrame([{"trial": t, "config_id": cid, "model": "gan", "objective": "ns", "regularizer": reg,
+                          "lam": 0.1, "lr": 1e-3, "status": "completed" if v is not None else "diverged",
+                          "domain_fid": v, "confirm_arm": None, "confirm_of": None, "confirm_seed": None,
+                          "seed_rerun_of": rerun} for t, cid, reg, v, rerun in rows])
+
+
+SEARCH = _search([
+    (1, "A", "r1", 10.0, None), (2, "A", "r1", 20.0, 1), (3, "A", "r1", 21.0, 1),  # median 20, mean 17
+    (4, "B", "r1", 20.0, None), (5, "B", "r1", 20.0, 4), (6, "B", "r1", 20.0, 4),  # median 20, mean 20
+    (7, "C", "none", 5.0, None), (8, "C", "none", None, 7),  # 5 and a divergence: median at the worst
+    (9, "D", "none", 8.0, None),
+    (20, "E", "l2", 7.0, None), (10, "F", "l2", 7.0, None)])  # a tie in everything: the earlier trial
+
+
+def test_the_best_config_of_each_arm_by_median_then_mean_then_the_earlier_trial():
+    confirmed = pd.concat([SEARCH, _search([(30, "G", "r1", 0.0, None)]).assign(confirm_arm="gan/ns/r1",
+                                                                                confirm_of=1, confirm_seed=0)])
+    assert confirm.select(confirmed, "regularizer", "domain_fid", "minimize") == {
+        "gan/ns/r1": 1, "gan/ns/none": 9, "gan/ns/l2": 10}  # the confirmation run's 0.0 is not a search value
+    assert confirm.select(SEARCH, "regularizer", "domain_fid", "maximize") == {
+        "gan/ns/r1": 4, "gan/ns/none": 9, "gan/ns/l2": 10}  # maximized: B's better mean, C's divergence still worst
+    assert confirm.select(SEARCH, "model", "domain_fid", "minimize") == {"gan": 10}  # one arm per model: l2's 7
+    assert confirm.select(SEARCH.iloc[:0], "regularizer", "domain_fid", "minimize") == {}
+    assert confirm.search_counts(SEARCH, "regularizer") == {"gan/ns/l2": 2, "gan/ns/none": 2, "gan/ns/r1": 2}
+    assert confirm.search_counts(SEARCH, "model") == {"gan": 6} and confirm.search_counts(SEARCH.iloc[:0], "model") == {}
+    assert confirm.search_counts(SEARCH.drop(columns="seed_rerun_of"), "model") == {"gan": 11}
+
+
+def test_the_plan_is_made_once_per_search_state_and_owes_only_what_is_missing(monkeypatch, caplog):
+    import optuna
+
+    from bench import records
+    from bench.space import CONFIRM
+
+    spec = _spec(models=("gan",), regs=("none", "l2", "r1"), confirm={"seeds": 3, "stages": 1})
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
+    for number in range(11):  # trials 0…10: the search configs' first trials carry their own lr
+        study.add_trial(optuna.trial.create_trial(params={"lr": 1e-4 * (number + 1)}, distributions=dist, value=1.0))
+    done = {CONFIRM: "gan/ns/none", "confirm_of": 9}
+    study.add_trial(optuna.trial.create_trial(params={"lr": 1e-3}, distributions=dist, value=8.0,
+                                              user_attrs={**done, "confirm_seed": 0}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={**done, "confirm_seed": 1}))
+    frame = SEARCH.copy()
+    monkeypatch.setattr(records, "trials_frame", lambda s: frame)
+    p = confirm.plan(study, spec)
+    assert p == {"arm": "regularizer", "arms": {"gan/ns/r1": 1, "gan/ns/none": 9, "gan/ns/l2": 10}, "based_on": 11,
+                 "protocol": confirm.PROTOCOL} == study.user_attrs[confirm.PLAN_ATTR]
+    assert "arms unequal" not in caplog.text  # 2 search trials each (seed re-runs not counted)
+    owed = confirm.pending(study, spec)  # none's seed 0 ran; its failed seed 1 is owed again
+    want = [(arm, src, i) for arm, src in p["arms"].items() for i in range(3) if (arm, i) != ("gan/ns/none", 0)]
+    assert [(a[CONFIRM], a["confirm_of"], a["confirm_seed"]) for _, a in owed] == want
+    assert all(params == {"lr": pytest.approx(1e-4 * (a["confirm_of"] + 1))} for params, a in owed)
+    # a stored plan of the same search stands, even if the search would now choose otherwise …
+    frame.loc[frame["trial"] == 9, "domain_fid"] = 100.0
+    assert confirm.plan(study, spec)["arms"]["gan/ns/none"] == 9
+    # … but a grown search, another arm kind or another protocol chooses again
+    frame = pd.concat([frame, _search([(11, "H", "none", 1.0, None)])], ignore_index=True)
+    assert confirm.plan(study, spec) == {"arm": "regularizer", "arms": {"gan/ns/r1": 1, "gan/ns/none": 11,
+                                                                         "gan/ns/l2": 10}, "based_on": 12,
+                                         "protocol": confirm.PROTOCOL}
+    assert "arms unequal in search trials before confirmation: gan/ns/l2 2, gan/ns/none 3, gan/ns/r1 2" in caplog.text
+    assert confirm.plan(study, _spec(models=("gan",), regs=("none", "l2", "r1"), confirm={"seeds": 3, "arm": "model"}))[
+        "arms"] == {"gan": 11}
+    study.set_user_attr(confirm.PLAN_ATTR, {**study.user_attrs[confirm.PLAN_ATTR], "protocol": confirm.PROTOCOL - 1})
+    assert confirm.plan(study, spec)["protocol"] == confirm.PROTOCOL
+    assert confirm.pending(study, _spec(models=("gan",), regs=("none", "r1"), confirm={"seeds": 0})) == []
+
+
+def test_targets_before_every_arm_has_run_and_never_fewer_seeds_for_a_baseline():
+    """An arm with no confirmation run yet: the first stage for all (one seed a stage here); an open arm
+    asks its baseline for its own count + a stage, never below what the baseline already has."""
+    spec = _spec(models=("gan",), regs=("none", "l1", "r1"), confirm={"seeds": 1, "stages": 4})
+    df, plan = _frame({"gan/ns/none": BASE[:1], "gan/ns/l1": BASE[:1]})
+    plan["gan/ns/r1"] = 99_000  # planned, not run yet
+    assert confirm.targets(_ok(df), spec, plan) == {"gan/ns/none": 1, "gan/ns/l1": 1, "gan/ns/r1": 1}
+    spec = _spec(models=("gan",), regs=("none", "l1"), confirm={"seeds": 10, "stages": 4})
+    lean = [0.3, -0.2, 0.5, -0.4, 0.6, -0.1, 0.4, -0.3, 0.7, 0.05]  # p 0.26: open
+    df, plan = _frame({"gan/ns/none": BASE + BASE[:10], "gan/ns/l1": [v + e for v, e in zip(BASE, lean)]})
+    assert confirm.targets(_ok(df), spec, plan) == {"gan/ns/none": 30, "gan/ns/l1": 20}
+
+
+def test_an_arm_at_the_futility_bound_is_still_open():
+    """Two-sided p exactly stats.FUTILITY (0.5) keeps the arm open: the bound is inclusive."""
+    d = [-1.0, 2.0, -2.0, -3.0, -3.0, -5.0, 2.0, 1.0, 2.0, 1.0]  # exact two-sided signed-rank p = 0.5
+    assert stats.signed_rank_p(np.array(d)) == stats.FUTILITY == 0.5
+    spec = _spec(models=("gan",), regs=("none", "l1"), confirm={"seeds": 10, "stages": 3})
+    df, plan = _frame({"gan/ns/none": BASE[:10], "gan/ns/l1": [b + x for b, x in zip(BASE[:10], d)]})
+    t = confirm.table(_ok(df), spec, plan).set_index("arm")
+    assert t.loc["gan/ns/l1", "p"] == 0.5 and bool(t.loc["gan/ns/l1", "open"])
+    assert confirm.targets(_ok(df), spec, plan) == {"gan/ns/none": 20, "gan/ns/l1": 20}
