@@ -313,6 +313,10 @@ def test_the_gate_is_the_median_with_divergences_worst():
     runs = pd.DataFrame({"status": ["completed", "completed", "diverged"], "high_quality": [0.6, 0.7, 0.9]})
     assert confirm.gate_values(runs, ring) == ({"high_quality": 0.6}, True)  # the diverged 0.9 counts as worst
     assert confirm.gate_values(runs.assign(high_quality=[0.6, 0.3, 0.9]), ring) == ({"high_quality": 0.3}, False)
+    mnist = _spec()  # a minimized gate column: a diverged run is +∞ there
+    fid = pd.DataFrame({"status": ["completed", "completed", "diverged"], "domain_fid": [100.0, 120.0, 50.0],
+                        "classes": [10.0, 10.0, 10.0]})
+    assert confirm.gate_values(fid, mnist) == ({"domain_fid": 120.0, "classes": 10.0}, True)
     empty = confirm.gate_values(runs.iloc[:0], ring)[0]
     assert math.isnan(empty["high_quality"])
     assert math.isnan(confirm.gate_values(runs.drop(columns="high_quality"), ring)[0]["high_quality"])
@@ -356,6 +360,15 @@ def test_the_table_ranks_counts_and_pairs_what_it_should():
     ranked = confirm.table(up.assign(high_quality=0.9), ring, plan3)
     # gp's median 7 first; none and r1 tie at 6, r1's mean 6.17 beats none's 6 (maximized)
     assert list(ranked["arm"]) == ["mlp2d_small/ns/gp", "mlp2d_small/ns/r1", "mlp2d_small/ns/none"]
+    # the median ranks first, the mean only breaks its ties (l2: median 9, mean 9; r1: median 10, mean 7)
+    mm, plan6 = _frame({"gan/ns/none": [50.0, 50.0, 50.0], "gan/ns/l2": [9.0, 9.0, 9.0], "gan/ns/r1": [1.0, 10.0, 10.0]})
+    assert list(confirm.table(_ok(mm), _spec(models=("gan",)), plan6)["arm"]) == ["gan/ns/l2", "gan/ns/r1", "gan/ns/none"]
+    # an arm whose every seed diverged sits at the worst value of a maximized metric: −∞, ranked last
+    dead, plan7 = _frame({"mlp2d_small/ns/none": [5.0, 6.0, 7.0], "mlp2d_small/ns/r1": [None, None, None]},
+                         metric="modes_captured")
+    t7 = confirm.table(dead.assign(high_quality=0.9), ring, plan7).set_index("arm")
+    assert t7.loc["mlp2d_small/ns/r1", ["median", "median_ci_low", "median_ci_high"]].tolist() == [-math.inf] * 3
+    assert t7.loc["mlp2d_small/ns/r1", "rank"] == 2
     # arms the spec has no family for (a record whose spec changed): nothing tested, p columns still
     # numbers (NaN), one schema
     alone, plan4 = _frame({"gan/ns/l2": BASE, "gan/ns/r1": BASE})
@@ -381,21 +394,24 @@ SEARCH = _search([
     (4, "B", "r1", 20.0, None), (5, "B", "r1", 20.0, 4), (6, "B", "r1", 20.0, 4),  # median 20, mean 20
     (7, "C", "none", 5.0, None), (8, "C", "none", None, 7),  # 5 and a divergence: median at the worst
     (9, "D", "none", 8.0, None),
-    (20, "E", "l2", 7.0, None), (10, "F", "l2", 7.0, None)])  # a tie in everything: the earlier trial
+    (20, "E", "l2", 7.0, None), (10, "F", "l2", 7.0, None),  # a tie in everything: the earlier trial
+    (41, "P", "gp", None, None), (42, "P", "gp", None, 41),  # every seed diverged: no mean at all …
+    (40, "Q", "gp", 5.0, None), (43, "Q", "gp", None, 40), (44, "Q", "gp", None, 40)])  # … loses to a mean of 5
 
 
 def test_the_best_config_of_each_arm_by_median_then_mean_then_the_earlier_trial():
     confirmed = pd.concat([SEARCH, _search([(30, "G", "r1", 0.0, None)]).assign(confirm_arm="gan/ns/r1",
                                                                                 confirm_of=1, confirm_seed=0)])
     assert confirm.select(confirmed, "regularizer", "domain_fid", "minimize") == {
-        "gan/ns/r1": 1, "gan/ns/none": 9, "gan/ns/l2": 10}  # the confirmation run's 0.0 is not a search value
+        "gan/ns/r1": 1, "gan/ns/none": 9, "gan/ns/l2": 10, "gan/ns/gp": 40}  # the confirmation run's 0.0 is no search value
     assert confirm.select(SEARCH, "regularizer", "domain_fid", "maximize") == {
-        "gan/ns/r1": 4, "gan/ns/none": 9, "gan/ns/l2": 10}  # maximized: B's better mean, C's divergence still worst
+        "gan/ns/r1": 4, "gan/ns/none": 9, "gan/ns/l2": 10, "gan/ns/gp": 40}  # B's better mean; divergence still worst
     assert confirm.select(SEARCH, "model", "domain_fid", "minimize") == {"gan": 10}  # one arm per model: l2's 7
     assert confirm.select(SEARCH.iloc[:0], "regularizer", "domain_fid", "minimize") == {}
-    assert confirm.search_counts(SEARCH, "regularizer") == {"gan/ns/l2": 2, "gan/ns/none": 2, "gan/ns/r1": 2}
-    assert confirm.search_counts(SEARCH, "model") == {"gan": 6} and confirm.search_counts(SEARCH.iloc[:0], "model") == {}
-    assert confirm.search_counts(SEARCH.drop(columns="seed_rerun_of"), "model") == {"gan": 11}
+    assert confirm.search_counts(SEARCH, "regularizer") == {"gan/ns/gp": 2, "gan/ns/l2": 2, "gan/ns/none": 2,
+                                                             "gan/ns/r1": 2}
+    assert confirm.search_counts(SEARCH, "model") == {"gan": 8} and confirm.search_counts(SEARCH.iloc[:0], "model") == {}
+    assert confirm.search_counts(SEARCH.drop(columns="seed_rerun_of"), "model") == {"gan": 16}
 
 
 def test_the_plan_is_made_once_per_search_state_and_owes_only_what_is_missing(monkeypatch, caplog):
@@ -404,19 +420,20 @@ def test_the_plan_is_made_once_per_search_state_and_owes_only_what_is_missing(mo
     from bench import records
     from bench.space import CONFIRM
 
-    spec = _spec(models=("gan",), regs=("none", "l2", "r1"), confirm={"seeds": 3, "stages": 1})
+    spec = _spec(models=("gan",), regs=("none", "l2", "r1", "gp"), confirm={"seeds": 3, "stages": 1})
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     dist = {"lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
-    for number in range(11):  # trials 0…10: the search configs' first trials carry their own lr
+    for number in range(45):  # trials 0…44: the search configs' first trials carry their own lr
         study.add_trial(optuna.trial.create_trial(params={"lr": 1e-4 * (number + 1)}, distributions=dist, value=1.0))
     done = {CONFIRM: "gan/ns/none", "confirm_of": 9}
     study.add_trial(optuna.trial.create_trial(params={"lr": 1e-3}, distributions=dist, value=8.0,
                                               user_attrs={**done, "confirm_seed": 0}))
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={**done, "confirm_seed": 1}))
     frame = SEARCH.copy()
-    monkeypatch.setattr(records, "trials_frame", lambda s: frame)
+    monkeypatch.setattr(records, "trials_frame", lambda s: frame if s is study else pytest.fail("not the study's frame"))
     p = confirm.plan(study, spec)
-    assert p == {"arm": "regularizer", "arms": {"gan/ns/r1": 1, "gan/ns/none": 9, "gan/ns/l2": 10}, "based_on": 11,
+    assert p == {"arm": "regularizer", "arms": {"gan/ns/r1": 1, "gan/ns/none": 9, "gan/ns/l2": 10, "gan/ns/gp": 40},
+                 "based_on": 16,
                  "protocol": confirm.PROTOCOL} == study.user_attrs[confirm.PLAN_ATTR]
     assert "arms unequal" not in caplog.text  # 2 search trials each (seed re-runs not counted)
     owed = confirm.pending(study, spec)  # none's seed 0 ran; its failed seed 1 is owed again
@@ -424,19 +441,30 @@ def test_the_plan_is_made_once_per_search_state_and_owes_only_what_is_missing(mo
     assert [(a[CONFIRM], a["confirm_of"], a["confirm_seed"]) for _, a in owed] == want
     assert all(params == {"lr": pytest.approx(1e-4 * (a["confirm_of"] + 1))} for params, a in owed)
     # a stored plan of the same search stands, even if the search would now choose otherwise …
-    frame.loc[frame["trial"] == 9, "domain_fid"] = 100.0
+    frame.loc[frame["trial"] == 9, "status"] = "diverged"  # chosen afresh, none's best would now be C (trial 7)
     assert confirm.plan(study, spec)["arms"]["gan/ns/none"] == 9
     # … but a grown search, another arm kind or another protocol chooses again
     frame = pd.concat([frame, _search([(11, "H", "none", 1.0, None)])], ignore_index=True)
     assert confirm.plan(study, spec) == {"arm": "regularizer", "arms": {"gan/ns/r1": 1, "gan/ns/none": 11,
-                                                                         "gan/ns/l2": 10}, "based_on": 12,
-                                         "protocol": confirm.PROTOCOL}
-    assert "arms unequal in search trials before confirmation: gan/ns/l2 2, gan/ns/none 3, gan/ns/r1 2" in caplog.text
-    assert confirm.plan(study, _spec(models=("gan",), regs=("none", "l2", "r1"), confirm={"seeds": 3, "arm": "model"}))[
-        "arms"] == {"gan": 11}
+                                                                         "gan/ns/l2": 10, "gan/ns/gp": 40},
+                                         "based_on": 17, "protocol": confirm.PROTOCOL}
+    assert ("arms unequal in search trials before confirmation: gan/ns/gp 2, gan/ns/l2 2, gan/ns/none 3, "
+            "gan/ns/r1 2") in caplog.text
+    by_model = _spec(models=("gan",), regs=("none", "l2", "r1", "gp"), confirm={"seeds": 3, "arm": "model"})
+    assert confirm.plan(study, by_model) == {"arm": "model", "arms": {"gan": 11}, "based_on": 17,
+                                             "protocol": confirm.PROTOCOL}
+    assert confirm.plan(study, spec)["arm"] == "regularizer"  # and back
+    frame.loc[frame["trial"] == 11, "status"] = "diverged"  # would change none's choice: only a new protocol re-plans
     study.set_user_attr(confirm.PLAN_ATTR, {**study.user_attrs[confirm.PLAN_ATTR], "protocol": confirm.PROTOCOL - 1})
     assert confirm.plan(study, spec)["protocol"] == confirm.PROTOCOL
-    assert confirm.pending(study, _spec(models=("gan",), regs=("none", "r1"), confirm={"seeds": 0})) == []
+    assert study.user_attrs[confirm.PLAN_ATTR]["arms"]["gan/ns/none"] == 7
+    one = _spec(models=("gan",), regs=("none", "l2", "r1", "gp"), confirm={"seeds": 1, "stages": 1})
+    owed_one = confirm.pending(study, one)  # one seed per arm; none's run was of trial 9, its new config is 7
+    assert [(a[CONFIRM], a["confirm_of"], a["confirm_seed"]) for _, a in owed_one] == [
+        ("gan/ns/r1", 1, 0), ("gan/ns/none", 7, 0), ("gan/ns/l2", 10, 0), ("gan/ns/gp", 40, 0)]
+    fresh = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    assert confirm.pending(fresh, _spec(models=("gan",), regs=("none", "r1"), confirm={"seeds": 0})) == []
+    assert confirm.PLAN_ATTR not in fresh.user_attrs  # no confirmation: no plan made
 
 
 def test_targets_before_every_arm_has_run_and_never_fewer_seeds_for_a_baseline():
