@@ -369,6 +369,9 @@ def test_the_table_ranks_counts_and_pairs_what_it_should():
     t7 = confirm.table(dead.assign(high_quality=0.9), ring, plan7).set_index("arm")
     assert t7.loc["mlp2d_small/ns/r1", ["median", "median_ci_low", "median_ci_high"]].tolist() == [-math.inf] * 3
     assert t7.loc["mlp2d_small/ns/r1", "rank"] == 2
+    dead_min, plan8 = _frame({"gan/ns/none": BASE[:3], "gan/ns/r1": [None, None, None]})  # minimized: +∞
+    t8 = confirm.table(_ok(dead_min), _spec(models=("gan",)), plan8).set_index("arm")
+    assert t8.loc["gan/ns/r1", ["median", "median_ci_low", "median_ci_high"]].tolist() == [math.inf] * 3
     # arms the spec has no family for (a record whose spec changed): nothing tested, p columns still
     # numbers (NaN), one schema
     alone, plan4 = _frame({"gan/ns/l2": BASE, "gan/ns/r1": BASE})
