@@ -91,6 +91,11 @@ def options(spec: StudySpec, trials: int | None = None, steps: int | None = None
                       jobs=jobs_mod.parse(jobs), inception=inception)
 
 
+def _finished(study: optuna.Study) -> int:
+    """Finished trials of the study and its owed runs (what a run adds when it trains anything)."""
+    return sum(t.state.is_finished() for t in storage.all_trials(study))
+
+
 def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, command: str | None = None,
               figures: bool = False, on_trial_start: Callable[[int], None] | None = None,
               on_step: Callable[[int, int], None] | None = None, on_trial_end: Callable | None = None,
@@ -104,7 +109,7 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
     study = check_storage(spec, opts)  # the one open of the storage in this process, the one spec check
     if on_ready is not None:
         on_ready()
-    t0 = time.perf_counter()
+    t0, finished_before = time.perf_counter(), _finished(study)
     processes, threads = jobs_mod.layout(opts.jobs, spec, opts.device, opts.data_dir)
     opts = dataclasses.replace(opts, jobs=processes)  # "auto" resolved: every process knows how many share the work
     with jobs_mod.helpers(spec, opts, processes, threads):  # --jobs: workers beside this process
@@ -116,8 +121,9 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
             logging.getLogger(__name__).warning(f"Inception evaluation skipped: {e}")
     command = command or f"bench run --study {spec.name}"
     storage.record_command(study, command)
-    study.set_user_attr("last_processes", processes)  # the report's hardware line: how many trained side by side
-    study.set_user_attr("last_wall_seconds", round(time.perf_counter() - t0, 1))
+    if _finished(study) > finished_before:  # a resume that trains nothing keeps the last training run's figures
+        study.set_user_attr("last_processes", processes)  # the report's hardware line: how many trained side by side
+        study.set_user_attr("last_wall_seconds", round(time.perf_counter() - t0, 1))
     rec = report.record_of(study, opts.storage)
     rec.report = report.build(rec, opts.runs_dir / spec.name, command, figures=figures)
     return rec

@@ -225,11 +225,14 @@ def test_smoke_study_end_to_end(tmp_path, mnist_dir, monkeypatch):
     assert list(fids) == [500, 1000] and all(0 < v < math.inf for v in fids.values())
     # at the study's own N (1,000) it is the run's recorded domain FID: same fixed noise, same reference subset
     assert fids[1000] == pytest.approx(float(lb.loc[lb["trial"] == run, "domain_fid"].iloc[0]), rel=1e-6)
-    # resuming with the same command adds no trials and keeps the record
+    # resuming with the same command adds no trials and keeps the record — and the wall time of the run
+    # that trained (a resume of a finished study took seconds; it is not "the last run's wall time")
+    db = f"sqlite:///{tmp_path}/runs/smoke/study.db"
+    wall = optuna.load_study(study_name="smoke", storage=db).user_attrs["last_wall_seconds"]
     r2 = bench("run", "--study", "smoke", cwd=tmp_path)
     assert r2.returncode == 0
-    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{tmp_path}/runs/smoke/study.db")
-    assert len(all_trials(study)) == len(lb)
+    study = optuna.load_study(study_name="smoke", storage=db)
+    assert len(all_trials(study)) == len(lb) and study.user_attrs["last_wall_seconds"] == wall
 
 
 @pytest.mark.slow
