@@ -83,7 +83,7 @@ def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
         path.write_text(json.dumps(cached, indent=2) + "\n")
     else:
         log.warning(f"--jobs auto: {n} one-thread processes {m['processes']:.0f} steps/s against one {n}-thread "
-                    f"process {m['threads']:.0f} steps/s is more than {n}× apart, which only other load on the "
+                    f"process {m['threads']:.0f} steps/s is more than {2 * n}× apart, which only other load on the "
                     "machine explains; used for this run, not cached (the next run measures again)")
     return m
 
@@ -179,9 +179,11 @@ def measure(spec, device: str, n: int, data_dir: str | None = None) -> dict:
 
 
 def plausible(m: dict, n: int) -> bool:
-    """On a quiet machine n processes are at most n times one n-thread process, and vice versa: a ratio
-    beyond that (the cache once held 141 against 8 steps/s, timed beside a benchmark) is other load."""
-    return 1 / n <= m["processes"] / max(m["threads"], 1e-9) <= n
+    """A ratio no quiet machine gives is other load (the cache once held 141 against 8 steps/s, timed beside
+    a benchmark). n one-thread processes can beat one n-thread process by more than n on a small net —
+    threads cost overhead there: 321 against 150 steps/s (2.1×) for the MLP GAN on a quiet 2-core EPYC —
+    so the bound allows another factor of 2 either way."""
+    return 1 / (2 * n) <= m["processes"] / max(m["threads"], 1e-9) <= 2 * n
 
 
 def _interrupt(signum, frame) -> None:
