@@ -381,8 +381,8 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
     """What a study (or every study of a suite, or a paper reproduction at a budget) costs on this
     device, priced by short timed runs of each kind of training; nothing runs and nothing is stored
     (`bench run/benchmark/reproduce --plan`). With `jobs` (--jobs N|auto) a column `with --jobs s`: each
-    row's one-process seconds over the measured speed-up of that layout (bench.jobs.speedup), NaN where
-    the layout is not measured."""
+    training row's one-process seconds over the measured speed-up of that layout (bench.jobs.speedup; the
+    Inception row stays as it is: one process scores), NaN where the layout is not measured."""
     from bench import plan as plan_mod
 
     dev = check_device(device or default_device())
@@ -402,7 +402,10 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
         table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name)
         if jobs is not None:
             processes, threads, factor = jobs_mod.speedup(jobs_mod.parse(jobs), spec, dev, data_dir)
-            table["with --jobs s"] = (table["estimated s"] / factor).round(1) if factor else float("nan")
+            # trainings (and their evaluations) spread over the processes; the Inception scoring runs in one
+            parallel = table["trainings"] > 0
+            table["with --jobs s"] = (table["estimated s"].where(~parallel, table["estimated s"] / factor).round(1)
+                                      if factor else float("nan"))
             table["--jobs layout"] = (f"{processes} process{'es' if processes > 1 else ''} × {threads} "
                                       f"thread{'s' if threads > 1 else ''}")
         tables.append(table)
