@@ -386,6 +386,7 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
     from bench import plan as plan_mod
 
     dev = check_device(device or default_device())
+    jobs = jobs_mod.parse(jobs) if jobs is not None else None  # a bad --jobs is refused before any timed run
     if paper is not None:
         from bench import papers
 
@@ -401,7 +402,7 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
         spec = load_spec(s)
         table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name)
         if jobs is not None:
-            processes, threads, factor = jobs_mod.speedup(jobs_mod.parse(jobs), spec, dev, data_dir)
+            processes, threads, factor = jobs_mod.speedup(jobs, spec, dev, data_dir)
             # trainings (and their evaluations) spread over the processes; the Inception scoring runs in one
             parallel = table["trainings"] > 0
             table["with --jobs s"] = (table["estimated s"].where(~parallel, table["estimated s"] / factor).round(1)

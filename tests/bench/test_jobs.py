@@ -101,6 +101,9 @@ def test_jobs_values_are_checked_in_one_line():
     for bad in ("0", "-2", "many", "1000"):
         with pytest.raises(StabgenError, match="--jobs"):
             jobs.parse(bad)
+    from bench import api
+    with pytest.raises(StabgenError, match="--jobs"):  # --plan refuses it before pricing anything (no data here)
+        api.plan("smoke", jobs="many", data_dir="/nonexistent", device="cpu")
 
 
 def test_layout_splits_the_cores_and_auto_reads_its_measurement(tmp_path, monkeypatch):
