@@ -273,8 +273,18 @@ def requeue(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial,
     TrialRunner.start reuses), so a resumed study trains the same config — not a fresh draw. `retries`
     counts the stale ones in a row (bench.storage.retry_stale); an interruption (^C) does not count."""
     attrs = {k: trial.user_attrs[k] for k in RETRY_ATTRS if k in trial.user_attrs}
-    if trial.params or attrs:
-        study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number, "retries": retries})
+    params = {**queued_params(study, trial), **trial.params}
+    if params or attrs:
+        study.enqueue_trial(params, user_attrs={**attrs, "retry_of": trial.number, "retries": retries})
+
+
+def queued_params(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> dict:
+    """The parameters a queued trial was given (Optuna keeps them as its "fixed_params" until each is
+    suggested). Why: a worker killed after `ask` but before training suggests them leaves a trial with no
+    params; its retry must still pin the arm (queue_arms), or the sampler draws another arm's config under
+    this arm's label and the arm is never searched (the kill -9 benchmark test caught it on CI)."""
+    frozen = trial if isinstance(trial, optuna.trial.FrozenTrial) else study.get_trials(deepcopy=False)[trial.number]
+    return dict(frozen.system_attrs.get("fixed_params", {}))
 
 
 MAX_RETRIES = 3  # a config whose trial went stale this many times in a row is given up (and reported)

@@ -195,7 +195,9 @@ def test_a_two_task_suite_runs_writes_its_report_and_resumes_after_kill_9(tmp_pa
     assert set(lb["regularizer"]) == {"none", "r1"}
     assert {"iqm", "iqm_ci_low", "iqm_ci_high", "optimality_gap", "p_improvement"} <= set(lb.columns)
     tasks = pd.read_csv(out / "tasks.csv")
-    assert set(tasks["task"]) == {"ta:mlp2d_small/ns", "tb:mlp2d_small/ns"} and len(tasks) == 2 * 2 * 3
+    # every arm of both tasks, 3 seeds each (said on failure: which task lost which arm)
+    assert tasks.groupby(["task", "regularizer"]).size().to_dict() == {
+        (t, r): 3 for t in ("ta:mlp2d_small/ns", "tb:mlp2d_small/ns") for r in ("none", "r1")}
     norm = pd.read_csv(out / "normalization.csv")
     assert (norm["chance (0)"] == 3.8).all()  # the ring's uniform-noise row for modes_captured
     compile_tex(out / "leaderboard.tex", tmp_path / "latex")  # as a paper \input's it

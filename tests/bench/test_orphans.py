@@ -45,6 +45,25 @@ def test_orphans_are_failed_and_queued_again_live_trials_are_not(tmp_path):
     assert queued[0].system_attrs["fixed_params"] == {"x": 1.0} and queued[0].user_attrs["confirm_seed"] == 3  # the same run
 
 
+def test_a_trial_killed_before_it_suggested_its_queued_params_is_retried_with_them(tmp_path):
+    """The per-arm search queues each arm's trial with the arm's parameters fixed (bench.search.queue_arms);
+    a worker killed between `ask` and the first suggest leaves a trial with no params. Its retry must pin the
+    same arm, or the sampler fills the slot with another arm's config and the arm is never searched."""
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    study = _study(tmp_path)
+    study.enqueue_trial({"regularizer_gan": "none"}, user_attrs={"search_arm": "mlp2d_small/ns/none"})
+    killed = study.ask()
+    killed.set_user_attr("worker", f"{socket.gethostname()}:{dead}")
+    assert study.trials[killed.number].params == {}  # killed before the first suggest
+    assert sweep_orphans(study, grace=3600) == 1
+    retry = [t for t in study.trials if t.state == State.WAITING]
+    assert len(retry) == 1 and retry[0].system_attrs["fixed_params"] == {"regularizer_gan": "none"}
+    assert retry[0].user_attrs["search_arm"] == "mlp2d_small/ns/none" and retry[0].user_attrs["retry_of"] == 0
+    again = study.ask()  # the retry, asked: it suggests the arm's regularizer, not a fresh draw
+    assert again.suggest_categorical("regularizer_gan", ["none", "r1"]) == "none"
+
+
 def test_on_a_shared_server_a_workers_pid_is_not_judged_from_here(tmp_path, monkeypatch):
     """Two containers may share a host name: on a server storage only heartbeats (and a trial that never got
     a worker) decide, never a pid that does not exist on this machine."""
