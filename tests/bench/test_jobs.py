@@ -197,3 +197,27 @@ def test_a_config_whose_worker_keeps_dying_is_retried_then_reported_failed(tmp_p
     assert study.user_attrs[storage.GIVEN_UP] == [numbers[-1]]
     frame = records.trials_frame(study)
     assert list(frame["trial"]) == [numbers[-1]] and list(frame["status"]) == ["failed"]
+
+
+def test_this_process_gets_its_thread_count_back_after_the_trainings(tmp_path):
+    """Inside `jobs.helpers` this process trains with its share of the cores (1 thread of 2 beside one
+    worker); after it — where the Inception FID of the top trials runs — with all of them again, also after
+    an error. (It kept 1 thread: mnist_reg --jobs auto scored Inception in 316 s instead of ~160.)"""
+    import tomllib
+
+    import torch
+
+    from bench.spec import StudySpec
+
+    spec = StudySpec.model_validate(tomllib.loads(SPEC))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with jobs.helpers(spec, None, 1, 1) as procs:  # one process: no worker beside it
+            assert procs == [] and torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), jobs.helpers(spec, None, 1, 1):
+            raise RuntimeError("a training failed")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
