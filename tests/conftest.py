@@ -30,7 +30,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
-# Under pytest-xdist (`pytest -n 2`, optional; README's command runs serially) the cores are shared among the workers, so each
+# Under pytest-xdist (README's command and CI: `pytest -n 2`) the cores are shared among the workers, so each
 # worker and the CLI subprocesses it starts use their share of torch threads — 2 workers × 2 threads
 # on a 2-core machine would oversubscribe the cores and slow the BLAS-bound tests (Inception) down.
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
