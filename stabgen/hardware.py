@@ -29,7 +29,8 @@ def describe(device: str) -> str:
     """e.g. 'NVIDIA H100 80GB HBM3' or 'AMD EPYC (x86_64), 2 torch threads'."""
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_name()} ({platform.machine()}), {torch.get_num_threads()} torch threads"
+    n = torch.get_num_threads()
+    return f"{cpu_name()} ({platform.machine()}), {n} torch thread{'s' if n != 1 else ''}"
 
 
 def slug(description: str) -> str:

@@ -95,3 +95,16 @@ def test_the_slurm_example_parses_and_refuses_to_run_without_a_storage(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "STABGEN_STORAGE"}
     r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode != 0 and "export STABGEN_STORAGE=" in r.stderr
+
+
+@pytest.mark.parametrize("threads, words", [(1, "1 torch thread"), (2, "2 torch threads")])
+def test_a_cpu_is_described_with_its_torch_thread_count(threads, words):
+    """The hardware line of every report and results file name (a --jobs worker trains on 1 thread)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert hardware.describe("cpu").endswith(f"), {words}")
+    finally:
+        torch.set_num_threads(before)
