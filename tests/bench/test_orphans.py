@@ -74,3 +74,17 @@ def test_on_a_shared_server_a_workers_pid_is_not_judged_from_here(tmp_path, monk
     t.set_user_attr("worker", f"{socket.gethostname()}:{dead}")
     monkeypatch.setattr(study._storage._backend, "url", "postgresql+psycopg2://db.example/stabgen")
     assert sweep_orphans(study, grace=0) == 0 and study.trials[0].state == State.RUNNING
+
+
+def test_an_interrupted_trial_that_had_not_suggested_yet_is_queued_again_with_its_arm(tmp_path):
+    """The same on ^C (bench.search._fail → requeue with the live trial): its arm's queued parameters go with it."""
+    from bench.storage import requeue
+
+    study = _study(tmp_path)
+    study.enqueue_trial({"regularizer_gan": "r1"}, user_attrs={"search_arm": "mlp2d_small/ns/r1"})
+    live = study.ask()
+    requeue(study, live)
+    study.tell(live, state=State.FAIL)
+    retry = [t for t in study.trials if t.state == State.WAITING]
+    assert len(retry) == 1 and retry[0].system_attrs["fixed_params"] == {"regularizer_gan": "r1"}
+    assert retry[0].user_attrs["search_arm"] == "mlp2d_small/ns/r1"
