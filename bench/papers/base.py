@@ -175,6 +175,14 @@ def populations(configs: list, todo: list[int], workers: int, most: int = 64) ->
     return out
 
 
+def longest_first(configs: list, pops: list[list[int]]) -> list[list[int]]:
+    """Populations in order of their work, the largest first (LPT scheduling: the last to start is a
+    short one, so no process idles while another finishes a long one). Work is steps × samples drawn
+    per step (batch size, which already counts a PacGAN's packs) summed over the members: a GAN at
+    batch 400 costs what PacGAN4 at 4 × 100 does, and both four times a batch-100 GAN."""
+    return sorted(pops, key=lambda idx: -sum(configs[i].steps * configs[i].batch_size for i in idx))
+
+
 def _cache_file(cache: Path, cfg, n_eval: int, metric: str) -> Path:
     """One file per (config, evaluation): a config that changes in any field is a new training."""
     import hashlib
@@ -219,13 +227,10 @@ def train_many(configs: list, ctx: Context, n_eval: int, metric: str, workers: i
     # the cores this process may use (taskset, a batch system's cgroup); macOS has no affinity call
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = workers or (1 if ctx.device != "cpu" else max(1, min(cores, len(todo))))
-    # longest first (steps × members × pack): the last population to start is a short one, so no
-    # process sits idle while another finishes a long one (LPT scheduling)
     # on a CPU a population of 64 MLP GANs trains at half the member-steps/s of 16 (issue 31's
     # measurement on the 2-core EPYC: K = 16 0.99×, K = 64 0.52× of one solo run); a GPU wants them wide
     most = 16 if ctx.device == "cpu" else 64
-    pops = sorted(populations(configs, todo, workers, most),
-                  key=lambda idx: -sum(configs[i].steps * configs[i].pack for i in idx))
+    pops = longest_first(configs, populations(configs, todo, workers, most))
     workers = max(1, min(workers, len(pops)))
     threads = max(1, cores // workers)
     tasks = [(idx, ([configs[i] for i in idx], ctx.device, ctx.data_dir, n_eval, metric, threads)) for idx in pops]

@@ -398,6 +398,22 @@ def test_fixed_configs_train_as_populations_that_keep_every_process_busy():
     assert populations(cfgs, [], workers=2) == []
 
 
+def test_populations_start_in_order_of_their_work_a_batch_matched_gan_beside_its_pacgan():
+    """bench.papers.base.longest_first orders by steps × batch size over the members: pacgan2018's
+    batch-matched control (GAN at batch 400) is as long as PacGAN4 (4 packs of 100) and goes before
+    PacGAN3 — a key of steps × pack put the control behind every PacGAN and left a process idle at the end."""
+    from dataclasses import replace
+
+    from bench.papers.base import longest_first
+    from stabgen.trial import TrialConfig
+
+    base = TrialConfig(model="mlp2d_small", dataset="grid", steps=100, z_dim=2)
+    cfgs = [replace(base, pack=3, batch_size=300), replace(base, batch_size=400),   # PacGAN3, GAN (batch 400)
+            replace(base, steps=200, batch_size=100), replace(base, batch_size=100)]  # GAN at twice the steps, GAN
+    assert longest_first(cfgs, [[0], [1], [2], [3]]) == [[1], [0], [2], [3]]
+    assert longest_first(cfgs, [[3], [0, 2]]) == [[0, 2], [3]]  # members' work adds up
+
+
 def test_a_population_trained_reproduction_keeps_what_each_solo_run_gives(tmp_path):
     """train_many trains fixed configs as populations; each config's kept result (status, final
     modes, samples) is its solo training's, and the cache finds every one of them again."""
