@@ -424,18 +424,22 @@ def _budget(budget: str) -> str:
 
 def reproduce(name: str, budget: str = "small", out_dir: str | Path | None = None, device: str | None = None,
               data_dir: str | None = None, inception_weights: str | None = None, worker: bool = False,
-              runs_dir: str | Path = RunOptions.runs_dir, command: str | None = None):
+              runs_dir: str | Path = RunOptions.runs_dir, command: str | None = None,
+              jobs: int | str | None = None):
     """Reproduce a paper's table (bench.papers: mescheder2018, pacgan2018, lucic2018, seed-feature-reg) at a
     budget (tiny, small, paper): ours beside the paper's numbers and a verdict per claim, written to
-    OUT_DIR/README.md (default RUNS_DIR/papers/NAME). Returns (the Reproduction, the README's path)."""
+    OUT_DIR/README.md (default RUNS_DIR/papers/NAME). Returns (the Reproduction, the README's path).
+    `jobs` (--jobs N|auto): local processes; a searched reproduction (lucic2018) runs its studies as
+    `bench run --jobs` does (default one process), fixed configs train N at once (default one per core)."""
     from bench import papers
     from stabgen.hardware import describe
 
     budget = _budget(budget)
     papers.PAPERS.get(name)  # an unknown name fails here, in one line
+    jobs = jobs_mod.parse(jobs) if jobs is not None else None  # a bad --jobs fails here, before any training
     dev = check_device(device or default_device())
     ctx = papers.Context(Path(out_dir) if out_dir else Path(runs_dir) / "papers" / name, dev, data_dir,
-                         inception_weights, worker, Path(runs_dir))
+                         inception_weights, worker, Path(runs_dir), jobs)
     return papers.run(name, budget, ctx, command or f"bench reproduce {name} --budget {budget}", describe(dev))
 
 

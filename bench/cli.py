@@ -241,6 +241,10 @@ def reproduce(
     worker: Annotated[bool, typer.Option("--worker", help="Join the same reproduction running in another process "
                                          "on this storage (studies: lucic2018): the trials are shared, this "
                                          "worker's random search draws from its own stream.")] = False,
+    jobs: Annotated[Optional[str], typer.Option(
+        "--jobs", help="Local processes: N, or auto. lucic2018's studies run as `bench run --jobs` does (auto: "
+        "measured per machine and model; default 1); fixed-config reproductions train N at once (default: one "
+        "per core).")] = None,
 ) -> None:
     """Reproduce a paper's table: ours next to the paper's numbers, a verdict per claim, figures, and
     the command, hardware, budget and seeds at the top of reports/papers/NAME/README.md."""
@@ -251,7 +255,7 @@ def reproduce(
         return printing.print_plan(table, f"{name} · budget {budget}", device, Format.table)
     with _resumable_on_interrupt(), printing.shown(quiet):
         rep, path = api.reproduce(name, budget, out_dir, device, _str(data_dir), _str(inception_weights), worker,
-                                  command=api.command_line())
+                                  command=api.command_line(), jobs=jobs)
     printing.print_reproduction(rep, budget, path)
 
 

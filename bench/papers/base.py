@@ -41,6 +41,9 @@ class Context:
     inception_weights: str | None = None
     worker: bool = False  # one more process on a reproduction already running: its search draws its own stream
     runs_dir: Path = RunOptions.runs_dir  # where its trainings are cached and its studies stored
+    # --jobs N|auto: local processes. A searched reproduction (lucic2018) runs its studies as `bench run
+    # --jobs` does (None: one process); fixed configs (train_many) take N processes (None or auto: one per core)
+    jobs: int | str | None = None
 
 
 @dataclass
@@ -226,7 +229,8 @@ def train_many(configs: list, ctx: Context, n_eval: int, metric: str, workers: i
 
     # the cores this process may use (taskset, a batch system's cgroup); macOS has no affinity call
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = workers or (1 if ctx.device != "cpu" else max(1, min(cores, len(todo))))
+    workers = workers or (ctx.jobs if isinstance(ctx.jobs, int) else None) or (
+        1 if ctx.device != "cpu" else max(1, min(cores, len(todo))))
     # on a CPU a population of 64 MLP GANs trains at half the member-steps/s of 16 (issue 31's
     # measurement on the 2-core EPYC: K = 16 0.99×, K = 64 0.52× of one solo run); a GPU wants them wide
     most = 16 if ctx.device == "cpu" else 64

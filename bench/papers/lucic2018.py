@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -103,11 +104,11 @@ def plan(budget: str) -> list[Work]:
 def reproduce(budget: str, ctx: Context) -> Reproduction:
     b = BUDGETS[budget]
     runs_dir = ctx.runs_dir / "papers" / "lucic2018"
-    rows, confirmed, frames = [], {}, []
+    rows, confirmed, frames, layouts = [], {}, [], set()
     studies = [(d, r) for d in b["datasets"] for r in b.get("rows", ROWS)]
     with progress.task(f"lucic2018: {len(studies)} studies", total=len(studies)) as bar:
         for dataset, row in studies:
-            _study(dataset, row, budget, b, ctx, runs_dir, rows, confirmed, frames)
+            layouts.add(_study(dataset, row, budget, b, ctx, runs_dir, rows, confirmed, frames))
             bar.advance()
     # every search trial and confirmation run, so anyone can recompute the verdicts (confirm_seed set)
     pd.concat(frames, ignore_index=True).to_csv(ctx.out_dir / "runs.csv", index=False)
@@ -123,7 +124,9 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                f"counted as compare_gan counts them (G updates every n_disc-th; paper: 20 epochs = 18,750), "
                f"{NETS[b['model']]}, batch 64, z 64" + (", D batch norm searched" if "d_bn" in b else "")
                + f"; {_ranking(b)}; the best config of each loss re-trained on {b['confirm']} confirmation seeds "
-               "(the same for every loss); study seed 2018."),
+               "(the same for every loss); study seed 2018; this invocation trained with "
+               + " or ".join(f"{p} process{'es' if p > 1 else ''} × {t} torch thread{'s' if t > 1 else ''}"
+                             for p, t in sorted(layouts)) + " (--jobs)."),
         tables=[("Best FID per model", shown)], claims=claims, compute_s=float(table["_seconds"].sum()),
         notes=([f"Datasets at this budget: {', '.join(b['datasets'])} (the paper: MNIST and Fashion-MNIST); "
                 "the 2-core CPU this ran on does not fit both in the time a reproduction should take."]
@@ -137,10 +140,11 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
 
 
 def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir: Path, rows: list,
-           confirmed: dict, frames: list) -> None:
+           confirmed: dict, frames: list) -> tuple[int, int]:
     """One dataset × loss: its search, confirmation and Inception step; appends its table row and its
-    runs (one row per trial: search or confirmation seed, config, status, metrics)."""
-    from bench import records, search
+    runs (one row per trial: search or confirmation seed, config, status, metrics). Returns the
+    (processes, torch threads each) its trainings ran in."""
+    from bench import jobs, records, search
     from bench.inception import inception_eval
 
     spec = spec_for(dataset, row, budget)
@@ -149,7 +153,11 @@ def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir:
     opts = search.RunOptions(trials=b["trials"], steps=None, device=ctx.device, storage=storage,
                              runs_dir=runs_dir, data_dir=ctx.data_dir, inception_weights=ctx.inception_weights)
     log.info(f"lucic2018: {dataset} {row}: {b['trials']} trial(s) × {spec.budget_label()}")
-    study = search.run(spec, opts, worker=ctx.worker)
+    # --jobs: worker processes beside this one share the study through its storage, as in `bench run --jobs`
+    processes, threads = jobs.layout(jobs.parse(ctx.jobs), spec, ctx.device, ctx.data_dir)
+    opts = replace(opts, jobs=processes)
+    with jobs.helpers(spec, opts, processes, threads):
+        study = search.run(spec, opts, worker=ctx.worker)
     inception_eval(study, spec, opts.device, opts.data_dir, opts.inception_weights)
     frame = records.trials_frame(study)
     frames.append(frame.assign(dataset=dataset, loss=row)[["dataset", "loss", *frame.columns]])
@@ -173,6 +181,7 @@ def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir:
         "best config": (f"lr {best['lr']:.1e}, β1 {best.get('beta1', math.nan):.2f}"
                         if best is not None else "—"),
     })
+    return processes, threads
 
 
 NETS = {"infogan": "InfoGAN-style conv nets (the paper's)", "gan": "the seed's MLP nets (G and D 1×256; a deviation)"}

@@ -88,7 +88,8 @@ NEEDS_MNIST = {"lucic2018", "seed-feature-reg"}
 def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
     if name in NEEDS_MNIST and not os.environ.get("STABGEN_DATA_DIR"):
         missing("real MNIST not found: set STABGEN_DATA_DIR")
-    r = subprocess.run([*BENCH, "reproduce", name, "--budget", "tiny", "--out", "out"], cwd=tmp_path,
+    jobs = ["--jobs", "2"] if name == "lucic2018" else []  # its studies shared by two processes, as bench run --jobs
+    r = subprocess.run([*BENCH, "reproduce", name, "--budget", "tiny", "--out", "out", *jobs], cwd=tmp_path,
                        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
     readme = (tmp_path / "out" / "README.md").read_text()
@@ -119,6 +120,10 @@ def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
         runs = pd.read_csv(tmp_path / "out" / "runs.csv")  # every per-seed value the NS claim rests on
         conf = runs[runs.confirm_seed.notna()]
         assert len(conf) and conf.groupby("loss").confirm_seed.nunique().nunique() == 1  # the same seeds per loss
+        # two processes trained each study: exactly its 1 search trial and 2 confirmation seeds, none twice
+        assert runs.groupby("loss").size().to_dict() == {"ns": 3, "wgan_gp": 3, "vae": 3}
+        assert not conf.duplicated(["loss", "confirm_seed"]).any()
+        assert re.search(r"this invocation trained with 2 processes × \d+ torch threads? \(--jobs\)", readme)
         db = f"sqlite:///{tmp_path / 'runs' / 'papers' / 'lucic2018' / 'studies.db'}"
         before = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(db)}
         w = subprocess.run([*BENCH, "reproduce", name, "--budget", "tiny", "--out", "out", "--worker"], cwd=tmp_path,
