@@ -175,8 +175,7 @@ def _study(dataset: str, row: str, budget: str, b: dict, ctx: Context, runs_dir:
         if best is not None and not math.isnan(best["inception_fid"]) else "—",
         "paper best FID": f"{paper[0]} ± {paper[1]}" if paper else "—",
         "_incep": best["inception_fid"] if best is not None else math.nan,
-        "_seconds": (float(lb["seconds"].fillna(0).sum()) if not lb.empty else 0.0) + sum(
-            v.get("seconds", 0) for k, v in study.user_attrs.items() if k.startswith("inception/")),
+        "_seconds": compute_seconds(frame, study.user_attrs),
         "_paper": paper[0] if paper else math.nan,
         "best config": (f"lr {best['lr']:.1e}, β1 {best.get('beta1', math.nan):.2f}"
                         if best is not None else "—"),
@@ -215,6 +214,14 @@ def _f(v, digits: int = 2) -> str:
 
 
 MARGIN = 0.10  # a loss "better than NS" by less than 10 % of NS's median FID counts as no better
+
+
+def compute_seconds(frame: pd.DataFrame, user_attrs: dict) -> float:
+    """A study's compute: every training (search trials and confirmation seeds; a population member
+    carries its share of the population's wall time) and its Inception scorings. The search rows alone
+    had been counted, so the report gave less compute than its own wall time."""
+    return float(frame["seconds"].fillna(0).sum()) + sum(
+        v.get("seconds", 0) for k, v in user_attrs.items() if k.startswith("inception/"))
 
 
 def _ns_claim(confirmed: dict, t: pd.DataFrame, dataset: str, budget: str) -> Claim:

@@ -311,6 +311,17 @@ def test_lucic_claim_is_the_papers_no_loss_beats_ns():
     assert _ns_claim(same, table, "mnist", "small").verdict.startswith("inconclusive")
 
 
+def test_lucic_compute_counts_the_confirmation_seeds_and_the_inception_scoring():
+    """bench.papers.lucic2018.compute_seconds: search trials + confirmation seeds + Inception, by hand."""
+    import pandas as pd
+
+    from bench.papers.lucic2018 import compute_seconds
+
+    frame = pd.DataFrame({"seconds": [10.0, 20.0, None, 5.0, 5.0], "confirm_seed": [None, None, None, 0, 1]})
+    attrs = {"inception/3": {"fid": 190.0, "seconds": 90.0}, "other": {"seconds": 1000.0}}
+    assert compute_seconds(frame, attrs) == 10 + 20 + 5 + 5 + 90
+
+
 def test_lucic_paper_budget_follows_compare_gans_protocol():
     """20 epochs of MNIST at batch 64 = 18,750 D steps (G every n_disc-th), D batch norm searched,
     Inception FID on every trial of 10k vs 10k; the CPU budget: ≥ 10 trials of ≥ 3,000 D steps per loss."""
