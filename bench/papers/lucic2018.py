@@ -124,9 +124,9 @@ def reproduce(budget: str, ctx: Context) -> Reproduction:
                f"counted as compare_gan counts them (G updates every n_disc-th; paper: 20 epochs = 18,750), "
                f"{NETS[b['model']]}, batch 64, z 64" + (", D batch norm searched" if "d_bn" in b else "")
                + f"; {_ranking(b)}; the best config of each loss re-trained on {b['confirm']} confirmation seeds "
-               "(the same for every loss); study seed 2018; this invocation trained with "
+               "(the same for every loss); study seed 2018; this invocation's --jobs layout: "
                + " or ".join(f"{p} process{'es' if p > 1 else ''} × {t} torch thread{'s' if t > 1 else ''}"
-                             for p, t in sorted(layouts)) + " (--jobs)."),
+                             for p, t in sorted(layouts)) + " (what trained here; a resumed study keeps what it had)."),
         tables=[("Best FID per model", shown)], claims=claims, compute_s=float(table["_seconds"].sum()),
         notes=([f"Datasets at this budget: {', '.join(b['datasets'])} (the paper: MNIST and Fashion-MNIST); "
                 "the 2-core CPU this ran on does not fit both in the time a reproduction should take."]

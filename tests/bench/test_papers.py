@@ -123,7 +123,7 @@ def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
         # two processes trained each study: exactly its 1 search trial and 2 confirmation seeds, none twice
         assert runs.groupby("loss").size().to_dict() == {"ns": 3, "wgan_gp": 3, "vae": 3}
         assert not conf.duplicated(["loss", "confirm_seed"]).any()
-        assert re.search(r"this invocation trained with 2 processes × \d+ torch threads? \(--jobs\)", readme)
+        assert re.search(r"this invocation's --jobs layout: 2 processes × \d+ torch threads?", readme)
         db = f"sqlite:///{tmp_path / 'runs' / 'papers' / 'lucic2018' / 'studies.db'}"
         before = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(db)}
         w = subprocess.run([*BENCH, "reproduce", name, "--budget", "tiny", "--out", "out", "--worker"], cwd=tmp_path,
