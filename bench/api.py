@@ -381,8 +381,9 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
     """What a study (or every study of a suite, or a paper reproduction at a budget) costs on this
     device, priced by short timed runs of each kind of training; nothing runs and nothing is stored
     (`bench run/benchmark/reproduce --plan`). With `jobs` (--jobs N|auto) a column `with --jobs s`: each
-    training row's one-process seconds over the measured speed-up of that layout (bench.jobs.speedup; the
-    Inception row stays as it is: one process scores), NaN where the layout is not measured."""
+    row priced on that layout from its one-thread step times and the layout's measured speed
+    (bench.plan.price; the Inception row stays as it is: one process scores), NaN where the layout is not
+    measured."""
     from bench import plan as plan_mod
 
     dev = check_device(device or default_device())
@@ -400,15 +401,9 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
     tables = []
     for s in studies:
         spec = load_spec(s)
-        table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception).assign(study=spec.name)
-        if jobs is not None:
-            processes, threads, factor = jobs_mod.speedup(jobs, spec, dev, data_dir)
-            # trainings (and their evaluations) spread over the processes; the Inception scoring runs in one
-            parallel = table["trainings"] > 0
-            table["with --jobs s"] = (table["estimated s"].where(~parallel, table["estimated s"] / factor).round(1)
-                                      if factor else float("nan"))
-            table["--jobs layout"] = (f"{processes} process{'es' if processes > 1 else ''} × {threads} "
-                                      f"thread{'s' if threads > 1 else ''}")
+        # --jobs: the layout and its measured speed price a second column (bench.plan.study_plan)
+        layout = jobs_mod.measured(jobs, spec, dev, data_dir) if jobs is not None else None
+        table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception, layout).assign(study=spec.name)
         tables.append(table)
     out = pd.concat(tables, ignore_index=True)
     return out[["study", *[c for c in out.columns if c != "study"]]]

@@ -88,18 +88,24 @@ def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     return m
 
 
-def speedup(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
-    """(processes, threads per process, steps/s over one process with every thread) for --jobs, as `--plan`
-    prices it: 1.0 for one process; the measured ratio (bench.jobs.rates) when --jobs puts one 1-thread
-    process on each core; None (not measured) for any other process count."""
+def measured(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
+    """(processes, threads per process, summed steps/s of the study's model in that layout) for --jobs, as
+    `--plan` prices it: the cached rate (bench.jobs.rates) when --jobs puts one 1-thread process on each
+    core of a CPU, None for any other layout (not measured; one process needs no rate)."""
     processes, threads = layout(jobs, spec, device, data_dir)
     n = cores()
+    if processes == 1 or processes != n or threads != 1 or not device.startswith("cpu"):
+        return processes, threads, None
+    return processes, threads, rates(spec, device, n, data_dir)["processes"]
+
+
+def speedup(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
+    """(processes, threads per process, steps/s over one process with every thread) for --jobs: 1.0 for one
+    process; the measured ratio when --jobs puts one 1-thread process on each core; None otherwise."""
+    processes, threads, rate = measured(jobs, spec, device, data_dir)
     if processes == 1:
         return processes, threads, 1.0
-    if processes != n or threads != 1 or not device.startswith("cpu"):
-        return processes, threads, None
-    m = rates(spec, device, n, data_dir)
-    return processes, threads, m["processes"] / m["threads"]
+    return processes, threads, rate / rates(spec, device, cores(), data_dir)["threads"] if rate else None
 
 
 def _key(spec, n: int) -> str:

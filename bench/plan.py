@@ -1,18 +1,23 @@
 """`bench run --plan` and `bench benchmark --plan`: what a study (or a suite of them) costs before paying
 for it — the whole work (search trials, seed re-runs, confirmation trainings at the first look and at
-the sequential design's cap, Inception scorings), each kind priced on the device at hand by the same
-short timed runs that price a paper reproduction (bench.papers.plan.estimate).
+the sequential design's cap, Inception scorings) and a fresh process's start-up, each kind priced on the
+device at hand by the same short timed runs that price a paper reproduction (bench.papers.plan.estimate).
 """
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
 
 import pandas as pd
 
 from bench.arms import arms as arms_of
-from bench.papers.plan import Work, estimate, total_line  # noqa: F401  (total_line: the CLI's last line)
+from bench.papers.plan import STARTUP_WORK, Work, estimate, ready_evaluator
+from bench.papers.plan import total_line  # noqa: F401  (the CLI's last line)
 from stabgen.datasets import DATASETS
+from stabgen.errors import StabgenError
 from stabgen.models import MODELS
 from stabgen.trial import TrialConfig
 
@@ -47,27 +52,140 @@ def arm_counts(spec, per_arm: int | None = None) -> dict[str, int]:
 
 
 def study_works(spec) -> list[Work]:
-    """Every kind of training a study asks for: per arm its search trials, seed re-runs and confirmation
-    seeds (at the first look; the note says the cap of a sequential design), plus Inception images."""
+    """Every kind of training a study asks for: per arm its search trials (with their race seeds), seed
+    re-runs and confirmation seeds (at the first look; the note says the cap of a sequential design), plus
+    the top configs' extra seeds and Inception images. Re-runs and confirmation seeds are queued runs: they
+    train as populations (`queue`, priced so by study_plan)."""
     arms, n = arms_of(spec), arm_counts(spec)
     evals = max(1, math.ceil(spec.steps_for(spec.train.batch_size) / spec.train.eval_every))
+    race = n["search"] * (spec.search.seeds_per_trial - 1)
+    reruns = n["search"] * (spec.seeds.per_config - 1)
     works = []
     for arm in arms:
         cfg = arm_config(spec, arm)
-        works.append(Work(f"{arm.label}: search ({n['search']}) + seed re-runs ({n['reruns']})", cfg,
-                          n["search"] + n["reruns"], spec.eval.samples, evals, spec.metric))
+        works.append(Work(f"{arm.label}: search ({n['search']})" + (f" + race seeds ({race})" if race else ""), cfg,
+                          n["search"] + race, spec.eval.samples, evals, spec.metric))
+        if reruns:
+            works.append(Work(f"{arm.label}: seed re-runs ({reruns})", cfg, reruns, spec.eval.samples, evals,
+                              spec.metric, queue="re-runs"))
         if n["confirmation"]:
             cap = n["confirmation_cap"]
             works.append(Work(f"{arm.label}: confirmation", cfg, n["confirmation"], spec.eval.samples, 1, spec.metric,
                               note=f"first look; up to {cap} seeds if the answer stays open" if cap > n["confirmation"]
-                              else ""))
+                              else "", queue="confirmation"))
     if n["top"]:
         works.append(Work(f"top {spec.seeds.top_k} configs: {spec.seeds.extra} more seeds each", arm_config(spec, arms[0]),
-                          n["top"], spec.eval.samples, evals, spec.metric))
+                          n["top"], spec.eval.samples, evals, spec.metric, queue="re-runs", blocks=spec.seeds.top_k))
     if n["inception"]:
         works.append(Work(f"Inception FID of the top {n['inception']}", None, 0,
                           inception=n["inception"] * spec.eval.inception_samples))
     return works
+
+
+def owed_groups(counts: list[int], cap: int) -> list[list[int]]:
+    """The populations queued runs train in, per block of compatible runs (an arm's seeds): the queue (the
+    blocks in order) is asked `cap` runs at a time and each round trains each block's share as one
+    population (bench.search.population_round), so a block can straddle two rounds.
+    E.g. counts [10, 10, 10], cap 16 → [[10], [6, 4], [10]]."""
+    queue = [b for b, c in enumerate(counts) for _ in range(c)]
+    out: list[list[int]] = [[] for _ in counts]
+    for start in range(0, len(queue), max(1, cap)):
+        for b in dict.fromkeys(queue[start:start + cap]):
+            out[b].append(queue[start:start + cap].count(b))
+    return out
+
+
+class Affine:
+    """Seconds per step of a population of g members, a + b·g: a fixed per-op cost and a per-member one,
+    through two timed points (g = 1 and g = hi). Why affine: a population step is the same kernels on
+    g-times larger tensors; on a CPU a small net's step is mostly the fixed part (the 2D MLP: 16 members
+    cost a few solo steps), a larger one's mostly the per-member part (the MNIST MLP GAN: 16 cost ≈ 16)."""
+
+    def __init__(self, one: float, hi: float = 0.0, k: int = 1) -> None:
+        self.b = (hi - one) / (k - 1) if k > 1 else 0.0
+        self.a = one - self.b
+
+    def __call__(self, g: int) -> float:
+        return max(self.a + self.b * g, 0.0)
+
+
+def _threads(n: int):
+    """torch's intra-op threads set to n inside the block (a --jobs worker's one thread), restored after."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def scope():
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+    return scope()
+
+
+def _step_model(cfg: TrialConfig, device: str, data_dir: str | None, hi: int, threads: int | None = None) -> Affine:
+    """The Affine step time of populations of cfg's model, timed at 1 and `hi` members (with `threads`)."""
+    from bench.papers.plan import PROBE_STEPS, _step_seconds
+
+    import contextlib
+
+    with _threads(threads) if threads else contextlib.nullcontext():
+        one = _step_seconds(cfg, device, data_dir)
+        big = _step_seconds(cfg, device, data_dir, hi, probe=PROBE_STEPS // 2) if hi > 1 else 0.0
+    return Affine(one, big, hi)
+
+
+def populations(works: list[Work], cap: int) -> list[list[int]]:
+    """Per work row, the population sizes its trainings run in: a search row one by one, queued rows as
+    owed_groups gives them, stage by stage (re-runs and the top configs' seeds, then confirmation)."""
+    out = [[1] * w.count for w in works]
+    for stage in ("re-runs", "confirmation"):
+        rows = [i for i, w in enumerate(works) if w.queue == stage and w.count]
+        blocks = [(i, c) for i in rows for c in _split(works[i].count, works[i].blocks)]
+        groups = owed_groups([c for _, c in blocks], cap)
+        for i in rows:
+            out[i] = [g for (j, _), gs in zip(blocks, groups) if j == i for g in gs]
+    return out
+
+
+def _split(count: int, blocks: int) -> list[int]:
+    q, r = divmod(count, max(1, blocks))
+    return [q + (b < r) for b in range(max(1, blocks))]
+
+
+def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Affine], cap: int,
+          jobs: tuple[int, dict[str, Affine], float] | None = None, jobs_cap: int | None = None) -> tuple[list[float], list[float] | None]:
+    """Training and evaluation seconds per work row, one process and (with `jobs`) --jobs: a pure function
+    of the timed numbers, so its arithmetic is tested by hand.
+    solo: per row (seconds per step of its config alone, seconds per evaluation), every thread.
+    one: per model, the Affine step time at every thread. A row's population of g costs its solo step
+    times one[model](g)/one[model](1) (a regularizer's overhead scales with the population as the step does).
+    jobs: (p processes of one thread, per model the Affine step time at one thread, c) — c is the share of
+    its alone speed each process keeps beside the others, from the cached steps/s of p one-thread processes
+    at once: c = rate_p · (a one-thread step alone) / p. A row on p processes costs its work at one thread
+    over p·c; its evaluations slow down as a solo step does at one thread."""
+    groups = populations(works, cap)
+    groups_p = populations(works, jobs_cap or cap) if jobs else None
+    one_s, jobs_s = [], [] if jobs else None
+    for i, w in enumerate(works):
+        step_s, eval_s = solo[i]
+        if w.config is None or math.isnan(step_s):
+            one_s.append(math.nan)
+            if jobs_s is not None:
+                jobs_s.append(math.nan)
+            continue
+        m = one[w.config.model]
+        evals = w.count * w.evals * eval_s if w.eval_samples else 0.0
+        one_s.append(sum(w.config.steps * step_s * m(g) / m(1) for g in groups[i]) + evals)
+        if jobs_s is not None:
+            p, single, c = jobs
+            m1 = single[w.config.model]
+            work = sum(w.config.steps * step_s * m1(g) / m(1) for g in groups_p[i]) + evals * m1(1) / m(1)
+            jobs_s.append(work / (p * c))
+    return one_s, jobs_s
 
 
 def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
@@ -83,7 +201,86 @@ def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
 
 
 def study_plan(spec, device: str, data_dir: str | None = None, inception_weights: str | None = None,
-               inception: bool = True) -> pd.DataFrame:
-    """The priced plan of one study (one row per kind of work; nothing is run or stored)."""
+               inception: bool = True, layout: tuple[int, int, float | None] | None = None) -> pd.DataFrame:
+    """The priced plan of one study (one row per kind of work; nothing is run or stored). Queued runs are
+    priced as the populations they train in on a CPU (bench.search.owed_population). layout: --jobs as
+    (processes, threads each, summed steps/s of that many one-thread processes at once, or None where the
+    layout is not measured) — adds the column `with --jobs s`."""
+    import torch
+
+    from bench.search import OWED_POPULATION_CPU
+
     works = [w for w in study_works(spec) if inception or w.config is not None]
-    return estimate(works, device, data_dir, inception_weights)
+    table = estimate(works, device, data_dir, inception_weights)
+    solo = table.attrs["seconds"]
+    cpu = torch.device(device).type == "cpu"
+    cap = OWED_POPULATION_CPU if cpu else 1  # on an accelerator: as the search trains (the spec's population)
+    p = layout[0] if layout else 1
+    queued = sum(w.count for w in works if w.queue)
+    jobs_cap = min(cap, max(1, -(-queued // p))) if cpu else cap  # each worker asks its share (owed_population)
+    trained = [w for w in works if w.config is not None]
+    reps = {w.config.model: w.config for w in reversed(trained)}  # each model's first arm
+    hi = max([g for gs in populations(works, cap) + populations(works, jobs_cap) for g in gs], default=1)
+    one = {m: _step_model(c, device, data_dir, hi) for m, c in reps.items()}
+    jobs = None
+    if layout is not None and layout[0] > 1 and layout[2]:
+        p, threads, rate = layout
+        single = {m: _step_model(c, device, data_dir, hi, threads=threads) for m, c in reps.items()}
+        timed = single.get(spec.space.models[0]) or next(iter(single.values()))  # the model the cached rate timed
+        jobs = (p, single, rate * timed(1) / p)
+    one_s, jobs_s = price(works, solo, one, cap, jobs, jobs_cap)
+    training = table["trainings"] > 0
+    table["estimated s"] = table["estimated s"].where(~training, pd.Series(one_s).round(1))
+    notes = [", ".join(map(str, sorted(set(g), reverse=True))) for g in populations(works, cap)]
+    table["at once"] = [max(g, default=1) for g in populations(works, cap)]
+    table["note"] = [(f"{w.note}; " if w.note else "") + f"populations of {n}" if w.queue and w.count else w.note
+                     for w, n in zip(works, notes)]
+    start_s = round(startup_seconds(spec, device, data_dir), 1)
+    start = {c: 0 for c in table.columns} | {"work": STARTUP_WORK, "at once": 1, "ms per step (all at once)": "—",
+                                             "s per evaluation": "—", "estimated s": start_s,
+                                             "note": "interpreter, imports, data, the evaluator's first build; each --jobs worker pays it too"}
+    out = pd.concat([pd.DataFrame([start]), table], ignore_index=True)
+    if layout is not None:
+        p, threads, rate = layout
+        if p == 1:
+            out["with --jobs s"] = out["estimated s"]
+        elif jobs is None:
+            out["with --jobs s"] = float("nan")
+        else:
+            # the workers start (S each, at once) after this process did, which trains alone meanwhile at 1/p
+            # of the layout's speed: the start-up costs S + S·(1 − 1/p); the Inception scoring runs in one process
+            with_jobs = [start_s * (2 - 1 / p)] + [round(j, 1) if w.config is not None else e
+                                                   for w, j, e in zip(works, jobs_s, table["estimated s"])]
+            out["with --jobs s"] = pd.Series(with_jobs).round(1)
+        out["--jobs layout"] = f"{p} process{'es' if p > 1 else ''} × {threads} thread{'s' if threads > 1 else ''}"
+    return out
+
+
+def startup_seconds(spec, device: str, data_dir: str | None = None) -> float:
+    """Wall seconds a fresh process spends before its first training — the interpreter and imports, the
+    study's data, a network and its evaluator's first call (the extractor, the real statistics) — timed
+    as a subprocess that does just that (this module's __main__). For a one-minute study it is a quarter
+    of the run: unpriced, `--plan` said 34 s for smoke's 49 s (benchmarks/results/cost-*.json)."""
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "bench.plan", spec.model_dump_json(), device, data_dir or ""],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no message"])[-1]
+        raise StabgenError(f"timing a fresh process's start-up failed: {last}")
+    return time.perf_counter() - t0
+
+
+def _start_like_a_worker(spec_json: str, device: str, data_dir: str) -> None:
+    from bench import report, search  # noqa: F401  (what a run imports)
+    from bench.spec import StudySpec
+
+    from stabgen.userdata import resolve
+
+    spec = StudySpec.model_validate_json(spec_json)
+    resolve(spec.dataset)  # a folder of the user's images registers on first use, in each process
+    ready_evaluator(arm_config(spec, arms_of(spec)[0]), spec.eval.samples, spec.metric, device, data_dir or None,
+                    spec.eval.split)
+
+
+if __name__ == "__main__":
+    _start_like_a_worker(*sys.argv[1:4])

@@ -8,7 +8,8 @@ result, written to benchmarks/results/cost-<hardware>.json.
     python benchmarks/cost.py --studies smoke --out /tmp/c.json
 
 Resumable by study: a study already in the output file is kept (its two runs were measured side by side)
-unless --again names it; the file says which of the default studies are still missing ("partial").
+unless --again names it (--replan prices the kept ones again with today's `--plan`, keeping what was
+measured); the file says which of the default studies are still missing ("partial").
 Each measurement records the 1-minute load average before it, so a busy machine shows.
 """
 
@@ -69,24 +70,30 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--studies", nargs="+", default=list(DEFAULT_STUDIES))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--again", nargs="*", default=[], help="measure these studies again although the file has them")
+    ap.add_argument("--replan", action="store_true",
+                    help="price the kept studies again with today's --plan (their measured runs stay as they are)")
     args = ap.parse_args(argv)
     hw = describe("cpu")
     out = args.out or Path(__file__).parent / "results" / f"cost-{slug(hw)}.json"
     res = json.loads(out.read_text()) if out.is_file() else {}
     res.update({"hardware": hw, "cores": os.cpu_count(), "studies": res.get("studies", {})})
     for study in args.studies:
-        if study in res["studies"] and study not in args.again:
-            print(f"{study:12s} kept from {out.name} (--again {study} measures it again)")
+        kept = study in res["studies"] and study not in args.again
+        if kept and not args.replan:
+            print(f"{study:12s} kept from {out.name} (--again {study} measures it again, --replan prices it again)")
             continue
         one_s, auto_s = predicted_seconds(study)
-        row = {"plan_one_process_s": round(one_s, 1), "plan_jobs_auto_s": round(auto_s, 1)}
-        for mode, jobs in MODES.items():
-            row[mode] = measure(study, jobs)
+        row = res["studies"][study] if kept else {}
+        row.update({"plan_one_process_s": round(one_s, 1), "plan_jobs_auto_s": round(auto_s, 1),
+                    "planned_at": time.strftime("%Y-%m-%d %H:%M")})
+        if not kept:
+            for mode, jobs in MODES.items():
+                row[mode] = measure(study, jobs)
+            row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
         one, auto = row["one process (--jobs 1)"], row["--jobs auto"]
         row["auto_speedup_wall"] = round(one["wall_s"] / auto["wall_s"], 2)
         row["plan_over_measured_one_process"] = round(row["plan_one_process_s"] / one["wall_s"], 2)
         row["plan_over_measured_jobs_auto"] = round(row["plan_jobs_auto_s"] / auto["wall_s"], 2)
-        row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
         res["studies"][study] = row
         _write(res, out)
         print(f"{study:12s} one process {one['wall_s']:8.0f} s wall, {one['cpu_s']:8.0f} s CPU, {one['trainings']} "

@@ -22,6 +22,7 @@ PROBE_STEPS = 40  # timed steps per kind of config beyond WARMUP_STEPS (graph ca
 WARMUP_STEPS = 5
 REPEATS = 3  # short and long runs alternated this many times; the fastest of each counts
 INCEPTION_PROBE = 8  # images timed through TF-Inception when the budget uses it
+STARTUP_WORK = "start-up of a fresh process"  # bench run's plan row (bench.plan.startup_seconds)
 
 
 @dataclass
@@ -38,10 +39,12 @@ class Work:
     inception: int = 0
     note: str = ""
     population: int = 1  # how many of them train at once, as one population (bench.papers.base.train_many)
+    queue: str = ""  # a study's queued runs ("re-runs", "confirmation"): they train as populations (bench.plan)
+    blocks: int = 1  # the count splits into this many configs of possibly different arms (the top configs' seeds)
 
 
 
-def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1) -> float:
+def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1, probe: int = PROBE_STEPS) -> float:
     """Seconds per training step of a population of `k` configs like `cfg` (seeds apart): short runs of
     WARMUP_STEPS and long runs of WARMUP_STEPS + PROBE_STEPS, alternated REPEATS times; the fastest of
     each (a busy machine slows a run, never speeds it up), and their difference over the extra steps (so
@@ -52,7 +55,7 @@ def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 
 
     source = DATASETS.get(cfg.dataset).source(data_dir)
     short = [replace(cfg, steps=WARMUP_STEPS, eval_every=10**9, seed=cfg.seed + i) for i in range(k)]
-    long = [replace(c, steps=WARMUP_STEPS + PROBE_STEPS) for c in short]
+    long = [replace(c, steps=WARMUP_STEPS + probe) for c in short]
     train_population(short, source, device)  # first use: allocations, kernels, the data in memory
     times: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(REPEATS):
@@ -60,11 +63,12 @@ def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 
             t0 = time.perf_counter()
             train_population(cfgs, source, device)
             times[i].append(time.perf_counter() - t0)
-    return max(min(times[1]) - min(times[0]), 1e-9 * PROBE_STEPS) / PROBE_STEPS
+    return max(min(times[1]) - min(times[0]), 1e-9 * probe) / probe
 
 
-def _eval_seconds(cfg: TrialConfig, n: int, metric: str, device: str, data_dir: str | None) -> float:
-    """One evaluation of an untrained generator's n samples, as the trainer calls it."""
+def ready_evaluator(cfg: TrialConfig, n: int, metric: str, device: str, data_dir: str | None, split: str = "test"):
+    """What a process builds before its first evaluation — the dataset's source, a network, the evaluator
+    and its first call (the extractor, the real statistics) — returned as (evaluate, sample)."""
     import torch
 
     from stabgen.datasets import DATASETS, EvalRequest
@@ -72,17 +76,24 @@ def _eval_seconds(cfg: TrialConfig, n: int, metric: str, device: str, data_dir: 
     from stabgen.trial import sample_output, sampler
 
     ds = DATASETS.get(cfg.dataset)
-    evaluate = ds.build_evaluator(EvalRequest("test", n, device, data_dir, metric))
+    evaluate = ds.build_evaluator(EvalRequest(split, n, device, data_dir, metric))
     res = train(replace(cfg, steps=1, eval_every=10**9), ds.source(data_dir), device)
     sample = sampler(res.modules["generator"], cfg.z_dim, cfg.seed, torch.device(device),
                      output=sample_output(ds.kind))
     evaluate(sample, True)  # the first call builds the extractor and caches the real statistics
+    return evaluate, sample
+
+
+def _eval_seconds(cfg: TrialConfig, n: int, metric: str, device: str, data_dir: str | None) -> float:
+    """One evaluation of an untrained generator's n samples, as the trainer calls it."""
+    evaluate, sample = ready_evaluator(cfg, n, metric, device, data_dir)
     t0 = time.perf_counter()
     evaluate(sample, True)
     return time.perf_counter() - t0
 
 
-def _inception_seconds_per_image(device: str, inception_weights: str | None) -> float:
+def _inception_seconds(device: str, inception_weights: str | None) -> tuple[float, float]:
+    """(loading TF-Inception, one image through it) in seconds: the scoring stage pays the first once."""
     import torch
 
     from stabgen.metrics import fidelity
@@ -95,10 +106,12 @@ def _inception_seconds_per_image(device: str, inception_weights: str | None) -> 
                            f"${settings.ENV_INCEPTION_WEIGHTS} or --inception-weights, or plan with --no-inception")
     fidelity.check_inception_weights(inception_weights)
     images = torch.randint(0, 256, (INCEPTION_PROBE, 1, 28, 28), dtype=torch.uint8)
-    fidelity.features(images[:2], "inception", device=device, inception_weights=inception_weights)  # load once
     t0 = time.perf_counter()
+    fidelity.features(images[:2], "inception", device=device, inception_weights=inception_weights)  # load once
+    t1 = time.perf_counter()
     fidelity.features(images, "inception", device=device, inception_weights=inception_weights)
-    return (time.perf_counter() - t0) / INCEPTION_PROBE
+    per_image = (time.perf_counter() - t1) / INCEPTION_PROBE
+    return max(t1 - t0 - 2 * per_image, 0.0), per_image
 
 
 def estimate(works: list[Work], device: str, data_dir: str | None = None,
@@ -107,7 +120,7 @@ def estimate(works: list[Work], device: str, data_dir: str | None = None,
     step_cache: dict[tuple, float] = {}
     eval_cache: dict[tuple, float] = {}
     incep = None
-    rows = []
+    rows, raw = [], []
     for w in works:
         seconds, step_s, eval_s = 0.0, math.nan, math.nan
         if w.config is not None:
@@ -126,8 +139,10 @@ def estimate(works: list[Work], device: str, data_dir: str | None = None,
                 eval_s = eval_cache[ekey]
                 seconds += w.count * w.evals * eval_s
         if w.inception:
-            incep = incep if incep is not None else _inception_seconds_per_image(device, inception_weights)
-            seconds += w.inception * incep
+            first = incep is None
+            incep = incep if incep is not None else _inception_seconds(device, inception_weights)
+            seconds += w.inception * incep[1] + (incep[0] if first else 0.0)
+        raw.append((step_s, eval_s))
         rows.append({"work": w.what, "trainings": w.count, "at once": max(1, min(w.population, w.count)),
                      "steps each": w.config.steps if w.config else 0,
                      "evaluations each": w.evals if w.eval_samples else 0, "eval samples": w.eval_samples,
@@ -135,7 +150,9 @@ def estimate(works: list[Work], device: str, data_dir: str | None = None,
                      "ms per step (all at once)": round(1000 * step_s, 2) if not math.isnan(step_s) else "—",
                      "s per evaluation": round(eval_s, 2) if not math.isnan(eval_s) else "—",
                      "estimated s": round(seconds, 1), "note": w.note})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["seconds"] = raw  # unrounded (step, evaluation) seconds per row, for bench.plan's populations
+    return table
 
 
 def total_line(table: pd.DataFrame, hardware: str) -> str:
@@ -145,7 +162,8 @@ def total_line(table: pd.DataFrame, hardware: str) -> str:
     line = (f"{int(table['trainings'].sum())} trainings, {int((table['trainings'] * table['steps each']).sum()):,} "
             f"steps in all; estimated wall time ≈ {duration(s)} on {hardware} (one process; from {PROBE_STEPS} "
             f"timed steps per kind of config beyond {WARMUP_STEPS}, the fastest of {REPEATS}, one timed evaluation per sample "
-            f"count{', Inception on ' + str(INCEPTION_PROBE) + ' images' if table['Inception images'].sum() else ''})")
+            f"count{', Inception on ' + str(INCEPTION_PROBE) + ' images' if table['Inception images'].sum() else ''}"
+            f"{', a fresh process timed to its first training' if 'work' in table and (table['work'] == STARTUP_WORK).any() else ''})")
     if "with --jobs s" in table:
         layouts = ", ".join(sorted(set(table["--jobs layout"])))
         jobs_s = table["with --jobs s"]

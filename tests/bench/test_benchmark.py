@@ -225,9 +225,13 @@ def test_plan_prices_a_study_and_a_suite_and_stores_nothing(tmp_path):
     r = subprocess.run([*BENCH, "benchmark", "--suite", "suite.toml", "--plan", "--format", "csv"], cwd=tmp_path,
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "ta,mlp2d_small/ns/none: search (1) + seed re-runs (0),1" in r.stdout
+    assert "ta,mlp2d_small/ns/none: search (1),1,1" in r.stdout
+    assert "tb,mlp2d_small/ns/r1: confirmation,3,3," in r.stdout  # its 3 seeds train as one population
     assert "tb,mlp2d_small/ns/r1: confirmation,3" in r.stdout
     assert "16 trainings" in r.stdout  # 2 studies × 2 arms × (1 search + 3 confirmation seeds)
+    # each study's fresh process, timed to its first training (a subprocess that really starts)
+    starts = re.findall(r"^(t[ab]),start-up of a fresh process,0,1,0,0,0,0,—,—,([0-9.]+),", r.stdout, re.M)
+    assert [s for s, _ in starts] == ["ta", "tb"] and all(float(sec) > 0 for _, sec in starts), r.stdout[:800]
     s = subprocess.run([*BENCH, "run", "--study", "ta.toml", "--plan", "--jobs", "1"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=600)
     assert s.returncode == 0 and "8 trainings" in s.stdout, s.stderr[-2000:]

@@ -83,6 +83,11 @@ def test_adam_leaves_masked_members_untouched():
     opt.step([torch.tensor([[1.0, 2.0, 3.0], [math.nan, 1.0, 1.0]], dtype=F64)], torch.tensor([True, False]))
     assert torch.equal(flat[1], torch.ones(3, dtype=F64)) and not torch.equal(flat[0], flat[1])
     assert torch.isfinite(opt.m[0]).all() and torch.isfinite(opt.v[0]).all()
+    # the masked member keeps its moments and its step count too (so its bias correction is its own)
+    m1, v1 = opt.m[0][1].clone(), opt.v[0][1].clone()
+    opt.step([torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]], dtype=F64)], torch.tensor([True, False]))
+    assert torch.equal(opt.m[0][1], m1) and torch.equal(opt.v[0][1], v1) and torch.equal(m1, torch.zeros(3, dtype=F64))
+    assert opt.t.flatten().tolist() == [2.0, 0.0] and torch.equal(flat[1], torch.ones(3, dtype=F64))
 
 
 RING = dict(dataset="ring", model="mlp2d_small")
@@ -267,3 +272,69 @@ def test_a_nan_injected_mid_run_freezes_only_its_member(images, monkeypatch, mod
         assert mixed[k].status == "completed" and mixed[k].history == clean[k].history
         for name, value in clean[k].modules.state_dict().items():
             assert torch.equal(mixed[k].modules.state_dict()[name], value), name
+
+
+def test_an_empty_population_is_refused_in_one_line(images):
+    with pytest.raises(StabgenError, match="^a population needs at least one trial config$"):
+        train_population([], images)
+
+
+def test_the_refusal_names_the_config_that_differs(images):
+    a = TrialConfig(steps=2, batch_size=8)
+    with pytest.raises(StabgenError, match="^config 2 has batch_size=16 but config 0 has 8;"):
+        train_population([a, TrialConfig(**{**a.to_dict(), "seed": 5}), TrialConfig(**{**a.to_dict(), "batch_size": 16})],
+                         images)
+
+
+def test_each_member_is_charged_its_share_of_the_wall_time(images):
+    """TrialResult.seconds: the loop's wall time over K (what a study records as a trial's cost)."""
+    import time
+
+    cfgs = [TrialConfig(steps=20, batch_size=8, seed=s) for s in (1, 2, 3)]
+    t0 = time.perf_counter()
+    results = train_population(cfgs, images)
+    wall = time.perf_counter() - t0
+    assert len({r.seconds for r in results}) == 1 and 0 < 3 * results[0].seconds <= wall
+
+
+def test_evaluating_a_batch_norm_population_mid_run_changes_nothing(images):
+    """Sampling for an evaluation puts the networks in eval mode (batch norm on its running statistics,
+    as the solo sampler does) and back in train mode after: the same run with an evaluation at every
+    step trains exactly as one without, and the sampled images are the solo sampler's."""
+    base = dict(model="infogan", d_bn=True, steps=3, batch_size=4, log_every=1)
+    cfgs = [TrialConfig(**base, seed=1), TrialConfig(**base, seed=2)]
+    seen = []
+
+    def evaluate(sample, final):
+        seen.append(sample(6))
+        return {"mean": float(seen[-1].float().mean())}
+    evaluated = train_population([TrialConfig(**base, eval_every=1, seed=c.seed) for c in cfgs], images, evaluate=evaluate)
+    plain = train_population(cfgs, images)
+    for e, p in zip(evaluated, plain):
+        assert e.history == p.history
+        for name, value in p.modules.state_dict().items():
+            assert torch.equal(e.modules.state_dict()[name], value), name
+    alone = sampler(evaluated[1].modules["generator"], 64, seed=2, device=torch.device("cpu"))(6)
+    # the last evaluation (member 1, step 3), in eval mode; grouped and single convolutions sum in other orders
+    torch.testing.assert_close(seen[-1], alone, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad_from,steps,caught_at", [(30, 120, 50), (55, 60, 60)])
+def test_parameters_gone_non_finite_are_caught_by_the_periodic_check_or_at_the_end(images, monkeypatch,
+                                                                                   bad_from, steps, caught_at):
+    """Losses and gradient norms are checked every step; the parameters themselves every 50 steps and at
+    the end (a non-finite weight whose losses still read finite — simulated here by member 1's parameters
+    reading non-finite from step `bad_from` on): the member is diverged at that check, the others go on."""
+    state = {"it": 0}
+    real = Stacked.finite
+
+    def finite(self):
+        out = real(self).clone()
+        if state["it"] + 1 >= bad_from:  # on_step runs after the check: it holds the step before
+            out[1] = False
+        return out
+    monkeypatch.setattr(Stacked, "finite", finite)
+    cfgs = [TrialConfig(steps=steps, batch_size=8, log_every=10, seed=s) for s in (1, 2)]
+    results = train_population(cfgs, images, on_step=lambda it: state.update(it=it))
+    assert (results[0].status, results[0].steps_done) == ("completed", steps)
+    assert (results[1].status, results[1].diverged_step, results[1].steps_done) == ("diverged", caught_at, caught_at)

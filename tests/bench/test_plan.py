@@ -1,0 +1,81 @@
+"""`--plan`'s arithmetic by hand: queued runs train as populations (rounds of the owed queue), a population
+step is affine in its size, and a --jobs layout prices each row at one thread over the processes' share."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from helpers import study_toml
+
+from bench import plan
+from bench.papers.plan import Work
+from stabgen.trial import TrialConfig
+
+
+@pytest.mark.parametrize("counts,cap,want", [
+    ([10, 10, 10], 16, [[10], [6, 4], [10]]),  # rounds of 16: a block straddles two rounds
+    ([2, 2, 2, 2, 2], 5, [[2], [2], [1, 1], [2], [2]]),  # --jobs 2: each worker asks its share of 10
+    ([3, 4], 100, [[3], [4]]),  # everything in one round: one population per block
+    ([1, 1, 1], 1, [[1], [1], [1]]),  # an accelerator without populations: one by one
+])
+def test_owed_groups_follow_the_queue_round_by_round(counts, cap, want):
+    assert plan.owed_groups(counts, cap) == want
+
+
+def test_a_population_step_is_affine_in_its_size():
+    m = plan.Affine(0.01, 0.06, 16)  # 1 member 10 ms, 16 members 60 ms: 20/3 ms fixed + 10/3 ms per member
+    assert m(1) == pytest.approx(0.01) and m(16) == pytest.approx(0.06) and m(10) == pytest.approx(0.04)
+    assert plan.Affine(0.02)(7) == pytest.approx(0.02)  # timed at one size only: constant
+
+
+def test_populations_split_the_top_configs_and_each_stage_queues_on_its_own():
+    cfg = TrialConfig(steps=100)
+    works = [Work("a: search (2)", cfg, 2), Work("a: seed re-runs (2)", cfg, 2, queue="re-runs"),
+             Work("top 2 configs: 3 more seeds each", cfg, 6, queue="re-runs", blocks=2),
+             Work("a: confirmation", cfg, 10, queue="confirmation"), Work("b: confirmation", cfg, 10, queue="confirmation")]
+    assert plan.populations(works, 4) == [[1, 1], [2], [2, 1, 3], [4, 4, 2], [2, 4, 4]]
+
+
+def test_price_by_hand_one_process_and_two():
+    """One model: a step alone 10 ms at every thread (60 ms for 16 members), 15 ms at one thread (120 ms
+    for 16); an evaluation 0.5 s. Two one-thread processes keep c = 0.9 of their alone speed."""
+    cfg = TrialConfig(steps=100)
+    works = [Work("search", cfg, 2, eval_samples=10, evals=1),
+             Work("confirmation", cfg, 10, eval_samples=10, evals=1, queue="confirmation"),
+             Work("Inception", None, 0, inception=50)]
+    solo = [(0.01, 0.5), (0.01, 0.5), (math.nan, math.nan)]
+    one = {"gan": plan.Affine(0.01, 0.06, 16)}
+    single = {"gan": plan.Affine(0.015, 0.12, 16)}  # 8 ms fixed + 7 ms per member
+    one_s, jobs_s = plan.price(works, solo, one, 16, (2, single, 0.9), jobs_cap=5)
+    # search: 2 solo runs of 100 steps at 10 ms, 2 evaluations; confirmation: one population of 10 (40 ms a step)
+    assert one_s[:2] == pytest.approx([2 * 100 * 0.01 + 2 * 0.5, 100 * 0.04 + 10 * 0.5])
+    # --jobs 2: at one thread (steps ×1.5 alone, populations of 5 at 43 ms), evaluations ×1.5, over 2 × 0.9
+    assert jobs_s[:2] == pytest.approx([(2 * 100 * 0.015 + 2 * 0.5 * 1.5) / 1.8,
+                                        (2 * 100 * 0.043 + 10 * 0.5 * 1.5) / 1.8])
+    assert math.isnan(one_s[2]) and math.isnan(jobs_s[2])  # not a training: the table keeps its own price
+    assert plan.price(works, solo, one, 16)[1] is None
+
+
+def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_column(tmp_path, monkeypatch):
+    """A real plan of a tiny ring study (timed probes, a timed start-up subprocess): the confirmation's 4
+    seeds train as one population, a start-up row leads, and a measured 2-process layout prices a column."""
+    from bench.spec import load
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(study_toml("ring", name="tiny", regularizers=("none", "r1"), top="[search]\nper_arm = 1\n",
+                               confirm="seeds = 4\nstages = 1"))
+    spec = load(str(path))
+    table = plan.study_plan(spec, "cpu", layout=(2, 1, 2000.0))
+    assert table["work"].tolist() == [plan.STARTUP_WORK, "mlp2d_small/ns/none: search (1)", "mlp2d_small/ns/none: confirmation",
+                                      "mlp2d_small/ns/r1: search (1)", "mlp2d_small/ns/r1: confirmation"]
+    assert table["at once"].tolist() == [1, 1, 4, 1, 4] and table["note"][2] == "populations of 4"
+    assert table["estimated s"][0] > 0 and (table["estimated s"] >= 0).all() and (table["with --jobs s"] >= 0).all()
+    assert table["with --jobs s"][0] == pytest.approx(1.5 * table["estimated s"][0], abs=0.1)  # S + S/2
+    assert set(table["--jobs layout"]) == {"2 processes × 1 thread"}
+    monkeypatch.setattr(plan, "startup_seconds", lambda *a: 3.0)  # timed for real above
+    alone = plan.study_plan(spec, "cpu", layout=(1, 2, None))
+    assert (alone["with --jobs s"] == alone["estimated s"]).all()
+    assert "with --jobs s" not in plan.study_plan(spec, "cpu")
+    assert plan.study_plan(spec, "cpu", layout=(3, 1, None))["with --jobs s"].isna().all()  # not measured
