@@ -247,3 +247,24 @@ def helpers(spec, opts, processes: int, threads: int) -> Iterator[list]:
     if failed:
         raise StabgenError(f"{len(failed)} of {len(procs)} worker processes ended with an error (exit "
                            f"{failed[0]}); the study is intact: rerun the command to resume")
+
+
+def _start_like_a_worker(spec_json: str, device: str, data_dir: str) -> None:
+    """What a fresh worker does before its first training, timed by `--plan` (bench.plan.startup_seconds)."""
+    from bench import report, search  # noqa: F401  (what a run imports)
+    from bench.papers.plan import ready_evaluator
+    from bench.plan import arm_config
+    from bench.arms import arms
+    from bench.spec import StudySpec
+    from stabgen.userdata import resolve
+
+    spec = StudySpec.model_validate_json(spec_json)
+    resolve(spec.dataset)  # a folder of the user's images registers on first use, in each process
+    ready_evaluator(arm_config(spec, arms(spec)[0]), spec.eval.samples, spec.metric, device, data_dir or None,
+                    spec.eval.split)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _start_like_a_worker(*sys.argv[1:4])

@@ -208,7 +208,7 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
     layout is not measured) — adds the column `with --jobs s`."""
     import torch
 
-    from bench.search import OWED_POPULATION_CPU
+    from bench.storage import OWED_POPULATION_CPU
 
     works = [w for w in study_works(spec) if inception or w.config is not None]
     table = estimate(works, device, data_dir, inception_weights)
@@ -259,28 +259,12 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
 def startup_seconds(spec, device: str, data_dir: str | None = None) -> float:
     """Wall seconds a fresh process spends before its first training — the interpreter and imports, the
     study's data, a network and its evaluator's first call (the extractor, the real statistics) — timed
-    as a subprocess that does just that (this module's __main__). For a one-minute study it is a quarter
+    as a subprocess that does just that (bench.jobs's __main__, where workers start). For a one-minute study it is a quarter
     of the run: unpriced, `--plan` said 34 s for smoke's 49 s (benchmarks/results/cost-*.json)."""
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "bench.plan", spec.model_dump_json(), device, data_dir or ""],
+    r = subprocess.run([sys.executable, "-m", "bench.jobs", spec.model_dump_json(), device, data_dir or ""],
                        capture_output=True, text=True)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["no message"])[-1]
         raise StabgenError(f"timing a fresh process's start-up failed: {last}")
     return time.perf_counter() - t0
-
-
-def _start_like_a_worker(spec_json: str, device: str, data_dir: str) -> None:
-    from bench import report, search  # noqa: F401  (what a run imports)
-    from bench.spec import StudySpec
-
-    from stabgen.userdata import resolve
-
-    spec = StudySpec.model_validate_json(spec_json)
-    resolve(spec.dataset)  # a folder of the user's images registers on first use, in each process
-    ready_evaluator(arm_config(spec, arms_of(spec)[0]), spec.eval.samples, spec.metric, device, data_dir or None,
-                    spec.eval.split)
-
-
-if __name__ == "__main__":
-    _start_like_a_worker(*sys.argv[1:4])

@@ -34,8 +34,8 @@ from bench.spec import StudySpec
 from bench import artifacts
 from bench import racing
 from bench.trackers import TensorBoard, flat_metrics
-from bench.storage import (all_trials, claim_runs_folder, heartbeats, is_owed_study, open_study, owed_study, quiet,
-                           record_spec, requeue, sweep_orphans, trial_id)
+from bench.storage import (OWED_POPULATION_CPU, all_trials, claim_runs_folder, heartbeats, is_owed_study, open_study,
+                           owed_study, quiet, record_spec, requeue, sweep_orphans, trial_id)
 from bench.strategies import make_sampler
 from stabgen import progress
 from stabgen.datasets import DATASETS, EvalRequest
@@ -424,9 +424,6 @@ def _race_group(study: optuna.Study, runner: TrialRunner, group: list, untold: d
         alive = still
     for trial, _ in alive:
         tell(trial, raced_out=False)
-
-
-OWED_POPULATION_CPU = 16
 
 
 def owed_population(size: int, device: str, waiting: int = 0, processes: int = 1) -> int:

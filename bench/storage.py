@@ -185,6 +185,7 @@ def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: floa
 # trial folder is runs/STUDY/trials/<that id>. Studies made before this keep their owed runs in the
 # search's study; every reader takes both (all_trials), so they resume and report as they were.
 OWED_SUFFIX = ":confirmation"
+OWED_POPULATION_CPU = 16  # queued runs that train at once on a CPU (bench.search.owed_population, bench.plan)
 OWED_BASE = 1_000_000
 
 
