@@ -167,7 +167,7 @@ def total_line(table: pd.DataFrame, hardware: str) -> str:
     if "with --jobs s" in table:
         layouts = ", ".join(sorted(set(table["--jobs layout"])))
         jobs_s = table["with --jobs s"]
-        line += (f"; with --jobs ({layouts}): ≈ {duration(float(jobs_s.sum()))}, the one-process time over "
-                 "the measured steps/s of that layout (bench/jobs.py's cache)" if jobs_s.notna().all() else
+        line += (f"; with --jobs ({layouts}): ≈ {duration(float(jobs_s.sum()))}, each row timed at one thread over "
+                 "the processes at the contention their cached steps/s show (bench/jobs.py)" if jobs_s.notna().all() else
                  f"; with --jobs ({layouts}): not priced, only one process per core is measured")
     return line
