@@ -51,6 +51,22 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5, chunk: int = 1024) 
     }
 
 
+def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5, chunk: int = 1024,
+                     r_real: torch.Tensor | None = None) -> dict[str, float]:
+    """Density and coverage alone — `prdc`'s two numbers from the one fake-to-real distance matrix, without
+    the fakes' own k-NN radii that only recall needs (half of prdc's distances). `r_real`: the real
+    radii, computed once per reference by a caller that scores many sample sets against it."""
+    real, fake = real.double(), fake.double()
+    r_real = kth_neighbour_distance(real, k, chunk) if r_real is None else r_real.double()
+    in_real_balls = torch.zeros(fake.shape[0], dtype=torch.float64, device=fake.device)
+    nearest_fake = torch.full((real.shape[0],), float("inf"), dtype=torch.float64, device=real.device)
+    for s in _chunks(fake.shape[0], chunk):
+        d = torch.cdist(fake[s], real)
+        in_real_balls[s] = (d < r_real[None, :]).sum(1).double()
+        nearest_fake = torch.minimum(nearest_fake, d.min(0).values)
+    return {"density": float(in_real_balls.mean() / k), "coverage": float((nearest_fake < r_real).double().mean())}
+
+
 def expected_coverage_same_distribution(n: int, m: int, k: int) -> float:
     """E[coverage] when real and fake come from one distribution: 1 − ∏_{i=1..k} (N − i)/(M + N − i)."""
     prod = 1.0

@@ -55,19 +55,19 @@ class DomainEvaluator(Evaluator):
 
         self.n, self.device, self.fidelity = ref.n, device, fidelity
         self.ref, self.class_counts = ref, class_counts
-        self.clf = classifier.load(ref.dataset, device)  # the domain classifier is named like its dataset
+        classifier.load(ref.dataset, device)  # missing weights are refused here, before any training
         self.inception = InceptionEvaluator(ref, device, metric) if metric.startswith("inception_") else None
         self.quick = ("fid",) if self.inception else (metric.removeprefix("domain_"),)
 
     def many(self, samples: Sequence[Sample], final: bool) -> list[dict]:
         fakes = [s(self.n) for s in samples]
         metrics = ("fid", "kid", "prc", "dc", "vendi") if final else self.quick
-        outs = [{f"domain_{k}": v for k, v in m.items()}
-                for m in self.fidelity.compute_many(fakes, self.ref, "classifier", metrics, device=self.device)]
-        if final:
-            preds = predict(self.clf, torch.cat(fakes), self.device).split([len(f) for f in fakes])
-            for out, p in zip(outs, preds):
-                out.update(class_coverage(p, self.class_counts))
+        got = self.fidelity.compute_many(fakes, self.ref, "classifier", metrics, device=self.device, predictions=final)
+        outs = []
+        for m in got:  # at the end, class coverage from the classes the feature pass predicted
+            predicted = m.pop("predicted", None)
+            outs.append({f"domain_{k}": v for k, v in m.items()}
+                        | (class_coverage(predicted, self.class_counts) if predicted is not None else {}))
         if self.inception:
             same = [lambda n, f=f: f[:n] for f in fakes]  # the very samples the domain metrics saw
             for out, m in zip(outs, self.inception.many(same, final)):

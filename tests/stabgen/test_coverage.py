@@ -3,7 +3,7 @@ import pytest
 import torch
 from prdc import compute_prdc
 
-from stabgen.metrics.coverage import expected_coverage_same_distribution, prdc
+from stabgen.metrics.coverage import density_coverage, expected_coverage_same_distribution, kth_neighbour_distance, prdc
 
 
 def test_identical_distributions():
@@ -36,6 +36,21 @@ def test_equals_reference_prdc_package():
     ref = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
     for key in ("precision", "recall", "density", "coverage"):
         assert ours[key] == pytest.approx(float(ref[key]), abs=1e-6), key
+
+
+def test_density_coverage_alone_equals_reference_prdc_package():
+    """The two numbers without recall's fake radii (what every final evaluation computes), against the
+    prdc package — also in chunks that do not divide the fakes, and with the real radii handed in."""
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(600, 10))
+    fake = rng.normal(size=(500, 10)) * 1.3 + 0.2
+    ref = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    r = kth_neighbour_distance(torch.from_numpy(real), 5)
+    for kw in ({"chunk": 1024}, {"chunk": 77}, {"chunk": 77, "r_real": r}):
+        ours = density_coverage(torch.from_numpy(real), torch.from_numpy(fake), k=5, **kw)
+        assert ours["density"] == pytest.approx(float(ref["density"]), abs=1e-9)
+        assert ours["coverage"] == pytest.approx(float(ref["coverage"]), abs=1e-9)
+    assert 0 < ours["coverage"] < 1 and ours["density"] > 0
 
 
 def test_expected_coverage_formula():

@@ -571,6 +571,35 @@ def test_kid_subsets_hold_at_most_1000_and_k_reaches_density_coverage():
         fidelity.compute(small_f, small_r, "classifier", ("dc",), dataset="mnist", k=5)["density"]
 
 
+def test_predictions_come_from_the_same_pass_and_the_real_radii_are_computed_once(monkeypatch):
+    """compute_many(predictions=True): each set's classes are the domain classifier's argmax on its own
+    images (against the network's forward, called by hand), the metrics unchanged; density/coverage
+    against a cached reference computes the real radii once for every set and every later call."""
+    from stabgen.metrics import classifier, coverage
+
+    fakes = [blobs(150, 11), blobs(120, 12, shift=1)]
+    real = blobs(200, 13, shift=2)
+    plain = fidelity.compute_many(fakes, real, "classifier", ("fid", "dc"), dataset="mnist")
+    got = fidelity.compute_many(fakes, real, "classifier", ("fid", "dc"), dataset="mnist", predictions=True)
+    clf = classifier.load("mnist")
+    for f, p, g in zip(fakes, plain, got):
+        with torch.no_grad():
+            assert torch.equal(g.pop("predicted"), clf(f).argmax(1))
+        assert g == pytest.approx(p)
+    with pytest.raises(fidelity.StabgenError, match="classifier"):
+        fidelity.compute_many(fakes, real, "inception", ("fid",), predictions=True)
+    assert fidelity.default_batch("classifier", "cpu") == 100 and fidelity.default_batch("inception", "cpu") == 64
+    calls = []
+    real_knn = coverage.kth_neighbour_distance
+    monkeypatch.setattr(coverage, "kth_neighbour_distance", lambda x, k, *a: calls.append(len(x)) or real_knn(x, k, *a))
+    monkeypatch.setattr(fidelity, "_RADII", {})
+    ref = fidelity._real_radii(real.float().flatten(1)[:, :8], 3, "cpu", ("name", "features"))
+    again = fidelity._real_radii(real.float().flatten(1)[:, :8] + 1, 3, "cpu", ("name", "features"))
+    assert again is ref and calls == [200]  # the second call is served by the name, not the values
+    fidelity._real_radii(real.float().flatten(1)[:, :8], 3, "cpu", None)  # no cache name: computed
+    assert calls == [200, 200]
+
+
 def test_inception_features_are_the_pool_layer_of_the_weights_named(inception_weights, tmp_path, monkeypatch):
     """`features(..., "inception")` (what FID∞ reads): torch-fidelity's 2048-d pool features of the
     weights file named by the argument (no env var, no download to fall back on)."""
