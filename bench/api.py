@@ -377,13 +377,15 @@ def _run_fids(data_dir: str | None, device: str) -> Callable[[StudyRecord, int],
 
 def plan(study: str | Path | None = None, suite: str | None = None, device: str | None = None,
          data_dir: str | None = None, inception_weights: str | None = None, inception: bool = True,
-         paper: str | None = None, budget: str = "small", jobs: int | str | None = None) -> pd.DataFrame:
+         paper: str | None = None, budget: str = "small", jobs: int | str | None = None,
+         confirmed: dict[str, int] | None = None) -> pd.DataFrame:
     """What a study (or every study of a suite, or a paper reproduction at a budget) costs on this
     device, priced by short timed runs of each kind of training; nothing runs and nothing is stored
     (`bench run/benchmark/reproduce --plan`). With `jobs` (--jobs N|auto) a column `with --jobs s`: each
     row priced on that layout from its one-thread step times and the layout's measured speed
     (bench.plan.price; the Inception row stays as it is: one process scores), NaN where the layout is not
-    measured."""
+    measured. `confirmed` (arm label → confirmation seeds a run trained) prices the looks that run made
+    (benchmarks/cost.py: the plan of the work that ran, beside the first look's)."""
     from bench import plan as plan_mod
 
     dev = check_device(device or default_device())
@@ -403,7 +405,8 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
         spec = load_spec(s)
         # --jobs: the layout and its measured speed price a second column (bench.plan.study_plan)
         layout = jobs_mod.measured(jobs, spec, dev, data_dir) if jobs is not None else None
-        table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception, layout).assign(study=spec.name)
+        table = plan_mod.study_plan(spec, dev, data_dir, inception_weights, inception, layout,
+                                    confirmed).assign(study=spec.name)
         tables.append(table)
     out = pd.concat(tables, ignore_index=True)
     return out[["study", *[c for c in out.columns if c != "study"]]]

@@ -51,11 +51,12 @@ def arm_counts(spec, per_arm: int | None = None) -> dict[str, int]:
             "inception": spec.eval.inception_top_k if DATASETS.get(spec.dataset).inception else 0}
 
 
-def study_works(spec) -> list[Work]:
+def study_works(spec, confirmed: dict[str, int] | None = None) -> list[Work]:
     """Every kind of training a study asks for: per arm its search trials (with their race seeds), seed
     re-runs and confirmation seeds (at the first look; the note says the cap of a sequential design), plus
     the top configs' extra seeds and Inception images. Re-runs and confirmation seeds are queued runs: they
-    train as populations (`queue`, priced so by study_plan)."""
+    train as populations (`queue`, priced so by study_plan). confirmed: arm label → the confirmation seeds a
+    run trained (the sequential design's looks depend on the data): the plan of the work that ran."""
     arms, n = arms_of(spec), arm_counts(spec)
     evals = max(1, math.ceil(spec.steps_for(spec.train.batch_size) / spec.train.eval_every))
     race = n["search"] * (spec.search.seeds_per_trial - 1)
@@ -70,9 +71,11 @@ def study_works(spec) -> list[Work]:
                               spec.metric, queue="re-runs"))
         if n["confirmation"]:
             cap = n["confirmation_cap"]
-            works.append(Work(f"{arm.label}: confirmation", cfg, n["confirmation"], spec.eval.samples, 1, spec.metric,
-                              note=f"first look; up to {cap} seeds if the answer stays open" if cap > n["confirmation"]
-                              else "", queue="confirmation"))
+            ran = (confirmed or {}).get(arm.label)
+            note = (f"as the run confirmed (first look {n['confirmation']})" if ran is not None else
+                    f"first look; up to {cap} seeds if the answer stays open" if cap > n["confirmation"] else "")
+            works.append(Work(f"{arm.label}: confirmation", cfg, n["confirmation"] if ran is None else ran,
+                              spec.eval.samples, 1, spec.metric, note=note, queue="confirmation"))
     if n["top"]:
         works.append(Work(f"top {spec.seeds.top_k} configs: {spec.seeds.extra} more seeds each", arm_config(spec, arms[0]),
                           n["top"], spec.eval.samples, evals, spec.metric, queue="re-runs", blocks=spec.seeds.top_k))
@@ -157,16 +160,18 @@ def _split(count: int, blocks: int) -> list[int]:
 
 
 def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Affine], cap: int,
-          jobs: tuple[int, dict[str, Affine], float] | None = None, jobs_cap: int | None = None) -> tuple[list[float], list[float] | None]:
+          jobs: tuple | None = None, jobs_cap: int | None = None) -> tuple[list[float], list[float] | None]:
     """Training and evaluation seconds per work row, one process and (with `jobs`) --jobs: a pure function
     of the timed numbers, so its arithmetic is tested by hand.
     solo: per row (seconds per step of its config alone, seconds per evaluation), every thread.
     one: per model, the Affine step time at every thread. A row's population of g costs its solo step
     times one[model](g)/one[model](1) (a regularizer's overhead scales with the population as the step does).
-    jobs: (p processes of one thread, per model the Affine step time at one thread, c) — c is the share of
-    its alone speed each process keeps beside the others, from the cached steps/s of p one-thread processes
-    at once: c = rate_p · (a one-thread step alone) / p. A row on p processes costs its work at one thread
-    over p·c; its evaluations slow down as a solo step does at one thread."""
+    jobs: (p processes of one thread, per model the Affine step time at one thread, c[, c_pop]) — c is the
+    share of its alone speed each process keeps beside the others, from the cached steps/s of p one-thread
+    processes at once: c = rate_p · (a one-thread step alone) / p; c_pop the same for populations (they
+    contend for memory where solo steps stay in cache; absent: c). A row on p processes costs its work at
+    one thread over p·c (its populations over p·c_pop); its evaluations slow down as a solo step does at
+    one thread, and contend as its trainings do."""
     groups = populations(works, cap)
     groups_p = populations(works, jobs_cap or cap) if jobs else None
     one_s, jobs_s = [], [] if jobs else None
@@ -181,10 +186,12 @@ def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Aff
         evals = w.count * w.evals * eval_s if w.eval_samples else 0.0
         one_s.append(sum(w.config.steps * step_s * m(g) / m(1) for g in groups[i]) + evals)
         if jobs_s is not None:
-            p, single, c = jobs
+            p, single, c, c_pop = (*jobs, jobs[2])[:4]
             m1 = single[w.config.model]
-            work = sum(w.config.steps * step_s * m1(g) / m(1) for g in groups_p[i]) + evals * m1(1) / m(1)
-            jobs_s.append(work / (p * c))
+            share = [c if g == 1 else c_pop for g in groups_p[i]]
+            work = sum(w.config.steps * step_s * m1(g) / m(1) / k for g, k in zip(groups_p[i], share))
+            work += evals * m1(1) / m(1) / (sum(share) / len(share) if share else c)
+            jobs_s.append(work / p)
     return one_s, jobs_s
 
 
@@ -201,16 +208,18 @@ def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
 
 
 def study_plan(spec, device: str, data_dir: str | None = None, inception_weights: str | None = None,
-               inception: bool = True, layout: tuple[int, int, float | None] | None = None) -> pd.DataFrame:
+               inception: bool = True, layout: tuple | None = None,
+               confirmed: dict[str, int] | None = None) -> pd.DataFrame:
     """The priced plan of one study (one row per kind of work; nothing is run or stored). Queued runs are
     priced as the populations they train in on a CPU (bench.search.owed_population). layout: --jobs as
-    (processes, threads each, summed steps/s of that many one-thread processes at once, or None where the
-    layout is not measured) — adds the column `with --jobs s`."""
+    (processes, threads each, summed steps/s of that many one-thread processes at once or None where the
+    layout is not measured[, (K, their summed member-steps/s on populations of K)]) — adds the column
+    `with --jobs s`. confirmed: the confirmation seeds per arm that a run trained (study_works)."""
     import torch
 
     from bench.storage import OWED_POPULATION_CPU
 
-    works = [w for w in study_works(spec) if inception or w.config is not None]
+    works = [w for w in study_works(spec, confirmed) if inception or w.config is not None]
     table = estimate(works, device, data_dir, inception_weights)
     solo = table.attrs["seconds"]
     cpu = torch.device(device).type == "cpu"
@@ -224,10 +233,12 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
     one = {m: _step_model(c, device, data_dir, hi) for m, c in reps.items()}
     jobs = None
     if layout is not None and layout[0] > 1 and layout[2]:
-        p, threads, rate = layout
+        p, threads, rate, pop = (*layout, None)[:4]
         single = {m: _step_model(c, device, data_dir, hi, threads=threads) for m, c in reps.items()}
         timed = single.get(spec.space.models[0]) or next(iter(single.values()))  # the model the cached rate timed
-        jobs = (p, single, rate * timed(1) / p)
+        c = rate * timed(1) / p
+        c_pop = pop[1] / p * timed(pop[0]) / pop[0] if pop else c  # member-steps/s kept beside the others
+        jobs = (p, single, c, c_pop)
     one_s, jobs_s = price(works, solo, one, cap, jobs, jobs_cap)
     training = table["trainings"] > 0
     table["estimated s"] = table["estimated s"].where(~training, pd.Series(one_s).round(1))
@@ -241,7 +252,7 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
                                              "note": "interpreter, imports, data, the evaluator's first build; each --jobs worker pays it too"}
     out = pd.concat([pd.DataFrame([start]), table], ignore_index=True)
     if layout is not None:
-        p, threads, rate = layout
+        p, threads = layout[:2]
         if p == 1:
             out["with --jobs s"] = out["estimated s"]
         elif jobs is None:

@@ -10,11 +10,15 @@
 #   bash benchmarks/mutation.sh "bench.stats*"  # one module (mutmut's mutant-name glob)
 #   MUTMUT_CHILDREN=2 bash benchmarks/mutation.sh ...  # mutants run in parallel (default 1: one core)
 #   RESUME=1 bash benchmarks/mutation.sh "stabgen.metrics.fidelity*"  # those not yet judged + open survivors
+#   RESUME=1 RERUN_TIMEOUTS=1 bash benchmarks/mutation.sh ...  # and the timeouts (after a change of the limits)
 # Writes benchmarks/results/mutation.json: per module the mutants, killed, survived and the score.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 pip install -q 'mutmut==3.8.1'
+# each mutant's tests get their share of the cores: torch's idle OpenMP threads spin, which counts against
+# mutmut's CPU-time limit and oversubscribes the cores when children run side by side
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / ${MUTMUT_CHILDREN:-1} > 0 ? $(nproc) / ${MUTMUT_CHILDREN:-1} : 1 ))}"
 globs=("$@")
 [ ${#globs[@]} -gt 0 ] || globs=("bench.stats*" "stabgen.regularizers*" "stabgen.objectives*" "stabgen.metrics*"
                                   "stabgen.train*" "stabgen.stacked*" "bench.confirm*")
@@ -22,11 +26,12 @@ if [ "${RESUME:-0}" = 1 ]; then  # mutmut reruns every mutant named: name only t
   # not yet judged, and the survivors not listed as equivalent (the tests added for them are new)
   mutmut results --all true > mutants/results.txt
   mapfile -t globs < <(python - "${globs[@]}" <<'PY'
-import fnmatch, json, pathlib, sys
+import fnmatch, json, os, pathlib, sys
 equivalent = json.loads(pathlib.Path("benchmarks/mutation_equivalent.json").read_text())
 for line in pathlib.Path("mutants/results.txt").read_text().splitlines():
     name, _, status = (s.strip() for s in line.rpartition(":"))
-    rerun = status == "not checked" or (status in ("survived", "no tests") and name not in equivalent)
+    rerun = status == "not checked" or (status in ("survived", "no tests") and name not in equivalent) \
+        or (status == "timeout" and os.environ.get("RERUN_TIMEOUTS") == "1")  # after the time limits changed
     if rerun and any(fnmatch.fnmatchcase(name, g) for g in sys.argv[1:]):
         print(name)
 PY

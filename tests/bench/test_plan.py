@@ -56,6 +56,11 @@ def test_price_by_hand_one_process_and_two():
                                         (2 * 100 * 0.043 + 10 * 0.5 * 1.5) / 1.8])
     assert math.isnan(one_s[2]) and math.isnan(jobs_s[2])  # not a training: the table keeps its own price
     assert plan.price(works, solo, one, 16)[1] is None
+    # populations keep 0.6 of their alone speed beside each other (memory), solo steps 0.9: only the
+    # confirmation's two populations of 5 and its evaluations pay the lower share
+    _, jobs_pop = plan.price(works, solo, one, 16, (2, single, 0.9, 0.6), jobs_cap=5)
+    assert jobs_pop[:2] == pytest.approx([(2 * 100 * 0.015 + 2 * 0.5 * 1.5) / 1.8,
+                                         (2 * 100 * 0.043 + 10 * 0.5 * 1.5) / 1.2])
 
 
 def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_column(tmp_path, monkeypatch):
@@ -79,3 +84,26 @@ def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_col
     assert (alone["with --jobs s"] == alone["estimated s"]).all()
     assert "with --jobs s" not in plan.study_plan(spec, "cpu")
     assert plan.study_plan(spec, "cpu", layout=(3, 1, None))["with --jobs s"].isna().all()  # not measured
+    # populations that keep almost nothing of their speed beside each other price the queued rows, not the search
+    slow = plan.study_plan(spec, "cpu", layout=(2, 1, 2000.0, (8, 1.0)))
+    assert slow["with --jobs s"][2] > max(10 * table["with --jobs s"][2], 10.0) and slow["with --jobs s"][1] < 2.0
+
+
+def test_the_plan_of_the_work_that_ran_counts_each_arms_confirmed_seeds():
+    """The sequential design adds looks where the answer stays open, so a run's work depends on its data:
+    `confirmed` (arm → the seeds a run trained) replaces the first look for the arms it names, and the
+    populations follow."""
+    from bench.spec import load
+
+    spec = load("mnist_reg")
+    first = {w.what: w for w in plan.study_works(spec) if w.queue == "confirmation"}
+    ran = plan.study_works(spec, {"gan/ns/r1": 20, "vae/l1": 10})
+    conf = {w.what: w for w in ran if w.queue == "confirmation"}
+    assert first["gan/ns/r1: confirmation"].count == 10 and "first look" in first["gan/ns/r1: confirmation"].note
+    assert conf["gan/ns/r1: confirmation"].count == 20 and conf["vae/l1: confirmation"].count == 10
+    assert conf["gan/ns/r1: confirmation"].note == "as the run confirmed (first look 10)"
+    assert conf["gan/ns/none: confirmation"].count == 10 and "first look" in conf["gan/ns/none: confirmation"].note
+    assert sum(w.count for w in ran) == sum(w.count for w in plan.study_works(spec)) + 10
+    sizes = dict(zip([w.what for w in ran], plan.populations(ran, 16)))
+    # the queue holds 5 arms' 10 seeds before r1's 20 (places 50–69); rounds of 16 cut it at 64: 14, then 6
+    assert sizes["gan/ns/r1: confirmation"] == [14, 6]
