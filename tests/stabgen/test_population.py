@@ -341,3 +341,82 @@ def test_parameters_gone_non_finite_are_caught_by_the_periodic_check_or_at_the_e
     results = train_population(cfgs, images, on_step=lambda it: state.update(it=it))
     assert (results[0].status, results[0].steps_done) == ("completed", steps)
     assert (results[1].status, results[1].diverged_step, results[1].steps_done) == ("diverged", caught_at, caught_at)
+
+
+def test_each_evaluation_is_recorded_with_its_step_and_handed_to_on_eval(images):
+    """What the loop keeps of an evaluation (what pruning, curves, records and reports read): each member's
+    TrialResult.evals holds {"step": it, **metrics} at every eval_every step and at the last, and on_eval
+    gets that same dict; `final` is True at the last evaluation only — through an Evaluator's `many` and
+    through a plain function alike — and a float64 population is sampled in float64."""
+    from stabgen.metrics.evaluate import Evaluator
+
+    class Many(Evaluator):
+        def __init__(self) -> None:
+            self.finals = []
+
+        def many(self, samples, final):
+            self.finals.append(final)
+            return [{"mean": float(s(4).double().mean())} for s in samples]
+
+    finals, seen = [], []
+
+    def plain(sample, final):
+        finals.append(final)
+        return {"mean": float(sample(4).double().mean())}
+
+    cfgs = [TrialConfig(model="gan", steps=25, batch_size=8, eval_every=10, seed=s) for s in (1, 2)]
+    many = Many()
+    for ev in (many, plain):
+        seen.clear()
+        res = train_population(cfgs, images, evaluate=ev, dtype=F64,
+                               on_eval=lambda m, step, metrics: seen.append((m, step, metrics)) and False)
+        for m, r in enumerate(res):
+            assert [e["step"] for e in r.evals] == [10, 20, 25] and set(r.evals[0]) == {"step", "mean"}
+            assert all(math.isfinite(e["mean"]) for e in r.evals)
+            assert [(s, metrics) for k, s, metrics in seen if k == m] == [(e["step"], e) for e in r.evals]
+    assert many.finals == [False, False, True] and finals == [False, False, False, False, True, True]
+
+
+def test_a_stacked_population_trains_by_default_as_a_module_does():
+    """Stacked.train() with no argument is nn.Module.train(): training mode on (batch norm in batch statistics)."""
+    nets = Stacked([torch.nn.ModuleDict({"g": torch.nn.BatchNorm1d(3)}) for _ in range(2)])
+    nets.train(False)
+    assert not nets.template.training
+    nets.train()
+    assert nets.template.training and all(m.training for m in nets.template.modules())
+
+
+def test_a_solo_train_is_a_population_of_one_with_every_option_passed_through(images, monkeypatch):
+    """train(cfg) is train_population([cfg]): on_step sees every step, on_eval gets (step, the recorded
+    metrics), an evaluation needs no on_eval, TF32 is set as asked while it trains; and what a CPU cannot
+    observe (CUDA graphs, the device) reaches train_population as given (a spy: there is no GPU here)."""
+    import stabgen.train as train_mod
+
+    cfg = TrialConfig(model="gan", steps=6, batch_size=8, eval_every=3, seed=3)
+    steps, flags, seen = [], [], []
+
+    def evaluate(sample, final):
+        return {"mean": float(sample(4).double().mean())}
+
+    def on_step(it):
+        steps.append(it)
+        flags.append(torch.backends.cuda.matmul.allow_tf32)
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    r = train(cfg, images, evaluate=evaluate, on_step=on_step, tf32=not before,
+              on_eval=lambda step, metrics: seen.append((step, metrics)) and False)
+    assert steps == [1, 2, 3, 4, 5, 6] and flags == [not before] * 6 and torch.backends.cuda.matmul.allow_tf32 == before
+    assert [e["step"] for e in r.evals] == [3, 6] and seen == [(e["step"], e) for e in r.evals]
+    assert train(cfg, images, evaluate=evaluate).evals == r.evals  # no on_eval: the same evaluations
+    got = {}
+
+    def spy(cfgs, data, device="cpu", **kw):
+        got.update(cfgs=cfgs, data=data, device=device, **kw)
+        return ["the result"]
+
+    monkeypatch.setattr(train_mod, "train_population", spy)
+    log = lambda *a: None  # noqa: E731
+    assert train(cfg, images, "cuda:1", graphs=True, tf32=False, dtype=F64, on_log=log, on_step=on_step) == "the result"
+    assert got["cfgs"] == [cfg] and got["data"] is images and got["device"] == "cuda:1"
+    assert (got["graphs"], got["tf32"], got["dtype"], got["on_log"], got["on_step"]) == (True, False, F64, log, on_step)
+    assert got["on_eval"] is None and got["evaluate"] is None
