@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 CACHE = "jobs.json"
 WINDOW = 3.0  # seconds each layout is timed
 REPEATS = 2  # times each layout is timed, alternating
-POPULATION = 8  # members per process when the layout is timed on populations (--plan's queued runs)
 
 
 def cores() -> int:
@@ -75,7 +74,7 @@ def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     cached when plausible; an implausible cached entry is measured again)."""
     key, path = _key(spec, n), settings.cache_dir() / CACHE
     cached = json.loads(path.read_text()) if path.is_file() else {}
-    if key in cached and plausible(cached[key], n) and "population" in cached[key]:  # older entries lack it
+    if key in cached and plausible(cached[key], n):
         return cached[key]
     m = measure(spec, device, n, data_dir)
     if plausible(m, n):
@@ -89,23 +88,21 @@ def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     return m
 
 
-def measured(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple:
-    """(processes, threads per process, summed steps/s of the study's model in that layout, (K, summed
-    member-steps/s of populations of K in it)) for --jobs, as `--plan` prices it: the cached rates
-    (bench.jobs.rates) when --jobs puts one 1-thread process on each core of a CPU, None for any other
-    layout (not measured; one process needs no rate)."""
+def measured(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
+    """(processes, threads per process, summed steps/s of the study's model in that layout) for --jobs, as
+    `--plan` prices it: the cached rate (bench.jobs.rates) when --jobs puts one 1-thread process on each
+    core of a CPU, None for any other layout (not measured; one process needs no rate)."""
     processes, threads = layout(jobs, spec, device, data_dir)
     n = cores()
     if processes == 1 or processes != n or threads != 1 or not device.startswith("cpu"):
-        return processes, threads, None, None
-    m = rates(spec, device, n, data_dir)
-    return processes, threads, m["processes"], (m.get("population_k", POPULATION), m["population"])
+        return processes, threads, None
+    return processes, threads, rates(spec, device, n, data_dir)["processes"]
 
 
 def speedup(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
     """(processes, threads per process, steps/s over one process with every thread) for --jobs: 1.0 for one
     process; the measured ratio when --jobs puts one 1-thread process on each core; None otherwise."""
-    processes, threads, rate, _ = measured(jobs, spec, device, data_dir)
+    processes, threads, rate = measured(jobs, spec, device, data_dir)
     if processes == 1:
         return processes, threads, 1.0
     return processes, threads, rate / rates(spec, device, cores(), data_dir)["threads"] if rate else None
@@ -121,16 +118,16 @@ def _probe_cfg(spec):
     return probe_configs(spec, steps=10**6)[0]
 
 
-def _steps_in_window(spec_dump: dict, threads: int, start: float, window: float, out, data_dir=None, k: int = 1) -> None:
-    """Train the study's first model (a population of k seeds) from `start` (wall clock) for `window`
-    seconds; put the member-steps/s (or the error, as text: the parent says it in one line)."""
+def _steps_in_window(spec_dump: dict, threads: int, start: float, window: float, out, data_dir=None) -> None:
+    """Train the study's first model from `start` (wall clock) for `window` seconds; put the steps/s
+    (or the error, as text: the parent says it in one line)."""
     try:
-        out.put(_rate(spec_dump, threads, start, window, data_dir, k))
+        out.put(_rate(spec_dump, threads, start, window, data_dir))
     except Exception as e:  # noqa: BLE001 — reported by the parent
         out.put(f"{type(e).__name__}: {e}")
 
 
-def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir, k: int = 1) -> float:
+def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir) -> float:
     from bench.spec import StudySpec
     from stabgen.datasets import DATASETS
     from stabgen import train as train_mod
@@ -139,7 +136,6 @@ def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir, 
     spec = StudySpec.model_validate(spec_dump)
     source = DATASETS.get(spec.dataset).source(data_dir)
     cfg = replace(_probe_cfg(spec), eval_every=10**9)
-    cfgs = [replace(cfg, seed=cfg.seed + i) for i in range(k)]
     done = {"n": 0}
 
     class Stop(Exception):
@@ -153,16 +149,15 @@ def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir, 
             raise Stop
 
     with contextlib.suppress(Stop):
-        train_mod.train_population(cfgs, source, "cpu", on_step=on_step)
-    return k * done["n"] / window
+        train_mod.train(cfg, source, "cpu", on_step=on_step)
+    return done["n"] / window
 
 
-def _timed(ctx, dump: dict, threads: list[int], data_dir, k: int = 1) -> float:
-    """Summed (member-)steps/s of processes with these thread counts (each a population of k), timed over
-    the same window."""
+def _timed(ctx, dump: dict, threads: list[int], data_dir) -> float:
+    """Summed steps/s of processes with these thread counts, timed over the same window."""
     q = ctx.Queue()
     start = time.time() + 10.0  # every process has imported torch and built its nets by then
-    procs = [ctx.Process(target=_steps_in_window, args=(dump, t, start, WINDOW, q, data_dir, k)) for t in threads]
+    procs = [ctx.Process(target=_steps_in_window, args=(dump, t, start, WINDOW, q, data_dir)) for t in threads]
     for p in procs:
         p.start()
     try:
@@ -178,20 +173,15 @@ def _timed(ctx, dump: dict, threads: list[int], data_dir, k: int = 1) -> float:
 
 def measure(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     """Steps/s of the study's model: n one-thread processes at once (summed), and one n-thread process;
-    and the member-steps/s of n one-thread processes each training a population of POPULATION — what
-    prices the queued runs under --jobs: solo steps fit in cache, two MNIST populations contend for
-    memory (priced from the solo rate, --plan said 0.50 of a measured mnist_reg --jobs auto). Each layout
-    timed REPEATS times, alternating, its fastest kept (a burst of other load lowers one window, not the
-    answer)."""
+    each layout timed REPEATS times, alternating, its fastest kept (a burst of other load lowers one
+    window, not the answer)."""
     ctx = mp.get_context("spawn")
     dump = spec.model_dump(mode="json")
-    processes = threads = population = 0.0
+    processes = threads = 0.0
     for _ in range(REPEATS):
         processes = max(processes, _timed(ctx, dump, [1] * n, data_dir))
         threads = max(threads, _timed(ctx, dump, [n], data_dir))
-        population = max(population, _timed(ctx, dump, [1] * n, data_dir, POPULATION))
-    return {"processes": processes, "threads": threads, "population": population, "population_k": POPULATION,
-            "cores": n, "measured_at": time.strftime("%Y-%m-%d")}
+    return {"processes": processes, "threads": threads, "cores": n, "measured_at": time.strftime("%Y-%m-%d")}
 
 
 def plausible(m: dict, n: int) -> bool:

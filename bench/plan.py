@@ -166,12 +166,10 @@ def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Aff
     solo: per row (seconds per step of its config alone, seconds per evaluation), every thread.
     one: per model, the Affine step time at every thread. A row's population of g costs its solo step
     times one[model](g)/one[model](1) (a regularizer's overhead scales with the population as the step does).
-    jobs: (p processes of one thread, per model the Affine step time at one thread, c[, c_pop]) — c is the
-    share of its alone speed each process keeps beside the others, from the cached steps/s of p one-thread
-    processes at once: c = rate_p · (a one-thread step alone) / p; c_pop the same for populations (they
-    contend for memory where solo steps stay in cache; absent: c). A row on p processes costs its work at
-    one thread over p·c (its populations over p·c_pop); its evaluations slow down as a solo step does at
-    one thread, and contend as its trainings do."""
+    jobs: (p processes of one thread, per model the Affine step time at one thread, c) — c is the share of
+    its alone speed each process keeps beside the others, from the cached steps/s of p one-thread processes
+    at once: c = rate_p · (a one-thread step alone) / p. A row on p processes costs its work at one thread
+    over p·c; its evaluations slow down as a solo step does at one thread."""
     groups = populations(works, cap)
     groups_p = populations(works, jobs_cap or cap) if jobs else None
     one_s, jobs_s = [], [] if jobs else None
@@ -186,12 +184,10 @@ def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Aff
         evals = w.count * w.evals * eval_s if w.eval_samples else 0.0
         one_s.append(sum(w.config.steps * step_s * m(g) / m(1) for g in groups[i]) + evals)
         if jobs_s is not None:
-            p, single, c, c_pop = (*jobs, jobs[2])[:4]
+            p, single, c = jobs
             m1 = single[w.config.model]
-            share = [c if g == 1 else c_pop for g in groups_p[i]]
-            work = sum(w.config.steps * step_s * m1(g) / m(1) / k for g, k in zip(groups_p[i], share))
-            work += evals * m1(1) / m(1) / (sum(share) / len(share) if share else c)
-            jobs_s.append(work / p)
+            work = sum(w.config.steps * step_s * m1(g) / m(1) for g in groups_p[i]) + evals * m1(1) / m(1)
+            jobs_s.append(work / (p * c))
     return one_s, jobs_s
 
 
@@ -212,9 +208,8 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
                confirmed: dict[str, int] | None = None) -> pd.DataFrame:
     """The priced plan of one study (one row per kind of work; nothing is run or stored). Queued runs are
     priced as the populations they train in on a CPU (bench.search.owed_population). layout: --jobs as
-    (processes, threads each, summed steps/s of that many one-thread processes at once or None where the
-    layout is not measured[, (K, their summed member-steps/s on populations of K)]) — adds the column
-    `with --jobs s`. confirmed: the confirmation seeds per arm that a run trained (study_works)."""
+    (processes, threads each, summed steps/s of that many one-thread processes at once, or None where the
+    layout is not measured) — adds the column `with --jobs s`. confirmed: the confirmation seeds per arm that a run trained (study_works)."""
     import torch
 
     from bench.storage import OWED_POPULATION_CPU
@@ -225,20 +220,17 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
     cpu = torch.device(device).type == "cpu"
     cap = OWED_POPULATION_CPU if cpu else 1  # on an accelerator: as the search trains (the spec's population)
     p = layout[0] if layout else 1
-    queued = sum(w.count for w in works if w.queue)
-    jobs_cap = min(cap, max(1, -(-queued // p))) if cpu else cap  # each worker asks its share (owed_population)
+    jobs_cap = 1 if cpu else cap  # one-thread workers train queued runs one at a time (owed_population)
     trained = [w for w in works if w.config is not None]
     reps = {w.config.model: w.config for w in reversed(trained)}  # each model's first arm
     hi = max([g for gs in populations(works, cap) + populations(works, jobs_cap) for g in gs], default=1)
     one = {m: _step_model(c, device, data_dir, hi) for m, c in reps.items()}
     jobs = None
     if layout is not None and layout[0] > 1 and layout[2]:
-        p, threads, rate, pop = (*layout, None)[:4]
+        p, threads, rate = layout
         single = {m: _step_model(c, device, data_dir, hi, threads=threads) for m, c in reps.items()}
         timed = single.get(spec.space.models[0]) or next(iter(single.values()))  # the model the cached rate timed
-        c = rate * timed(1) / p
-        c_pop = pop[1] / p * timed(pop[0]) / pop[0] if pop else c  # member-steps/s kept beside the others
-        jobs = (p, single, c, c_pop)
+        jobs = (p, single, rate * timed(1) / p)
     one_s, jobs_s = price(works, solo, one, cap, jobs, jobs_cap)
     training = table["trainings"] > 0
     table["estimated s"] = table["estimated s"].where(~training, pd.Series(one_s).round(1))

@@ -116,7 +116,7 @@ def test_layout_splits_the_cores_and_auto_reads_its_measurement(tmp_path, monkey
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     key = f"{jobs.cpu_name()}|4 cores|gan|64"
     for processes, threads, want in ((300.0, 200.0, (4, 1)), (100.0, 200.0, (1, 4))):
-        (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": processes, "threads": threads, "population": 90.0}}))
+        (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": processes, "threads": threads}}))
         assert jobs.layout("auto", spec, "cpu") == want
 
 
@@ -130,20 +130,13 @@ def test_an_implausible_measurement_is_measured_again_and_never_cached(tmp_path,
     monkeypatch.setattr(jobs, "cores", lambda: 2)
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     key = f"{jobs.cpu_name()}|2 cores|gan|64"
-    (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": 141.0, "threads": 8.0, "population": 99.0, "cores": 2}}))
-    answers = iter([{"processes": 90.0, "threads": 10.0, "population": 50.0, "cores": 2},
-                    {"processes": 321.0, "threads": 150.0, "population": 200.0, "cores": 2}])
+    (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": 141.0, "threads": 8.0, "cores": 2}}))
+    answers = iter([{"processes": 90.0, "threads": 10.0, "cores": 2}, {"processes": 321.0, "threads": 150.0, "cores": 2}])
     monkeypatch.setattr(jobs, "measure", lambda *a, **k: next(answers))
     assert jobs.layout("auto", spec, "cpu") == (2, 1)  # 90 against 10 (9×): used once, with a warning
     assert "not cached" in caplog.text and json.loads((tmp_path / jobs.CACHE).read_text())[key]["threads"] == 8.0
     assert jobs.speedup("auto", spec, "cpu") == (2, 1, 321.0 / 150.0)  # measured again: plausible, kept
     assert json.loads((tmp_path / jobs.CACHE).read_text())[key]["threads"] == 150.0
-    # an entry cached before populations were timed (no "population") is measured again, and kept
-    entry = json.loads((tmp_path / jobs.CACHE).read_text())[key]
-    (tmp_path / jobs.CACHE).write_text(json.dumps({key: {k: v for k, v in entry.items() if k != "population"}}))
-    monkeypatch.setattr(jobs, "measure", lambda *a, **k: {"processes": 300.0, "threads": 150.0, "population": 210.0, "cores": 2})
-    assert jobs.measured("auto", spec, "cpu") == (2, 1, 300.0, (jobs.POPULATION, 210.0))
-    assert json.loads((tmp_path / jobs.CACHE).read_text())[key]["population"] == 210.0
     assert jobs.plausible({"processes": 100.0, "threads": 25.0}, 2) and jobs.plausible({"processes": 25.0, "threads": 100.0}, 2)
     assert not jobs.plausible({"processes": 100.0, "threads": 24.0}, 2)
     assert not jobs.plausible({"processes": 24.0, "threads": 100.0}, 2)
@@ -161,7 +154,7 @@ def test_plan_prices_jobs_by_the_measured_speed_up(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "cores", lambda: 4)
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     (tmp_path / jobs.CACHE).write_text(json.dumps({f"{jobs.cpu_name()}|4 cores|gan|64":
-                                                   {"processes": 300.0, "threads": 200.0, "population": 240.0}}))
+                                                   {"processes": 300.0, "threads": 200.0}}))
     assert jobs.speedup(1, spec, "cpu") == (1, 4, 1.0)
     assert jobs.speedup("auto", spec, "cpu") == (4, 1, 1.5) == jobs.speedup(4, spec, "cpu")
     assert jobs.speedup(2, spec, "cpu") == (2, 2, None)
@@ -230,18 +223,13 @@ def test_this_process_gets_its_thread_count_back_after_the_trainings(tmp_path):
         torch.set_num_threads(before)
 
 
-def test_a_timed_window_counts_member_steps_of_a_population(mnist_dir):
-    """--jobs auto's population timing (bench.jobs._rate with k members) returns member-steps/s: k times
-    the steps counted in the window, from k seeds of the probe config trained as one population."""
-    import time
+def test_queued_runs_train_as_populations_in_one_process_and_one_by_one_under_jobs():
+    """bench.search.owed_population: one CPU process trains the queued runs 16 at a time; one-thread --jobs
+    workers train them as the search does (the spec's size), so no look ends with one core idle for a
+    population's whole length; an accelerator keeps the spec's (or probed) size."""
+    from bench.search import owed_population
+    from bench.storage import OWED_POPULATION_CPU
 
-    from bench.spec import load
-
-    dump = load("smoke").model_dump(mode="json")
-    window = 0.4
-    for k in (1, 3):
-        r = jobs._rate(dump, 1, time.time() + 0.5, window, str(mnist_dir), k)
-        steps = r * window / k
-        assert steps >= 1 and steps == pytest.approx(round(steps), abs=1e-6)
-        if k == 3:
-            assert round(r * window) % 3 == 0
+    assert owed_population(1, "cpu") == OWED_POPULATION_CPU == 16 and owed_population(20, "cpu") == 20
+    assert owed_population(1, "cpu", processes=2) == 1 and owed_population(4, "cpu", processes=2) == 4
+    assert owed_population(8, "cuda:0") == 8 == owed_population(8, "cuda:0", processes=2)

@@ -56,11 +56,6 @@ def test_price_by_hand_one_process_and_two():
                                         (2 * 100 * 0.043 + 10 * 0.5 * 1.5) / 1.8])
     assert math.isnan(one_s[2]) and math.isnan(jobs_s[2])  # not a training: the table keeps its own price
     assert plan.price(works, solo, one, 16)[1] is None
-    # populations keep 0.6 of their alone speed beside each other (memory), solo steps 0.9: only the
-    # confirmation's two populations of 5 and its evaluations pay the lower share
-    _, jobs_pop = plan.price(works, solo, one, 16, (2, single, 0.9, 0.6), jobs_cap=5)
-    assert jobs_pop[:2] == pytest.approx([(2 * 100 * 0.015 + 2 * 0.5 * 1.5) / 1.8,
-                                         (2 * 100 * 0.043 + 10 * 0.5 * 1.5) / 1.2])
 
 
 def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_column(tmp_path, monkeypatch):
@@ -84,9 +79,6 @@ def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_col
     assert (alone["with --jobs s"] == alone["estimated s"]).all()
     assert "with --jobs s" not in plan.study_plan(spec, "cpu")
     assert plan.study_plan(spec, "cpu", layout=(3, 1, None))["with --jobs s"].isna().all()  # not measured
-    # populations that keep almost nothing of their speed beside each other price the queued rows, not the search
-    slow = plan.study_plan(spec, "cpu", layout=(2, 1, 2000.0, (8, 1.0)))
-    assert slow["with --jobs s"][2] > max(10 * table["with --jobs s"][2], 10.0) and slow["with --jobs s"][1] < 2.0
 
 
 def test_the_plan_of_the_work_that_ran_counts_each_arms_confirmed_seeds():

@@ -153,6 +153,9 @@ def test_a_nan_member_leaves_the_others_unchanged(images):
     forced = [ok[0], TrialConfig(**base, lam=0.5, seed=2, lr=math.inf), ok[2]]  # lr = ∞ → NaN at once
     clean, mixed = train_population(ok, images, evaluate=evaluate), train_population(forced, images, evaluate=evaluate)
     assert mixed[1].status == "diverged" and mixed[1].diverged_step == 1 and mixed[1].evals == []
+    # steps are counts: integers in every record (a float step prints "1.0" in trials.csv and the reports)
+    assert type(mixed[1].diverged_step) is int and type(mixed[1].steps_done) is int and type(mixed[0].steps_done) is int
+    assert type(mixed[1].history[-1]["step"]) is int
     assert not all(math.isfinite(v) for v in mixed[1].history[-1].values())
     for k in (0, 2):
         assert mixed[k].status == clean[k].status == "completed"
@@ -420,3 +423,28 @@ def test_a_solo_train_is_a_population_of_one_with_every_option_passed_through(im
     assert got["cfgs"] == [cfg] and got["data"] is images and got["device"] == "cuda:1"
     assert (got["graphs"], got["tf32"], got["dtype"], got["on_log"], got["on_step"]) == (True, False, F64, log, on_step)
     assert got["on_eval"] is None and got["evaluate"] is None
+
+
+def test_the_loop_asks_for_cuda_graphs_as_its_caller_did(images, monkeypatch):
+    """train_population(graphs=…) reaches the step's capture as given (False must turn graphs off on a
+    GPU even where $STABGEN_CUDA_GRAPHS says on; a CPU never graphs, so a spy on capture sees it)."""
+    import stabgen.train as train_mod
+
+    asked = []
+    real = train_mod.capture
+    monkeypatch.setattr(train_mod, "capture", lambda step, device, graphs=None: asked.append(graphs) or real(step, device, graphs))
+    cfg = TrialConfig(model="gan", steps=2, batch_size=8)
+    for graphs in (False, True, None):
+        train_population([cfg], images, graphs=graphs)
+    assert asked == [False, True, None]
+
+
+def test_the_loops_record_lives_on_the_populations_device():
+    """The loop's per-member record (_Log) keeps its divergence steps as integer tensors on the population's
+    device, so the loop never syncs with the host between log steps (on CUDA a CPU tensor here would fail
+    beside the device's; the meta device shows it without a GPU)."""
+    from stabgen.train import _Log
+
+    rec = _Log(3, torch.device("meta"))
+    assert rec.diverged_at.device.type == "meta" and rec.diverged_at.dtype == torch.long and rec.diverged_at.shape == (3,)
+    assert rec.evals == [[], [], []] and rec.stopped == [0, 0, 0] and rec.evals[0] is not rec.evals[1]
