@@ -160,7 +160,7 @@ def _split(count: int, blocks: int) -> list[int]:
 
 
 def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Affine], cap: int,
-          jobs: tuple | None = None, jobs_cap: int | None = None) -> tuple[list[float], list[float] | None]:
+          jobs: tuple[int, dict[str, Affine], float] | None = None, jobs_cap: int | None = None) -> tuple[list[float], list[float] | None]:
     """Training and evaluation seconds per work row, one process and (with `jobs`) --jobs: a pure function
     of the timed numbers, so its arithmetic is tested by hand.
     solo: per row (seconds per step of its config alone, seconds per evaluation), every thread.
@@ -204,7 +204,7 @@ def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
 
 
 def study_plan(spec, device: str, data_dir: str | None = None, inception_weights: str | None = None,
-               inception: bool = True, layout: tuple | None = None,
+               inception: bool = True, layout: tuple[int, int, float | None] | None = None,
                confirmed: dict[str, int] | None = None) -> pd.DataFrame:
     """The priced plan of one study (one row per kind of work; nothing is run or stored). Queued runs are
     priced as the populations they train in on a CPU (bench.search.owed_population). layout: --jobs as
@@ -244,7 +244,7 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
                                              "note": "interpreter, imports, data, the evaluator's first build; each --jobs worker pays it too"}
     out = pd.concat([pd.DataFrame([start]), table], ignore_index=True)
     if layout is not None:
-        p, threads = layout[:2]
+        p, threads, _ = layout
         if p == 1:
             out["with --jobs s"] = out["estimated s"]
         elif jobs is None:
