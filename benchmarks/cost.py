@@ -9,7 +9,9 @@ result, written to benchmarks/results/cost-<hardware>.json.
 
 Resumable by study: a study already in the output file is kept (its two runs were measured side by side)
 unless --again names it (--replan prices the kept ones again with today's `--plan`, keeping what was
-measured); the file says which of the default studies are still missing ("partial").
+measured; `--again S --modes auto` measures only that layout again, after a change that touches only it,
+and keeps the other run, each run saying when and at which commit it was measured); the file says which of
+the default studies are still missing ("partial").
 Each measurement records the 1-minute load average before it, so a busy machine shows, and the confirmation
 seeds each arm trained: the sequential design's looks depend on the data (mnist_reg trained 120 or 180
 times), so each run is set against `--plan` priced for the looks it made, beside the first look's plan.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 BENCH = [sys.executable, "-m", "bench.cli"]
 MODES = {"one process (--jobs 1)": "1", "--jobs auto": "auto"}
+MODE_NAMES = {"one": "one process (--jobs 1)", "auto": "--jobs auto"}  # --modes picks among them
 DEFAULT_STUDIES = ("smoke", "ring_seeds", "mnist_reg")
 
 
@@ -69,7 +72,16 @@ def measure(study: str, jobs: str) -> dict:
             if CONFIRM in t.user_attrs:
                 confirmed[t.user_attrs[CONFIRM]] = confirmed.get(t.user_attrs[CONFIRM], 0) + 1
     return {"trainings": trainings, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "load_before": round(load, 2),
-            "confirmed": dict(sorted(confirmed.items()))}
+            "confirmed": dict(sorted(confirmed.items())), "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+            "commit": _commit()}
+
+
+def _commit() -> str:
+    """The checkout's commit (with "+changes" when its tracked files differ from it): what a run measured."""
+    root = Path(__file__).resolve().parents[1]
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    head = git("rev-parse", "--short", "HEAD")
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "") if head else "unknown"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -79,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--studies", nargs="+", default=list(DEFAULT_STUDIES))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--again", nargs="*", default=[], help="measure these studies again although the file has them")
+    ap.add_argument("--modes", nargs="+", choices=list(MODE_NAMES), default=list(MODE_NAMES),
+                    help="with --again: measure only these layouts again, keeping the file's other run")
     ap.add_argument("--replan", action="store_true",
                     help="price the kept studies again with today's --plan (their measured runs stay as they are)")
     args = ap.parse_args(argv)
@@ -96,9 +110,15 @@ def main(argv: list[str] | None = None) -> dict:
         row.update({"plan_one_process_s": round(one_s, 1), "plan_jobs_auto_s": round(auto_s, 1),
                     "planned_at": time.strftime("%Y-%m-%d %H:%M")})
         if not kept:
-            for mode, jobs in MODES.items():
-                row[mode] = measure(study, jobs)
+            old = res["studies"].get(study, {})
+            modes = [MODE_NAMES[m] for m in args.modes] if all(MODE_NAMES[m] in old for m in MODE_NAMES) else list(MODES)
+            row = {k: v for k, v in old.items() if k in MODES and k not in modes} | row
+            for mode in modes:
+                row[mode] = measure(study, MODES[mode])
             row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
+            if len(modes) < len(MODES):
+                row["note"] = (f"measured again: {', '.join(modes)} (the other run kept from "
+                               f"{old.get('measured_at', 'an earlier run')}; each run says when and at which commit)")
         one, auto = row["one process (--jobs 1)"], row["--jobs auto"]
         # the sequential design's looks depend on the data: each run against the plan of the looks it made
         # (runs measured before the counts were kept: against the first look's plan)
@@ -109,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
         row["auto_speedup_wall"] = round(one["wall_s"] / auto["wall_s"], 2)
         row["plan_over_measured_one_process"] = round(ran_one / one["wall_s"], 2)
         row["plan_over_measured_jobs_auto"] = round(ran_auto / auto["wall_s"], 2)
-        res["studies"][study] = row
+        res["studies"][study] = {k: row[k] for k in sorted(row, key=lambda k: k in MODES)}  # runs last
         _write(res, out)
         print(f"{study:12s} one process {one['wall_s']:8.0f} s wall, {one['cpu_s']:8.0f} s CPU, {one['trainings']} "
               f"trainings · --jobs auto {auto['wall_s']:8.0f} s wall, {auto['trainings']} trainings "
