@@ -20,6 +20,7 @@ times), so each run is set against `--plan` priced for the looks it made, beside
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -58,6 +59,7 @@ def measure(study: str, jobs: str) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="stabgen-cost-") as d:
         load = os.getloadavg()[0]
+        start = datetime.datetime.now()  # optuna stamps trials in local naive time
         cpu0, t0 = _children_cpu(), time.perf_counter()
         r = subprocess.run([*BENCH, "run", "--study", study, "--runs-dir", d, "--jobs", jobs, "--quiet"],
                            capture_output=True, text=True)
@@ -71,8 +73,18 @@ def measure(study: str, jobs: str) -> dict:
         for t in done:
             if CONFIRM in t.user_attrs:
                 confirmed[t.user_attrs[CONFIRM]] = confirmed.get(t.user_attrs[CONFIRM], 0) + 1
+        # where the wall time went, from the trials' stamps: start-up before the first training, the search,
+        # the confirmation, and what follows the last training (Inception scoring, the report)
+        first = min((t.datetime_start for t in done if t.datetime_start), default=None)
+        ends = {k: max((t.datetime_complete for t in done if (CONFIRM in t.user_attrs) == k and t.datetime_complete),
+                       default=None) for k in (False, True)}
+        marks = [start, first, ends[False], ends[True] or ends[False]]
+        phases = None if None in marks else dict(zip(
+            ("start-up", "search", "confirmation"), (round((b - a).total_seconds(), 1) for a, b in zip(marks, marks[1:]))))
+        if phases:
+            phases["after the last training"] = round(wall - sum(phases.values()), 1)
     return {"trainings": trainings, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "load_before": round(load, 2),
-            "confirmed": dict(sorted(confirmed.items())), "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+            "confirmed": dict(sorted(confirmed.items())), "phases_s": phases, "measured_at": time.strftime("%Y-%m-%d %H:%M"),
             "commit": _commit()}
 
 
