@@ -556,3 +556,34 @@ def test_a_loss_gone_nan_at_a_parameter_check_step_is_caught_and_recorded_as_it_
     assert last["step"] == 50 and set(last) == {"step", *at_50}
     assert all(math.isnan(last[k]) if math.isnan(v) else last[k] == v for k, v in at_50.items())
     assert sum(math.isnan(v) for v in at_50.values()) == 1
+
+
+def test_a_result_names_tf32_and_cuda_graphs_where_they_ran(images, monkeypatch):
+    """TrialResult.arithmetic says what ran: the dtype, "TF32 matmuls" where precision() reports TF32 in
+    effect, "CUDA graphs" where the step came back graphed; and the loop trains on the device it was given.
+    A CPU has neither TF32 nor graphs, so spies stand in for them: precision() reporting TF32 on, a capture
+    that returns a GraphedStep running eagerly, and _start recording the device it gets."""
+    import contextlib
+
+    import stabgen.train as train_mod
+    from stabgen.graphs import GraphedStep
+
+    class Eager(GraphedStep):
+        def __call__(self, it):
+            return self.step(it)
+
+    @contextlib.contextmanager
+    def tf32_on(device, tf32=None):
+        yield True
+
+    devices = []
+    real_start = train_mod._start
+    monkeypatch.setattr(train_mod, "_start", lambda cfgs, data, device, dtype: devices.append(device)
+                        or real_start(cfgs, data, device, dtype))
+    cfg = TrialConfig(model="gan", steps=2, batch_size=8)
+    assert train_population([cfg], images, "cpu")[0].arithmetic == "float32"
+    monkeypatch.setattr(train_mod, "precision", tf32_on)
+    assert train_population([cfg], images)[0].arithmetic == "float32, TF32 matmuls"
+    monkeypatch.setattr(train_mod, "capture", lambda step, device, graphs=None: Eager(step))
+    assert train_population([cfg], images, dtype=F64)[0].arithmetic == "float64, TF32 matmuls, CUDA graphs"
+    assert devices == [torch.device("cpu")] * 3
