@@ -179,6 +179,11 @@ def test_pruning_one_member_leaves_the_others_unchanged(images):
     assert (1, 30) not in seen and (0, 40) in seen
     for k in (0, 2):
         assert pruned[k].history == plain[k].history and pruned[k].evals == plain[k].evals
+    # the pruned member keeps the weights of the step it was pruned at: those of a 20-step run (its gradients
+    # stay finite, so only the mask stops its updates)
+    cut = train_population([TrialConfig(**{**c.to_dict(), "steps": 20}) for c in cfgs], images, evaluate=evaluate)
+    for name, value in cut[1].modules.state_dict().items():
+        assert torch.equal(pruned[1].modules.state_dict()[name], value), name
 
 
 def test_members_are_evaluated_in_one_call_per_evaluation(images):
@@ -587,3 +592,34 @@ def test_a_result_names_tf32_and_cuda_graphs_where_they_ran(images, monkeypatch)
     monkeypatch.setattr(train_mod, "capture", lambda step, device, graphs=None: Eager(step))
     assert train_population([cfg], images, dtype=F64)[0].arithmetic == "float64, TF32 matmuls, CUDA graphs"
     assert devices == [torch.device("cpu")] * 3
+
+
+def test_a_stack_owns_its_modules_and_a_parameter_a_loss_does_not_use_gets_a_zero_gradient():
+    """Stacked copies the modules it is built from (switching its mode leaves the caller's member 0 as it
+    was), and grads() gives d loss/d flat with zeros where a parameter does not reach the loss — as
+    torch.autograd.grad with materialize_grads does on the plain modules (here a head the loss skips)."""
+
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.head = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+        def features(self, x):
+            return self.body(x)
+
+    torch.manual_seed(0)
+    for k in (1, 2):
+        members = [torch.nn.ModuleDict({"d": Two()}) for _ in range(k)]
+        nets = Stacked(members)
+        nets.train(False)
+        assert all(m.training for m in members[0].modules())
+        x = torch.randn(k, 4, 3)
+        (g,) = nets.grads(nets.fn("d", "features")(x).pow(2).sum(), ["d"])
+        for m in range(k):
+            want = torch.autograd.grad(members[m]["d"].features(x[m]).pow(2).sum(), list(members[m]["d"].parameters()),
+                                       materialize_grads=True)
+            torch.testing.assert_close(g[m], torch.cat([w.flatten() for w in want]))
+        assert g[:, -3:].eq(0).all()  # the head's weight and bias
