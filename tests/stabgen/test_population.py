@@ -623,3 +623,26 @@ def test_a_stack_owns_its_modules_and_a_parameter_a_loss_does_not_use_gets_a_zer
                                        materialize_grads=True)
             torch.testing.assert_close(g[m], torch.cat([w.flatten() for w in want]))
         assert g[:, -3:].eq(0).all()  # the head's weight and bias
+
+
+def test_a_network_without_parameters_is_skipped_and_a_population_of_one_never_vmaps(monkeypatch):
+    """A ModuleDict may hold a network with no parameters (an identity, a fixed transform) before the ones
+    with parameters: it gets no flat tensor and the networks after it are still stacked. A population of one
+    runs its modules directly on member 0's slices — no functional_call, no vmap (the stacked docstring's
+    promise, which is the solo loop's speed): a vmap that raises is never reached."""
+    import copy
+
+    import stabgen.stacked as stacked_mod
+
+    def no_vmap(*a, **k):
+        raise AssertionError("vmap called for a population of one")
+
+    monkeypatch.setattr(stacked_mod, "vmap", no_vmap)
+    torch.manual_seed(0)
+    member = torch.nn.ModuleDict({"fixed": torch.nn.Identity(), "d": torch.nn.Linear(3, 1)})
+    nets = Stacked([member])
+    assert list(nets.flat) == ["d"] and nets.flat["d"].shape == (1, 4)
+    x = torch.randn(1, 5, 3)
+    torch.testing.assert_close(nets.fn("d")(x)[0], member["d"](x[0]))
+    with pytest.raises(AssertionError, match="vmap called"):
+        Stacked([member, copy.deepcopy(member)]).fn("d")(torch.randn(2, 5, 3))
