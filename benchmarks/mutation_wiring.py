@@ -92,7 +92,7 @@ BUGS = [
     Bug("verdict_direction_flipped", "bench/confirm.py", 'better = r["p_better"] < r["p_worse"]',
         'better = r["p_better"] > r["p_worse"]', (CONF,), "a significant arm called better when it is worse"),
     Bug("divergences_dropped", "bench/confirm.py",
-        '    rows = rows.assign(_score=scores(rows, spec.metric, spec.direction))',
+        '    rows = rows.assign(_score=records.scores(rows, spec.metric, spec.direction))',
         '    rows = rows.assign(_score=rows[spec.metric].astype(float))', (CONF,),
         "diverged confirmation runs dropped instead of counted worst"),
     Bug("arms_pool_families", "bench/arms.py", 'FIELDS = {"regularizer": ("model", "objective", "regularizer"),',
@@ -112,7 +112,7 @@ BUGS = [
         ("tests/bench/test_report.py::test_best_config_of_an_arm_counts_divergence",),
         "the best config chosen by its completed seeds' mean (divergences ignored)"),
     # --- the report's assembly (bench/report.py) ---
-    Bug("effect_column_from_median_diff", "bench/report.py",
+    Bug("effect_column_from_median_diff", "bench/render.py",
         'table["hodges_lehmann"], table["hodges_lehmann_ci_low"], table["hodges_lehmann_ci_high"])]',
         'table["median_diff"], table["median_diff_ci_low"], table["median_diff_ci_high"])]', (CONF,),
         "the printed effect is the difference of medians, not the test's Hodges–Lehmann estimand"),
