@@ -58,7 +58,7 @@ def measure(study: str, jobs: str) -> dict:
     from bench.storage import all_trials
 
     with tempfile.TemporaryDirectory(prefix="stabgen-cost-") as d:
-        load = os.getloadavg()[0]
+        load, commit = os.getloadavg()[0], _commit()  # the code the run starts with
         start = datetime.datetime.now()  # optuna stamps trials in local naive time
         cpu0, t0 = _children_cpu(), time.perf_counter()
         r = subprocess.run([*BENCH, "run", "--study", study, "--runs-dir", d, "--jobs", jobs, "--quiet"],
@@ -85,7 +85,7 @@ def measure(study: str, jobs: str) -> dict:
             phases["after the last training"] = round(wall - sum(phases.values()), 1)
     return {"trainings": trainings, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "load_before": round(load, 2),
             "confirmed": dict(sorted(confirmed.items())), "phases_s": phases, "measured_at": time.strftime("%Y-%m-%d %H:%M"),
-            "commit": _commit()}
+            "commit": commit}
 
 
 def _commit() -> str:
