@@ -85,16 +85,21 @@ def study_works(spec, confirmed: dict[str, int] | None = None) -> list[Work]:
     return works
 
 
-def owed_groups(counts: list[int], cap: int) -> list[list[int]]:
+def owed_groups(counts: list[int], cap: int, processes: int = 1) -> list[list[int]]:
     """The populations queued runs train in, per block of compatible runs (an arm's seeds): the queue (the
-    blocks in order) is asked `cap` runs at a time and each round trains each block's share as one
+    blocks in order) is asked `cap` runs at a time — by each of `processes` --jobs workers no more than its
+    share of what is left (bench.search.share) — and each round trains each block's share as one
     population (bench.search.population_round), so a block can straddle two rounds.
-    E.g. counts [10, 10, 10], cap 16 → [[10], [6, 4], [10]]."""
+    E.g. counts [10, 10, 10], cap 16 → [[10], [6, 4], [10]]; with 2 processes and cap 8 the rounds
+    are 8, 8, 7, 4, 2, 1 → [[8, 2], [6, 4], [3, 4, 2, 1]]."""
     queue = [b for b, c in enumerate(counts) for _ in range(c)]
     out: list[list[int]] = [[] for _ in counts]
-    for start in range(0, len(queue), max(1, cap)):
-        for b in dict.fromkeys(queue[start:start + cap]):
-            out[b].append(queue[start:start + cap].count(b))
+    start = 0
+    while start < len(queue):
+        size = min(max(1, cap), math.ceil((len(queue) - start) / max(1, processes)))
+        for b in dict.fromkeys(queue[start:start + size]):
+            out[b].append(queue[start:start + size].count(b))
+        start += size
     return out
 
 
@@ -141,14 +146,15 @@ def _step_model(cfg: TrialConfig, device: str, data_dir: str | None, hi: int, th
     return Affine(one, big, hi)
 
 
-def populations(works: list[Work], cap: int) -> list[list[int]]:
+def populations(works: list[Work], cap: int, processes: int = 1) -> list[list[int]]:
     """Per work row, the population sizes its trainings run in: a search row one by one, queued rows as
-    owed_groups gives them, stage by stage (re-runs and the top configs' seeds, then confirmation)."""
+    owed_groups gives them (asked by `processes` workers), stage by stage (re-runs and the top configs'
+    seeds, then confirmation)."""
     out = [[1] * w.count for w in works]
     for stage in ("re-runs", "confirmation"):
         rows = [i for i, w in enumerate(works) if w.queue == stage and w.count]
         blocks = [(i, c) for i in rows for c in _split(works[i].count, works[i].blocks)]
-        groups = owed_groups([c for _, c in blocks], cap)
+        groups = owed_groups([c for _, c in blocks], cap, processes)
         for i in rows:
             out[i] = [g for (j, _), gs in zip(blocks, groups) if j == i for g in gs]
     return out
@@ -171,7 +177,7 @@ def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Aff
     at once: c = rate_p · (a one-thread step alone) / p. A row on p processes costs its work at one thread
     over p·c; its evaluations slow down as a solo step does at one thread."""
     groups = populations(works, cap)
-    groups_p = populations(works, jobs_cap or cap) if jobs else None
+    groups_p = populations(works, jobs_cap or cap, jobs[0]) if jobs else None
     one_s, jobs_s = [], [] if jobs else None
     for i, w in enumerate(works):
         step_s, eval_s = solo[i]
@@ -212,7 +218,7 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
     layout is not measured) — adds the column `with --jobs s`. confirmed: the confirmation seeds per arm that a run trained (study_works)."""
     import torch
 
-    from bench.storage import OWED_POPULATION_CPU
+    from bench.storage import OWED_POPULATION_CPU, OWED_POPULATION_JOBS
 
     works = [w for w in study_works(spec, confirmed) if inception or w.config is not None]
     table = estimate(works, device, data_dir, inception_weights)
@@ -220,10 +226,10 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
     cpu = torch.device(device).type == "cpu"
     cap = OWED_POPULATION_CPU if cpu else 1  # on an accelerator: as the search trains (the spec's population)
     p = layout[0] if layout else 1
-    jobs_cap = 1 if cpu else cap  # one-thread workers train queued runs one at a time (owed_population)
+    jobs_cap = OWED_POPULATION_JOBS if cpu else cap  # a one-thread worker's populations (owed_population)
     trained = [w for w in works if w.config is not None]
     reps = {w.config.model: w.config for w in reversed(trained)}  # each model's first arm
-    hi = max([g for gs in populations(works, cap) + populations(works, jobs_cap) for g in gs], default=1)
+    hi = max([g for gs in populations(works, cap) + populations(works, jobs_cap, p) for g in gs], default=1)
     one = {m: _step_model(c, device, data_dir, hi) for m, c in reps.items()}
     jobs = None
     if layout is not None and layout[0] > 1 and layout[2]:

@@ -34,7 +34,7 @@ from bench.spec import StudySpec
 from bench import artifacts
 from bench import racing
 from bench.trackers import TensorBoard, flat_metrics
-from bench.storage import (OWED_POPULATION_CPU, all_trials, claim_runs_folder, heartbeats, is_owed_study, open_study,
+from bench.storage import (OWED_POPULATION_CPU, OWED_POPULATION_JOBS, all_trials, claim_runs_folder, heartbeats, is_owed_study, open_study,
                            owed_study, quiet, record_spec, requeue, sweep_orphans, trial_id)
 from bench.strategies import make_sampler
 from stabgen import progress
@@ -431,18 +431,20 @@ def owed_population(size: int, device: str, processes: int = 1) -> int:
     are fixed configs, mostly one config on several seeds, so they train as populations even where
     the search trains one trial at a time: a member computes what its solo run computes
     (tests/stabgen/test_population.py), and on CPU ten seeds of a small net cost a fraction of ten solo runs.
-    On CPU up to OWED_POPULATION_CPU at once; on an accelerator the spec's (or probed) size, which
-    knows its memory. With `processes` local one-thread workers on a CPU (--jobs) each trains them as the
-    search does (the spec's size, 1 by default): there a population gains nothing (two one-thread
-    processes on mnist_reg's models: 360/240/401 member-steps/s solo against 332/234/422 at 8 members,
-    GAN/GAN+R1/VAE, 2-core EPYC), and a population of 16 left one core idle for its whole length at each
-    look's end (10 minutes of load 1.0 in a measured mnist_reg --jobs auto, which ran 0.91x the one-process
-    time); a solo run leaves at most one training's length."""
+    On CPU up to OWED_POPULATION_CPU at once in one process, OWED_POPULATION_JOBS in each one-thread
+    --jobs worker (bench.storage says why), where a round is also cut to the worker's share of the queue
+    (`share`); on an accelerator the spec's (or probed) size, which knows its memory."""
     if torch.device(device).type != "cpu":
         return size
-    if processes > 1:
-        return size
-    return max(size, OWED_POPULATION_CPU)
+    return max(size, OWED_POPULATION_JOBS if processes > 1 else OWED_POPULATION_CPU)
+
+
+def share(waiting: int, processes: int) -> int:
+    """A worker's part of the queued runs: no more than waiting / processes (rounded up), so the workers end
+    a look together — one that takes a population of 16 of the last 20 runs leaves the other core idle for
+    that population's whole length (10 minutes of load 1.0 in a measured mnist_reg --jobs auto). Each later
+    ask halves what is left again, so the last rounds are small."""
+    return max(1, math.ceil(waiting / max(1, processes)))
 
 
 def population_size(spec: StudySpec, device: str, source: Source) -> int:
@@ -606,13 +608,16 @@ def _sync_meter(meter: RunMeter, trials: list, planned: int) -> None:
 def _round_size(target: optuna.Study, trials: list, n_search: int, total: int, size: int, opts: RunOptions) -> int:
     """How many trials the next round asks of `target`: the population size while searching (queued search
     trials of the per-arm search train one round at a time, so each arm's sampler learns from the last);
-    queued re-runs and confirmation runs all at once, up to what is queued (bench.search.owed_population)."""
+    queued re-runs and confirmation runs all at once, up to what is queued (bench.search.owed_population) — a
+    --jobs worker up to its share of it (bench.search.share)."""
     waiting = sum(1 for t in trials if t.state == State.WAITING)
     searching_queued = any(t.state == State.WAITING and is_search(t.user_attrs) for t in trials)
     processes = opts.jobs if isinstance(opts.jobs, int) else 1
     if is_owed_study(target):
-        return max(1, min(owed_population(size, opts.device, processes), waiting))
+        return max(1, min(owed_population(size, opts.device, processes), share(waiting, processes)))
     k = owed_population(size, opts.device, processes) if n_search >= total and not searching_queued else size
+    if processes > 1 and k > size:  # a --jobs worker's round of queued runs: its share of them
+        k = min(k, share(waiting, processes))
     room = total - n_search + waiting  # a solo trial is a round of one (the same code, K = 1)
     return max(1, min(k, room))
 

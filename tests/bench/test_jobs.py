@@ -223,13 +223,38 @@ def test_this_process_gets_its_thread_count_back_after_the_trainings(tmp_path):
         torch.set_num_threads(before)
 
 
-def test_queued_runs_train_as_populations_in_one_process_and_one_by_one_under_jobs():
-    """bench.search.owed_population: one CPU process trains the queued runs 16 at a time; one-thread --jobs
-    workers train them as the search does (the spec's size), so no look ends with one core idle for a
-    population's whole length; an accelerator keeps the spec's (or probed) size."""
-    from bench.search import owed_population
-    from bench.storage import OWED_POPULATION_CPU
+def test_queued_runs_train_as_populations_and_each_jobs_worker_asks_its_share():
+    """bench.search.owed_population: one CPU process trains the queued runs 16 at a time, a one-thread --jobs
+    worker 8 at a time (as fast as solo runs on the MNIST models, faster on the 2D ring's small nets), and
+    never more than its share of what is queued (bench.search.share), so no look ends with one core idle
+    for a population's whole length; an accelerator keeps the spec's (or probed) size."""
+    from bench.search import owed_population, share
+    from bench.storage import OWED_POPULATION_CPU, OWED_POPULATION_JOBS
 
     assert owed_population(1, "cpu") == OWED_POPULATION_CPU == 16 and owed_population(20, "cpu") == 20
-    assert owed_population(1, "cpu", processes=2) == 1 and owed_population(4, "cpu", processes=2) == 4
+    assert owed_population(1, "cpu", processes=2) == OWED_POPULATION_JOBS == 8 and owed_population(12, "cpu", processes=2) == 12
     assert owed_population(8, "cuda:0") == 8 == owed_population(8, "cuda:0", processes=2)
+    assert [share(w, 2) for w in (20, 10, 5, 2, 1, 0)] == [10, 5, 3, 1, 1, 1] and share(7, 1) == 7
+
+
+def test_a_round_of_queued_runs_is_the_workers_share_under_jobs():
+    """bench.search._round_size: the queued confirmation runs (their own study) and the queued re-runs of a
+    finished search are asked up to the population cap, and by a --jobs worker up to its share of what waits."""
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    from bench.search import _round_size
+    from bench.space import CONFIRM, REEVAL
+
+    def ask(study_name: str, attrs: dict, waiting: int, jobs: int, n_search: int = 10, total: int = 10) -> int:
+        trials = [SimpleNamespace(state=TrialState.WAITING, user_attrs=attrs) for _ in range(waiting)]
+        return _round_size(SimpleNamespace(study_name=study_name), trials, n_search, total, 1,
+                           SimpleNamespace(jobs=jobs, device="cpu"))
+
+    owed = ("s:confirmation", {CONFIRM: "gan/ns/none"})
+    assert [ask(*owed, w, jobs=2) for w in (20, 10, 3, 1)] == [8, 5, 2, 1]
+    assert [ask(*owed, w, jobs=1) for w in (20, 10)] == [16, 10]
+    reruns = ("s", {REEVAL: 3})
+    assert ask(*reruns, 12, jobs=2) == 6 and ask(*reruns, 12, jobs=1) == 12
+    assert ask(*reruns, 12, jobs=2, n_search=4) == 1  # still searching: the spec's population (1)

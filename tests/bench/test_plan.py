@@ -14,14 +14,17 @@ from bench.papers.plan import Work
 from stabgen.trial import TrialConfig
 
 
-@pytest.mark.parametrize("counts,cap,want", [
-    ([10, 10, 10], 16, [[10], [6, 4], [10]]),  # rounds of 16: a block straddles two rounds
-    ([2, 2, 2, 2, 2], 5, [[2], [2], [1, 1], [2], [2]]),  # --jobs 2: each worker asks its share of 10
-    ([3, 4], 100, [[3], [4]]),  # everything in one round: one population per block
-    ([1, 1, 1], 1, [[1], [1], [1]]),  # an accelerator without populations: one by one
+@pytest.mark.parametrize("counts,cap,processes,want", [
+    ([10, 10, 10], 16, 1, [[10], [6, 4], [10]]),  # rounds of 16: a block straddles two rounds
+    ([2, 2, 2, 2, 2], 5, 1, [[2], [2], [1, 1], [2], [2]]),
+    ([3, 4], 100, 1, [[3], [4]]),  # everything in one round: one population per block
+    ([1, 1, 1], 1, 1, [[1], [1], [1]]),  # an accelerator without populations: one by one
+    # --jobs 2, populations of up to 8, each ask at most half of what is left: rounds 8, 8, 7, 4, 2, 1
+    ([10, 10, 10], 8, 2, [[8, 2], [6, 4], [3, 4, 2, 1]]),
+    ([10], 8, 2, [[5, 3, 1, 1]]),  # a look of 10 seeds: 5 each, then the rest halved
 ])
-def test_owed_groups_follow_the_queue_round_by_round(counts, cap, want):
-    assert plan.owed_groups(counts, cap) == want
+def test_owed_groups_follow_the_queue_round_by_round(counts, cap, processes, want):
+    assert plan.owed_groups(counts, cap, processes) == want
 
 
 def test_a_population_step_is_affine_in_its_size():
@@ -51,9 +54,10 @@ def test_price_by_hand_one_process_and_two():
     one_s, jobs_s = plan.price(works, solo, one, 16, (2, single, 0.9), jobs_cap=5)
     # search: 2 solo runs of 100 steps at 10 ms, 2 evaluations; confirmation: one population of 10 (40 ms a step)
     assert one_s[:2] == pytest.approx([2 * 100 * 0.01 + 2 * 0.5, 100 * 0.04 + 10 * 0.5])
-    # --jobs 2: at one thread (steps ×1.5 alone, populations of 5 at 43 ms), evaluations ×1.5, over 2 × 0.9
+    # --jobs 2: at one thread (steps ×1.5 alone; populations of 5, 3, 1, 1 — each ask at most half of what is
+    # left — at 43, 29, 15 and 15 ms), evaluations ×1.5, over 2 × 0.9
     assert jobs_s[:2] == pytest.approx([(2 * 100 * 0.015 + 2 * 0.5 * 1.5) / 1.8,
-                                        (2 * 100 * 0.043 + 10 * 0.5 * 1.5) / 1.8])
+                                        (100 * (0.043 + 0.029 + 2 * 0.015) + 10 * 0.5 * 1.5) / 1.8])
     assert math.isnan(one_s[2]) and math.isnan(jobs_s[2])  # not a training: the table keeps its own price
     assert plan.price(works, solo, one, 16)[1] is None
 
