@@ -124,13 +124,15 @@ def main(argv: list[str] | None = None) -> dict:
         if not kept:
             old = res["studies"].get(study, {})
             modes = [MODE_NAMES[m] for m in args.modes] if all(MODE_NAMES[m] in old for m in MODE_NAMES) else list(MODES)
-            row = {k: v for k, v in old.items() if k in MODES and k not in modes} | row
+            # a kept run carries its own time (older files stamped only the row)
+            row = {k: {"measured_at": old.get("measured_at", "unknown")} | v for k, v in old.items()
+                   if k in MODES and k not in modes} | row
             for mode in modes:
                 row[mode] = measure(study, MODES[mode])
             row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
             if len(modes) < len(MODES):
-                row["note"] = (f"measured again: {', '.join(modes)} (the other run kept from "
-                               f"{old.get('measured_at', 'an earlier run')}; each run says when and at which commit)")
+                kept_at = ", ".join(f"{k} from {row[k]['measured_at']}" for k in MODES if k not in modes)
+                row["note"] = f"measured again: {', '.join(modes)} (kept: {kept_at}; each run says when and at which commit)"
         one, auto = row["one process (--jobs 1)"], row["--jobs auto"]
         # the sequential design's looks depend on the data: each run against the plan of the looks it made
         # (runs measured before the counts were kept: against the first look's plan)
