@@ -189,7 +189,8 @@ OWED_POPULATION_CPU = 16  # queued runs that train at once on a CPU (bench.searc
 # ... and in each one-thread --jobs worker, which also asks no more than its share of what is queued. Why 8: at
 # one thread a population of 8 trains mnist_reg's models as fast as solo runs do (332/234/422 against
 # 360/240/401 member-steps/s, GAN/GAN+R1/VAE, two processes on a 2-core EPYC), while the 2D ring's small nets
-# gain (16 members cost a few solo steps; ring_seeds --jobs auto took 649 s with populations, 867 s with solo runs)
+# gain from larger ones (ring_seeds --jobs auto: 649 s with populations of 16 and no shares, 848 s with these,
+# 867 s with solo runs); a cap per model, from its step timed alone and as a population, is still to be done
 OWED_POPULATION_JOBS = 8
 OWED_BASE = 1_000_000
 
