@@ -1,4 +1,5 @@
-"""FID, KID and precision/recall through torch-fidelity's own `calculate_metrics`.
+"""FID, KID and precision/recall from torch-fidelity's features and metric functions (KID: its estimator
+computed by stabgen.metrics.kid, which does the same sums with each kernel value once).
 
 Two feature extractors, by user-facing name:
   classifier — the shipped domain CNN for the dataset, registered in torch-fidelity's registry as
@@ -29,7 +30,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from stabgen.data import RealRef
 from stabgen import progress, settings
 from stabgen.errors import StabgenError
-from stabgen.metrics import classifier, coverage, vendi
+from stabgen.metrics import classifier, coverage, kid, vendi
 
 CLASSIFIER_PREFIX = "stabgen-classifier-"
 INCEPTION = "inception-v3-compat"
@@ -235,8 +236,9 @@ def compute(fake: torch.Tensor, ref: RealRef | torch.Tensor, extractor: str = "c
     `dataset` names the domain classifier when `ref` is a tensor (the classifier extractor only). Metrics: fid, kid, prc
     (precision/recall, torch-fidelity's k=3), isc (Inception Score of the fakes), dc
     (density/coverage with k neighbours), vendi (the Vendi score of the fakes). Features are extracted
-    once, by torch-fidelity; each metric is torch-fidelity's own function, except density/coverage
-    (stabgen.metrics.coverage) and Vendi (stabgen.metrics.vendi), which torch-fidelity does not have.
+    once, by torch-fidelity; each metric is torch-fidelity's own function, except KID (its estimator,
+    computed faster by stabgen.metrics.kid), density/coverage (stabgen.metrics.coverage) and Vendi
+    (stabgen.metrics.vendi), which torch-fidelity does not have.
     """
     return compute_many([fake], ref, extractor, metrics, device, inception_weights, batch_size, dataset, k)[0]
 
@@ -303,6 +305,20 @@ def compute_many(fakes: Sequence[torch.Tensor], ref: RealRef | torch.Tensor, ext
     return outs
 
 
+def _kid(fake: torch.Tensor, real: torch.Tensor, kw: dict) -> dict:
+    """torch-fidelity's KID under its own keys and defaults, computed by stabgen.metrics.kid (the same
+    estimator and draws, each kernel value once); a kernel other than its polynomial one goes to torch-fidelity."""
+    from torch_fidelity import metric_kid
+    from torch_fidelity.helpers import get_kwarg
+
+    if get_kwarg("kid_kernel", kw) != "poly" or get_kwarg("kid_subset_size", kw) < 2:  # < 2: its NaN
+        return metric_kid.kid_features_to_metric(fake, real, **kw)
+    mean, std = kid.kid(fake, real, get_kwarg("kid_subsets", kw), get_kwarg("kid_subset_size", kw),
+                        get_kwarg("kid_kernel_poly_degree", kw), get_kwarg("kid_kernel_poly_gamma", kw),
+                        get_kwarg("kid_kernel_poly_coef0", kw), get_kwarg("rng_seed", kw))
+    return {metric_kid.KEY_METRIC_KID_MEAN: mean, metric_kid.KEY_METRIC_KID_STD: std}
+
+
 def default_batch(extractor: str, device: torch.device | str) -> int:
     """Images per forward pass: TF-Inception 64; the domain classifier 500 on an accelerator, 100 on a CPU,
     where 100 images' activations stay in cache (5,000 MNIST images: 1.08 s at 500, 0.51 s at 100 on the
@@ -333,7 +349,7 @@ def _score(f_fake: dict, n_fake: int, f_real: dict | None, st_real: dict | None,
            metrics: tuple[str, ...], extractor: str, device, k: int, n_real: int, kwargs: dict,
            r_real: torch.Tensor | None = None) -> dict:
     """One sample set's metrics from its features (torch-fidelity's functions; density/coverage ours)."""
-    from torch_fidelity import metric_fid, metric_isc, metric_kid, metric_prc
+    from torch_fidelity import metric_fid, metric_isc, metric_prc
 
     kw = {**kwargs, "kid_subset_size": min(1000, n_fake, n_real)}
     raw: dict = {}
@@ -343,7 +359,7 @@ def _score(f_fake: dict, n_fake: int, f_real: dict | None, st_real: dict | None,
         st_fake = metric_fid.fid_featuresdict_to_statistics_cached(f_fake, None, fe, layers["fid"], **kw)
         raw.update(metric_fid.fid_statistics_to_metric(st_fake, st_real, False))
     if "kid" in metrics:
-        raw.update(metric_kid.kid_featuresdict_to_metric(f_fake, f_real, layers["kid"], **kw))
+        raw.update(_kid(f_fake[layers["kid"]], f_real[layers["kid"]], kw))
     if "prc" in metrics:  # convention: input1 = generated, input2 = real
         raw.update(metric_prc.prc_featuresdict_to_metric(f_fake, f_real, layers["prc"], **kw))
     out = {_KEYS[key]: float(v) for key, v in raw.items() if key in _KEYS}
