@@ -6,8 +6,11 @@ seed re-runs and confirmation all spread over them.
 Why processes, not threads or one big population: on a 2-core CPU two 1-thread processes trained the
 seed MLP GAN 1.7× faster than one 2-thread process (issue 31), while the population gave 0.5–1.0×.
 `auto` measures it for the study's model on this machine — a few timed steps in one process with every
-thread against one 1-thread process per core running at once — and keeps the answer in stabgen's
-cache, keyed by the hardware and the model (`--jobs N` overrides it). On a GPU `auto` is one process
+thread against one 1-thread process per core running at once, and the same processes each training a
+population of 8, 16 and 32 members — and keeps the answer in stabgen's cache, keyed by the hardware and
+the model (`--jobs N` overrides it). The fastest population size (1: solo runs) is what each worker
+trains the queued seed re-runs and confirmation runs in (bench.search.owed_population): the 2D ring's
+small nets gain from populations at one thread, the MNIST MLPs barely. On a GPU `auto` is one process
 (its populations fill the device).
 """
 
@@ -20,7 +23,7 @@ import multiprocessing as mp
 import os
 import time
 from dataclasses import replace
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 
@@ -32,6 +35,16 @@ log = logging.getLogger(__name__)
 CACHE = "jobs.json"
 WINDOW = 3.0  # seconds each layout is timed
 REPEATS = 2  # times each layout is timed, alternating
+POPULATIONS = (8, 16, 32)  # the population sizes each one-thread process is timed at (once each)
+
+
+class Layout(NamedTuple):
+    """--jobs resolved and priced: processes, torch threads each, their summed steps/s where measured, and the
+    population size a worker trains queued runs in where measured (None: bench.storage's default)."""
+    processes: int
+    threads: int
+    rate: float | None
+    population: int | None = None
 
 
 def cores() -> int:
@@ -63,10 +76,20 @@ def layout(jobs: int | str, spec, device: str, data_dir: str | None = None) -> t
         return 1, n
     m = rates(spec, device, n, data_dir)
     best = "processes" if m["processes"] > m["threads"] else "threads"
+    k = population(m)
     log.info(f"--jobs auto: {n} one-thread processes {m['processes']:.0f} steps/s, one {n}-thread process "
-             f"{m['threads']:.0f} steps/s on {cpu_name()} ({spec.space.models[0]}): {best} (cached in "
-             f"{settings.cache_dir() / CACHE})")
+             f"{m['threads']:.0f} steps/s on {cpu_name()} ({spec.space.models[0]}): {best}"
+             + (f"; queued runs in populations of {k} ({m['populations'][str(k)]:.0f} member-steps/s)" if k > 1
+                else "; queued runs one at a time (no population was faster)")
+             + f" (cached in {settings.cache_dir() / CACHE})")
     return (n, 1) if best == "processes" else (1, n)
+
+
+def population(m: dict) -> int:
+    """The population size with the most member-steps/s in one-thread processes (1: solo runs, when no
+    population beat them — on a CPU the population is chosen only where it gains)."""
+    timed = {1: m["processes"], **{int(k): v for k, v in m.get("populations", {}).items()}}
+    return max(timed, key=lambda k: (timed[k], -k))
 
 
 def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
@@ -74,7 +97,7 @@ def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     cached when plausible; an implausible cached entry is measured again)."""
     key, path = _key(spec, n), settings.cache_dir() / CACHE
     cached = json.loads(path.read_text()) if path.is_file() else {}
-    if key in cached and plausible(cached[key], n):
+    if key in cached and plausible(cached[key], n) and "populations" in cached[key]:  # older entries lack them
         return cached[key]
     m = measure(spec, device, n, data_dir)
     if plausible(m, n):
@@ -88,21 +111,23 @@ def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     return m
 
 
-def measured(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
-    """(processes, threads per process, summed steps/s of the study's model in that layout) for --jobs, as
-    `--plan` prices it: the cached rate (bench.jobs.rates) when --jobs puts one 1-thread process on each
-    core of a CPU, None for any other layout (not measured; one process needs no rate)."""
+def measured(jobs: int | str, spec, device: str, data_dir: str | None = None) -> Layout:
+    """--jobs as it runs and as `--plan` prices it: processes, threads per process, and — when --jobs puts
+    one 1-thread process on each core of a CPU — the summed steps/s of the study's model in that layout and,
+    for auto, the population size its workers train queued runs in (bench.jobs.rates; `--jobs N` keeps
+    bench.storage's default); None for any other layout (not measured; one process needs no rate)."""
     processes, threads = layout(jobs, spec, device, data_dir)
     n = cores()
     if processes == 1 or processes != n or threads != 1 or not device.startswith("cpu"):
-        return processes, threads, None
-    return processes, threads, rates(spec, device, n, data_dir)["processes"]
+        return Layout(processes, threads, None)
+    m = rates(spec, device, n, data_dir)
+    return Layout(processes, threads, m["processes"], population(m) if jobs == "auto" else None)
 
 
 def speedup(jobs: int | str, spec, device: str, data_dir: str | None = None) -> tuple[int, int, float | None]:
     """(processes, threads per process, steps/s over one process with every thread) for --jobs: 1.0 for one
     process; the measured ratio when --jobs puts one 1-thread process on each core; None otherwise."""
-    processes, threads, rate = measured(jobs, spec, device, data_dir)
+    processes, threads, rate, _ = measured(jobs, spec, device, data_dir)
     if processes == 1:
         return processes, threads, 1.0
     return processes, threads, rate / rates(spec, device, cores(), data_dir)["threads"] if rate else None
@@ -118,16 +143,17 @@ def _probe_cfg(spec):
     return probe_configs(spec, steps=10**6)[0]
 
 
-def _steps_in_window(spec_dump: dict, threads: int, start: float, window: float, out, data_dir=None) -> None:
-    """Train the study's first model from `start` (wall clock) for `window` seconds; put the steps/s
-    (or the error, as text: the parent says it in one line)."""
+def _steps_in_window(spec_dump: dict, threads: int, start: float, window: float, out, data_dir=None,
+                     members: int = 1) -> None:
+    """Train the study's first model (a population of `members`) from `start` (wall clock) for `window`
+    seconds; put the member-steps/s (or the error, as text: the parent says it in one line)."""
     try:
-        out.put(_rate(spec_dump, threads, start, window, data_dir))
+        out.put(_rate(spec_dump, threads, start, window, data_dir, members))
     except Exception as e:  # noqa: BLE001 — reported by the parent
         out.put(f"{type(e).__name__}: {e}")
 
 
-def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir) -> float:
+def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir, members: int = 1) -> float:
     from bench.spec import StudySpec
     from stabgen.datasets import DATASETS
     from stabgen import train as train_mod
@@ -149,15 +175,21 @@ def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir) 
             raise Stop
 
     with contextlib.suppress(Stop):
-        train_mod.train(cfg, source, "cpu", on_step=on_step)
-    return done["n"] / window
+        if members == 1:
+            train_mod.train(cfg, source, "cpu", on_step=on_step)
+        else:  # the seeds of one config, as queued runs train
+            train_mod.train_population([replace(cfg, seed=cfg.seed + i) for i in range(members)], source, "cpu",
+                                       on_step=on_step)
+    return members * done["n"] / window
 
 
-def _timed(ctx, dump: dict, threads: list[int], data_dir) -> float:
-    """Summed steps/s of processes with these thread counts, timed over the same window."""
+def _timed(ctx, dump: dict, threads: list[int], data_dir, members: int = 1) -> float:
+    """Summed member-steps/s of processes with these thread counts (each training a population of
+    `members`), timed over the same window."""
     q = ctx.Queue()
     start = time.time() + 10.0  # every process has imported torch and built its nets by then
-    procs = [ctx.Process(target=_steps_in_window, args=(dump, t, start, WINDOW, q, data_dir)) for t in threads]
+    procs = [ctx.Process(target=_steps_in_window, args=(dump, t, start, WINDOW, q, data_dir, members))
+             for t in threads]
     for p in procs:
         p.start()
     try:
@@ -174,14 +206,17 @@ def _timed(ctx, dump: dict, threads: list[int], data_dir) -> float:
 def measure(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     """Steps/s of the study's model: n one-thread processes at once (summed), and one n-thread process;
     each layout timed REPEATS times, alternating, its fastest kept (a burst of other load lowers one
-    window, not the answer)."""
+    window, not the answer). Then member-steps/s of the n one-thread processes each training a population
+    of each size in POPULATIONS, timed once each (the choice among them is a throughput, not a layout)."""
     ctx = mp.get_context("spawn")
     dump = spec.model_dump(mode="json")
     processes = threads = 0.0
     for _ in range(REPEATS):
         processes = max(processes, _timed(ctx, dump, [1] * n, data_dir))
         threads = max(threads, _timed(ctx, dump, [n], data_dir))
-    return {"processes": processes, "threads": threads, "cores": n, "measured_at": time.strftime("%Y-%m-%d")}
+    populations = {str(k): _timed(ctx, dump, [1] * n, data_dir, k) for k in POPULATIONS}
+    return {"processes": processes, "threads": threads, "populations": populations, "cores": n,
+            "measured_at": time.strftime("%Y-%m-%d")}
 
 
 def plausible(m: dict, n: int) -> bool:

@@ -210,12 +210,14 @@ def work_counts(spec, per_arm: int | None = None) -> dict[str, int]:
 
 
 def study_plan(spec, device: str, data_dir: str | None = None, inception_weights: str | None = None,
-               inception: bool = True, layout: tuple[int, int, float | None] | None = None,
+               inception: bool = True, layout: tuple | None = None,
                confirmed: dict[str, int] | None = None) -> pd.DataFrame:
     """The priced plan of one study (one row per kind of work; nothing is run or stored). Queued runs are
     priced as the populations they train in on a CPU (bench.search.owed_population). layout: --jobs as
-    (processes, threads each, summed steps/s of that many one-thread processes at once, or None where the
-    layout is not measured) — adds the column `with --jobs s`. confirmed: the confirmation seeds per arm that a run trained (study_works)."""
+    bench.jobs.Layout or a tuple (processes, threads each, summed steps/s of that many one-thread processes
+    at once or None where the layout is not measured, [the population size its workers train queued runs
+    in]) — adds the column `with --jobs s`. confirmed: the confirmation seeds per arm that a run trained
+    (study_works)."""
     import torch
 
     from bench.storage import OWED_POPULATION_CPU, OWED_POPULATION_JOBS
@@ -226,14 +228,15 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
     cpu = torch.device(device).type == "cpu"
     cap = OWED_POPULATION_CPU if cpu else 1  # on an accelerator: as the search trains (the spec's population)
     p = layout[0] if layout else 1
-    jobs_cap = OWED_POPULATION_JOBS if cpu else cap  # a one-thread worker's populations (owed_population)
+    measured_cap = getattr(layout, "population", None)  # bench.jobs.Layout: the size auto measured
+    jobs_cap = (measured_cap or OWED_POPULATION_JOBS) if cpu else cap  # a one-thread worker's (owed_population)
     trained = [w for w in works if w.config is not None]
     reps = {w.config.model: w.config for w in reversed(trained)}  # each model's first arm
     hi = max([g for gs in populations(works, cap) + populations(works, jobs_cap, p) for g in gs], default=1)
     one = {m: _step_model(c, device, data_dir, hi) for m, c in reps.items()}
     jobs = None
     if layout is not None and layout[0] > 1 and layout[2]:
-        p, threads, rate = layout
+        p, threads, rate = layout[:3]
         single = {m: _step_model(c, device, data_dir, hi, threads=threads) for m, c in reps.items()}
         timed = single.get(spec.space.models[0]) or next(iter(single.values()))  # the model the cached rate timed
         jobs = (p, single, rate * timed(1) / p)
@@ -250,7 +253,7 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
                                              "note": "interpreter, imports, data, the evaluator's first build; each --jobs worker pays it too"}
     out = pd.concat([pd.DataFrame([start]), table], ignore_index=True)
     if layout is not None:
-        p, threads, _ = layout
+        p, threads = layout[:2]
         if p == 1:
             out["with --jobs s"] = out["estimated s"]
         elif jobs is None:

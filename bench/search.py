@@ -67,6 +67,7 @@ class RunOptions:
     allow_spec_change: bool = False  # resume a study although its stored spec differs (recorded)
     artifacts: str | None = None  # artifact store URL (bench.artifacts); None: the study's, else beside runs_dir
     jobs: int | str = 1  # local worker processes (bench.jobs): a number, or "auto" (measured per machine and model)
+    population: int | None = None  # queued runs a --jobs worker trains at once, where measured (bench.jobs.population)
     inception: bool = True  # score the top trials with TF-Inception after the search (the spec's inception_top_k)
 
 
@@ -426,17 +427,18 @@ def _race_group(study: optuna.Study, runner: TrialRunner, group: list, untold: d
         tell(trial, raced_out=False)
 
 
-def owed_population(size: int, device: str, processes: int = 1) -> int:
+def owed_population(size: int, device: str, processes: int = 1, measured: int | None = None) -> int:
     """How many queued runs (seed re-runs, confirmation) train at once once the search is done. They
     are fixed configs, mostly one config on several seeds, so they train as populations even where
     the search trains one trial at a time: a member computes what its solo run computes
     (tests/stabgen/test_population.py), and on CPU ten seeds of a small net cost a fraction of ten solo runs.
-    On CPU up to OWED_POPULATION_CPU at once in one process, OWED_POPULATION_JOBS in each one-thread
-    --jobs worker (bench.storage says why), where a round is also cut to the worker's share of the queue
-    (`share`); on an accelerator the spec's (or probed) size, which knows its memory."""
+    On CPU up to OWED_POPULATION_CPU at once in one process; in each one-thread --jobs worker the `measured`
+    size (bench.jobs.population: the fastest of 1, 8, 16, 32 for this model on this machine), or
+    OWED_POPULATION_JOBS where the layout was not measured (bench.storage says why), a round also cut to the
+    worker's share of the queue (`share`); on an accelerator the spec's (or probed) size, which knows its memory."""
     if torch.device(device).type != "cpu":
         return size
-    return max(size, OWED_POPULATION_JOBS if processes > 1 else OWED_POPULATION_CPU)
+    return max(size, (measured or OWED_POPULATION_JOBS) if processes > 1 else OWED_POPULATION_CPU)
 
 
 def share(waiting: int, processes: int) -> int:
@@ -613,9 +615,10 @@ def _round_size(target: optuna.Study, trials: list, n_search: int, total: int, s
     waiting = sum(1 for t in trials if t.state == State.WAITING)
     searching_queued = any(t.state == State.WAITING and is_search(t.user_attrs) for t in trials)
     processes = opts.jobs if isinstance(opts.jobs, int) else 1
+    cap = owed_population(size, opts.device, processes, opts.population)
     if is_owed_study(target):
-        return max(1, min(owed_population(size, opts.device, processes), share(waiting, processes)))
-    k = owed_population(size, opts.device, processes) if n_search >= total and not searching_queued else size
+        return max(1, min(cap, share(waiting, processes)))
+    k = cap if n_search >= total and not searching_queued else size
     if processes > 1 and k > size:  # a --jobs worker's round of queued runs: its share of them
         k = min(k, share(waiting, processes))
     room = total - n_search + waiting  # a solo trial is a round of one (the same code, K = 1)

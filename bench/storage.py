@@ -186,11 +186,12 @@ def _open_study(spec: StudySpec, storage: str, seed_offset: int, heartbeat: floa
 # search's study; every reader takes both (all_trials), so they resume and report as they were.
 OWED_SUFFIX = ":confirmation"
 OWED_POPULATION_CPU = 16  # queued runs that train at once on a CPU (bench.search.owed_population, bench.plan)
-# ... and in each one-thread --jobs worker, which also asks no more than its share of what is queued. Why 8: at
-# one thread a population of 8 trains mnist_reg's models as fast as solo runs do (332/234/422 against
-# 360/240/401 member-steps/s, GAN/GAN+R1/VAE, two processes on a 2-core EPYC), while the 2D ring's small nets
-# gain from larger ones (ring_seeds --jobs auto: 649 s with populations of 16 and no shares, 848 s with these,
-# 867 s with solo runs); a cap per model, from its step timed alone and as a population, is still to be done
+# ... and in each one-thread --jobs worker, which also asks no more than its share of what is queued: --jobs auto
+# times the study's model at 1, 8, 16 and 32 members per process and takes the fastest (bench.jobs.population);
+# this is the size where nothing was timed (--jobs N). Why 8: at one thread a population of 8 trains mnist_reg's
+# models as fast as solo runs do (332/234/422 against 360/240/401 member-steps/s, GAN/GAN+R1/VAE, two processes
+# on a 2-core EPYC), while the 2D ring's small nets gain from larger ones (ring_seeds --jobs auto: 649 s with
+# populations of 16 and no shares, 848 s with 8 and shares, 867 s with solo runs)
 OWED_POPULATION_JOBS = 8
 OWED_BASE = 1_000_000
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 from bench.storage import all_trials
 import pytest
+import torch
 
 from bench import jobs
 from helpers import study_toml
@@ -116,7 +117,8 @@ def test_layout_splits_the_cores_and_auto_reads_its_measurement(tmp_path, monkey
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     key = f"{jobs.cpu_name()}|4 cores|gan|64"
     for processes, threads, want in ((300.0, 200.0, (4, 1)), (100.0, 200.0, (1, 4))):
-        (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": processes, "threads": threads}}))
+        (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": processes, "threads": threads,
+                                                             "populations": {"8": 250.0}}}))
         assert jobs.layout("auto", spec, "cpu") == want
 
 
@@ -131,7 +133,8 @@ def test_an_implausible_measurement_is_measured_again_and_never_cached(tmp_path,
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     key = f"{jobs.cpu_name()}|2 cores|gan|64"
     (tmp_path / jobs.CACHE).write_text(json.dumps({key: {"processes": 141.0, "threads": 8.0, "cores": 2}}))
-    answers = iter([{"processes": 90.0, "threads": 10.0, "cores": 2}, {"processes": 321.0, "threads": 150.0, "cores": 2}])
+    answers = iter([{"processes": 90.0, "threads": 10.0, "cores": 2, "populations": {}},
+                    {"processes": 321.0, "threads": 150.0, "cores": 2, "populations": {}}])
     monkeypatch.setattr(jobs, "measure", lambda *a, **k: next(answers))
     assert jobs.layout("auto", spec, "cpu") == (2, 1)  # 90 against 10 (9×): used once, with a warning
     assert "not cached" in caplog.text and json.loads((tmp_path / jobs.CACHE).read_text())[key]["threads"] == 8.0
@@ -154,7 +157,7 @@ def test_plan_prices_jobs_by_the_measured_speed_up(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "cores", lambda: 4)
     monkeypatch.setenv("STABGEN_CACHE_DIR", str(tmp_path))
     (tmp_path / jobs.CACHE).write_text(json.dumps({f"{jobs.cpu_name()}|4 cores|gan|64":
-                                                   {"processes": 300.0, "threads": 200.0}}))
+                                                   {"processes": 300.0, "threads": 200.0, "populations": {}}}))
     assert jobs.speedup(1, spec, "cpu") == (1, 4, 1.0)
     assert jobs.speedup("auto", spec, "cpu") == (4, 1, 1.5) == jobs.speedup(4, spec, "cpu")
     assert jobs.speedup(2, spec, "cpu") == (2, 2, None)
@@ -233,6 +236,8 @@ def test_queued_runs_train_as_populations_and_each_jobs_worker_asks_its_share():
 
     assert owed_population(1, "cpu") == OWED_POPULATION_CPU == 16 and owed_population(20, "cpu") == 20
     assert owed_population(1, "cpu", processes=2) == OWED_POPULATION_JOBS == 8 and owed_population(12, "cpu", processes=2) == 12
+    assert owed_population(1, "cpu", 2, measured=32) == 32 and owed_population(1, "cpu", 2, measured=1) == 1
+    assert owed_population(1, "cpu", 1, measured=32) == OWED_POPULATION_CPU  # one process: not what was measured
     assert owed_population(8, "cuda:0") == 8 == owed_population(8, "cuda:0", processes=2)
     assert [share(w, 2) for w in (20, 10, 5, 2, 1, 0)] == [10, 5, 3, 1, 1, 1] and share(7, 1) == 7
 
@@ -247,14 +252,100 @@ def test_a_round_of_queued_runs_is_the_workers_share_under_jobs():
     from bench.search import _round_size
     from bench.space import CONFIRM, REEVAL
 
-    def ask(study_name: str, attrs: dict, waiting: int, jobs: int, n_search: int = 10, total: int = 10) -> int:
+    def ask(study_name: str, attrs: dict, waiting: int, jobs: int, n_search: int = 10, total: int = 10,
+            population: int | None = None) -> int:
         trials = [SimpleNamespace(state=TrialState.WAITING, user_attrs=attrs) for _ in range(waiting)]
         return _round_size(SimpleNamespace(study_name=study_name), trials, n_search, total, 1,
-                           SimpleNamespace(jobs=jobs, device="cpu"))
+                           SimpleNamespace(jobs=jobs, device="cpu", population=population))
 
     owed = ("s:confirmation", {CONFIRM: "gan/ns/none"})
     assert [ask(*owed, w, jobs=2) for w in (20, 10, 3, 1)] == [8, 5, 2, 1]
+    assert [ask(*owed, w, jobs=2, population=16) for w in (50, 20, 10)] == [16, 10, 5]  # the measured size
+    assert ask(*owed, 20, jobs=2, population=1) == 1  # solo runs were fastest: one at a time
     assert [ask(*owed, w, jobs=1) for w in (20, 10)] == [16, 10]
     reruns = ("s", {REEVAL: 3})
     assert ask(*reruns, 12, jobs=2) == 6 and ask(*reruns, 12, jobs=1) == 12
     assert ask(*reruns, 12, jobs=2, n_search=4) == 1  # still searching: the spec's population (1)
+
+
+def test_auto_picks_the_population_size_with_the_most_member_steps():
+    """bench.jobs.population: the timed size with the most member-steps/s; solo runs (1) when no population
+    beat them; a tie goes to the smaller size (shorter rounds at a look's end)."""
+    m = {"processes": 300.0, "threads": 200.0, "populations": {"8": 320.0, "16": 410.0, "32": 390.0}}
+    assert jobs.population(m) == 16
+    assert jobs.population(m | {"populations": {"8": 290.0, "16": 280.0, "32": 150.0}}) == 1
+    assert jobs.population(m | {"populations": {"8": 410.0, "16": 410.0}}) == 8
+    assert jobs.population({"processes": 300.0, "threads": 200.0}) == 1  # nothing timed: solo runs
+
+
+def test_measure_times_each_population_size_in_one_thread_processes(monkeypatch):
+    """bench.jobs.measure: both layouts REPEATS times (fastest kept), then every size in POPULATIONS once,
+    each as `cores` one-thread processes at once; the cache entry holds them all."""
+    calls = []
+
+    def timed(ctx, dump, threads, data_dir, members=1):
+        calls.append((tuple(threads), members))
+        return {1: 100.0 + len(calls), 8: 500.0, 16: 700.0, 32: 600.0}[members] if threads == [1, 1] else 50.0
+
+    from bench.spec import load
+
+    monkeypatch.setattr(jobs, "_timed", timed)
+    m = jobs.measure(load("smoke"), "cpu", 2)
+    assert calls == [((1, 1), 1), ((2,), 1)] * jobs.REPEATS + [((1, 1), k) for k in jobs.POPULATIONS]
+    assert m["processes"] == 103.0 and m["threads"] == 50.0
+    assert m["populations"] == {"8": 500.0, "16": 700.0, "32": 600.0} and jobs.population(m) == 16
+
+
+def test_a_timed_population_counts_member_steps(mnist_dir, monkeypatch):
+    """bench.jobs._rate trains the study's model for real, a population of `members` seeds of one config:
+    member-steps per second, i.e. members × the steps counted in the window."""
+    import time as time_mod
+
+    from bench.spec import load
+    from stabgen import train as train_mod
+
+    seen = {"steps": 0}
+    real = train_mod.train_population
+
+    def spy(cfgs, *a, on_step=None, **k):
+        seen["seeds"] = [c.seed for c in cfgs]
+
+        def count(it):
+            seen["steps"] += 1
+            on_step(it)
+        return real(cfgs, *a, on_step=count, **k)
+
+    monkeypatch.setattr(train_mod, "train_population", spy)
+    before = torch.get_num_threads()
+    try:
+        rate = jobs._rate(load("smoke").model_dump(mode="json"), 1, time_mod.time(), 0.5, str(mnist_dir), members=3)
+    finally:
+        torch.set_num_threads(before)
+    assert len(seen["seeds"]) == 3 == len(set(seen["seeds"]))
+    assert seen["steps"] > 0 and rate == pytest.approx(3 * seen["steps"] / 0.5)
+
+
+def test_a_run_hands_every_worker_the_measured_population(mnist_dir, tmp_path, monkeypatch):
+    """bench.api.run_study: --jobs auto's measured layout reaches the workers' options — how many processes
+    share the study and the population size they train queued runs in (bench.search._round_size reads it)."""
+    import contextlib
+
+    from bench import api
+
+    class Started(Exception):
+        pass
+
+    seen = {}
+
+    @contextlib.contextmanager
+    def helpers(spec, opts, processes, threads):
+        seen.update(jobs=opts.jobs, population=opts.population, processes=processes, threads=threads)
+        raise Started
+        yield
+
+    monkeypatch.setattr(jobs, "measured", lambda *a, **k: jobs.Layout(2, 1, 300.0, 16))
+    monkeypatch.setattr(jobs, "helpers", helpers)
+    with pytest.raises(Started):
+        api.run_study("smoke", runs_dir=tmp_path, storage_url=f"sqlite:///{tmp_path}/s.db", data_dir=str(mnist_dir),
+                      jobs="auto", device="cpu")
+    assert seen == {"jobs": 2, "population": 16, "processes": 2, "threads": 1}

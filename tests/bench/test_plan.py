@@ -83,6 +83,14 @@ def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_col
     assert (alone["with --jobs s"] == alone["estimated s"]).all()
     assert "with --jobs s" not in plan.study_plan(spec, "cpu")
     assert plan.study_plan(spec, "cpu", layout=(3, 1, None))["with --jobs s"].isna().all()  # not measured
+    from bench.jobs import Layout
+    from bench.storage import OWED_POPULATION_JOBS
+
+    caps, real = [], plan.price
+    monkeypatch.setattr(plan, "price", lambda *a: caps.append(a[5]) or real(*a))
+    for measured in (1, 16, None):  # auto's measured population size prices the workers' rounds; else the default
+        plan.study_plan(spec, "cpu", layout=Layout(2, 1, 2000.0, measured))
+    assert caps == [1, 16, OWED_POPULATION_JOBS]
 
 
 def test_the_plan_of_the_work_that_ran_counts_each_arms_confirmed_seeds():
