@@ -89,11 +89,13 @@ def measure(study: str, jobs: str) -> dict:
 
 
 def _commit() -> str:
-    """The checkout's commit (with "+changes" when its tracked files differ from it): what a run measured."""
+    """The checkout's commit (with "+changes" when its tracked files outside benchmarks/results/ differ from it —
+    this script's own output there changes after the first study): what a run measured."""
     root = Path(__file__).resolve().parents[1]
     git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
     head = git("rev-parse", "--short", "HEAD")
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "") if head else "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
+    return head + ("+changes" if changed else "") if head else "unknown"
 
 
 def main(argv: list[str] | None = None) -> dict:
