@@ -110,8 +110,12 @@ def run_study(spec: StudySpec | str | Path, opts: RunOptions | None = None, *, c
     if on_ready is not None:
         on_ready()
     t0, finished_before = time.perf_counter(), _finished(study)
-    processes, threads, _, population = jobs_mod.measured(opts.jobs, spec, opts.device, opts.data_dir)
-    # "auto" resolved: every process knows how many share the work, and the population size they train queued runs in
+    # "auto" resolved: every process knows how many share the work, and the population size they train queued
+    # runs in (measured for auto only: --jobs N starts at once, with bench.storage's default size)
+    if opts.jobs == "auto":
+        processes, threads, _, population = jobs_mod.measured(opts.jobs, spec, opts.device, opts.data_dir)
+    else:
+        (processes, threads), population = jobs_mod.layout(opts.jobs, spec, opts.device, opts.data_dir), None
     opts = dataclasses.replace(opts, jobs=processes, population=population)
     with jobs_mod.helpers(spec, opts, processes, threads):  # --jobs: workers beside this process
         study = search.run(spec, opts, on_trial_start, on_step, on_trial_end, study=study)

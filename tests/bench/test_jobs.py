@@ -349,3 +349,9 @@ def test_a_run_hands_every_worker_the_measured_population(mnist_dir, tmp_path, m
         api.run_study("smoke", runs_dir=tmp_path, storage_url=f"sqlite:///{tmp_path}/s.db", data_dir=str(mnist_dir),
                       jobs="auto", device="cpu")
     assert seen == {"jobs": 2, "population": 16, "processes": 2, "threads": 1}
+    monkeypatch.setattr(jobs, "rates", lambda *a, **k: pytest.fail("--jobs N measured the model"))
+    monkeypatch.setattr(jobs, "cores", lambda: 2)
+    with pytest.raises(Started):  # --jobs N: no measurement before the first training, the default size
+        api.run_study("smoke", runs_dir=tmp_path, storage_url=f"sqlite:///{tmp_path}/s.db", data_dir=str(mnist_dir),
+                      jobs=2, device="cpu")
+    assert seen == {"jobs": 2, "population": None, "processes": 2, "threads": 1}
