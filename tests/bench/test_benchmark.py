@@ -217,6 +217,7 @@ def test_a_two_task_suite_runs_writes_its_report_and_resumes_after_kill_9(tmp_pa
     assert "Regularizers across tasks" in page and "<table" in (out / "leaderboard.html").read_text()
 
 
+@pytest.mark.slow
 def test_plan_prices_a_study_and_a_suite_and_stores_nothing(tmp_path):
     for name in ("ta", "tb"):
         (tmp_path / f"{name}.toml").write_text(_tiny(name))

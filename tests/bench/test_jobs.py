@@ -43,6 +43,7 @@ def _expected(search, confirm) -> None:
     assert set(confirm.values()) == {1} and len(confirm) == 3 * 3  # every arm × seed once, none twice
 
 
+@pytest.mark.slow
 def test_two_jobs_share_the_study_and_nothing_is_duplicated(tmp_path):
     """Whichever process trains trial 0 is held at its step 30 until the other process has finished a
     trial of its own: both train, deterministically (a helper that starts late is not a race here)."""
@@ -68,6 +69,7 @@ def test_two_jobs_share_the_study_and_nothing_is_duplicated(tmp_path):
     assert not [t for t in study.trials if t.state == State.RUNNING]
 
 
+@pytest.mark.slow
 def test_a_killed_job_loses_and_duplicates_nothing(tmp_path):
     """kill -9 of the process training search trial 1 at step 30 (bench.search.hold_point), then the same
     command again: every trial and confirmation run exactly once among the finished ones."""

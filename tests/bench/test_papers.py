@@ -84,7 +84,8 @@ def test_packed_discriminator_sees_concatenated_samples():
 NEEDS_MNIST = {"lucic2018", "seed-feature-reg"}
 
 
-@pytest.mark.parametrize("name", ["mescheder2018", "pacgan2018", "lucic2018", "seed-feature-reg"])
+@pytest.mark.parametrize("name", ["mescheder2018", "pacgan2018",  # the two on MNIST: half a minute each
+                                  *(pytest.param(n, marks=pytest.mark.slow) for n in ("lucic2018", "seed-feature-reg"))])
 def test_every_reproduction_runs_at_tiny_budget(name, tmp_path):
     if name in NEEDS_MNIST and not os.environ.get("STABGEN_DATA_DIR"):
         missing("real MNIST not found: set STABGEN_DATA_DIR")

@@ -254,6 +254,7 @@ def test_report_of_a_missing_study_is_one_line(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_leaderboard_puts_gan_and_vae_studies_side_by_side(tmp_path, mnist_dir):
     for name, model in (("lb_gan", "gan"), ("lb_vae", "vae")):
         (tmp_path / f"{name}.toml").write_text(study_toml(

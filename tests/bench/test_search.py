@@ -194,6 +194,7 @@ def _wait_file(flag: Path, proc: subprocess.Popen, timeout: float = 240) -> None
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_rerun_keeps_every_completed_trial(tmp_path):
     """Killed while trial 1 is held at step 100 (a known point, not a guess): trial 0 stays as it
     was, trial 1 is failed by its missing heartbeat and re-run with its own config and seed."""
@@ -295,6 +296,7 @@ def test_the_storage_comes_from_the_option_then_the_environment_then_the_spec(mo
     assert resolve_url("sqlite:///opt.db", "sqlite:///spec.db", tmp_path, "s") == "sqlite:///opt.db"
 
 
+@pytest.mark.slow
 def test_three_workers_share_one_postgres_study(tmp_path):
     if not POSTGRES:
         missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")

@@ -66,6 +66,7 @@ def test_a_server_that_never_answers_is_refused_in_one_line_naming_host_and_port
     assert time.perf_counter() - t0 < 30
 
 
+@pytest.mark.slow
 def test_two_studies_of_one_name_on_different_storages_never_share_a_trial_folder(tmp_path):
     """The README's 'a fresh --storage' advice once overwrote runs/NAME/trials/0 of the other study."""
     (tmp_path / "s.toml").write_text(study_toml(name="same"))

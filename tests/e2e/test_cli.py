@@ -141,6 +141,7 @@ def test_missing_data_is_one_line(tmp_path):
 RING_SPEC = study_toml(n_trials=2, steps=40, eval_every=20, samples=300, confirm="seeds = 2", regularizers=("none", "r1"))
 
 
+@pytest.mark.slow
 def test_tables_print_as_json_csv_and_markdown(tmp_path):
     """--format json: one object per table and line, raw numbers; csv: '# title' then the table;
     md: Markdown even where rich would draw a box. The same tables as the report files."""
@@ -264,6 +265,7 @@ def test_bench_metrics_needs_one_source(tmp_path, capsys, monkeypatch):
     assert code == 2 and "exactly one of --samples" in err
 
 
+@pytest.mark.slow
 def test_ring_study_reports_modes(tmp_path):
     r = bench("run", "--study", "ring_reg", "--trials", "1", "--confirm-seeds", "2", "--steps", "100", cwd=tmp_path,
               timeout=900)
@@ -301,6 +303,7 @@ def test_unavailable_device_is_one_line(tmp_path, capsys, monkeypatch):
     assert code == 2 and "tpu" in err
 
 
+@pytest.mark.slow
 def test_top_k_configs_are_rerun_over_extra_seeds(tmp_path):
     (tmp_path / "seeds.toml").write_text(study_toml(
         n_trials=2, steps=60, eval_every=60, samples=500, eval="inception_top_k = 0",
@@ -340,6 +343,7 @@ def test_undefined_metric_is_stored_as_null_not_nan(tmp_path):
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_an_interruption_keeps_finished_trials_and_retries_the_running_config(tmp_path, sig):
     """^C or SIGTERM (Slurm's time limit) while trial 1 is held at step 100 (bench.search.hold_point: a

@@ -77,6 +77,7 @@ def test_a_folder_of_images_with_its_own_classifier_runs_a_study(tmp_path, capsy
     assert "domain_fid" in pd.read_csv(tmp_path / "runs/mine/leaderboard.csv")
 
 
+@pytest.mark.slow
 def test_an_npz_without_a_classifier_is_scored_on_inception_features(tmp_path, capsys, monkeypatch,
                                                                       inception_weights):
     x = np.concatenate([_shapes(40, 0, 1), _shapes(40, 1, 2)])

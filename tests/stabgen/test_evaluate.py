@@ -134,6 +134,7 @@ def test_evaluate_samples_is_every_metric_of_bench_metrics(tmp_path, monkeypatch
         evaluate.evaluate_samples(torch.zeros(4, 1, 32, 32, dtype=torch.uint8), ref, COUNTS)
 
 
+@pytest.mark.slow
 def test_evaluate_samples_on_inception_reports_why_is_is_missing(tmp_path, monkeypatch, inception_weights):
     """With the offline TF-Inception weights (their logit layer is NaN) `bench metrics` gives every
     other Inception metric and says why IS is not a number instead of printing NaN. FID∞ takes the
@@ -181,6 +182,7 @@ def test_stacked_evaluator_counts_modes_of_each_member_on_n_samples():
         assert out == {"stacked_modes": m["modes_captured"], "stacked_kl": m["kl"], "n_samples": 8}
 
 
+@pytest.mark.slow
 def test_inception_evaluator_alone_and_beside_the_domain_metrics(tmp_path, monkeypatch, inception_weights):
     """A study searching an Inception metric: the Inception evaluator's quick metric (KID here) and
     final FID/KID/PR equal fidelity.compute on TF-Inception from the weights file it was given, under

@@ -178,6 +178,7 @@ def test_classifier_metrics_equal_torch_fidelity_calculate_metrics():
     assert_metrics_match(ours, ref, KID_NAMES, rel=KID_REL, abs=KID_ABS)
 
 
+@pytest.mark.slow
 def test_inception_metrics_equal_torch_fidelity_calculate_metrics(mnist_dir, inception_weights, mnist_test):
     """TF-Inception (the paper protocol's extractor) at a small N, end to end against torch-fidelity:
     same images, same weights file, same FID/KID/PR."""
@@ -192,6 +193,7 @@ def test_inception_metrics_equal_torch_fidelity_calculate_metrics(mnist_dir, inc
     assert_metrics_match(lambda device: ours, ref, KID_NAMES, rel=KID_REL, abs=KID_ABS, on=["cpu"])
 
 
+@pytest.mark.slow
 def test_a_study_searching_inception_fid_evaluates_every_trial_on_inception(mnist_dir, inception_weights, mnist_test,
                                                                            monkeypatch):
     """metric = "inception_fid" (Lucic 2018's ranking): the image evaluator adds TF-Inception FID of the very
