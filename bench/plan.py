@@ -14,6 +14,7 @@ import time
 import pandas as pd
 
 from bench.arms import arms as arms_of
+from bench.rounds import even_split, share
 from bench.papers.plan import STARTUP_WORK, Work, estimate, ready_evaluator
 from bench.papers.plan import total_line  # noqa: F401  (the CLI's last line)
 from stabgen.datasets import DATASETS
@@ -85,21 +86,24 @@ def study_works(spec, confirmed: dict[str, int] | None = None) -> list[Work]:
     return works
 
 
-def owed_groups(counts: list[int], cap: int, processes: int = 1) -> list[list[int]]:
+def owed_groups(counts: list[int], cap: int, processes: int = 1, even: bool = False) -> list[list[int]]:
     """The populations queued runs train in, per block of compatible runs (an arm's seeds): the queue (the
     blocks in order) is asked `cap` runs at a time — by each of `processes` --jobs workers no more than its
-    share of what is left (bench.search.share) — and each round trains each block's share as one
+    share of what is left (bench.rounds.share; `even`: with the other workers' rounds in flight counted,
+    the workers asking in turn, bench.rounds.even_split) — and each round trains each block's share as one
     population (bench.search.population_round), so a block can straddle two rounds.
     E.g. counts [10, 10, 10], cap 16 → [[10], [6, 4], [10]]; with 2 processes and cap 8 the rounds
-    are 8, 8, 7, 4, 2, 1 → [[8, 2], [6, 4], [3, 4, 2, 1]]."""
+    are 8, 8, 7, 4, 2, 1 → [[8, 2], [6, 4], [3, 4, 2, 1]]; evenly, cap 32: 15, 15 → [[10], [5, 5], [10]]."""
     queue = [b for b, c in enumerate(counts) for _ in range(c)]
     out: list[list[int]] = [[] for _ in counts]
-    start = 0
+    start, in_flight = 0, []  # the other workers' current rounds, oldest first
     while start < len(queue):
-        size = min(max(1, cap), math.ceil((len(queue) - start) / max(1, processes)))
+        running = sum(in_flight) if even else 0
+        size = min(max(1, cap), share(len(queue) - start, processes, running))
         for b in dict.fromkeys(queue[start:start + size]):
             out[b].append(queue[start:start + size].count(b))
         start += size
+        in_flight = (in_flight + [size])[-(max(1, processes) - 1):] if processes > 1 else []
     return out
 
 
@@ -146,15 +150,15 @@ def _step_model(cfg: TrialConfig, device: str, data_dir: str | None, hi: int, th
     return Affine(one, big, hi)
 
 
-def populations(works: list[Work], cap: int, processes: int = 1) -> list[list[int]]:
+def populations(works: list[Work], cap: int, processes: int = 1, even: bool = False) -> list[list[int]]:
     """Per work row, the population sizes its trainings run in: a search row one by one, queued rows as
-    owed_groups gives them (asked by `processes` workers), stage by stage (re-runs and the top configs'
-    seeds, then confirmation)."""
+    owed_groups gives them (asked by `processes` workers, `even`ly or halving), stage by stage (re-runs and
+    the top configs' seeds, then confirmation)."""
     out = [[1] * w.count for w in works]
     for stage in ("re-runs", "confirmation"):
         rows = [i for i, w in enumerate(works) if w.queue == stage and w.count]
         blocks = [(i, c) for i in rows for c in _split(works[i].count, works[i].blocks)]
-        groups = owed_groups([c for _, c in blocks], cap, processes)
+        groups = owed_groups([c for _, c in blocks], cap, processes, even)
         for i in rows:
             out[i] = [g for (j, _), gs in zip(blocks, groups) if j == i for g in gs]
     return out
@@ -166,7 +170,8 @@ def _split(count: int, blocks: int) -> list[int]:
 
 
 def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Affine], cap: int,
-          jobs: tuple[int, dict[str, Affine], float] | None = None, jobs_cap: int | None = None) -> tuple[list[float], list[float] | None]:
+          jobs: tuple[int, dict[str, Affine], float] | None = None, jobs_cap: int | None = None,
+          jobs_even: bool = False) -> tuple[list[float], list[float] | None]:
     """Training and evaluation seconds per work row, one process and (with `jobs`) --jobs: a pure function
     of the timed numbers, so its arithmetic is tested by hand.
     solo: per row (seconds per step of its config alone, seconds per evaluation), every thread.
@@ -177,7 +182,7 @@ def price(works: list[Work], solo: list[tuple[float, float]], one: dict[str, Aff
     at once: c = rate_p · (a one-thread step alone) / p. A row on p processes costs its work at one thread
     over p·c; its evaluations slow down as a solo step does at one thread."""
     groups = populations(works, cap)
-    groups_p = populations(works, jobs_cap or cap, jobs[0]) if jobs else None
+    groups_p = populations(works, jobs_cap or cap, jobs[0], jobs_even) if jobs else None
     one_s, jobs_s = [], [] if jobs else None
     for i, w in enumerate(works):
         step_s, eval_s = solo[i]
@@ -230,9 +235,10 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
     p = layout[0] if layout else 1
     measured_cap = getattr(layout, "population", None)  # bench.jobs.Layout: the size auto measured
     jobs_cap = (measured_cap or OWED_POPULATION_JOBS) if cpu else cap  # a one-thread worker's (owed_population)
+    even = cpu and even_split(measured_cap)  # how its workers share a look (bench.rounds)
     trained = [w for w in works if w.config is not None]
     reps = {w.config.model: w.config for w in reversed(trained)}  # each model's first arm
-    hi = max([g for gs in populations(works, cap) + populations(works, jobs_cap, p) for g in gs], default=1)
+    hi = max([g for gs in populations(works, cap) + populations(works, jobs_cap, p, even) for g in gs], default=1)
     one = {m: _step_model(c, device, data_dir, hi) for m, c in reps.items()}
     jobs = None
     if layout is not None and layout[0] > 1 and layout[2]:
@@ -240,7 +246,7 @@ def study_plan(spec, device: str, data_dir: str | None = None, inception_weights
         single = {m: _step_model(c, device, data_dir, hi, threads=threads) for m, c in reps.items()}
         timed = single.get(spec.space.models[0]) or next(iter(single.values()))  # the model the cached rate timed
         jobs = (p, single, rate * timed(1) / p)
-    one_s, jobs_s = price(works, solo, one, cap, jobs, jobs_cap)
+    one_s, jobs_s = price(works, solo, one, cap, jobs, jobs_cap, even)
     training = table["trainings"] > 0
     table["estimated s"] = table["estimated s"].where(~training, pd.Series(one_s).round(1))
     notes = [", ".join(map(str, sorted(set(g), reverse=True))) for g in populations(works, cap)]

@@ -33,6 +33,7 @@ from bench.space import CONFIRM, REEVAL, grid, is_search, probe_configs, suggest
 from bench.spec import StudySpec
 from bench import artifacts
 from bench import racing
+from bench.rounds import even_split, share
 from bench.trackers import TensorBoard, flat_metrics
 from bench.storage import (OWED_POPULATION_CPU, OWED_POPULATION_JOBS, all_trials, claim_runs_folder, heartbeats, is_owed_study, open_study,
                            owed_study, quiet, record_spec, requeue, sweep_orphans, trial_id)
@@ -441,14 +442,6 @@ def owed_population(size: int, device: str, processes: int = 1, measured: int | 
     return max(size, (measured or OWED_POPULATION_JOBS) if processes > 1 else OWED_POPULATION_CPU)
 
 
-def share(waiting: int, processes: int) -> int:
-    """A worker's part of the queued runs: no more than waiting / processes (rounded up), so the workers end
-    a look together — one that takes a population of 16 of the last 20 runs leaves the other core idle for
-    that population's whole length (10 minutes of load 1.0 in a measured mnist_reg --jobs auto). Each later
-    ask halves what is left again, so the last rounds are small."""
-    return max(1, math.ceil(waiting / max(1, processes)))
-
-
 def population_size(spec: StudySpec, device: str, source: Source) -> int:
     """K from the spec, or for 'auto' from free accelerator memory: a probe population of 2 measures
     one member's peak memory, and K fills 70 % of this worker's share of what is free (at most 256;
@@ -611,16 +604,19 @@ def _round_size(target: optuna.Study, trials: list, n_search: int, total: int, s
     """How many trials the next round asks of `target`: the population size while searching (queued search
     trials of the per-arm search train one round at a time, so each arm's sampler learns from the last);
     queued re-runs and confirmation runs all at once, up to what is queued (bench.search.owed_population) — a
-    --jobs worker up to its share of it (bench.search.share)."""
+    --jobs worker up to its share of it (bench.rounds.share)."""
     waiting = sum(1 for t in trials if t.state == State.WAITING)
     searching_queued = any(t.state == State.WAITING and is_search(t.user_attrs) for t in trials)
     processes = opts.jobs if isinstance(opts.jobs, int) else 1
     cap = owed_population(size, opts.device, processes, opts.population)
+    # where --jobs auto measured populations faster than solo runs, a round costs mostly its fixed per-op part:
+    # split the look evenly, counting the runs other workers have in flight (bench.rounds.share)
+    running = sum(1 for t in trials if t.state == State.RUNNING) if even_split(opts.population) else 0
     if is_owed_study(target):
-        return max(1, min(cap, share(waiting, processes)))
+        return max(1, min(cap, share(waiting, processes, running)))
     k = cap if n_search >= total and not searching_queued else size
     if processes > 1 and k > size:  # a --jobs worker's round of queued runs: its share of them
-        k = min(k, share(waiting, processes))
+        k = min(k, share(waiting, processes, running))
     room = total - n_search + waiting  # a solo trial is a round of one (the same code, K = 1)
     return max(1, min(k, room))
 

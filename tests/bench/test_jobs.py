@@ -231,9 +231,10 @@ def test_this_process_gets_its_thread_count_back_after_the_trainings(tmp_path):
 def test_queued_runs_train_as_populations_and_each_jobs_worker_asks_its_share():
     """bench.search.owed_population: one CPU process trains the queued runs 16 at a time, a one-thread --jobs
     worker 8 at a time (as fast as solo runs on the MNIST models, faster on the 2D ring's small nets), and
-    never more than its share of what is queued (bench.search.share), so no look ends with one core idle
+    never more than its share of what is queued (bench.rounds.share), so no look ends with one core idle
     for a population's whole length; an accelerator keeps the spec's (or probed) size."""
-    from bench.search import owed_population, share
+    from bench.rounds import share
+    from bench.search import owed_population
     from bench.storage import OWED_POPULATION_CPU, OWED_POPULATION_JOBS
 
     assert owed_population(1, "cpu") == OWED_POPULATION_CPU == 16 and owed_population(20, "cpu") == 20
@@ -242,6 +243,8 @@ def test_queued_runs_train_as_populations_and_each_jobs_worker_asks_its_share():
     assert owed_population(1, "cpu", 1, measured=32) == OWED_POPULATION_CPU  # one process: not what was measured
     assert owed_population(8, "cuda:0") == 8 == owed_population(8, "cuda:0", processes=2)
     assert [share(w, 2) for w in (20, 10, 5, 2, 1, 0)] == [10, 5, 3, 1, 1, 1] and share(7, 1) == 7
+    # the other workers' runs in flight counted (an even split), never more than is waiting
+    assert [share(25, 2, running=25), share(10, 2, running=8), share(2, 2, running=8), share(0, 2, running=8)] == [25, 9, 2, 1]
 
 
 def test_a_round_of_queued_runs_is_the_workers_share_under_jobs():
@@ -255,8 +258,9 @@ def test_a_round_of_queued_runs_is_the_workers_share_under_jobs():
     from bench.space import CONFIRM, REEVAL
 
     def ask(study_name: str, attrs: dict, waiting: int, jobs: int, n_search: int = 10, total: int = 10,
-            population: int | None = None) -> int:
-        trials = [SimpleNamespace(state=TrialState.WAITING, user_attrs=attrs) for _ in range(waiting)]
+            population: int | None = None, running: int = 0) -> int:
+        trials = [SimpleNamespace(state=state, user_attrs=attrs)
+                  for state, n in ((TrialState.WAITING, waiting), (TrialState.RUNNING, running)) for _ in range(n)]
         return _round_size(SimpleNamespace(study_name=study_name), trials, n_search, total, 1,
                            SimpleNamespace(jobs=jobs, device="cpu", population=population))
 
@@ -264,6 +268,11 @@ def test_a_round_of_queued_runs_is_the_workers_share_under_jobs():
     assert [ask(*owed, w, jobs=2) for w in (20, 10, 3, 1)] == [8, 5, 2, 1]
     assert [ask(*owed, w, jobs=2, population=16) for w in (50, 20, 10)] == [16, 10, 5]  # the measured size
     assert ask(*owed, 20, jobs=2, population=1) == 1  # solo runs were fastest: one at a time
+    # a measured population beat solo runs (rounds cost their fixed part): the other worker's round in flight
+    # counts, so the second worker takes the other half of a look of 50 (25, 25), not 13 of it (25, 13, 6, 3, 2, 1)
+    assert ask(*owed, 25, jobs=2, population=32, running=25) == 25 and ask(*owed, 50, jobs=2, population=32) == 25
+    assert ask(*owed, 25, jobs=2, running=8) == 8 and ask(*owed, 10, jobs=2, running=8) == 5  # the default 8: halving
+    assert ask(*owed, 10, jobs=2, population=1, running=1) == 1
     assert [ask(*owed, w, jobs=1) for w in (20, 10)] == [16, 10]
     reruns = ("s", {REEVAL: 3})
     assert ask(*reruns, 12, jobs=2) == 6 and ask(*reruns, 12, jobs=1) == 12

@@ -27,6 +27,17 @@ def test_owed_groups_follow_the_queue_round_by_round(counts, cap, processes, wan
     assert plan.owed_groups(counts, cap, processes) == want
 
 
+@pytest.mark.parametrize("counts,cap,processes,want", [
+    # an even split (auto measured populations faster than solo runs): the other worker's round in flight counts
+    ([10] * 5, 32, 2, [[10], [10], [5, 5], [10], [10]]),  # the ring's look of 50: two rounds of 25, not 25, 13, 6, …
+    ([10, 10, 10], 8, 2, [[8, 2], [6, 4], [4, 6]]),  # shares 15, 15, 11 cut to 8, then the 6 left (7 would be its share)
+    ([7], 32, 3, [[3, 3, 1]]),  # three workers: 7/3 → 3; 4 left + 3 in flight → 3; 1 left + 6 in flight → the 1
+    ([10], 32, 1, [[10]]),  # one process: nothing else in flight
+])
+def test_owed_groups_split_a_look_evenly_where_rounds_cost_their_fixed_part(counts, cap, processes, want):
+    assert plan.owed_groups(counts, cap, processes, even=True) == want
+
+
 def test_a_population_step_is_affine_in_its_size():
     m = plan.Affine(0.01, 0.06, 16)  # 1 member 10 ms, 16 members 60 ms: 20/3 ms fixed + 10/3 ms per member
     assert m(1) == pytest.approx(0.01) and m(16) == pytest.approx(0.06) and m(10) == pytest.approx(0.04)
@@ -87,10 +98,11 @@ def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_col
     from bench.storage import OWED_POPULATION_JOBS
 
     caps, real = [], plan.price
-    monkeypatch.setattr(plan, "price", lambda *a: caps.append(a[5]) or real(*a))
+    monkeypatch.setattr(plan, "price", lambda *a: caps.append(a[5:7]) or real(*a))
     for measured in (1, 16, None):  # auto's measured population size prices the workers' rounds; else the default
         plan.study_plan(spec, "cpu", layout=Layout(2, 1, 2000.0, measured))
-    assert caps == [1, 16, OWED_POPULATION_JOBS]
+    # … and how they share a look: evenly only where a measured population beat solo runs (bench.rounds.even_split)
+    assert caps == [(1, False), (16, True), (OWED_POPULATION_JOBS, False)]
 
 
 def test_the_plan_of_the_work_that_ran_counts_each_arms_confirmed_seeds():
