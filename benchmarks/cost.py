@@ -6,6 +6,7 @@ result, written to benchmarks/results/cost-<hardware>.json.
 
     python benchmarks/cost.py                                  # smoke, ring_seeds, mnist_reg (hours on 2 cores)
     python benchmarks/cost.py --studies smoke --out /tmp/c.json
+    python benchmarks/cost.py --studies mnist_reg --confirm-seeds 10 --modes auto   # a stated budget, its own key
 
 Resumable by study: a study already in the output file is kept (its two runs were measured side by side)
 unless --again names it (--replan prices the kept ones again with today's `--plan`, keeping what was
@@ -14,7 +15,8 @@ and keeps the other run, each run saying when and at which commit it was measure
 the default studies are still missing ("partial").
 Each measurement records the 1-minute load average before it, so a busy machine shows, and the confirmation
 seeds each arm trained: the sequential design's looks depend on the data (mnist_reg trained 120 or 180
-times), so each run is set against `--plan` priced for the looks it made, beside the first look's plan.
+times), so each run is set against `--plan` priced for the looks it made, beside the first look's plan, and a
+run that looked again says when its first look ended (`first_look_done_s`).
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ def predicted_seconds(study: str, confirmed: dict[str, int] | None = None) -> tu
     return float(table["estimated s"].sum()), float(table["with --jobs s"].sum())
 
 
-def measure(study: str, jobs: str) -> dict:
-    """One whole `bench run` (search, confirmation, Inception, report) from an empty runs folder."""
+def measure(study: str, jobs: str, extra: tuple[str, ...] = ()) -> dict:
+    """One whole `bench run` (search, confirmation, Inception, report) from an empty runs folder (`extra`:
+    more options of bench run, e.g. a fixed confirmation's --confirm-seeds 10)."""
     import optuna
 
     from bench.space import CONFIRM
@@ -61,7 +64,7 @@ def measure(study: str, jobs: str) -> dict:
         load, commit = os.getloadavg()[0], _commit()  # the code the run starts with
         start = datetime.datetime.now()  # optuna stamps trials in local naive time
         cpu0, t0 = _children_cpu(), time.perf_counter()
-        r = subprocess.run([*BENCH, "run", "--study", study, "--runs-dir", d, "--jobs", jobs, "--quiet"],
+        r = subprocess.run([*BENCH, "run", "--study", study, "--runs-dir", d, "--jobs", jobs, "--quiet", *extra],
                            capture_output=True, text=True)
         wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
         if r.returncode != 0:
@@ -83,9 +86,15 @@ def measure(study: str, jobs: str) -> dict:
             ("start-up", "search", "confirmation"), (round((b - a).total_seconds(), 1) for a, b in zip(marks, marks[1:]))))
         if phases:
             phases["after the last training"] = round(wall - sum(phases.values()), 1)
+        # the sequential design's first look (every arm's first `seeds`, the fewest any arm trained): when it
+        # ended, so a run that looked again also says what a fixed confirmation of that many seeds would cost
+        look = min(confirmed.values(), default=0)
+        ends_look = [t.datetime_complete for t in done if CONFIRM in t.user_attrs and t.datetime_complete
+                     and t.user_attrs.get("confirm_seed", 0) < look]
+        first_look = round((max(ends_look) - start).total_seconds(), 1) if ends_look and look < max(confirmed.values()) else None
     return {"trainings": trainings, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "load_before": round(load, 2),
             "confirmed": dict(sorted(confirmed.items())), "phases_s": phases, "measured_at": time.strftime("%Y-%m-%d %H:%M"),
-            "commit": commit}
+            "commit": commit} | ({"first_look_done_s": first_look} if first_look is not None else {})
 
 
 def _commit() -> str:
@@ -107,6 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--again", nargs="*", default=[], help="measure these studies again although the file has them")
     ap.add_argument("--modes", nargs="+", choices=list(MODE_NAMES), default=list(MODE_NAMES),
                     help="with --again: measure only these layouts again, keeping the file's other run")
+    ap.add_argument("--confirm-seeds", type=int, default=None,
+                    help="run each study with a fixed confirmation of N seeds (bench run --confirm-seeds N), "
+                         "kept under its own key, 'STUDY --confirm-seeds N': the budget stated, not the spec's looks")
     ap.add_argument("--replan", action="store_true",
                     help="price the kept studies again with today's --plan (their measured runs stay as they are)")
     args = ap.parse_args(argv)
@@ -114,45 +126,47 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out or Path(__file__).parent / "results" / f"cost-{slug(hw)}.json"
     res = json.loads(out.read_text()) if out.is_file() else {}
     res.update({"hardware": hw, "cores": os.cpu_count(), "studies": res.get("studies", {})})
+    extra = ("--confirm-seeds", str(args.confirm_seeds)) if args.confirm_seeds else ()
     for study in args.studies:
-        kept = study in res["studies"] and study not in args.again
+        key = " ".join((study, *extra))  # where the file keeps this study's runs (with their budget)
+        kept = key in res["studies"] and study not in args.again
         if kept and not args.replan:
             print(f"{study:12s} kept from {out.name} (--again {study} measures it again, --replan prices it again)")
             continue
         one_s, auto_s = predicted_seconds(study)
-        row = res["studies"][study] if kept else {}
+        row = res["studies"][key] if kept else {}
         row.update({"plan_one_process_s": round(one_s, 1), "plan_jobs_auto_s": round(auto_s, 1),
                     "planned_at": time.strftime("%Y-%m-%d %H:%M")})
         if not kept:
-            old = res["studies"].get(study, {})
-            modes = [MODE_NAMES[m] for m in args.modes] if all(MODE_NAMES[m] in old for m in MODE_NAMES) else list(MODES)
+            old = res["studies"].get(key, {})
+            both = all(MODE_NAMES[m] in old for m in MODE_NAMES) or extra  # a stated budget: the layouts asked
+            modes = [MODE_NAMES[m] for m in args.modes] if both else list(MODES)
             # a kept run carries its own time (older files stamped only the row)
             row = {k: {"measured_at": old.get("measured_at", "unknown")} | v for k, v in old.items()
                    if k in MODES and k not in modes} | row
             for mode in modes:
-                row[mode] = measure(study, MODES[mode])
+                row[mode] = measure(study, MODES[mode], extra)
             row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
             if len(modes) < len(MODES):
                 kept_at = ", ".join(f"{k} from {row[k]['measured_at']}" for k in MODES if k not in modes)
                 row["note"] = f"measured again: {', '.join(modes)} (kept: {kept_at}; each run says when and at which commit)"
-        one, auto = row["one process (--jobs 1)"], row["--jobs auto"]
         # the sequential design's looks depend on the data: each run against the plan of the looks it made
         # (runs measured before the counts were kept: against the first look's plan)
-        ran_one = predicted_seconds(study, one["confirmed"])[0] if "confirmed" in one else row["plan_one_process_s"]
-        ran_auto = predicted_seconds(study, auto["confirmed"])[1] if "confirmed" in auto else row["plan_jobs_auto_s"]
-        row.update({"plan_of_the_work_that_ran_one_process_s": round(ran_one, 1),
-                    "plan_of_the_work_that_ran_jobs_auto_s": round(ran_auto, 1)})
-        row["auto_speedup_wall"] = round(one["wall_s"] / auto["wall_s"], 2)
-        row["plan_over_measured_one_process"] = round(ran_one / one["wall_s"], 2)
-        row["plan_over_measured_jobs_auto"] = round(ran_auto / auto["wall_s"], 2)
-        res["studies"][study] = {k: row[k] for k in sorted(row, key=lambda k: k in MODES)}  # runs last
+        for mode, name, column in (("one process (--jobs 1)", "one_process", 0), ("--jobs auto", "jobs_auto", 1)):
+            if mode not in row:  # a stated budget measured in one layout only
+                continue
+            run = row[mode]
+            ran = predicted_seconds(study, run["confirmed"])[column] if "confirmed" in run else row[f"plan_{name}_s"]
+            row[f"plan_of_the_work_that_ran_{name}_s"] = round(ran, 1)
+            row[f"plan_over_measured_{name}"] = round(ran / run["wall_s"], 2)
+        if all(m in row for m in MODES):
+            row["auto_speedup_wall"] = round(row["one process (--jobs 1)"]["wall_s"] / row["--jobs auto"]["wall_s"], 2)
+        res["studies"][key] = {k: row[k] for k in sorted(row, key=lambda k: k in MODES)}  # runs last
         _write(res, out)
-        print(f"{study:12s} one process {one['wall_s']:8.0f} s wall, {one['cpu_s']:8.0f} s CPU, {one['trainings']} "
-              f"trainings · --jobs auto {auto['wall_s']:8.0f} s wall, {auto['trainings']} trainings "
-              f"({row['auto_speedup_wall']}×) · --plan of the work that ran {ran_one:.0f} s "
-              f"({row['plan_over_measured_one_process']}× the one-process run), {ran_auto:.0f} s with --jobs auto "
-              f"({row['plan_over_measured_jobs_auto']}×); first look {row['plan_one_process_s']:.0f} s, "
-              f"{row['plan_jobs_auto_s']:.0f} s")
+        print(f"{key}: " + " · ".join(f"{m} {row[m]['wall_s']:.0f} s wall, {row[m]['cpu_s']:.0f} s CPU, "
+                                      f"{row[m]['trainings']} trainings, --plan of the work that ran "
+                                      f"{row[f'plan_over_measured_{n}']}× it" for m, n in
+                                      (("one process (--jobs 1)", "one_process"), ("--jobs auto", "jobs_auto")) if m in row))
     _write(res, out)
     print(f"wrote {out}" + (f" (partial: not yet {', '.join(res['missing'])})" if res["missing"] else ""))
     return res
