@@ -76,13 +76,13 @@ def study_works(spec, confirmed: dict[str, int] | None = None) -> list[Work]:
             note = (f"as the run confirmed (first look {n['confirmation']})" if ran is not None else
                     f"first look; up to {cap} seeds if the answer stays open" if cap > n["confirmation"] else "")
             works.append(Work(f"{arm.label}: confirmation", cfg, n["confirmation"] if ran is None else ran,
-                              spec.eval.samples, 1, spec.metric, note=note, queue="confirmation"))
+                              spec.eval.samples, evals, spec.metric, note=note, queue="confirmation"))
     if n["top"]:
         works.append(Work(f"top {spec.seeds.top_k} configs: {spec.seeds.extra} more seeds each", arm_config(spec, arms[0]),
                           n["top"], spec.eval.samples, evals, spec.metric, queue="re-runs", blocks=spec.seeds.top_k))
     if n["inception"]:
         works.append(Work(f"Inception FID of the top {n['inception']}", None, 0,
-                          inception=n["inception"] * spec.eval.inception_samples))
+                          inception=n["inception"] * spec.eval.inception_samples, inception_sets=n["inception"]))
     return works
 
 

@@ -97,6 +97,7 @@ def plan(budget: str) -> list[Work]:
             # else the best trial's and the reference
             incep = (n + 1) * b["samples"] if spec.metric == "inception_fid" else 2 * b["inception"] if b["inception"] else 0
             out.append(Work(f"{dataset} {row}", cfg, n, b["samples"], 1, metric="domain_fid", inception=incep,
+                            inception_sets=n if spec.metric == "inception_fid" else 1 if incep else 0,
                             note="n_critic 1: an upper bound" if row != "vae" else ""))
     return out
 

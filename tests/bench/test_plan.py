@@ -123,3 +123,30 @@ def test_the_plan_of_the_work_that_ran_counts_each_arms_confirmed_seeds():
     sizes = dict(zip([w.what for w in ran], plan.populations(ran, 16)))
     # the queue holds 5 arms' 10 seeds before r1's 20 (places 50–69); rounds of 16 cut it at 64: 14, then 6
     assert sizes["gan/ns/r1: confirmation"] == [14, 6]
+
+
+def test_a_training_is_priced_for_each_evaluation_it_makes():
+    """A confirmation run evaluates every eval_every steps as a search trial does (3,000 / 1,000: 3 times on
+    mnist_reg), and only its last evaluation computes every metric: the mean evaluation of a training is
+    (evals − 1) intermediate ones and one final (stabgen.train._loop; stabgen.metrics.evaluate)."""
+    from bench.papers.plan import per_evaluation
+    from bench.spec import load
+
+    works = plan.study_works(load("mnist_reg"))
+    assert {w.evals for w in works if w.config is not None} == {3}
+    assert per_evaluation(1.0, 3.4, 3) == pytest.approx((2 * 1.0 + 3.4) / 3)
+    assert per_evaluation(1.0, 3.4, 1) == 3.4 and per_evaluation(1.0, 3.4, 0) == 3.4  # a lone evaluation is final
+
+
+def test_the_inception_scoring_is_priced_per_image_and_per_sample_set(monkeypatch):
+    """TF-Inception is loaded once; each image costs a pass and each scored set one Fréchet distance of 2,048-d
+    statistics (torch-fidelity's eigenvalues: 1.8 s on the 2-core CPU, unpriced before); mnist_reg scores its
+    top 3 trials on 500 samples each."""
+    from bench.papers import plan as paper_plan
+    from bench.spec import load
+
+    monkeypatch.setattr(paper_plan, "_inception_seconds", lambda *a: (2.0, 0.1, 1.5))
+    row = [w for w in plan.study_works(load("mnist_reg")) if w.inception][0]
+    assert (row.inception, row.inception_sets) == (3 * 500, 3)
+    table = paper_plan.estimate([row, Work("again", None, 0, inception=10, inception_sets=2)], "cpu")
+    assert table["estimated s"].tolist() == pytest.approx([2.0 + 1500 * 0.1 + 3 * 1.5, 10 * 0.1 + 2 * 1.5])
