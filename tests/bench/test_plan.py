@@ -73,6 +73,23 @@ def test_price_by_hand_one_process_and_two():
     assert plan.price(works, solo, one, 16)[1] is None
 
 
+def test_a_regularizers_population_pays_the_models_fixed_part_once_and_its_own_step_per_member():
+    """The model (plain GAN) at every thread: 10 ms alone, 60 ms for 16 → 6.67 ms fixed + 3.33 ms a member.
+    A regularizer whose solo step is 20 ms adds per-member work: 10 members cost 6.67 + 13.33 · 10 ms (the
+    ring's gp at one thread: 15 ms for 10 members, where scaling its solo step as the plain GAN's said 11.7)."""
+    m = plan.Affine(0.01, 0.06, 16)
+    assert m.like(0.01, 10) == pytest.approx(m(10)) and m.like(0.02, 1) == pytest.approx(0.02)
+    assert m.like(0.02, 10) == pytest.approx(0.02 / 3 + (0.02 - 0.02 / 3) * 10)
+    assert m.like(0.004, 10) == pytest.approx(0.004)  # cheaper than the fixed part: nothing is per-member
+    cfg = TrialConfig(steps=100)
+    works = [Work("gp: confirmation", cfg, 10, queue="confirmation")]
+    one_s, jobs_s = plan.price(works, [(0.02, 0.0)], {"gan": m}, 16, (2, {"gan": plan.Affine(0.015, 0.12, 16)}, 1.0),
+                               jobs_cap=10, jobs_even=True)
+    assert one_s == pytest.approx([100 * m.like(0.02, 10)])
+    # --jobs 2, evenly: rounds of 5 and 5; at one thread the solo step is 1.5 × 20 ms, the fixed part 8 ms
+    assert jobs_s == pytest.approx([2 * 100 * (0.008 + (0.03 - 0.008) * 5) / 2])
+
+
 def test_a_study_plan_prices_its_confirmation_as_one_population_and_its_jobs_column(tmp_path, monkeypatch):
     """A real plan of a tiny ring study (timed probes, a timed start-up subprocess): the confirmation's 4
     seeds train as one population, a start-up row leads, and a measured 2-process layout prices a column."""
