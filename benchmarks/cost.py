@@ -147,9 +147,12 @@ def main(argv: list[str] | None = None) -> dict:
             for mode in modes:
                 row[mode] = measure(study, MODES[mode], extra)
             row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
-            if len(modes) < len(MODES):
-                kept_at = ", ".join(f"{k} from {row[k]['measured_at']}" for k in MODES if k not in modes)
+            kept_runs = [k for k in MODES if k not in modes and k in row]
+            if kept_runs:
+                kept_at = ", ".join(f"{k} from {row[k]['measured_at']}" for k in kept_runs)
                 row["note"] = f"measured again: {', '.join(modes)} (kept: {kept_at}; each run says when and at which commit)"
+            elif len(modes) < len(MODES):
+                row["note"] = f"measured: {', '.join(modes)} only (bench run {' '.join(extra)}: a stated budget)"
         # the sequential design's looks depend on the data: each run against the plan of the looks it made
         # (runs measured before the counts were kept: against the first look's plan)
         for mode, name, column in (("one process (--jobs 1)", "one_process", 0), ("--jobs auto", "jobs_auto", 1)):
