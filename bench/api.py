@@ -36,6 +36,8 @@ from bench.spec import StudySpec
 from stabgen.errors import StabgenError
 from stabgen.hardware import check_device, default_device
 
+JOBS_ENV = jobs_mod.ENV  # the variable the CLI reads --jobs from when the command line leaves it out
+
 ARTIFACT_SCHEMES = ("file", "s3", "gs")  # what bench.artifacts.make_store opens
 
 __all__ = ["benchmark", "plan", "reproduce", "work", "registry_table", "train_classifier", "command_line",
@@ -184,8 +186,21 @@ def describe_run(spec: StudySpec, opts: RunOptions) -> dict[str, str]:
     if w["inception"] and opts.inception:
         work.append(f"Inception FID of the top {w['inception']}")
     return {"storage": storage.redact(opts.storage), "budget": budget,
-            "steps": f"{opts.steps} steps" if opts.steps else spec.budget_label(), "device": describe(opts.device),
+            "steps": f"{opts.steps} steps" if opts.steps else spec.budget_label(), "device": _device_words(opts),
             "work": " + ".join(work)}
+
+
+def _device_words(opts: RunOptions) -> str:
+    """The header's device: with --jobs on a CPU, the processes asked for (auto's choice is said once it is
+    measured or read from the cache, bench.jobs.layout), not this process's own thread count."""
+    from stabgen.hardware import cpu_name, describe
+
+    if not opts.device.startswith("cpu") or opts.jobs == 1:
+        return describe(opts.device)
+    if opts.jobs == "auto":
+        return f"{cpu_name()}, --jobs auto on {jobs_mod.cores()} cores"
+    processes, threads = opts.jobs, max(1, jobs_mod.cores() // opts.jobs)
+    return f"{cpu_name()}, {processes} processes × {threads} torch thread{'s' if threads > 1 else ''}"
 
 
 def preflight(spec: StudySpec, opts: RunOptions) -> None:
@@ -433,7 +448,7 @@ def reproduce(name: str, budget: str = "small", out_dir: str | Path | None = Non
     budget (tiny, small, paper): ours beside the paper's numbers and a verdict per claim, written to
     OUT_DIR/README.md (default RUNS_DIR/papers/NAME). Returns (the Reproduction, the README's path).
     `jobs` (--jobs N|auto): local processes; a searched reproduction (lucic2018) runs its studies as
-    `bench run --jobs` does (default one process), fixed configs train N at once (default one per core)."""
+    `bench run --jobs` does (default one process; the CLI's: auto), fixed configs train N at once (default one per core)."""
     from bench import papers
     from stabgen.hardware import describe
 

@@ -48,10 +48,12 @@ StudyOpt = Annotated[str, typer.Option("--study", "-s", help="Name of a shipped 
 TrialsOpt = Annotated[Optional[int], typer.Option(help="Search trials per arm (the per-arm search; default: the "
                                                   "spec's search.per_arm), or in all for a joint search (default: "
                                                   "n_trials); shared by all workers. Rerunning resumes.")]
-JobsOpt = Annotated[Optional[str], typer.Option(
-    "--jobs", help="Local worker processes sharing the study (each with its share of the torch threads): N, or "
-    "auto (measured once per machine and model, then cached; one process on a GPU). Default 1. With --plan: "
-    "the plan also prices the run with these processes.")]
+JobsOpt = Annotated[str, typer.Option(
+    "--jobs", envvar=api.JOBS_ENV, show_envvar=True,
+    help="Local worker processes sharing the study (each with its share of the torch threads): N, or auto — "
+    "every core busy: one process per core or one with every thread, whichever trains the study's model "
+    "faster here (timed once per machine and model, about 40 s, then cached; one process on a GPU). 1: one "
+    "process. With --plan: the plan also prices the run with these processes.")]
 ConfirmSeedsOpt = Annotated[Optional[int], typer.Option(
     "--confirm-seeds", help="A fixed confirmation of N seeds per arm (default: the spec's confirm.seeds and "
     "stages); recorded in the study's spec, like an edit of the file.")]
@@ -92,7 +94,7 @@ AllowChangeOpt = Annotated[bool, typer.Option("--allow-spec-change", help="Resum
 
 @app.command()
 def run(study: StudyOpt, trials: TrialsOpt = None, steps: StepsOpt = None, confirm_seeds: ConfirmSeedsOpt = None,
-        jobs: JobsOpt = None, device: DeviceOpt = None,
+        jobs: JobsOpt = "auto", device: DeviceOpt = None,
         storage: StorageOpt = None, data_dir: DataDirOpt = None, inception_weights: InceptionOpt = None,
         runs_dir: RunsDirOpt = api.RunOptions.runs_dir, heartbeat: HeartbeatOpt = api.RunOptions.heartbeat,
         tensorboard: TensorboardOpt = False, allow_spec_change: AllowChangeOpt = False,
@@ -155,7 +157,7 @@ def benchmark(
                                        "Stacked MNIST, paper-length budgets) or a path to a suite .toml.")] = "core",
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: RUNS_DIR/benchmark/SUITE; the "
                                                 "committed reports/benchmark only when named here).")] = None,
-    jobs: JobsOpt = None, device: DeviceOpt = None, data_dir: DataDirOpt = None,
+    jobs: JobsOpt = "auto", device: DeviceOpt = None, data_dir: DataDirOpt = None,
     inception_weights: InceptionOpt = None, runs_dir: RunsDirOpt = api.RunOptions.runs_dir,
     no_inception: Annotated[bool, typer.Option("--no-inception", help="Skip the TF-Inception scoring in every "
                                                "study.")] = False,
@@ -241,10 +243,10 @@ def reproduce(
     worker: Annotated[bool, typer.Option("--worker", help="Join the same reproduction running in another process "
                                          "on this storage (studies: lucic2018): the trials are shared, this "
                                          "worker's random search draws from its own stream.")] = False,
-    jobs: Annotated[Optional[str], typer.Option(
-        "--jobs", help="Local processes: N, or auto. lucic2018's studies run as `bench run --jobs` does (auto: "
-        "measured per machine and model; default 1); fixed-config reproductions train N at once (default: one "
-        "per core).")] = None,
+    jobs: Annotated[str, typer.Option(
+        "--jobs", envvar=api.JOBS_ENV, show_envvar=True, help="Local processes: N, or auto. lucic2018's studies "
+        "run as `bench run --jobs` does (auto: measured per machine and model); fixed-config reproductions train "
+        "N at once (auto: one per core).")] = "auto",
 ) -> None:
     """Reproduce a paper's table: ours next to the paper's numbers, a verdict per claim, figures, and
     the command, hardware, budget and seeds at the top of reports/papers/NAME/README.md."""

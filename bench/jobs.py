@@ -34,6 +34,7 @@ from stabgen.hardware import cpu_name
 log = logging.getLogger(__name__)
 CACHE = "jobs.json"
 WINDOW = 3.0  # seconds each layout is timed
+WARMUP = 5  # steps each timed process trains before its window opens (allocations, first-call overheads)
 REPEATS = 2  # times each layout is timed, alternating
 POPULATIONS = (8, 16, 32)  # the population sizes each one-thread process is timed at (once each)
 
@@ -52,8 +53,14 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+ENV = "STABGEN_JOBS"  # the CLI's --jobs when the command line leaves it out (bench.cli; else auto)
+
+
 def parse(jobs: str | int | None) -> int | str:
-    """--jobs as given: a positive integer or "auto" (None: 1, today's single process)."""
+    """--jobs as given: a positive integer or "auto". None — a Python caller that did not ask — is 1: the
+    CLI's default is auto (bench.cli), but the API's is one process, because worker processes are spawned
+    and a spawned process re-imports the caller's script, which must then guard its run with
+    `if __name__ == "__main__":` (Python's multiprocessing rule) — a script needs to ask for that."""
     if jobs is None:
         return 1
     if isinstance(jobs, str) and jobs.strip().lower() == "auto":
@@ -61,9 +68,9 @@ def parse(jobs: str | int | None) -> int | str:
     try:
         n = int(jobs)
     except (TypeError, ValueError):
-        raise StabgenError(f"--jobs must be a positive integer or 'auto', got {jobs!r}") from None
+        raise StabgenError(f"--jobs (or ${ENV}) must be a positive integer or 'auto', got {jobs!r}") from None
     if not 1 <= n <= 256:
-        raise StabgenError(f"--jobs must be in 1..256 (or 'auto'), got {n}")
+        raise StabgenError(f"--jobs (or ${ENV}) must be in 1..256 (or 'auto'), got {n}")
     return n
 
 
@@ -77,11 +84,12 @@ def layout(jobs: int | str, spec, device: str, data_dir: str | None = None) -> t
     m = rates(spec, device, n, data_dir)
     best = "processes" if m["processes"] > m["threads"] else "threads"
     k = population(m)
-    log.info(f"--jobs auto: {n} one-thread processes {m['processes']:.0f} steps/s, one {n}-thread process "
-             f"{m['threads']:.0f} steps/s on {cpu_name()} ({spec.space.models[0]}): {best}"
-             + (f"; queued runs in populations of {k} ({m['populations'][str(k)]:.0f} member-steps/s)" if k > 1
-                else "; queued runs one at a time (no population was faster)")
-             + f" (cached in {settings.cache_dir() / CACHE})")
+    log.info(f"--jobs auto: {f'{n} processes × 1 torch thread' if best == 'processes' else f'one process × {n} torch threads'}"
+             + (f", queued runs in populations of {k}" if k > 1 else "")
+             + f" ({n} one-thread processes {m['processes']:.0f} steps/s against one {n}-thread process "
+             f"{m['threads']:.0f} on {cpu_name()} for {spec.space.models[0]}"
+             + (f"; populations of {k} {m['populations'][str(k)]:.0f} member-steps/s" if k > 1 else "")
+             + f"; cached in {settings.cache_dir() / CACHE})")
     return (n, 1) if best == "processes" else (1, n)
 
 
@@ -99,6 +107,8 @@ def rates(spec, device: str, n: int, data_dir: str | None = None) -> dict:
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key in cached and plausible(cached[key], n) and "populations" in cached[key]:  # older entries lack them
         return cached[key]
+    log.info(f"--jobs auto: timing the study's model on this machine, once (about 40 s: {n} one-thread "
+             f"processes against one {n}-thread process, then populations); --jobs N skips it")
     m = measure(spec, device, n, data_dir)
     if plausible(m, n):
         cached[key] = m
@@ -143,17 +153,23 @@ def _probe_cfg(spec):
     return probe_configs(spec, steps=10**6)[0]
 
 
-def _steps_in_window(spec_dump: dict, threads: int, start: float, window: float, out, data_dir=None,
+def _steps_in_window(spec_dump: dict, threads: int, barrier, window: float, out, data_dir=None,
                      members: int = 1) -> None:
-    """Train the study's first model (a population of `members`) from `start` (wall clock) for `window`
-    seconds; put the member-steps/s (or the error, as text: the parent says it in one line)."""
+    """Train the study's first model (a population of `members`) for `window` seconds after every timed
+    process has warmed up (`barrier`); put the member-steps/s (or the error, as text: the parent says it in
+    one line). A failure breaks the barrier, so the other processes stop waiting at once."""
     try:
-        out.put(_rate(spec_dump, threads, start, window, data_dir, members))
+        out.put(_rate(spec_dump, threads, barrier, window, data_dir, members))
     except Exception as e:  # noqa: BLE001 — reported by the parent
+        barrier.abort()
         out.put(f"{type(e).__name__}: {e}")
 
 
-def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir, members: int = 1) -> float:
+def _rate(spec_dump: dict, threads: int, barrier, window: float, data_dir, members: int = 1) -> float:
+    """Member-steps/s of the study's model over `window` seconds. The window opens when every timed process
+    has passed WARMUP steps and met at `barrier` (None: alone), so all of them train through the same
+    seconds — started by the barrier, not a fixed delay: spawning, importing torch and loading the data take
+    2–10 s depending on the machine's load, and a fixed 10 s wait cost 70 s of auto's measurement."""
     from bench.spec import StudySpec
     from stabgen.datasets import DATASETS
     from stabgen import train as train_mod
@@ -162,17 +178,22 @@ def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir, 
     spec = StudySpec.model_validate(spec_dump)
     source = DATASETS.get(spec.dataset).source(data_dir)
     cfg = replace(_probe_cfg(spec), eval_every=10**9)
-    done = {"n": 0}
+    clock = {"steps": 0, "counted": 0, "t0": 0.0, "t1": 0.0}
 
     class Stop(Exception):
         pass
 
     def on_step(it: int) -> None:
-        now = time.time()
-        if now >= start:
-            done["n"] += 1
-        if now >= start + window:
-            raise Stop
+        clock["steps"] += 1
+        if clock["steps"] == WARMUP:
+            if barrier is not None:
+                barrier.wait(timeout=180)
+            clock["t0"] = time.perf_counter()
+        elif clock["steps"] > WARMUP:
+            clock["counted"] += 1
+            clock["t1"] = time.perf_counter()
+            if clock["t1"] - clock["t0"] >= window:
+                raise Stop
 
     with contextlib.suppress(Stop):
         if members == 1:
@@ -180,24 +201,27 @@ def _rate(spec_dump: dict, threads: int, start: float, window: float, data_dir, 
         else:  # the seeds of one config, as queued runs train
             train_mod.train_population([replace(cfg, seed=cfg.seed + i) for i in range(members)], source, "cpu",
                                        on_step=on_step)
-    return members * done["n"] / window
+    if clock["counted"] == 0:
+        raise StabgenError("the timed training ended before its window opened")
+    return members * clock["counted"] / (clock["t1"] - clock["t0"])
 
 
 def _timed(ctx, dump: dict, threads: list[int], data_dir, members: int = 1) -> float:
     """Summed member-steps/s of processes with these thread counts (each training a population of
     `members`), timed over the same window."""
     q = ctx.Queue()
-    start = time.time() + 10.0  # every process has imported torch and built its nets by then
-    procs = [ctx.Process(target=_steps_in_window, args=(dump, t, start, WINDOW, q, data_dir, members))
+    barrier = ctx.Barrier(len(threads))
+    procs = [ctx.Process(target=_steps_in_window, args=(dump, t, barrier, WINDOW, q, data_dir, members))
              for t in threads]
     for p in procs:
         p.start()
     try:
-        got = [q.get(timeout=180) for _ in procs]
+        got = [q.get(timeout=300) for _ in procs]
     finally:
         for p in procs:
             p.join(timeout=30)
-    errors = [g for g in got if isinstance(g, str)]
+    # the failure itself, not the broken barrier it left the other processes
+    errors = sorted((g for g in got if isinstance(g, str)), key=lambda g: g.startswith("BrokenBarrierError"))
     if errors:
         raise StabgenError(f"--jobs auto could not time the study's model: {errors[0].splitlines()[0]}")
     return float(sum(got))

@@ -44,6 +44,10 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
 from helpers import missing  # noqa: E402  (tests/helpers.py: the one toolbox, on pytest's pythonpath)
 
 os.environ.pop("STABGEN_STORAGE", None)  # a developer's cluster storage must never receive test studies
+# `bench run` defaults to --jobs auto (every core busy: a 40 s timing of the model on first use, then worker
+# processes); the suite's many small CLI runs keep one process each unless a test asks for more, or — as the
+# terminal test of a new user's first run does — takes the default away (tests/e2e/test_terminal.py).
+os.environ["STABGEN_JOBS"] = "1"
 
 
 def pytest_collection_modifyitems(config, items) -> None:

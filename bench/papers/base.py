@@ -42,7 +42,7 @@ class Context:
     worker: bool = False  # one more process on a reproduction already running: its search draws its own stream
     runs_dir: Path = RunOptions.runs_dir  # where its trainings are cached and its studies stored
     # --jobs N|auto: local processes. A searched reproduction (lucic2018) runs its studies as `bench run
-    # --jobs` does (None: one process); fixed configs (train_many) take N processes (None or auto: one per core)
+    # --jobs` does (None: one process; the CLI passes its default, auto); fixed configs (train_many) take N processes (None or auto: one per core)
     jobs: int | str | None = None
 
 

@@ -99,8 +99,44 @@ def test_a_killed_job_loses_and_duplicates_nothing(tmp_path):
     assert any(t.state == State.FAIL for t in study.trials)  # the killed trial, failed when its heartbeat went stale
 
 
+def test_every_core_is_busy_by_default_unless_the_environment_says_otherwise(monkeypatch):
+    """The CLI's --jobs left out: $STABGEN_JOBS, else auto (click reads the variable); the API's None is one
+    process (a spawned worker re-imports the calling script: a script asks for processes)."""
+    from typer.main import get_command
+
+    from bench.cli import app
+
+    def default(command: str):
+        ctx = get_command(app).make_context("bench", [command, "--help"], resilient_parsing=True)
+        sub = ctx.command.get_command(ctx, command)
+        sub_ctx = sub.make_context(command, [], parent=ctx, resilient_parsing=True)
+        return sub_ctx.params["jobs"]
+
+    monkeypatch.delenv("STABGEN_JOBS", raising=False)
+    assert [default(c) for c in ("run", "benchmark", "reproduce")] == ["auto"] * 3
+    monkeypatch.setenv("STABGEN_JOBS", "3")
+    assert [default(c) for c in ("run", "benchmark", "reproduce")] == ["3"] * 3
+    assert jobs.parse(None) == 1
+    with pytest.raises(StabgenError, match=r"--jobs \(or \$STABGEN_JOBS\) must be .*'many'"):
+        jobs.parse("many")
+
+
+def test_the_header_names_the_processes_asked_for(monkeypatch):
+    """bench.api.describe_run's device: this process's threads for one process; the processes × threads
+    --jobs N starts; "--jobs auto" until its choice is said (bench.jobs.layout logs it)."""
+    from bench import api
+    from stabgen.hardware import describe
+
+    monkeypatch.setattr(jobs, "cores", lambda: 4)
+    spec = api.load_spec("smoke")
+    for given, want in ((1, describe("cpu")), (2, "2 processes × 2 torch threads"), (4, "4 processes × 1 torch thread"),
+                        ("auto", "--jobs auto on 4 cores")):
+        words = api.describe_run(spec, api.options(spec, jobs=given, device="cpu"))["device"]
+        assert words.endswith(want), (given, words)
+
+
 def test_jobs_values_are_checked_in_one_line():
-    assert jobs.parse(None) == 1 and jobs.parse("auto") == "auto" and jobs.parse("3") == 3
+    assert jobs.parse("auto") == "auto" and jobs.parse("3") == 3
     for bad in ("0", "-2", "many", "1000"):
         with pytest.raises(StabgenError, match="--jobs"):
             jobs.parse(bad)
@@ -309,9 +345,8 @@ def test_measure_times_each_population_size_in_one_thread_processes(monkeypatch)
 
 def test_a_timed_population_counts_member_steps(mnist_dir, monkeypatch):
     """bench.jobs._rate trains the study's model for real, a population of `members` seeds of one config:
-    member-steps per second, i.e. members × the steps counted in the window."""
-    import time as time_mod
-
+    member-steps per second, i.e. members × the steps counted in the window (after WARMUP steps) over the
+    window's seconds."""
     from bench.spec import load
     from stabgen import train as train_mod
 
@@ -329,11 +364,12 @@ def test_a_timed_population_counts_member_steps(mnist_dir, monkeypatch):
     monkeypatch.setattr(train_mod, "train_population", spy)
     before = torch.get_num_threads()
     try:
-        rate = jobs._rate(load("smoke").model_dump(mode="json"), 1, time_mod.time(), 0.5, str(mnist_dir), members=3)
+        rate = jobs._rate(load("smoke").model_dump(mode="json"), 1, None, 0.5, str(mnist_dir), members=3)
     finally:
         torch.set_num_threads(before)
     assert len(seen["seeds"]) == 3 == len(set(seen["seeds"]))
-    assert seen["steps"] > 0 and rate == pytest.approx(3 * seen["steps"] / 0.5)
+    counted = seen["steps"] - jobs.WARMUP
+    assert counted > 0 and 0.5 <= 3 * counted / rate < 0.5 + 0.5  # the window, closed by the step that passed it
 
 
 def test_a_run_hands_every_worker_the_measured_population(mnist_dir, tmp_path, monkeypatch):

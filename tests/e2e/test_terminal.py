@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
 from helpers import study_toml
@@ -25,6 +27,11 @@ SPEC = study_toml("mnist", n_trials=2, eval="inception_top_k = 1\ninception_samp
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
     return {**env, "COLUMNS": "120", "LINES": "40", **extra}
+
+
+def plain(screen: str) -> str:
+    """The screen's text without its escape sequences."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
 
 
 def _run_in_pty(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> tuple[int, str]:
@@ -63,14 +70,21 @@ def spec_file(tmp_path, mnist_dir, inception_weights) -> Path:
 
 
 def test_bench_run_on_a_terminal_goes_through_search_confirmation_and_inception(tmp_path, spec_file):
-    code, screen = _run_in_pty([sys.executable, "-m", "bench.cli", "run", "--study", str(spec_file)], tmp_path,
-                               _env(TERM="xterm-256color"))
+    """A new user's first run as typed: the default --jobs (auto: the model timed on this machine unless
+    cached, then one worker process per core beside this one, all drawing on one terminal)."""
+    env = {k: v for k, v in _env(TERM="xterm-256color").items() if k != "STABGEN_JOBS"}
+    code, screen = _run_in_pty([sys.executable, "-m", "bench.cli", "run", "--study", str(spec_file)], tmp_path, env)
     assert "Traceback" not in screen and "KeyError" not in screen, screen[-3000:]
     assert code == 0, screen[-3000:]
     assert "\x1b[" in screen  # rich drew on a terminal (escape sequences), not log lines
     runs = tmp_path / "runs" / "tty"
     assert (runs / "confirm.csv").exists() and (runs / "leaderboard.csv").exists()
     assert "inception" in (runs / "leaderboard.csv").read_text().lower()
+    # the default's layout, said once it was timed (or read from the cache), is the layout that trained
+    said = re.search(r"--jobs auto: (\d+) processes × 1 torch thread|--jobs auto: one process", re.sub(r"\s+", " ", plain(screen)))
+    assert said, plain(screen)[:3000]
+    study = optuna.load_study(study_name="tty", storage=f"sqlite:///{runs / 'study.db'}")
+    assert study.user_attrs["last_processes"] == int(said.group(1) or 1)
 
 
 @pytest.mark.parametrize("how", ["dumb terminal", "piped"])
