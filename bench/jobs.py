@@ -169,7 +169,7 @@ def _rate(spec_dump: dict, threads: int, barrier, window: float, data_dir, membe
     """Member-steps/s of the study's model over `window` seconds. The window opens when every timed process
     has passed WARMUP steps and met at `barrier` (None: alone), so all of them train through the same
     seconds — started by the barrier, not a fixed delay: spawning, importing torch and loading the data take
-    2–10 s depending on the machine's load, and a fixed 10 s wait cost 70 s of auto's measurement."""
+    2–10 s depending on the machine's load, and the fixed 10 s wait it replaced made auto's measurement 90 s, now 40."""
     from bench.spec import StudySpec
     from stabgen.datasets import DATASETS
     from stabgen import train as train_mod

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from bench import jobs
+from stabgen.trial import TrialConfig
 from helpers import study_toml
 from stabgen.errors import StabgenError
 
@@ -281,6 +282,42 @@ def test_queued_runs_train_as_populations_and_each_jobs_worker_asks_its_share():
     assert [share(w, 2) for w in (20, 10, 5, 2, 1, 0)] == [10, 5, 3, 1, 1, 1] and share(7, 1) == 7
     # the other workers' runs in flight counted (an even split), never more than is waiting
     assert [share(25, 2, running=25), share(10, 2, running=8), share(2, 2, running=8), share(0, 2, running=8)] == [25, 9, 2, 1]
+
+
+def test_a_round_is_asked_in_one_turn_of_the_lock(monkeypatch, tmp_path):
+    """bench.search.population_round asks its whole round while holding the ask lock once, so two --jobs workers
+    cannot take turns through the queue and split an arm's seeds between them (each split population pays the
+    model's fixed per-step cost again: measured on the ring, 8 populations for a look of 50 where 6 do)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from bench import search
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db")
+    for i in range(5):
+        study.enqueue_trial({"x": float(i)})
+    held, turns, asks = [False], [], []
+    real_ask = study.ask
+
+    @contextlib.contextmanager
+    def lock(storage):
+        turns.append(storage)
+        held[0] = True
+        yield
+        held[0] = False
+
+    def ask(*a, **k):
+        asks.append(held[0])
+        return real_ask(*a, **k)
+
+    monkeypatch.setattr(search, "ask_lock", lock)
+    monkeypatch.setattr(study, "ask", ask)
+    told = []
+    monkeypatch.setattr(search, "_train_groups", lambda study, runner, groups, untold, *a: told.extend(untold))
+    runner = SimpleNamespace(opts=SimpleNamespace(storage=f"sqlite:///{tmp_path}/s.db"),
+                             start=lambda trial: TrialConfig(seed=trial.number))
+    assert search.population_round(study, runner, 4) == 4
+    assert len(turns) == 1 and asks == [True] * 4 and sorted(told) == [0, 1, 2, 3]
 
 
 def test_a_round_of_queued_runs_is_the_workers_share_under_jobs():
