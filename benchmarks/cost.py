@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = res["studies"][key] if kept else {}
         row.update({"plan_one_process_s": round(one_s, 1), "plan_jobs_auto_s": round(auto_s, 1),
                     "planned_at": time.strftime("%Y-%m-%d %H:%M")})
+        modes_now = list(MODES)  # the runs priced now: --replan prices every kept run again
         if not kept:
             old = res["studies"].get(key, {})
             both = all(MODE_NAMES[m] in old for m in MODE_NAMES) or extra  # a stated budget: the layouts asked
@@ -144,6 +145,10 @@ def main(argv: list[str] | None = None) -> dict:
             # a kept run carries its own time (older files stamped only the row)
             row = {k: {"measured_at": old.get("measured_at", "unknown")} | v for k, v in old.items()
                    if k in MODES and k not in modes} | row
+            modes_now = modes
+            names = {"one process (--jobs 1)": "one_process", "--jobs auto": "jobs_auto"}
+            row |= {f: old[f] for k, n in names.items() if k in row for f in
+                    (f"plan_of_the_work_that_ran_{n}_s", f"plan_over_measured_{n}") if f in old}  # a kept run's pricing
             for mode in modes:
                 row[mode] = measure(study, MODES[mode], extra)
             row["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
@@ -158,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
         for mode, name, column in (("one process (--jobs 1)", "one_process", 0), ("--jobs auto", "jobs_auto", 1)):
             if mode not in row:  # a stated budget measured in one layout only
                 continue
+            if f"plan_over_measured_{name}" in row and mode not in modes_now:
+                continue  # a kept run keeps the pricing made beside it: priced again later, the probes' noise moved it
             run = row[mode]
             ran = predicted_seconds(study, run["confirmed"])[column] if "confirmed" in run else row[f"plan_{name}_s"]
             row[f"plan_of_the_work_that_ran_{name}_s"] = round(ran, 1)
