@@ -12,6 +12,7 @@ parameters: a trial is neither lost nor counted twice.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import dataclasses
 import logging
 import math
@@ -519,8 +520,32 @@ def run(spec: StudySpec, opts: RunOptions, on_trial_start=None, on_step=None, on
     offset = len(study.get_trials(deepcopy=False)) + (random.SystemRandom().randrange(1, 2**20) if worker else 0)
     study.sampler = make_sampler(spec, spec.seed + offset)
     with quiet():
-        _work(study, spec, opts, on_trial_start, on_step, on_trial_end, poll)
+        _work(study, spec, opts, on_trial_start, on_step, on_trial_end, poll, echo_others=not worker)
     return study
+
+
+class TrialEcho:
+    """The line per finished trial (`on_trial_end`) for every trial of the study, also those other processes
+    trained (--jobs workers, `bench worker`s): their lines reach no terminal the run shows, so a piped
+    `bench run --jobs 2` log listed about half its trials (issue 31's review). Another process's trial is
+    told when this process next reads the storage: after its own round, or within `poll` while it waits.
+    Trials finished before the run began (a resume) are not told again."""
+
+    def __init__(self, on_trial_end, trials: list, others: bool = True) -> None:
+        self.on_trial_end, self.others_too = on_trial_end, others
+        self.told = {t._trial_id for t in trials if t.state in FINISHED}  # a storage-wide id: search and owed studies
+
+    def own(self, frozen: optuna.trial.FrozenTrial) -> None:
+        self.told.add(frozen._trial_id)
+        if self.on_trial_end is not None:
+            self.on_trial_end(frozen)
+
+    def others(self, trials: list) -> None:
+        if not self.others_too:
+            return
+        new = [t for t in trials if t.state in FINISHED and t._trial_id not in self.told]
+        for t in sorted(new, key=lambda t: (t.datetime_complete or datetime.datetime.min, t._trial_id)):
+            self.own(t)
 
 
 def _owed_counts(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
@@ -530,16 +555,17 @@ def _owed_counts(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
 
 
 def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start, on_step, on_trial_end,
-          poll: float) -> None:
+          poll: float, echo_others: bool = True) -> None:
     """The worker loop of `run`: train while the budget has room, wait for others' running trials,
     then queue the seed re-runs still owed, then the confirmation runs (bench.confirm); return when
-    none is owed."""
+    none is owed. `echo_others`: on_trial_end is also called for other processes' trials (TrialEcho)."""
     if spec.sampler == "grid":
         queue_grid(study, spec, opts.trials)
     total = spec.search_budget(opts.trials)  # per-arm: opts.trials per arm, over every arm
     source = runner = None
     size = 1
     waiting_said = False
+    echo = TrialEcho(on_trial_end, all_trials(study), others=echo_others)
     with contextlib.ExitStack() as bars, contextlib.ExitStack() as search_bar:
         meter = RunMeter(bars.enter_context(progress.task(f"{spec.name}: whole run, in trainings", total=total)))
         planned = total + _planned_owed(spec, opts)  # grows as sequential looks queue more
@@ -554,6 +580,7 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
             if not spec.joint and queue_arms(study, spec, opts.trials, trials):
                 trials = study.get_trials(deepcopy=False)
             extra = owed.get_trials(deepcopy=False) if owed is not None else []
+            echo.others(trials + extra)
             searching.update(completed=min(total, sum(1 for t in trials if t.state in FINISHED
                                                       and is_search(t.user_attrs))))
             if owed_bar is not None:
@@ -568,7 +595,7 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                     runner = TrialRunner(spec, opts, source, opts.trials, study.user_attrs.get(artifacts.STORE_ATTR))
                     size = population_size(spec, opts.device, source)
                 k = _round_size(target, trials if target is study else extra, n_search, total, size, opts)
-                population_round(target, runner, k, on_trial_start, on_step, on_trial_end, meter)
+                population_round(target, runner, k, on_trial_start, on_step, echo.own, meter)
                 waiting_said = False
                 continue
             running = [t.number for t in all_trials(study, states=(State.RUNNING,))]
@@ -581,6 +608,7 @@ def _work(study: optuna.Study, spec: StudySpec, opts: RunOptions, on_trial_start
                 continue
             due = pending_reruns(study, spec) or confirm.pending(study, spec)
             if not due:
+                echo.others(all_trials(study))  # what finished since this loop's read
                 return
             for params, attrs in due:  # into their own study, so a confirmation seed is never Optuna's best trial
                 owed_study(study).enqueue_trial(params, user_attrs=attrs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,12 +63,16 @@ def test_two_jobs_share_the_study_and_nothing_is_duplicated(tmp_path):
         assert proc.poll() is None and time.time() < deadline, "the other process trained nothing"
         time.sleep(0.1)
     flag.unlink()
-    _, err = proc.communicate(timeout=900)
+    out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err
     study, search, confirm, workers = _counts(tmp_path / "runs/jobs/study.db")
     _expected(search, confirm)
     assert len(workers) == 2  # both processes trained
     assert not [t for t in study.trials if t.state == State.RUNNING]
+    # the run's output has one line per finished trial, the helper's trials too (bench.search.TrialEcho)
+    finished = all_trials(study, states=(State.COMPLETE, State.PRUNED))
+    told = collections.Counter(re.findall(r"^trial (\d+)", err, re.M))  # the log, on stderr
+    assert told == collections.Counter(str(t.number) for t in finished), err
 
 
 @pytest.mark.slow
@@ -439,3 +444,35 @@ def test_a_run_hands_every_worker_the_measured_population(mnist_dir, tmp_path, m
         api.run_study("smoke", runs_dir=tmp_path, storage_url=f"sqlite:///{tmp_path}/s.db", data_dir=str(mnist_dir),
                       jobs=2, device="cpu")
     assert seen == {"jobs": 2, "population": None, "processes": 2, "threads": 1}
+
+
+def test_the_run_tells_every_finished_trial_once_also_other_processes_ones():
+    """bench.search.TrialEcho: a trial this process told is not told again, another process's finished trial
+    is told once when the storage shows it (in order of completion), a running one not yet, and what had
+    finished before the run began (a resume) never; a `bench worker` tells only its own."""
+    from bench.search import TrialEcho
+
+    study = optuna.create_study()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def finish(value: float) -> optuna.trial.FrozenTrial:
+        t = study.ask()
+        return study.tell(t, value)
+
+    before = finish(0.0)
+    told: list[int] = []
+    echo = TrialEcho(lambda t: told.append(t.number), study.get_trials())
+    echo.others(study.get_trials())
+    assert told == []  # the resume's old trial
+    echo.own(finish(1.0))
+    other_a, running, other_b = finish(2.0), study.ask(), finish(3.0)
+    echo.others(study.get_trials())
+    assert told == [1, other_a.number, other_b.number]
+    study.tell(running, 4.0)
+    echo.others(study.get_trials())
+    echo.others(study.get_trials())
+    assert told == [1, 2, 4, 3] and before.number == 0
+    quiet: list[int] = []
+    worker = TrialEcho(lambda t: quiet.append(t.number), [], others=False)
+    worker.others(study.get_trials())
+    assert quiet == []
