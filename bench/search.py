@@ -288,23 +288,45 @@ class RunMeter:
 
 @contextlib.contextmanager
 def ask_lock(storage: str):
-    """Processes on one SQLite file take turns at `study.ask()`. Why: Python's sqlite3 reads outside a
-    transaction, so two processes can both see a queued (WAITING) trial and both mark it RUNNING —
-    one trial trained twice, the second `tell` failing (seen with `--jobs 2`). PostgreSQL's row lock
-    (Optuna's FOR UPDATE) needs nothing more. A file lock beside the database, released by the
-    kernel if its holder dies."""
-    if not storage.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
+    """Processes on one storage take turns at asking a round of trials (population_round). Why, on SQLite:
+    Python's sqlite3 reads outside a transaction, so two processes can both see a queued (WAITING) trial
+    and both mark it RUNNING — one trial trained twice, the second `tell` failing (seen with `--jobs 2`);
+    a file lock beside the database, released by the kernel if its holder dies. On PostgreSQL, Optuna's
+    row lock (FOR UPDATE) already keeps a trial from being asked twice, but workers asking one trial each
+    in turn split an arm's queued seeds between them (more, smaller populations; bench.search's
+    population_round): a session-level advisory lock on a connection of its own, released by the server
+    when the connection ends — its holder's death included. Other storages: no lock."""
+    if storage.startswith("sqlite:///"):
+        import fcntl
 
-    path = Path(storage.removeprefix("sqlite:///")).with_suffix(".ask.lock")
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        path = Path(storage.removeprefix("sqlite:///")).with_suffix(".ask.lock")
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    elif storage.startswith(("postgresql", "postgres://")):
+        import sqlalchemy
+
+        from bench.storage import driver_url, engine_kwargs
+
+        engine = sqlalchemy.create_engine(driver_url(storage), poolclass=sqlalchemy.pool.NullPool,
+                                          **engine_kwargs(storage))
         try:
-            yield
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": ASK_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": ASK_LOCK_KEY})
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            engine.dispose()
+    else:
+        yield
+
+
+ASK_LOCK_KEY = 0x57AB6E4  # PostgreSQL's advisory lock key for ask_lock (any fixed bigint: one per database)
 
 
 def population_round(study: optuna.Study, runner: TrialRunner, size: int, on_trial_start=None, on_step=None,

@@ -476,3 +476,38 @@ def test_the_run_tells_every_finished_trial_once_also_other_processes_ones():
     worker = TrialEcho(lambda t: quiet.append(t.number), [], others=False)
     worker.others(study.get_trials())
     assert quiet == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_ask_lock_excludes_another_process_and_is_freed_when_its_holder_dies(tmp_path, backend):
+    """bench.search.ask_lock on SQLite (a file lock) and PostgreSQL (an advisory lock): while another process
+    holds it, this one waits; when that process is killed with -9 holding it, the lock is free again."""
+    from bench import search
+    from helpers import missing
+
+    url = os.environ.get("STABGEN_TEST_POSTGRES") if backend == "postgresql" else f"sqlite:///{tmp_path}/s.db"
+    if not url:
+        missing("no PostgreSQL server: set STABGEN_TEST_POSTGRES to a storage URL (scripts/pg-scratch start DIR)")
+    flag = tmp_path / "holding"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, sys, time\nfrom bench import search\n"
+        f"with search.ask_lock({url!r}):\n    pathlib.Path({str(flag)!r}).touch()\n"
+        "    time.sleep(1.5 if sys.argv[1] == 'release' else 600)"), "release"])
+    while not flag.exists():
+        assert holder.poll() is None, "the holder ended before it took the lock"
+        time.sleep(0.02)
+    t0 = time.perf_counter()
+    with search.ask_lock(url):
+        waited = time.perf_counter() - t0
+    holder.wait(timeout=60)
+    assert waited > 0.5  # it waited for the holder's turn (about 1.5 s less its start)
+    flag.unlink()
+    holder = subprocess.Popen([sys.executable, "-c", holder.args[2], "die"])
+    while not flag.exists():
+        assert holder.poll() is None, "the holder ended before it took the lock"
+        time.sleep(0.02)
+    holder.kill()
+    holder.wait()
+    t0 = time.perf_counter()
+    with search.ask_lock(url):
+        assert time.perf_counter() - t0 < 30  # freed by the kernel (a file lock) or the server (a session's lock)
