@@ -406,10 +406,21 @@ def plan(study: str | Path | None = None, suite: str | None = None, device: str 
     (bench.plan.price; the Inception row stays as it is: one process scores), NaN where the layout is not
     measured. `confirmed` (arm label → confirmation seeds a run trained) prices the looks that run made
     (benchmarks/cost.py: the plan of the work that ran, beside the first look's)."""
-    from bench import plan as plan_mod
+    from bench.papers.plan import BUSY_ATTR
+    from stabgen.hardware import BusyElsewhere
 
     dev = check_device(device or default_device())
     jobs = jobs_mod.parse(jobs) if jobs is not None else None  # a bad --jobs is refused before any timed run
+    with BusyElsewhere() as busy:  # the plan's last line says when other processes kept the CPUs busy meanwhile
+        out = _priced(study, suite, dev, data_dir, inception_weights, inception, paper, budget, jobs, confirmed)
+    out.attrs[BUSY_ATTR] = busy.share
+    return out
+
+
+def _priced(study, suite, dev, data_dir, inception_weights, inception, paper, budget, jobs, confirmed) -> pd.DataFrame:
+    """api.plan's table, priced."""
+    from bench import plan as plan_mod
+
     if paper is not None:
         from bench import papers
 

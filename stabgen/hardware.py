@@ -141,3 +141,44 @@ def check_device(device: str) -> str:
     elif dev.type != "cpu":
         raise StabgenError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device
+
+
+class BusyElsewhere:
+    """`with BusyElsewhere() as b: …` then b.share: the share of the machine's CPU time that other processes
+    used during the block (0: they were idle; 1: they kept every core busy), from the kernel's counters
+    (/proc/stat, all CPUs) less this process's own CPU time and its waited-for children's (os.times). Why:
+    `--plan` prices by wall time, and under steady load every timed probe is slow alike, which no fastest-of-
+    repeats can see (a ring_seeds price moved 16 % at load 1.6, issue 31); the plan says how busy it was.
+    Hand-read because psutil would be a dependency for one counter. share is None without /proc/stat."""
+
+    share: float | None = None
+
+    def __enter__(self) -> "BusyElsewhere":
+        self._start = _cpu_counters()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        end = _cpu_counters()
+        if self._start is None or end is None:
+            return
+        wall, busy, own = (e - s for e, s in zip(end[:3], self._start[:3]))
+        cpus = end[3]
+        if wall > 0:
+            self.share = min(1.0, max(0.0, (busy - own) / (wall * cpus)))
+
+
+def _cpu_counters() -> tuple[float, float, float, int] | None:
+    """(now, CPU-seconds every CPU spent busy since boot, this process's and its reaped children's CPU-seconds,
+    the CPUs counted) — /proc/stat's first line: user nice system idle iowait irq softirq steal …; busy is
+    all but idle and iowait (guest time is already inside user)."""
+    import time
+
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    fields = [int(x) for x in lines[0].split()[1:9]]
+    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    return time.monotonic(), busy, t.user + t.system + t.children_user + t.children_system, max(1, cpus)

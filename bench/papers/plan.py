@@ -20,7 +20,9 @@ from stabgen.trial import TrialConfig
 
 PROBE_STEPS = 40  # timed steps per kind of config beyond WARMUP_STEPS (graph capture, allocations)
 WARMUP_STEPS = 5
-REPEATS = 3  # short and long runs alternated this many times; the fastest of each counts
+REPEATS = 3  # short and long runs alternated at least this many times; the fastest of each counts
+MAX_REPEATS = 8  # … and up to this many, until the two fastest of each kind agree within SETTLE (settled)
+SETTLE = 0.05
 INCEPTION_PROBE = 8  # images timed through TF-Inception when the budget uses it
 STARTUP_WORK = "start-up of a fresh process"  # bench run's plan row (bench.plan.startup_seconds)
 
@@ -45,12 +47,14 @@ class Work:
 
 
 
-def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1, probe: int = PROBE_STEPS) -> float:
+def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1, probe: int = PROBE_STEPS,
+                  max_repeats: int = MAX_REPEATS) -> float:
     """Seconds per training step of a population of `k` configs like `cfg` (seeds apart): short runs of
-    WARMUP_STEPS and long runs of WARMUP_STEPS + PROBE_STEPS, alternated REPEATS times; the fastest of
-    each (a busy machine slows a run, never speeds it up), and their difference over the extra steps (so
-    building the networks and loading data are not counted). Alternating keeps a burst of load from
-    landing on one kind only (issue 31: one row read 0.0 ms/step when the warm-up alone was slowed)."""
+    WARMUP_STEPS and long runs of WARMUP_STEPS + PROBE_STEPS, alternated REPEATS times and more, up to
+    `max_repeats`, until each kind settled; the fastest of each (a busy machine slows a run, never speeds
+    it up), and their difference over the extra steps (so building the networks and loading data are not
+    counted). Alternating keeps a burst of load from landing on one kind only (issue 31: one row read
+    0.0 ms/step when the warm-up alone was slowed)."""
     from stabgen.datasets import DATASETS
     from stabgen.train import train_population
 
@@ -59,12 +63,24 @@ def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 
     long = [replace(c, steps=WARMUP_STEPS + probe) for c in short]
     train_population(short, source, device)  # first use: allocations, kernels, the data in memory
     times: dict[int, list[float]] = {0: [], 1: []}
-    for _ in range(REPEATS):
+    for r in range(max_repeats):
         for i, cfgs in enumerate((short, long)):
             t0 = time.perf_counter()
             train_population(cfgs, source, device)
             times[i].append(time.perf_counter() - t0)
+        if r + 1 >= REPEATS and settled(times[0]) and settled(times[1]):
+            break
     return max(min(times[1]) - min(times[0]), 1e-9 * probe) / probe
+
+
+def settled(times: list[float], tol: float = SETTLE) -> bool:
+    """The two fastest runs agree within `tol`: the fastest is a speed the machine gave twice, not one lucky
+    or one slowed run. Why: a burst of load slows some runs of a probe; three runs could all be hit (a price
+    moved 16 % under load, issue 31), and more runs, until two agree, find the unloaded speed."""
+    if len(times) < 2:
+        return False
+    a, b = sorted(times)[:2]
+    return b <= a * (1 + tol)
 
 
 def ready_evaluator(cfg: TrialConfig, n: int, metric: str, device: str, data_dir: str | None, split: str = "test"):
@@ -194,7 +210,8 @@ def total_line(table: pd.DataFrame, hardware: str) -> str:
     s = float(table["estimated s"].sum())
     line = (f"{int(table['trainings'].sum())} trainings, {int((table['trainings'] * table['steps each']).sum()):,} "
             f"steps in all; estimated wall time ≈ {duration(s)} on {hardware} (one process; from {PROBE_STEPS} "
-            f"timed steps per kind of config beyond {WARMUP_STEPS}, the fastest of {REPEATS}, one timed evaluation per sample "
+            f"timed steps per kind of config beyond {WARMUP_STEPS}, the fastest of {REPEATS} to {MAX_REPEATS} runs (until two "
+            f"agree within {SETTLE:.0%}), one timed evaluation per sample "
             f"count{', Inception on ' + str(INCEPTION_PROBE) + ' images' if table['Inception images'].sum() else ''}"
             f"{', a fresh process timed to its first training' if 'work' in table and (table['work'] == STARTUP_WORK).any() else ''})")
     if "with --jobs s" in table:
@@ -203,4 +220,12 @@ def total_line(table: pd.DataFrame, hardware: str) -> str:
         line += (f"; with --jobs ({layouts}): ≈ {duration(float(jobs_s.sum()))}, each row timed at one thread over "
                  "the processes at the contention their cached steps/s show (bench/jobs.py)" if jobs_s.notna().all() else
                  f"; with --jobs ({layouts}): not priced, only one process per core is measured")
+    busy = table.attrs.get(BUSY_ATTR)
+    if busy is not None and busy >= BUSY_WARN:
+        line += (f". Other processes used {busy:.0%} of the CPUs while it timed: under steady load every probe is "
+                 "slow alike, so these prices are likely high; price again on a quiet machine")
     return line
+
+
+BUSY_ATTR = "busy_elsewhere"  # the plan table's attr: stabgen.hardware.BusyElsewhere's share while it was priced
+BUSY_WARN = 0.1  # a tenth of the CPUs: the level at which total_line says the prices are likely high

@@ -167,3 +167,80 @@ def test_the_inception_scoring_is_priced_per_image_and_per_sample_set(monkeypatc
     assert (row.inception, row.inception_sets) == (3 * 500, 3)
     table = paper_plan.estimate([row, Work("again", None, 0, inception=10, inception_sets=2)], "cpu")
     assert table["estimated s"].tolist() == pytest.approx([2.0 + 1500 * 0.1 + 3 * 1.5, 10 * 0.1 + 2 * 1.5])
+
+
+def test_a_probe_is_settled_when_its_two_fastest_runs_agree():
+    from bench.papers.plan import settled
+
+    assert settled([1.3, 1.0, 1.04]) and settled([2.0, 2.0])
+    assert not settled([1.0, 1.06, 1.07]) and not settled([1.0]) and not settled([])
+    assert settled([1.0, 1.06], tol=0.1)
+
+
+def test_a_step_probe_repeats_until_each_kind_settled_then_stops(monkeypatch):
+    """Short and long runs alternate at least REPEATS times and then until the two fastest of each agree
+    (by a fake clock: noisy for 3 repeats, settled at the 4th); never more than max_repeats."""
+    import types
+
+    import stabgen.train
+    from bench.papers import plan as pp
+
+    durations = iter([0.5,  # the first use, untimed
+                      1.0, 2.0, 1.3, 2.5, 1.6, 3.0,  # (short, long) × 3: neither settled
+                      1.02, 2.05,  # both settled now
+                      9.0, 9.0])
+    clock = {"t": 0.0, "calls": 0}
+
+    def fake_train(cfgs, source, device, **kw):
+        clock["t"] += next(durations)
+        clock["calls"] += 1
+
+    monkeypatch.setattr(stabgen.train, "train_population", fake_train)
+    monkeypatch.setattr(pp, "time", types.SimpleNamespace(perf_counter=lambda: clock["t"]))
+    cfg = TrialConfig(dataset="ring", model="mlp2d_small", steps=10)
+    assert pp._step_seconds(cfg, "cpu", None, probe=40) == pytest.approx((2.0 - 1.0) / 40)
+    assert clock["calls"] == 1 + 2 * 4
+    durations = iter([0.5] + [d * 1.1 ** i for i in range(10) for d in (1.0, 2.0)])  # never settled: stops at max_repeats
+    clock["calls"] = 0
+    assert pp._step_seconds(cfg, "cpu", None, probe=40, max_repeats=5) == pytest.approx(1.0 / 40)
+    assert clock["calls"] == 1 + 2 * 5
+
+
+def test_busy_elsewhere_is_the_other_processes_share_of_the_cpus(monkeypatch):
+    """By hand: 10 s on 2 CPUs, 15 CPU-seconds busy in all, 5 of them this process's → 10 / 20 = 0.5 by
+    others; then a real busy loop in another process keeps at least most of one core of the machine's."""
+    import subprocess
+    import sys
+    import time
+
+    from stabgen import hardware
+
+    counters = iter([(0.0, 100.0, 10.0, 2), (10.0, 115.0, 15.0, 2)])
+    with monkeypatch.context() as m:
+        m.setattr(hardware, "_cpu_counters", lambda: next(counters))
+        with hardware.BusyElsewhere() as b:
+            pass
+    assert b.share == pytest.approx(0.5)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        with hardware.BusyElsewhere() as b:
+            time.sleep(1.5)
+    finally:
+        busy.kill()
+        busy.wait()
+    cpus = hardware._cpu_counters()[3]
+    assert 0.8 / cpus <= b.share <= 1.0
+
+
+def test_the_plan_says_when_other_processes_kept_the_cpus_busy_while_it_timed():
+    import pandas as pd
+
+    from bench.papers.plan import BUSY_ATTR, total_line
+
+    table = pd.DataFrame({"trainings": [2], "steps each": [100], "Inception images": [0], "estimated s": [60.0]})
+    assert "Other processes" not in total_line(table, "a CPU")
+    table.attrs[BUSY_ATTR] = 0.05
+    assert "Other processes" not in total_line(table, "a CPU")
+    table.attrs[BUSY_ATTR] = 0.45
+    assert "Other processes used 45% of the CPUs while it timed" in total_line(table, "a CPU")
