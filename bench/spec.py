@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.space import grid
-from bench.racing import RACE_P
+from bench.racing import calibrated_p
 from bench.strategies import PRUNERS, SAMPLERS
 from stabgen.datasets import DATASETS, DEFAULT_DATASET, all_metrics
 from stabgen import userdata
@@ -121,8 +121,13 @@ class Search(_Strict):
     seeds_per_trial: int = Field(1, ge=1, le=100, description="seed racing (bench.racing): each search trial "
                                  "trains its config on up to this many seeds, the same seeds for every trial; "
                                  "with pruner = \"wilcoxon\" a config clearly worse than its arm's best stops early")
-    race_p: float = Field(RACE_P, gt=0, lt=1, description="WilcoxonPruner's p threshold (calibrated: "
-                          "benchmarks/calibration.py, racing)")
+    race_p: float | None = Field(None, gt=0, lt=1, validate_default=True, description="WilcoxonPruner's p "
+                                 "threshold (absent: the one calibrated for seeds_per_trial, bench.racing.calibrated_p)")
+
+    @field_validator("race_p")
+    @classmethod
+    def _calibrated(cls, v: float | None, info) -> float:
+        return v if v is not None else calibrated_p(info.data.get("seeds_per_trial", 1))
 
 
 class Confirm(_Strict):

@@ -124,15 +124,45 @@ def _calibration():
     return cal, json.loads((path.parent / "results" / "calibration.json").read_text())
 
 
-def test_racing_calibration_small_mode_and_the_committed_threshold():
-    """The small mode runs (deterministic); the committed full run chose the default threshold: the largest
-    whose false-prune rate is ≤ 0.05 in every scenario, with the share of seed-runs it saves."""
+def test_racing_calibration_small_mode_and_the_committed_thresholds():
+    """The small mode runs (deterministic); the committed full run chose each race length's default threshold
+    (bench.racing.calibrated_p): the largest whose false-prune rate is ≤ 0.05 in every scenario (at 5 seeds a
+    smaller one), saving seed-runs; and no scenario saved more than race_ceiling allows."""
     cal, committed = _calibration()
     small = cal.racing(sims=4, seed=0, configs=4, seeds=(5,))
     assert small == cal.racing(sims=4, seed=0, configs=4, seeds=(5,))
     row = small["by_design"]["seeds_per_trial=5"]["p=0.1"]
     assert 0 <= row["min_saved"] <= 1 and 0 <= row["max_false_prune"] <= 1
     full = committed["racing"]
-    assert full["default_p"] == racing.RACE_P
-    chosen = full["by_design"][f"seeds_per_trial={full['default_seeds']}"][f"p={racing.RACE_P}"]
-    assert chosen["max_false_prune"] <= 0.05 and chosen["min_saved"] > 0
+    for design, by_p in full["by_design"].items():
+        seeds = int(design.split("=")[1])
+        p = racing.calibrated_p(seeds)
+        assert full["calibrated_p"][design] == p
+        assert by_p[f"p={p}"]["max_false_prune"] <= 0.05 and by_p[f"p={p}"]["min_saved"] > 0
+        largest = full["largest_p_with_false_prune_le_0.05"][design]
+        assert p == largest or (seeds < racing.LONG_RACE and p < largest)
+        for q, row in by_p.items():
+            ceiling = cal.race_ceiling(full["configs_per_arm"], seeds, float(q[2:]))
+            assert row["ceiling"] == round(ceiling, 4)
+            assert all(v["saved"] <= ceiling + 0.02 for v in row["scenarios"].values()), (design, q)
+
+
+def test_the_racing_ceiling_by_hand():
+    """WilcoxonPruner's exact one-sided p with n pairs all one way is 2⁻ⁿ, and it prunes below the threshold:
+    p = 0.1 first at 4 seeds (1/16), 0.15 at 3 (1/8), 0.05 at 5 (1/32). Of 10 configs in random order
+    H₁₀ = 2.929 on average beat every earlier one: 8 seeds, p = 0.1 → (10 − 2.929)/10 × (1 − 4/8) = 0.3536."""
+    cal, _ = _calibration()
+    assert [cal.earliest_prune(p) for p in (0.05, 0.1, 0.15, 0.2)] == [5, 4, 3, 3]
+    assert cal.race_ceiling(10, 8, 0.1) == pytest.approx((10 - 7381 / 2520) / 10 * 0.5)
+    assert cal.race_ceiling(10, 5, 0.05) == 0.0 and cal.race_ceiling(1, 16, 0.1) == 0.0
+
+
+def test_a_spec_gets_the_threshold_calibrated_for_its_race_length_unless_it_sets_one():
+    """Up to 8 seeds 0.1 (every spec's default before, so a stored spec resumes unchanged), longer races 0.05;
+    a threshold the spec sets stands."""
+    from bench.spec import Search
+
+    assert Search().race_p == Search(seeds_per_trial=8).race_p == 0.1
+    assert Search(seeds_per_trial=12).race_p == Search(seeds_per_trial=16).race_p == 0.05
+    assert Search(seeds_per_trial=16, race_p=0.2).race_p == 0.2
+    assert Search.model_validate(Search(seeds_per_trial=16).model_dump()).race_p == 0.05
