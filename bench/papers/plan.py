@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from stabgen.errors import StabgenError
 from stabgen.trial import TrialConfig
 
-PROBE_STEPS = 40  # timed steps per kind of config beyond WARMUP_STEPS (graph capture, allocations)
-WARMUP_STEPS = 5
-REPEATS = 3  # short and long runs alternated at least this many times; the fastest of each counts
-MAX_REPEATS = 8  # … and up to this many, until the two fastest of each kind agree within SETTLE (settled)
+PROBE_STEPS = 40  # timed steps per kind of config beyond WARMUP_STEPS (graph capture, allocations): a multiple of 10
+WARMUP_STEPS = 10  # (log steps, every 10, synchronize an accelerator: the timed window's ends fall on them)
+REPEATS = 3  # probe runs at least this many times; the fastest window counts
+MAX_REPEATS = 8  # … and up to this many, until the two fastest agree within SETTLE (settled)
 SETTLE = 0.05
 INCEPTION_PROBE = 8  # images timed through TF-Inception when the budget uses it
 STARTUP_WORK = "start-up of a fresh process"  # bench run's plan row (bench.plan.startup_seconds)
@@ -49,28 +50,35 @@ class Work:
 
 def _step_seconds(cfg: TrialConfig, device: str, data_dir: str | None, k: int = 1, probe: int = PROBE_STEPS,
                   max_repeats: int = MAX_REPEATS) -> float:
-    """Seconds per training step of a population of `k` configs like `cfg` (seeds apart): short runs of
-    WARMUP_STEPS and long runs of WARMUP_STEPS + PROBE_STEPS, alternated REPEATS times and more, up to
-    `max_repeats`, until each kind settled; the fastest of each (a busy machine slows a run, never speeds
-    it up), and their difference over the extra steps (so building the networks and loading data are not
-    counted). Alternating keeps a burst of load from landing on one kind only (issue 31: one row read
-    0.0 ms/step when the warm-up alone was slowed)."""
+    """Seconds per training step of a population of `k` configs like `cfg` (seeds apart): runs of
+    WARMUP_STEPS + `probe` steps, each timing its steps WARMUP_STEPS + 1 … WARMUP_STEPS + probe from inside
+    (on_step), REPEATS times and more, up to `max_repeats`, until the two fastest windows agree (settled);
+    the fastest counts (a busy machine slows a run, never speeds it up). Why a window inside the run:
+    building the networks, moving the data and the first steps stay outside it; the old price, a long run's
+    wall time less a short run's, carried both runs' noise (±20 % between pricings on a quiet machine,
+    benchmarks/under_load.py). The window's ends fall on log steps, which synchronize an accelerator."""
     from stabgen.datasets import DATASETS
     from stabgen.train import train_population
 
     source = DATASETS.get(cfg.dataset).source(data_dir)
-    short = [replace(cfg, steps=WARMUP_STEPS, eval_every=10**9, seed=cfg.seed + i) for i in range(k)]
-    long = [replace(c, steps=WARMUP_STEPS + probe) for c in short]
-    train_population(short, source, device)  # first use: allocations, kernels, the data in memory
-    times: dict[int, list[float]] = {0: [], 1: []}
+    ends = (WARMUP_STEPS, WARMUP_STEPS + probe)
+    cfgs = [replace(cfg, steps=ends[1], eval_every=10**9, log_every=10, seed=cfg.seed + i) for i in range(k)]
+    windows: list[float] = []
     for r in range(max_repeats):
-        for i, cfgs in enumerate((short, long)):
-            t0 = time.perf_counter()
-            train_population(cfgs, source, device)
-            times[i].append(time.perf_counter() - t0)
-        if r + 1 >= REPEATS and settled(times[0]) and settled(times[1]):
+        stamps: dict[int, float] = {}
+
+        def stamp(it: int) -> None:
+            stamps[it] = time.perf_counter()
+
+        train_population(cfgs, source, device, on_step=stamp)
+        last = max(stamps, default=0)  # a population whose every member diverged stops early
+        if last > ends[0]:
+            windows.append((stamps[last] - stamps[ends[0]]) / (last - ends[0]))
+        if len(windows) >= REPEATS and settled(windows):
             break
-    return max(min(times[1]) - min(times[0]), 1e-9 * probe) / probe
+    if not windows:
+        raise StabgenError(f"timing {cfg.model} failed: every probe run diverged within {ends[0]} steps")
+    return min(windows)
 
 
 def settled(times: list[float], tol: float = SETTLE) -> bool:

@@ -177,33 +177,34 @@ def test_a_probe_is_settled_when_its_two_fastest_runs_agree():
     assert settled([1.0, 1.06], tol=0.1)
 
 
-def test_a_step_probe_repeats_until_each_kind_settled_then_stops(monkeypatch):
-    """Short and long runs alternate at least REPEATS times and then until the two fastest of each agree
-    (by a fake clock: noisy for 3 repeats, settled at the 4th); never more than max_repeats."""
+def test_a_step_probe_times_a_window_inside_each_run_until_two_agree(monkeypatch):
+    """Each probe run times its steps WARMUP_STEPS + 1 … WARMUP_STEPS + probe from inside (a fake clock:
+    building the run and its first steps cost a lot and vary, and never enter the price); runs repeat at
+    least REPEATS times and until the two fastest windows agree; never more than max_repeats."""
     import types
 
     import stabgen.train
     from bench.papers import plan as pp
 
-    durations = iter([0.5,  # the first use, untimed
-                      1.0, 2.0, 1.3, 2.5, 1.6, 3.0,  # (short, long) × 3: neither settled
-                      1.02, 2.05,  # both settled now
-                      9.0, 9.0])
-    clock = {"t": 0.0, "calls": 0}
+    per_step = iter([2.0, 1.3, 1.6, 1.0, 1.04, 9.0])  # seconds per timed step, run after run: settled at the 5th
+    clock = {"t": 0.0, "runs": 0}
 
-    def fake_train(cfgs, source, device, **kw):
-        clock["t"] += next(durations)
-        clock["calls"] += 1
+    def fake_train(cfgs, source, device, on_step=None, **kw):
+        clock["runs"] += 1
+        clock["t"] += 100.0 * clock["runs"]  # building and data: never in the price
+        rate = next(per_step)
+        for it in range(1, cfgs[0].steps + 1):
+            clock["t"] += 50.0 if it <= pp.WARMUP_STEPS else rate  # slow first steps, outside the window
+            on_step(it)
 
     monkeypatch.setattr(stabgen.train, "train_population", fake_train)
     monkeypatch.setattr(pp, "time", types.SimpleNamespace(perf_counter=lambda: clock["t"]))
     cfg = TrialConfig(dataset="ring", model="mlp2d_small", steps=10)
-    assert pp._step_seconds(cfg, "cpu", None, probe=40) == pytest.approx((2.0 - 1.0) / 40)
-    assert clock["calls"] == 1 + 2 * 4
-    durations = iter([0.5] + [d * 1.1 ** i for i in range(10) for d in (1.0, 2.0)])  # never settled: stops at max_repeats
-    clock["calls"] = 0
-    assert pp._step_seconds(cfg, "cpu", None, probe=40, max_repeats=5) == pytest.approx(1.0 / 40)
-    assert clock["calls"] == 1 + 2 * 5
+    assert pp._step_seconds(cfg, "cpu", None, probe=40) == pytest.approx(1.0)
+    assert clock["runs"] == 5
+    per_step, clock["runs"] = iter([1.1 ** i for i in range(10)]), 0  # never settled: stops at max_repeats
+    assert pp._step_seconds(cfg, "cpu", None, probe=40, max_repeats=5) == pytest.approx(1.0)
+    assert clock["runs"] == 5
 
 
 def test_busy_elsewhere_is_the_other_processes_share_of_the_cpus(monkeypatch):
